@@ -1,0 +1,3 @@
+from voxhost.cli import main
+
+main()

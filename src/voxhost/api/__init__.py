@@ -1,0 +1,1 @@
+"""Protocol front-ends. They parse and validate, call the model manager, and format; nothing more."""

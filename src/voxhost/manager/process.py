@@ -1,0 +1,205 @@
+"""The server's handle on one worker subprocess.
+
+Spawns the worker, waits for its model to load, sends it requests and matches the answers by id. A
+reader thread watches the pipe: when the worker dies, for whatever reason (killed, segfault, out of
+memory), every request waiting on it fails at once with `WorkerCrashed`. Nothing here waits forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import multiprocessing
+import signal
+import threading
+from typing import Any
+
+from voxhost.engines import EngineConfig
+from voxhost.errors import ModelLoadError, VoxhostError, WorkerCrashed, WorkerTimeout, from_wire
+from voxhost.manager.registry import ModelSpec
+from voxhost.manager.worker import worker_main
+
+log = logging.getLogger("voxhost.manager")
+_SPAWN = multiprocessing.get_context("spawn")
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "an unknown status"
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+class WorkerProcess:
+    def __init__(self, spec: ModelSpec, config: EngineConfig, *, parallel: int = 1, log_level: str = "info"):
+        self.spec = spec
+        self._conn, self._child_conn = _SPAWN.Pipe(duplex=True)
+        self._process = _SPAWN.Process(
+            target=worker_main,
+            args=(self._child_conn, spec, config, parallel, log_level),
+            name=f"voxhost-worker[{spec.id}]",
+            daemon=True,
+        )
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._send_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready: asyncio.Future[dict[str, Any]] | None = None
+        self.info: dict[str, Any] = {}
+        self.exited = False
+        self.exitcode: int | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    async def start(self, timeout: float) -> dict[str, Any]:
+        """Spawn the worker and wait until its model is loaded. Raises ModelLoadError otherwise."""
+        self._loop = asyncio.get_running_loop()
+        self._ready = self._loop.create_future()
+        self._process.start()
+        self._child_conn.close()  # so that the worker's death closes the pipe on our side
+        threading.Thread(target=self._read_loop, name=f"reader[{self.spec.id}]", daemon=True).start()
+        try:
+            self.info = await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+        except TimeoutError:
+            self.kill()
+            raise ModelLoadError(f"loading {self.spec.id!r} took longer than {timeout:g}s") from None
+        except asyncio.CancelledError:
+            self.kill()
+            raise
+        return self.info
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        return not self.exited and self._process.is_alive()
+
+    def kill(self) -> None:
+        if self._process.pid is not None and self._process.is_alive():
+            self._process.kill()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Ask the worker to exit; kill it if it does not within `grace` seconds."""
+        if self._process.pid is None:
+            return
+        if self.alive:
+            try:
+                self._send(("shutdown",))
+            except (OSError, ValueError):
+                pass
+        await asyncio.to_thread(self._process.join, grace)
+        if self._process.is_alive():
+            log.warning("worker for %s did not stop in %.0fs; killing it", self.spec.id, grace)
+            self._process.kill()
+            await asyncio.to_thread(self._process.join, 5)
+        self._conn.close()
+
+    # --- requests --------------------------------------------------------------------------------
+    async def call(self, method: str, timeout: float, **kwargs: Any) -> Any:
+        """Run `engine.<method>(**kwargs)` in the worker and return its result."""
+        request_id, future = self._new_request()
+        try:
+            try:
+                await asyncio.to_thread(self._send, ("call", request_id, method, kwargs))
+            except (OSError, ValueError):
+                raise self._crash_error() from None
+            try:
+                return await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                log.error("worker for %s gave no answer in %.0fs; replacing it", self.spec.id, timeout)
+                self.kill()
+                raise WorkerTimeout(
+                    f"the {self.spec.id!r} worker did not answer within {timeout:g}s and was restarted"
+                ) from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def ping(self, timeout: float = 2.0) -> dict[str, Any]:
+        """The worker's own stats (pid, loads, requests served, RSS); answered even while busy."""
+        request_id, future = self._new_request()
+        try:
+            self._send(("ping", request_id))
+            result: dict[str, Any] = await asyncio.wait_for(future, timeout)
+            return result
+        except (OSError, ValueError):
+            raise self._crash_error() from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    def _new_request(self) -> tuple[int, asyncio.Future[Any]]:
+        if self.exited or self._loop is None:
+            raise self._crash_error()
+        request_id = next(self._ids)
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._pending[request_id] = future
+        return request_id, future
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        with self._send_lock:
+            self._conn.send(message)
+
+    def _crash_error(self) -> WorkerCrashed:
+        return WorkerCrashed(
+            f"the worker serving {self.spec.id!r} (pid {self.pid}) died with {describe_exit(self.exitcode)}"
+        )
+
+    # --- the reader thread and its callbacks on the event loop ----------------------------------
+    def _read_loop(self) -> None:
+        assert self._loop is not None
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                break
+            except Exception:  # an unpicklable answer: drop it, the caller times out rather than hangs
+                log.exception("unreadable message from worker %s", self.spec.id)
+                continue
+            self._call_soon(self._on_message, message)
+        self._process.join(5)
+        self._call_soon(self._on_exit, self._process.exitcode)
+
+    def _call_soon(self, callback: Any, *args: Any) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            pass  # the event loop is closed: nobody is waiting any more
+
+    def _on_message(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "ready":
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(message[1])
+            return
+        if kind == "load_failed":
+            if self._ready is not None and not self._ready.done():
+                error = from_wire(message[1])
+                self._ready.set_exception(ModelLoadError(f"loading {self.spec.id!r} failed: {error.message}"))
+            return
+        future = self._pending.get(message[1])
+        if future is None or future.done():
+            return  # its caller gave up (timeout or disconnect)
+        if kind in ("result", "pong"):
+            future.set_result(message[2])
+        elif kind == "error":
+            error: VoxhostError = from_wire(message[2])
+            future.set_exception(error)
+
+    def _on_exit(self, exitcode: int | None) -> None:
+        self.exited = True
+        self.exitcode = exitcode
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(
+                ModelLoadError(f"the worker loading {self.spec.id!r} died with {describe_exit(exitcode)}")
+            )
+        pending = [f for f in self._pending.values() if not f.done()]
+        if pending:
+            log.error("worker for %s died with %s", self.spec.id, describe_exit(exitcode))
+        for future in pending:
+            future.set_exception(self._crash_error())

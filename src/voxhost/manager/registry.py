@@ -1,0 +1,155 @@
+"""Model names, aliases and where each model's files come from.
+
+A configured model entry resolves, in this order, to: a model embedded in an installed package, a local
+directory, or a name the engine's own download logic fetches and caches. Requests can only name models
+that were configured (by id or alias), so no request can make the server read an arbitrary path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from voxhost.engines import ENGINES, EngineConfig, engine_class
+from voxhost.engines.base import TaskKind
+from voxhost.errors import ModelNotFound
+
+Origin = Literal["embedded", "local", "hub"]
+
+# OpenAI model names that clients send; they map to the default model of their task.
+TASK_ALIASES: dict[TaskKind, tuple[str, ...]] = {"asr": ("whisper-1",), "tts": ()}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A configured model: what to load and how it is named. Plain data; it is sent to workers."""
+
+    id: str
+    engine: str
+    task: TaskKind
+    origin: Origin
+    source: str
+    description: str = ""
+    aliases: tuple[str, ...] = field(default=())
+
+    def location(self, config: EngineConfig) -> str:
+        """What the engine's `load` gets: a local path, or a hub name for the engine to download.
+
+        Embedded models may be assembled into the cache here, once; call it inside the worker.
+        """
+        if self.origin == "embedded":
+            embedded = engine_class(self.engine).embedded_models()[self.source]
+            return str(embedded.locate(config.cache_dir))
+        return self.source
+
+
+def resolve_source(source: str, model_id: str | None = None) -> ModelSpec:
+    """Turn one `--model` entry (without its `NAME=` part) into a spec, or raise ModelNotFound."""
+    for engine in ENGINES.values():
+        embedded = engine.embedded_models().get(source)
+        if embedded is not None and embedded.installed:
+            return ModelSpec(
+                id=model_id or source,
+                engine=engine.name,
+                task=engine.task,
+                origin="embedded",
+                source=source,
+                description=embedded.description,
+            )
+    path = Path(source).expanduser()
+    if path.exists():
+        for engine in ENGINES.values():
+            if engine.detect_local(path):
+                return ModelSpec(
+                    id=model_id or path.name,
+                    engine=engine.name,
+                    task=engine.task,
+                    origin="local",
+                    source=str(path.resolve()),
+                    description=f"{engine.name} model from {path.name}",
+                )
+        raise ModelNotFound(f"{source!r} exists but holds no model that any engine recognises")
+    for engine in ENGINES.values():
+        if engine.is_hub_name(source):
+            return ModelSpec(
+                id=model_id or source,
+                engine=engine.name,
+                task=engine.task,
+                origin="hub",
+                source=source,
+                description=f"{engine.name} model {source} (downloaded on first load)",
+            )
+    raise ModelNotFound(
+        f"unknown model {source!r}: not an installed embedded model, a model directory, or a name any "
+        "engine can download"
+    )
+
+
+def parse_entry(entry: str) -> ModelSpec:
+    """`SOURCE` or `NAME=SOURCE`."""
+    name, sep, source = entry.partition("=")
+    if sep and name and source and "/" not in name:
+        return resolve_source(source.strip(), model_id=name.strip())
+    return resolve_source(entry.strip())
+
+
+class ModelRegistry:
+    """The configured models, by id and alias."""
+
+    def __init__(self, specs: list[ModelSpec], default_model: str | None = None) -> None:
+        self._specs: dict[str, ModelSpec] = {}
+        self._aliases: dict[str, str] = {}
+        for spec in specs:
+            if spec.id in self._specs:
+                raise ValueError(f"model id {spec.id!r} is configured twice")
+            self._specs[spec.id] = spec
+        self._defaults: dict[TaskKind, str] = {}
+        for spec in specs:
+            self._defaults.setdefault(spec.task, spec.id)
+        if default_model is not None:
+            chosen = self._lookup(default_model)
+            if chosen is None:
+                raise ModelNotFound(f"default model {default_model!r} is not among the configured models")
+            self._defaults[chosen.task] = chosen.id
+        for task, names in TASK_ALIASES.items():
+            if task in self._defaults:
+                for alias in names:
+                    if alias not in self._specs:
+                        self._aliases[alias] = self._defaults[task]
+
+    @classmethod
+    def from_entries(cls, entries: list[str], default_model: str | None = None) -> ModelRegistry:
+        return cls([parse_entry(e) for e in entries], default_model)
+
+    def _lookup(self, name: str) -> ModelSpec | None:
+        if name in self._specs:
+            return self._specs[name]
+        target = self._aliases.get(name)
+        return self._specs.get(target) if target else None
+
+    def get(self, name: str | None, task: TaskKind | None = None) -> ModelSpec:
+        """The spec for a model id or alias; `None` means the default model of `task`."""
+        if name is None or name == "":
+            if task is None or task not in self._defaults:
+                raise ModelNotFound(f"no {task or 'default'} model is configured", param="model")
+            return self._specs[self._defaults[task]]
+        spec = self._lookup(name)
+        if spec is None:
+            raise ModelNotFound(f"the model {name!r} does not exist or is not served here", param="model")
+        if task is not None and spec.task != task:
+            raise ModelNotFound(f"the model {name!r} is not a {task} model", param="model")
+        return spec
+
+    def aliases_of(self, model_id: str) -> list[str]:
+        return [alias for alias, target in self._aliases.items() if target == model_id]
+
+    def default(self, task: TaskKind) -> str | None:
+        return self._defaults.get(task)
+
+    def __iter__(self) -> Iterator[ModelSpec]:
+        return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)

@@ -1,0 +1,105 @@
+"""The worker subprocess: load one model once, then serve requests until told to stop.
+
+Runs in a spawned process (never forked, so no state of the server leaks in). The main thread only reads
+the pipe: pings are answered at once, even while inferences run, and when the server goes away the
+pipe closes and the worker exits at once. Inferences run on a small thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from typing import Any
+
+from voxhost.engines import EngineConfig, engine_class
+from voxhost.engines.base import Engine
+from voxhost.errors import BadRequest, to_wire
+from voxhost.manager.registry import ModelSpec
+
+# The engine methods a request may call, by task. Nothing else is reachable through the pipe.
+TASK_METHODS: dict[str, frozenset[str]] = {"asr": frozenset({"transcribe"}), "tts": frozenset()}
+
+
+def _rss_bytes() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+class _Worker:
+    def __init__(self, conn: Connection, spec: ModelSpec, engine: Engine, parallel: int) -> None:
+        self.conn = conn
+        self.spec = spec
+        self.engine = engine
+        self.send_lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="infer")
+        self.requests = 0
+        self.loads = 1
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self.send_lock:
+            self.conn.send(message)
+
+    def stats(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "loads": self.loads, "requests": self.requests, "rss_bytes": _rss_bytes()}
+
+    def run_call(self, request_id: int, method: str, kwargs: dict[str, Any]) -> None:
+        try:
+            if method not in TASK_METHODS[self.spec.task]:
+                raise BadRequest(f"{self.spec.id} does not support {method!r}")
+            result = getattr(self.engine, method)(**kwargs)
+            self.requests += 1
+            self.send(("result", request_id, result))
+        except BaseException as exc:  # every failure goes back to the caller, none kills the worker
+            logging.getLogger("voxhost.worker").debug("request %s failed", request_id, exc_info=True)
+            self.send(("error", request_id, to_wire(exc)))
+
+    def serve(self) -> None:
+        while True:
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                return  # the server is gone
+            kind = message[0]
+            if kind == "call":
+                _, request_id, method, kwargs = message
+                self.pool.submit(self.run_call, request_id, method, kwargs)
+            elif kind == "ping":
+                self.send(("pong", message[1], self.stats()))
+            elif kind == "shutdown":
+                return
+
+
+def worker_main(conn: Connection, spec: ModelSpec, config: EngineConfig, parallel: int, log_level: str) -> None:
+    """Entry point of the spawned process."""
+    # Ctrl+C reaches the whole process group; the server decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(
+        level=log_level.upper(), format=f"%(asctime)s %(levelname)s worker[{spec.id}] %(message)s"
+    )
+    log = logging.getLogger("voxhost.worker")
+    if log_level.lower() != "debug":
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per request is noise
+    started = time.perf_counter()
+    try:
+        engine = engine_class(spec.engine).load(spec.location(config), config)
+        info = engine.describe()
+    except BaseException as exc:
+        log.error("loading %s failed: %s", spec.id, exc)
+        try:
+            conn.send(("load_failed", to_wire(exc)))
+        finally:
+            os._exit(1)
+    load_seconds = time.perf_counter() - started
+    log.info("loaded %s in %.2fs (pid %d)", spec.id, load_seconds, os.getpid())
+    worker = _Worker(conn, spec, engine, parallel)
+    worker.send(("ready", {**info, "load_seconds": load_seconds, **worker.stats()}))
+    worker.serve()
+    # Skip interpreter teardown: model libraries can take long (or crash) freeing their state, and the
+    # whole point of a worker process is that ending it frees everything.
+    os._exit(0)

@@ -1,0 +1,95 @@
+"""The one settings object.
+
+Every knob of voxhost lives here. CLI flags map onto these fields one to one, and every field can also
+be set from a `VOXHOST_<FIELD>` environment variable (lists as comma-separated values or JSON).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Device = Literal["auto", "cpu", "cuda"]
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "voxhost"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOXHOST_", extra="ignore", validate_default=True)
+
+    # --- network -------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP API (0 picks a free one).")
+
+    # --- models --------------------------------------------------------------------------------
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["tiny.en"],
+        description=(
+            "Models to serve. Each entry is an embedded model name (tiny.en, base), a local model "
+            "directory, or a name the engine downloads (e.g. small, Systran/faster-whisper-small); "
+            "`NAME=SOURCE` serves SOURCE under the id NAME."
+        ),
+    )
+    default_model: str | None = Field(
+        None, description="Model used when a request names none or names an alias (default: the first model)."
+    )
+    device: Device = Field("auto", description="Inference device: cpu, cuda, or auto (cuda when available).")
+    compute_type: str = Field(
+        "default", description="CTranslate2 compute type; default is int8 on CPU and float16 on CUDA."
+    )
+    threads: int = Field(0, ge=0, description="CPU threads per inference (0: one per core).")
+    beam_size: int = Field(5, ge=1, le=20, description="Beam size for Whisper decoding.")
+    ttl: float = Field(
+        0, ge=0, description="Seconds a model may sit idle before its worker is stopped (0: stay loaded)."
+    )
+    preload: bool = Field(False, description="Load every configured model at start-up instead of lazily.")
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="Where assembled embedded models and downloaded models are cached.",
+    )
+    offline: bool = Field(False, description="Never download models; use only local files and caches.")
+
+    # --- workers -------------------------------------------------------------------------------
+    load_timeout: float = Field(300, gt=0, description="Seconds a model load may take before it fails.")
+    request_timeout: float = Field(
+        600, gt=0, description="Seconds one inference may take; a worker past it is replaced."
+    )
+    retry_on_crash: bool = Field(
+        True, description="Retry a request once on a fresh worker when its worker dies mid-request."
+    )
+
+    # --- limits --------------------------------------------------------------------------------
+    max_upload_mb: float = Field(25, gt=0, description="Largest accepted upload in MiB (OpenAI's limit).")
+
+    log_level: LogLevel = Field("info", description="Log level.")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _models_not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one model must be configured")
+        return value
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
