@@ -1,4 +1,4 @@
-"""The OpenAI-compatible HTTP API of a live `voxhost serve`, through the official `openai` SDK and raw HTTP."""
+"""The OpenAI-compatible HTTP API of a live `voxhost serve`, through the `openai` SDK and raw HTTP."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import openai
 import psutil
 import pytest
 
-from conftest import ServerFactory, ServerProcess, Speech, assert_transcript, words
+from conftest import ServerFactory, ServerProcess, Speech, assert_transcript
 
 FORMATS = ("wav", "mp3", "flac", "opus", "m4a", "webm", "aac")
 
@@ -54,19 +54,24 @@ def test_sdk_verbose_json_with_segments_and_words(client: openai.OpenAI, speech:
     assert result.language == "english"
     assert result.duration == pytest.approx(speech.seconds, abs=0.1)
     assert_words_match(result.text, speech.text)
-    assert result.segments and result.words
+    assert result.segments
+    assert result.words
     assert_transcript(" ".join(w.word for w in result.words), speech.text)
     starts = [w.start for w in result.words]
     assert starts == sorted(starts)
     assert result.words[-1].end <= speech.seconds + 0.1
     segment = result.segments[0]
     assert segment.end > segment.start >= 0
-    assert isinstance(segment.tokens, list) and segment.tokens
+    assert isinstance(segment.tokens, list)
+    assert segment.tokens
 
 
 def test_sdk_words_only_granularity_omits_segments(client: openai.OpenAI, speech: Speech) -> None:
     result = client.audio.transcriptions.create(
-        model="whisper-1", file=_upload(speech), response_format="verbose_json", timestamp_granularities=["word"]
+        model="whisper-1",
+        file=_upload(speech),
+        response_format="verbose_json",
+        timestamp_granularities=["word"],
     )
     assert result.words
     assert not result.segments
@@ -81,7 +86,9 @@ def test_sdk_subtitles(client: openai.OpenAI, speech: Speech, fmt: str) -> None:
         assert "00:00:00.000 --> " in body
     else:
         assert body.startswith("1\n00:00:00,000 --> ")
-    cue_text = " ".join(line for line in body.splitlines() if line and "-->" not in line and not line.isdigit())
+    cue_text = " ".join(
+        line for line in body.splitlines() if line and "-->" not in line and not line.isdigit()
+    )
     assert_words_match(cue_text.replace("WEBVTT", ""), speech.text)
 
 
@@ -90,12 +97,16 @@ def test_sdk_subtitles(client: openai.OpenAI, speech: Speech, fmt: str) -> None:
 def test_translation_with_multilingual_model(client: openai.OpenAI, speech: Speech) -> None:
     result = client.audio.translations.create(model="base", file=_upload(speech))
     assert_transcript(result.text, speech.text, max_errors=3)
-    verbose = client.audio.translations.create(model="base", file=_upload(speech), response_format="verbose_json")
+    verbose = client.audio.translations.create(
+        model="base", file=_upload(speech), response_format="verbose_json"
+    )
     assert verbose.model_dump()["task"] == "translate"
 
 
 def test_base_model_detects_language(client: openai.OpenAI, speech: Speech) -> None:
-    result = client.audio.transcriptions.create(model="base", file=_upload(speech), response_format="verbose_json")
+    result = client.audio.transcriptions.create(
+        model="base", file=_upload(speech), response_format="verbose_json"
+    )
     assert result.language == "english"
 
 
@@ -136,12 +147,20 @@ def test_bad_input_gives_clear_4xx_and_server_keeps_serving(server: ServerProces
         ({"data": {"response_format": "xml"}, "files": {"file": ("a.wav", wav)}}, 400, "invalid_request"),
         ({"data": {"temperature": "hot"}, "files": {"file": ("a.wav", wav)}}, 400, "invalid_request"),
         ({"data": {"temperature": "3"}, "files": {"file": ("a.wav", wav)}}, 400, "invalid_request"),
-        ({"data": {"timestamp_granularities[]": "char"}, "files": {"file": ("a.wav", wav)}}, 400, "invalid_request"),
+        (
+            {"data": {"timestamp_granularities[]": "char"}, "files": {"file": ("a.wav", wav)}},
+            400,
+            "invalid_request",
+        ),
         ({"data": {"language": "xx"}, "files": {"file": ("a.wav", wav)}}, 400, "invalid_request"),
         ({"data": {"model": "nope"}, "files": {"file": ("a.wav", wav)}}, 404, "model_not_found"),
         ({"data": {"model": "../../etc/passwd"}, "files": {"file": ("a.wav", wav)}}, 404, "model_not_found"),
         ({"json": {"file": "a.wav"}}, 400, "invalid_request"),
-        ({"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=x"}}, 400, ""),
+        (
+            {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=x"}},
+            400,
+            "",
+        ),
     ]
     for kwargs, status, code in cases:
         response = httpx.post(url, timeout=60, **kwargs)  # type: ignore[arg-type]
@@ -150,7 +169,10 @@ def test_bad_input_gives_clear_4xx_and_server_keeps_serving(server: ServerProces
             assert error["code"] == code, (kwargs.keys(), error)
     # translations with an English-only model: a clear 400, not a wrong answer
     response = httpx.post(
-        server.url + "/v1/audio/translations", data={"model": "tiny.en"}, files={"file": ("a.wav", wav)}, timeout=60
+        server.url + "/v1/audio/translations",
+        data={"model": "tiny.en"},
+        files={"file": ("a.wav", wav)},
+        timeout=60,
     )
     assert "English-only" in str(_error(response, 400)["message"])
     assert httpx.get(server.url + "/v1/nothing-here").status_code == 404
@@ -195,7 +217,9 @@ def test_health_and_load_unload_endpoints(server_factory: ServerFactory, short_s
     time.sleep(0.5)
     assert httpx.get(server.url + "/health").json()["models"]["tiny.en"]["state"] == "crashed"
     response = httpx.post(
-        server.url + "/v1/audio/transcriptions", files={"file": ("a.wav", short_speech.encoded("wav"))}, timeout=60
+        server.url + "/v1/audio/transcriptions",
+        files={"file": ("a.wav", short_speech.encoded("wav"))},
+        timeout=60,
     )
     assert_words_match(response.json()["text"], short_speech.text)
     health = httpx.get(server.url + "/health").json()["models"]["tiny.en"]
@@ -235,9 +259,13 @@ def test_multipart_streaming_upload_without_length(server: ServerProcess, short_
     # a chunked upload (no Content-Length) is parsed incrementally too
     boundary = "voxhostboundary"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.flac\"\r\n"
-        "Content-Type: audio/flac\r\n\r\n"
-    ).encode() + short_speech.encoded("flac") + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.flac"\r\n'
+            "Content-Type: audio/flac\r\n\r\n"
+        ).encode()
+        + short_speech.encoded("flac")
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
 
     def chunks() -> io.BytesIO:
         return io.BytesIO(body)

@@ -49,7 +49,9 @@ def _worker_pid(manager: ModelManager, model: str = "tiny.en") -> int:
     return status.pid
 
 
-def test_model_stays_resident_across_requests(settings: Settings, speech: Speech, audio16k: np.ndarray) -> None:
+def test_model_stays_resident_across_requests(
+    settings: Settings, speech: Speech, audio16k: np.ndarray
+) -> None:
     async def body(manager: ModelManager) -> None:
         first = await manager.transcribe(None, audio16k, TranscribeOptions())
         assert_transcript(first.text, speech.text)

@@ -36,7 +36,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
     message = f"{'.'.join(location) or 'request'}: {first.get('msg', 'invalid request')}"
     return error_response(
-        400, message, error_type="invalid_request_error", code="invalid_request", param=".".join(location) or None
+        400,
+        message,
+        error_type="invalid_request_error",
+        code="invalid_request",
+        param=".".join(location) or None,
     )
 
 

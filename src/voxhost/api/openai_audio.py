@@ -23,8 +23,15 @@ router = APIRouter(tags=["audio"])
 
 def _form_schema(task: Task) -> dict[str, Any]:
     properties: dict[str, Any] = {
-        "file": {"type": "string", "format": "binary", "description": "Audio: wav, mp3, flac, ogg/opus, m4a, webm..."},
-        "model": {"type": "string", "description": "Model id or alias (e.g. whisper-1); default model if omitted."},
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "Audio: wav, mp3, flac, ogg/opus, m4a, webm...",
+        },
+        "model": {
+            "type": "string",
+            "description": "Model id or alias (e.g. whisper-1); default model if omitted.",
+        },
         "prompt": {"type": "string"},
         "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS), "default": "json"},
         "temperature": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
@@ -38,7 +45,11 @@ def _form_schema(task: Task) -> dict[str, Any]:
     return {
         "requestBody": {
             "required": True,
-            "content": {"multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": properties}}},
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": ["file"], "properties": properties}
+                }
+            },
         }
     }
 
@@ -46,9 +57,9 @@ def _form_schema(task: Task) -> dict[str, Any]:
 def _options(form: Form, task: Task) -> tuple[TranscribeOptions, tuple[str, ...]]:
     temperature = 0.0
     raw_temperature = form.get("temperature")
-    if raw_temperature not in (None, ""):
+    if raw_temperature:
         try:
-            temperature = float(raw_temperature)  # type: ignore[arg-type]
+            temperature = float(raw_temperature)
         except ValueError:
             raise BadRequest("temperature must be a number", param="temperature") from None
         if not 0.0 <= temperature <= 1.0:

@@ -23,7 +23,9 @@ class AudioFormat:
 FORMATS: dict[str, AudioFormat] = {
     "wav": AudioFormat("wav", "pcm_s16le", "audio/wav", "s16"),
     "flac": AudioFormat("flac", "flac", "audio/flac", "s16"),
-    "mp3": AudioFormat("mp3", "libmp3lame", "audio/mpeg", "s16p", (8000, 16000, 22050, 24000, 32000, 44100, 48000)),
+    "mp3": AudioFormat(
+        "mp3", "libmp3lame", "audio/mpeg", "s16p", (8000, 16000, 22050, 24000, 32000, 44100, 48000)
+    ),
     "opus": AudioFormat("ogg", "libopus", "audio/ogg", "s16", (8000, 12000, 16000, 24000, 48000)),
     "ogg": AudioFormat("ogg", "libopus", "audio/ogg", "s16", (8000, 12000, 16000, 24000, 48000)),
     "aac": AudioFormat("adts", "aac", "audio/aac", "fltp", (8000, 16000, 22050, 24000, 32000, 44100, 48000)),
@@ -49,6 +51,7 @@ def encode_audio(audio: np.ndarray, sample_rate: int, fmt: str) -> bytes:
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format=spec.container) as container:
         stream = container.add_stream(spec.codec, rate=out_rate, layout="mono")
+        assert isinstance(stream, av.AudioStream)
         resampler = av.AudioResampler(format=spec.sample_format, layout="mono", rate=out_rate)
         frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
         frame.sample_rate = sample_rate

@@ -8,6 +8,7 @@ memory), every request waiting on it fails at once with `WorkerCrashed`. Nothing
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -16,7 +17,7 @@ import threading
 from typing import Any
 
 from voxhost.engines import EngineConfig
-from voxhost.errors import ModelLoadError, VoxhostError, WorkerCrashed, WorkerTimeout, from_wire
+from voxhost.errors import ModelLoadError, WorkerCrashed, WorkerTimeout, from_wire
 from voxhost.manager.registry import ModelSpec
 from voxhost.manager.worker import worker_main
 
@@ -89,10 +90,8 @@ class WorkerProcess:
         if self._process.pid is None:
             return
         if self.alive:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 self._send(("shutdown",))
-            except (OSError, ValueError):
-                pass
         await asyncio.to_thread(self._process.join, grace)
         if self._process.is_alive():
             log.warning("worker for %s did not stop in %.0fs; killing it", self.spec.id, grace)
@@ -166,10 +165,8 @@ class WorkerProcess:
 
     def _call_soon(self, callback: Any, *args: Any) -> None:
         assert self._loop is not None
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed event loop: nobody is waiting any more
             self._loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:
-            pass  # the event loop is closed: nobody is waiting any more
 
     def _on_message(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -179,8 +176,8 @@ class WorkerProcess:
             return
         if kind == "load_failed":
             if self._ready is not None and not self._ready.done():
-                error = from_wire(message[1])
-                self._ready.set_exception(ModelLoadError(f"loading {self.spec.id!r} failed: {error.message}"))
+                reason = from_wire(message[1]).message
+                self._ready.set_exception(ModelLoadError(f"loading {self.spec.id!r} failed: {reason}"))
             return
         future = self._pending.get(message[1])
         if future is None or future.done():
@@ -188,8 +185,7 @@ class WorkerProcess:
         if kind in ("result", "pong"):
             future.set_result(message[2])
         elif kind == "error":
-            error: VoxhostError = from_wire(message[2])
-            future.set_exception(error)
+            future.set_exception(from_wire(message[2]))
 
     def _on_exit(self, exitcode: int | None) -> None:
         self.exited = True

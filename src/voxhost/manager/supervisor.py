@@ -56,6 +56,7 @@ class _Entry:
     spec: ModelSpec
     slots: asyncio.Semaphore
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while nothing is in flight
     worker: WorkerProcess | None = None
     loading: bool = False
     loads: int = 0
@@ -144,9 +145,9 @@ class ModelManager:
         return True
 
     async def _drain(self, entry: _Entry, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while entry.in_flight and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        if entry.in_flight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(entry.idle.wait(), timeout)
 
     async def _stop_worker(self, entry: _Entry) -> None:
         worker, entry.worker = entry.worker, None
@@ -185,7 +186,10 @@ class ModelManager:
             entry.last_error = None
             entry.last_used = time.monotonic()
             log.info(
-                "model %s ready in worker pid %s (%.2fs)", entry.spec.id, worker.pid, time.perf_counter() - started
+                "model %s ready in worker pid %s (%.2fs)",
+                entry.spec.id,
+                worker.pid,
+                time.perf_counter() - started,
             )
             return worker
 
@@ -209,6 +213,7 @@ class ModelManager:
             for attempt in range(1, attempts + 1):
                 worker = await self._ensure_worker(entry)
                 entry.in_flight += 1
+                entry.idle.clear()
                 try:
                     result = await worker.call(method, self.settings.request_timeout, **kwargs)
                     entry.requests += 1
@@ -220,6 +225,8 @@ class ModelManager:
                 finally:
                     entry.in_flight -= 1
                     entry.last_used = time.monotonic()
+                    if not entry.in_flight:
+                        entry.idle.set()
         raise AssertionError("unreachable")
 
     async def transcribe(

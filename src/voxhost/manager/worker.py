@@ -75,7 +75,9 @@ class _Worker:
                 return
 
 
-def worker_main(conn: Connection, spec: ModelSpec, config: EngineConfig, parallel: int, log_level: str) -> None:
+def worker_main(
+    conn: Connection, spec: ModelSpec, config: EngineConfig, parallel: int, log_level: str
+) -> None:
     """Entry point of the spawned process."""
     # Ctrl+C reaches the whole process group; the server decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

