@@ -47,7 +47,10 @@ def to_srt(result: Transcription) -> str:
 
 
 def to_vtt(result: Transcription) -> str:
-    blocks = [f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{s.text.strip()}\n" for s in result.segments]
+    blocks = [
+        f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{s.text.strip()}\n"
+        for s in result.segments
+    ]
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 
@@ -90,7 +93,9 @@ def to_verbose_json(result: Transcription, granularities: tuple[str, ...] = ("se
     return body
 
 
-def render(result: Transcription, fmt: ResponseFormat, granularities: tuple[str, ...] = ()) -> str | dict[str, Any]:
+def render(
+    result: Transcription, fmt: ResponseFormat, granularities: tuple[str, ...] = ()
+) -> str | dict[str, Any]:
     """The response body: a dict for the JSON formats, text for the others."""
     if fmt == "json":
         return to_json(result)

@@ -223,7 +223,9 @@ class FasterWhisperEngine(ASREngine):
             words = None
             if seg.words is not None:
                 words = [
-                    Word(word=w.word, start=float(w.start), end=float(w.end), probability=float(w.probability))
+                    Word(
+                        word=w.word, start=float(w.start), end=float(w.end), probability=float(w.probability)
+                    )
                     for w in seg.words
                 ]
             segments.append(
