@@ -17,7 +17,7 @@ import pytest
 
 from conftest import Speech, assert_transcript
 from voxhost.audio import decode_audio
-from voxhost.errors import ModelLoadError, ModelNotFound, WorkerCrashed
+from voxhost.errors import ModelLoadError, ModelNotFound, WorkerCrashed, WorkerTimeout
 from voxhost.manager import ModelManager
 from voxhost.results import TranscribeOptions
 from voxhost.settings import Settings
@@ -236,3 +236,26 @@ def test_close_leaves_no_worker_processes(settings: Settings, audio16k: np.ndarr
     pid = run_with_manager(settings, body)
     assert not psutil.pid_exists(pid)
     assert not [c for c in psutil.Process().children(recursive=True) if c.pid == pid]
+
+
+def test_hung_worker_times_out_and_is_replaced(cache_dir: Path, audio16k: np.ndarray) -> None:
+    settings = Settings(models=["tiny.en"], cache_dir=cache_dir, request_timeout=5)
+
+    async def body(manager: ModelManager) -> None:
+        await manager.load("tiny.en")
+        pid = _worker_pid(manager)
+        os.kill(pid, signal.SIGSTOP)  # a worker stuck in a library call: alive, but never answering
+        try:
+            with pytest.raises(WorkerTimeout, match="did not answer"):
+                await manager.transcribe(None, audio16k, TranscribeOptions())
+        finally:
+            if psutil.pid_exists(pid):
+                os.kill(pid, signal.SIGCONT)
+        # a short clip, so that the fresh worker answers well within the timeout on a busy machine
+        result = await manager.transcribe(None, audio16k[: 16000 * 2], TranscribeOptions())
+        assert result.text
+        (status,) = manager.status("tiny.en")
+        assert status.pid != pid
+        assert status.restarts == 1
+
+    run_with_manager(settings, body)

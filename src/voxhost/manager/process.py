@@ -101,33 +101,38 @@ class WorkerProcess:
 
     # --- requests --------------------------------------------------------------------------------
     async def call(self, method: str, timeout: float, **kwargs: Any) -> Any:
-        """Run `engine.<method>(**kwargs)` in the worker and return its result."""
-        request_id, future = self._new_request()
+        """Run `engine.<method>(**kwargs)` in the worker and return its result.
+
+        A worker that gives no answer within `timeout` is killed (it is stuck, or far too slow) and the
+        caller gets WorkerTimeout; the next request starts a fresh worker.
+        """
         try:
-            try:
-                await asyncio.to_thread(self._send, ("call", request_id, method, kwargs))
-            except (OSError, ValueError):
-                raise self._crash_error() from None
-            try:
-                return await asyncio.wait_for(future, timeout)
-            except TimeoutError:
-                log.error("worker for %s gave no answer in %.0fs; replacing it", self.spec.id, timeout)
-                self.kill()
-                raise WorkerTimeout(
-                    f"the {self.spec.id!r} worker did not answer within {timeout:g}s and was restarted"
-                ) from None
-        finally:
-            self._pending.pop(request_id, None)
+            return await self._request(timeout, "call", method, kwargs)
+        except TimeoutError:
+            log.error("worker for %s gave no answer in %.0fs; killing it", self.spec.id, timeout)
+            self.kill()
+            raise WorkerTimeout(
+                f"the {self.spec.id!r} worker did not answer within {timeout:g}s; it was stopped and the "
+                "next request gets a fresh one"
+            ) from None
 
     async def ping(self, timeout: float = 2.0) -> dict[str, Any]:
-        """The worker's own stats (pid, loads, requests served, RSS); answered even while busy."""
+        """The worker's own stats (pid, loads, requests served, RSS); answered even while busy.
+        Raises TimeoutError when the worker does not answer."""
+        result: dict[str, Any] = await self._request(timeout, "ping")
+        return result
+
+    async def _request(self, timeout: float, kind: str, *payload: Any) -> Any:
         request_id, future = self._new_request()
         try:
-            self._send(("ping", request_id))
-            result: dict[str, Any] = await asyncio.wait_for(future, timeout)
-            return result
-        except (OSError, ValueError):
-            raise self._crash_error() from None
+            # The deadline covers sending too: a stuck worker stops reading its pipe, and a send then
+            # blocks once the pipe's buffer is full. Sending in a thread keeps the event loop free.
+            async with asyncio.timeout(timeout):
+                try:
+                    await asyncio.to_thread(self._send, (kind, request_id, *payload))
+                except (OSError, ValueError):
+                    raise self._crash_error() from None
+                return await future
         finally:
             self._pending.pop(request_id, None)
 
