@@ -15,7 +15,8 @@ import pytest
 from conftest import Speech, assert_transcript
 from voxhost.audio import decode_audio
 from voxhost.engines import EngineConfig
-from voxhost.engines.faster_whisper import FasterWhisperEngine, assemble_parts
+from voxhost.engines.assets import assemble_parts
+from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.errors import ModelLoadError, ModelNotFound
 from voxhost.manager import ModelManager, ModelRegistry
 from voxhost.manager.registry import parse_entry

@@ -31,16 +31,25 @@ class Settings(BaseSettings):
 
     # --- models --------------------------------------------------------------------------------
     models: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["tiny.en"],
+        default_factory=lambda: ["tiny.en", "en_US-joe-medium"],
         description=(
-            "Models to serve. Each entry is an embedded model name (tiny.en, base), a local model "
-            "directory, or a name the engine downloads (e.g. small, Systran/faster-whisper-small); "
-            "`NAME=SOURCE` serves SOURCE under the id NAME."
+            "Models to serve. Each entry is an embedded model name (tiny.en, base, en_US-joe-medium, "
+            "kokoro), a local model directory or file, or a name the engine downloads (e.g. small, "
+            "Systran/faster-whisper-small, en_US-lessac-medium); `NAME=SOURCE` serves SOURCE as NAME."
         ),
     )
     default_model: str | None = Field(
-        None, description="Model used when a request names none or names an alias (default: the first model)."
+        None,
+        description="Default model of its task, for requests naming none or an alias such as whisper-1 or "
+        "tts-1 (default: the first model of each task).",
     )
+    hd_tts_model: str | None = Field(
+        None, description="Model behind the alias tts-1-hd (default: a served Kokoro model, else tts-1's)."
+    )
+    voice_files: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="Extra voice files (.npz style vectors) for Kokoro models."
+    )
+    tts_language: str = Field("en-us", description="Language Kokoro phonemizes text in (e.g. en-us, ja).")
     device: Device = Field("auto", description="Inference device: cpu, cuda, or auto (cuda when available).")
     compute_type: str = Field(
         "default", description="CTranslate2 compute type; default is int8 on CPU and float16 on CUDA."
@@ -68,10 +77,11 @@ class Settings(BaseSettings):
 
     # --- limits --------------------------------------------------------------------------------
     max_upload_mb: float = Field(25, gt=0, description="Largest accepted upload in MiB (OpenAI's limit).")
+    max_input_chars: int = Field(4096, gt=0, description="Longest text accepted for speech (OpenAI's limit).")
 
     log_level: LogLevel = Field("info", description="Log level.")
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "voice_files", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:
         if isinstance(value, str):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from voxhost.errors import BadRequest
 from voxhost.results import TranscribeOptions, Transcription
 
 TaskKind = Literal["asr", "tts"]
@@ -31,6 +32,8 @@ class EngineConfig:
     beam_size: int = 5
     cache_dir: Path = Path(".")
     offline: bool = False
+    voice_files: tuple[Path, ...] = ()  # extra voice files for engines whose voices are data (Kokoro)
+    tts_language: str = "en-us"  # language engines like Kokoro phonemize text in
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +98,44 @@ class ASREngine(Engine):
         progress: Callable[[float], None] | None = None,
     ) -> Transcription:
         """Transcribe float32 mono 16 kHz audio. `progress` gets the seconds of audio done so far."""
+
+
+class TTSEngine(Engine):
+    """Text to speech. `synthesize` yields audio as each sentence is ready, so callers can stream."""
+
+    task: ClassVar[TaskKind] = "tts"
+
+    @property
+    @abstractmethod
+    def sample_rate(self) -> int:
+        """The rate of the float32 mono chunks `synthesize` yields."""
+
+    @abstractmethod
+    def voices(self) -> list[dict[str, Any]]:
+        """The voices one loaded model serves: dicts with at least `id`, plus `language`, `gender`."""
+
+    @abstractmethod
+    def voice_aliases(self) -> dict[str, str]:
+        """OpenAI voice names (alloy, echo, ...) mapped onto this model's voices."""
+
+    @abstractmethod
+    def synthesize(
+        self, text: str, voice: str | None = None, speed: float = 1.0, language: str | None = None
+    ) -> Iterator[np.ndarray]:
+        """Yield float32 mono audio at `sample_rate`, one chunk per sentence (or finer)."""
+
+    def resolve_voice(self, voice: str | None) -> str:
+        """A voice id of this model for a requested name: its own id, an OpenAI alias, or the default."""
+        ids: list[str] = [str(v["id"]) for v in self.voices()]
+        if voice is None or voice == "":
+            return ids[0]
+        if voice in ids:
+            return voice
+        aliases = self.voice_aliases()
+        if voice in aliases:
+            return aliases[voice]
+        raise BadRequest(
+            f"unknown voice {voice!r}; this model has {', '.join(ids)} "
+            f"(and the OpenAI names {', '.join(sorted(aliases))})",
+            param="voice",
+        )

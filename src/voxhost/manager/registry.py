@@ -19,7 +19,8 @@ from voxhost.errors import ModelNotFound
 Origin = Literal["embedded", "local", "hub"]
 
 # OpenAI model names that clients send; they map to the default model of their task.
-TASK_ALIASES: dict[TaskKind, tuple[str, ...]] = {"asr": ("whisper-1",), "tts": ()}
+TASK_ALIASES: dict[TaskKind, tuple[str, ...]] = {"asr": ("whisper-1",), "tts": ("tts-1", "tts-1-hd")}
+HD_ALIAS = "tts-1-hd"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,9 @@ def parse_entry(entry: str) -> ModelSpec:
 class ModelRegistry:
     """The configured models, by id and alias."""
 
-    def __init__(self, specs: list[ModelSpec], default_model: str | None = None) -> None:
+    def __init__(
+        self, specs: list[ModelSpec], default_model: str | None = None, hd_tts_model: str | None = None
+    ) -> None:
         self._specs: dict[str, ModelSpec] = {}
         self._aliases: dict[str, str] = {}
         for spec in specs:
@@ -118,10 +121,22 @@ class ModelRegistry:
                 for alias in names:
                     if alias not in self._specs:
                         self._aliases[alias] = self._defaults[task]
+        # tts-1-hd: the configured HD model, else a Kokoro model if one is served, else the default voice
+        if "tts" in self._defaults and HD_ALIAS not in self._specs:
+            kokoro = [s.id for s in specs if s.engine == "kokoro"]
+            if hd_tts_model is not None:
+                chosen = self._lookup(hd_tts_model)
+                if chosen is None or chosen.task != "tts":
+                    raise ModelNotFound(f"the HD speech model {hd_tts_model!r} is not a configured TTS model")
+                self._aliases[HD_ALIAS] = chosen.id
+            elif kokoro:
+                self._aliases[HD_ALIAS] = kokoro[0]
 
     @classmethod
-    def from_entries(cls, entries: list[str], default_model: str | None = None) -> ModelRegistry:
-        return cls([parse_entry(e) for e in entries], default_model)
+    def from_entries(
+        cls, entries: list[str], default_model: str | None = None, hd_tts_model: str | None = None
+    ) -> ModelRegistry:
+        return cls([parse_entry(e) for e in entries], default_model, hd_tts_model)
 
     def _lookup(self, name: str) -> ModelSpec | None:
         if name in self._specs:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -83,13 +84,17 @@ def engine_config(settings: Settings) -> EngineConfig:
         beam_size=settings.beam_size,
         cache_dir=settings.cache_dir,
         offline=settings.offline,
+        voice_files=tuple(settings.voice_files),
+        tts_language=settings.tts_language,
     )
 
 
 class ModelManager:
     def __init__(self, settings: Settings, registry: ModelRegistry | None = None) -> None:
         self.settings = settings
-        self.registry = registry or ModelRegistry.from_entries(settings.models, settings.default_model)
+        self.registry = registry or ModelRegistry.from_entries(
+            settings.models, settings.default_model, settings.hd_tts_model
+        )
         self._config = engine_config(settings)
         # One inference at a time per worker for now; requests beyond that wait here, in the server,
         # so that a worker crash only ever takes the request it was running with it.
@@ -228,6 +233,53 @@ class ModelManager:
                     if not entry.in_flight:
                         entry.idle.set()
         raise AssertionError("unreachable")
+
+    async def _stream(self, entry: _Entry, method: str, **kwargs: Any) -> AsyncGenerator[Any, None]:
+        """Like `_run` for generator methods. A crash before the first item is retried on a fresh
+        worker; after it, the caller has partial output and gets the error. Use with `aclosing`."""
+        attempts = 2 if self.settings.retry_on_crash else 1
+        async with entry.slots:
+            for attempt in range(1, attempts + 1):
+                worker = await self._ensure_worker(entry)
+                entry.in_flight += 1
+                entry.idle.clear()
+                started = False
+                try:
+                    async with contextlib.aclosing(
+                        worker.stream(method, self.settings.request_timeout, **kwargs)
+                    ) as items:
+                        async for item in items:
+                            started = True
+                            yield item
+                    entry.requests += 1
+                    return
+                except WorkerCrashed as exc:
+                    if started or attempt == attempts:
+                        raise
+                    log.warning("%s; retrying on a fresh worker", exc.message)
+                finally:
+                    entry.in_flight -= 1
+                    entry.last_used = time.monotonic()
+                    if not entry.in_flight:
+                        entry.idle.set()
+
+    def synthesize(
+        self,
+        model: str | None,
+        text: str,
+        voice: str | None = None,
+        speed: float = 1.0,
+        language: str | None = None,
+    ) -> AsyncGenerator[np.ndarray, None]:
+        """Stream float32 audio at the model's `sample_rate`, one chunk per sentence as each is ready."""
+        entry = self._entry(model, "tts")
+        return self._stream(entry, "synthesize", text=text, voice=voice, speed=speed, language=language)
+
+    async def tts_info(self, model: str | None) -> tuple[ModelSpec, dict[str, Any]]:
+        """A TTS model's spec and facts (sample rate, voices, voice aliases); loads it if needed."""
+        entry = self._entry(model, "tts")
+        worker = await self._ensure_worker(entry)
+        return entry.spec, worker.info
 
     async def transcribe(
         self, model: str | None, audio: np.ndarray, options: TranscribeOptions

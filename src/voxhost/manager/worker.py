@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
@@ -22,7 +23,10 @@ from voxhost.errors import BadRequest, to_wire
 from voxhost.manager.registry import ModelSpec
 
 # The engine methods a request may call, by task. Nothing else is reachable through the pipe.
-TASK_METHODS: dict[str, frozenset[str]] = {"asr": frozenset({"transcribe"}), "tts": frozenset()}
+TASK_METHODS: dict[str, frozenset[str]] = {
+    "asr": frozenset({"transcribe"}),
+    "tts": frozenset({"synthesize", "voices"}),
+}
 
 
 def _rss_bytes() -> int:
@@ -40,6 +44,8 @@ class _Worker:
         self.pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="infer")
         self.requests = 0
         self.loads = 1
+        self.active: set[int] = set()
+        self.cancelled: set[int] = set()  # streaming requests whose caller went away
 
     def send(self, message: tuple[Any, ...]) -> None:
         with self.send_lock:
@@ -49,15 +55,29 @@ class _Worker:
         return {"pid": os.getpid(), "loads": self.loads, "requests": self.requests, "rss_bytes": _rss_bytes()}
 
     def run_call(self, request_id: int, method: str, kwargs: dict[str, Any]) -> None:
+        self.active.add(request_id)
         try:
             if method not in TASK_METHODS[self.spec.task]:
                 raise BadRequest(f"{self.spec.id} does not support {method!r}")
             result = getattr(self.engine, method)(**kwargs)
+            if isinstance(result, Iterator):
+                # A streaming method: each item goes back as soon as it is ready; a cancel from the
+                # server stops the generator between items, so an abandoned request frees the worker.
+                for item in result:
+                    if request_id in self.cancelled:
+                        if isinstance(result, Generator):
+                            result.close()
+                        break
+                    self.send(("chunk", request_id, item))
+                result = None
             self.requests += 1
             self.send(("result", request_id, result))
         except BaseException as exc:  # every failure goes back to the caller, none kills the worker
             logging.getLogger("voxhost.worker").debug("request %s failed", request_id, exc_info=True)
             self.send(("error", request_id, to_wire(exc)))
+        finally:
+            self.active.discard(request_id)
+            self.cancelled.discard(request_id)
 
     def serve(self) -> None:
         while True:
@@ -69,6 +89,9 @@ class _Worker:
             if kind == "call":
                 _, request_id, method, kwargs = message
                 self.pool.submit(self.run_call, request_id, method, kwargs)
+            elif kind == "cancel":
+                if message[1] in self.active:
+                    self.cancelled.add(message[1])
             elif kind == "ping":
                 self.send(("pong", message[1], self.stats()))
             elif kind == "shutdown":

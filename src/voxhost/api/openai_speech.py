@@ -1,0 +1,108 @@
+"""OpenAI's `/v1/audio/speech`, streamed: audio goes out as each sentence is synthesized."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from voxhost.api.deps import get_manager, get_settings
+from voxhost.audio.encode import PCM_RATE, StreamEncoder
+from voxhost.errors import BadRequest
+from voxhost.manager import ModelManager
+from voxhost.settings import Settings
+
+router = APIRouter(tags=["audio"])
+
+
+class SpeechRequest(BaseModel):
+    model: str | None = Field(None, description="TTS model id or alias (tts-1, tts-1-hd); default if omitted.")
+    input: str = Field(description="The text to speak.")
+    voice: str | None = Field(None, description="A voice of the model, or an OpenAI name (alloy, echo, ...).")
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
+    speed: float = Field(1.0, ge=0.25, le=4.0)
+    instructions: str | None = Field(None, description="Accepted for compatibility; not used by these models.")
+    stream_format: Literal["audio"] = Field("audio", description="Only raw audio streaming is supported.")
+    sample_rate: int | Literal["native"] | None = Field(
+        None,
+        description="voxhost extension: output rate in Hz, or 'native' for the voice's own rate. Default: "
+        "24000 for pcm (as OpenAI documents), the voice's rate for the other formats.",
+    )
+    language: str | None = Field(None, description="voxhost extension: language for Kokoro (e.g. en-us, ja).")
+
+
+def _output_rate(request: SpeechRequest, native: int) -> int:
+    if request.sample_rate == "native":
+        return native
+    if isinstance(request.sample_rate, int):
+        if not 8000 <= request.sample_rate <= 48000:
+            raise BadRequest("sample_rate must be between 8000 and 48000", param="sample_rate")
+        return request.sample_rate
+    return PCM_RATE if request.response_format == "pcm" else native
+
+
+@router.post(
+    "/v1/audio/speech",
+    summary="Generate speech from text (streamed as it is synthesized)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"audio/mpeg": {}, "audio/wav": {}, "audio/pcm": {}}}},
+)
+async def speech(
+    request: SpeechRequest,
+    manager: ModelManager = Depends(get_manager),
+    settings: Settings = Depends(get_settings),
+) -> StreamingResponse:
+    text = request.input.strip()
+    if not text:
+        raise BadRequest("input is empty", param="input")
+    if len(request.input) > settings.max_input_chars:
+        raise BadRequest(
+            f"input is {len(request.input)} characters; the limit is {settings.max_input_chars}", param="input"
+        )
+    spec, info = await manager.tts_info(request.model)
+    encoder = StreamEncoder(
+        request.response_format, info["sample_rate"], _output_rate(request, info["sample_rate"])
+    )
+    chunks = manager.synthesize(spec.id, text, request.voice, request.speed, request.language)
+    try:
+        # The first sentence is awaited before answering, so that an unknown voice or a failed model
+        # is a proper error status rather than a broken stream.
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        first = None
+    except BaseException:
+        await chunks.aclose()
+        raise
+    headers = {"X-Sample-Rate": str(encoder.sample_rate), "X-Voxhost-Model": spec.id}
+    return StreamingResponse(_body(chunks, first, encoder), media_type=encoder.content_type, headers=headers)
+
+
+async def _body(chunks: Any, first: Any, encoder: StreamEncoder) -> AsyncIterator[bytes]:
+    async with contextlib.aclosing(chunks):
+        if first is not None:
+            yield await asyncio.to_thread(encoder.encode, first)
+            async for chunk in chunks:
+                data = await asyncio.to_thread(encoder.encode, chunk)
+                if data:
+                    yield data
+        yield await asyncio.to_thread(encoder.close)
+
+
+@router.get("/v1/audio/voices", summary="Voices of the TTS models")
+async def voices(
+    model: str | None = None, manager: ModelManager = Depends(get_manager)
+) -> dict[str, Any]:
+    """The voices each TTS model serves (loading it if needed), with OpenAI voice names mapped onto them."""
+    names = [model] if model else [s.id for s in manager.status() if s.task == "tts"]
+    data = []
+    for name in names:
+        spec, info = await manager.tts_info(name)
+        for voice in info["voices"]:
+            aliases = [a for a, v in info["voice_aliases"].items() if v == voice["id"]]
+            data.append({**voice, "model": spec.id, "sample_rate": info["sample_rate"], "aliases": aliases})
+    return {"object": "list", "data": data}

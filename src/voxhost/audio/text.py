@@ -1,0 +1,43 @@
+"""Split text into sentences for streaming synthesis: the first sentence can play while later ones render."""
+
+from __future__ import annotations
+
+import re
+
+# A sentence ends after . ! ? … (or their CJK forms) and any closing quotes, before a space; or at a line
+# break. CJK full stops end a sentence even without a space.
+_END = re.compile(r"[.!?…]+[\"')\]»”’]*(?=\s)|[。！？]+[」』”’)]*|\n+")
+_SOFT = re.compile(r"(?<=[,;:、，；：])\s+")
+
+
+def split_sentences(text: str, max_chars: int = 300) -> list[str]:
+    """Sentences of `text`, none longer than `max_chars` (long ones are cut at commas, then spaces)."""
+    pieces: list[str] = []
+    start = 0
+    for match in [*_END.finditer(text), None]:
+        end = match.end() if match else len(text)
+        sentence = text[start:end].strip()
+        start = end
+        if sentence:
+            pieces.extend(_cut(sentence, max_chars))
+    return pieces
+
+
+def _cut(sentence: str, max_chars: int) -> list[str]:
+    if len(sentence) <= max_chars:
+        return [sentence]
+    out: list[str] = []
+    current = ""
+    for part in _SOFT.split(sentence) if _SOFT.search(sentence) else sentence.split(" "):
+        candidate = f"{current} {part}".strip()
+        if len(candidate) > max_chars and current:
+            out.append(current)
+            current = part
+        else:
+            current = candidate
+        while len(current) > max_chars:  # one unbroken run of characters
+            out.append(current[:max_chars])
+            current = current[max_chars:]
+    if current:
+        out.append(current)
+    return out

