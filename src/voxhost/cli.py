@@ -100,11 +100,35 @@ def transcribe(
 
 
 @app.command()
-def models(model: ModelOpt = None) -> None:
-    """List the models voxhost can serve and whether each is installed."""
+def models(
+    model: ModelOpt = None,
+    default_model: Annotated[str | None, typer.Option(help="Default model id.")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Model cache directory.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the models voxhost can serve, whether each is installed, and which ones are served."""
     from voxhost.catalog import print_catalog
 
-    print_catalog(_settings(models=model))
+    settings = _settings(models=model, default_model=default_model, cache_dir=cache_dir)
+    raise typer.Exit(print_catalog(settings, as_json=as_json))
+
+
+@app.command()
+def bench(
+    calls: Annotated[int, typer.Option(min=1, max=10000, help="Timed calls per contender.")] = 20,
+    rss_calls: Annotated[int, typer.Option(min=0, max=100000, help="Calls between RSS readings.")] = 200,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model to benchmark.")] = "tiny.en",
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures as JSON here ('-': stdout).")
+    ] = None,
+    wav: Annotated[
+        Path | None, typer.Option(help="Speech clip to use instead of Piper.", exists=True, dir_okay=False)
+    ] = None,
+) -> None:
+    """Measure ASR overhead: the server vs in-process faster-whisper vs reloading the model per call."""
+    from voxhost.benchmark import run_and_report
+
+    sys.exit(run_and_report(calls=calls, rss_calls=rss_calls, model=model, json_path=json_path, wav=wav))
 
 
 def main() -> None:
