@@ -52,13 +52,25 @@ def speak(server: ServerProcess, **body: object) -> httpx.Response:
 
 def transcribe(server: ServerProcess, audio: bytes, name: str = "speech.wav") -> str:
     response = httpx.post(
-        server.url + "/v1/audio/transcriptions", files={"file": (name, audio)}, data={"model": "tiny.en"}, timeout=120
+        server.url + "/v1/audio/transcriptions",
+        files={"file": (name, audio)},
+        data={"model": "tiny.en"},
+        timeout=120,
     )
     assert response.status_code == 200, response.text
     return str(response.json()["text"])
 
 
-@pytest.mark.parametrize(("model", "voice"), [("en_US-joe-medium", None), ("tts-1", "alloy"), ("kokoro", "jf_alpha"), ("kokoro", "jm_kumo"), ("tts-1-hd", "echo")])
+@pytest.mark.parametrize(
+    ("model", "voice"),
+    [
+        ("en_US-joe-medium", None),
+        ("tts-1", "alloy"),
+        ("kokoro", "jf_alpha"),
+        ("kokoro", "jm_kumo"),
+        ("tts-1-hd", "echo"),
+    ],
+)
 def test_round_trip_through_the_same_server(tts_server: ServerProcess, model: str, voice: str | None) -> None:
     body: dict[str, object] = {"model": model, "response_format": "wav"}
     if voice:
@@ -188,7 +200,9 @@ def test_bad_requests_are_4xx(tts_server: ServerProcess) -> None:
         assert response.status_code == status, (body, response.text)
         assert response.json()["error"]["message"]
     broken = httpx.post(
-        tts_server.url + "/v1/audio/speech", content=b"{not json", headers={"content-type": "application/json"}
+        tts_server.url + "/v1/audio/speech",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
     )
     assert broken.status_code == 400
     assert speak(tts_server, response_format="wav").status_code == 200

