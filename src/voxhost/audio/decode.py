@@ -10,6 +10,9 @@ import numpy as np
 from voxhost.errors import BadAudio
 
 SAMPLE_RATE = 16000
+# WAV and FLAC declare everything in their first bytes; skipping FFmpeg's long format probe saves ~6 ms a
+# request. Other formats (MP3 with big ID3 tags, MP4 with the index at the end) keep the full probe.
+_FAST_PROBE = {"probesize": "32768", "analyzeduration": "0"}
 
 
 def decode_audio(data: bytes, sample_rate: int = SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray:
@@ -24,7 +27,8 @@ def decode_audio(data: bytes, sample_rate: int = SAMPLE_RATE, max_seconds: float
     chunks: list[np.ndarray] = []
     total = 0
     try:
-        with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
+        options = _FAST_PROBE if data[:4] in (b"RIFF", b"fLaC") else {}
+        with av.open(io.BytesIO(data), mode="r", options=options, metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise BadAudio("the uploaded file has no audio stream", param="file")
             stream = container.streams.audio[0]
