@@ -278,3 +278,22 @@ def test_multipart_streaming_upload_without_length(server: ServerProcess, short_
     )
     assert response.status_code == 200, response.text
     assert_words_match(response.json()["text"], short_speech.text)
+
+
+def test_serve_with_no_model_flags_serves_the_embedded_defaults(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    models = {m["id"]: m for m in httpx.get(server.url + "/v1/models").json()["data"]}
+    assert models["tiny.en"]["task"] == "asr"
+    assert models["en_US-joe-medium"]["task"] == "tts"
+    assert models["whisper-1"]["alias_of"] == "tiny.en"
+    assert models["tts-1"]["alias_of"] == "en_US-joe-medium"
+    speech = httpx.post(
+        server.url + "/v1/audio/speech",
+        json={"input": "Hello.", "voice": "alloy", "response_format": "wav"},
+        timeout=60,
+    )
+    assert speech.status_code == 200
+    text = httpx.post(
+        server.url + "/v1/audio/transcriptions", files={"file": ("hello.wav", speech.content)}, timeout=60
+    ).json()["text"]
+    assert_transcript(text, "Hello.")
