@@ -100,6 +100,7 @@ class ServerProcess:
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    wyoming_uri: str
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -120,16 +121,17 @@ def start_server(
 ) -> ServerProcess:
     """`voxhost serve` in a subprocess on a free 127.0.0.1 port; returns once /health answers 200."""
     port = free_port()
+    wyoming_uri = f"tcp://127.0.0.1:{free_port()}"
     log_path = tmp_path / f"server-{port}.log"
     command = [
         sys.executable, "-m", "voxhost", "serve", "--host", "127.0.0.1", "--port", str(port),
-        "--cache-dir", str(cache_dir), *args,
+        "--wyoming-uri", wyoming_uri, "--cache-dir", str(cache_dir), *args,
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
-    server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
+    server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path, wyoming_uri)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

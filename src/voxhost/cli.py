@@ -51,6 +51,10 @@ Opt = typer.Option
 def serve(
     host: Annotated[str | None, Opt(help="Bind address [default: 127.0.0.1].")] = None,
     port: Annotated[int | None, Opt(help="Port [default: 8000].")] = None,
+    wyoming: Annotated[
+        bool | None, Opt("--wyoming/--no-wyoming", help="Serve Wyoming too [default: on].")
+    ] = None,
+    wyoming_uri: Annotated[str | None, Opt(help="Wyoming address [default: tcp://127.0.0.1:10300].")] = None,
     model: ModelOpt = None,
     default_model: Annotated[str | None, Opt(help="Default model of its task (ASR or TTS).")] = None,
     hd_tts_model: Annotated[str | None, Opt(help="Model behind the alias tts-1-hd.")] = None,
@@ -75,7 +79,8 @@ def serve(
 ) -> None:
     """Start the HTTP server (OpenAI-compatible API) with resident model workers."""
     settings = _settings(
-        host=host, port=port, models=model, default_model=default_model, hd_tts_model=hd_tts_model,
+        host=host, port=port, wyoming=wyoming, wyoming_uri=wyoming_uri, models=model,
+        default_model=default_model, hd_tts_model=hd_tts_model,
         device=device, compute_type=compute_type, threads=threads, beam_size=beam_size,
         voice_files=voice_file, tts_language=tts_language, ttl=ttl, preload=preload, cache_dir=cache_dir,
         offline=offline, load_timeout=load_timeout, request_timeout=request_timeout,

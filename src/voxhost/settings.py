@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # --- network -------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP API (0 picks a free one).")
+    wyoming: bool = Field(True, description="Also serve the Wyoming protocol (Home Assistant).")
+    wyoming_uri: str = Field(
+        "tcp://127.0.0.1:10300", description="Where Wyoming listens: tcp://HOST:PORT or unix://PATH."
+    )
 
     # --- models --------------------------------------------------------------------------------
     models: Annotated[list[str], NoDecode] = Field(

@@ -12,6 +12,7 @@ from voxhost import __version__
 from voxhost.api import models, openai_audio, openai_speech
 from voxhost.api.deps import get_manager
 from voxhost.api.errors import install_error_handlers
+from voxhost.api.wyoming import WyomingServer
 from voxhost.manager import ModelManager
 from voxhost.settings import Settings
 
@@ -51,10 +52,16 @@ def create_app(settings: Settings | None = None, manager: ModelManager | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # HTTP and Wyoming start and stop together, around one model manager.
         await manager.start()
+        wyoming = WyomingServer(manager, settings) if settings.wyoming else None
         try:
+            if wyoming is not None:
+                await wyoming.start()
             yield
         finally:
+            if wyoming is not None:
+                await wyoming.stop()
             await manager.close()
 
     app = FastAPI(

@@ -41,3 +41,13 @@ def _cut(sentence: str, max_chars: int) -> list[str]:
     if current:
         out.append(current)
     return out
+
+
+def split_complete(text: str) -> tuple[str, str]:
+    """(the complete sentences at the start of `text`, the unfinished rest) for text that still grows."""
+    last = None
+    for last in _END.finditer(text):  # noqa: B007 - only the last boundary matters
+        pass
+    if last is None:
+        return "", text
+    return text[: last.end()], text[last.end() :]

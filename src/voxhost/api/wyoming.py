@@ -1,0 +1,292 @@
+"""The Wyoming protocol front-end (Home Assistant's voice pipeline), on the same model manager as HTTP.
+
+One handler per connection. ASR: `transcribe` + `audio-start/chunk/stop` -> `transcript` (plus the
+streaming `transcript-start/chunk/stop` events). TTS: `synthesize` -> `audio-start/chunk/stop`, and the
+streaming `synthesize-start/chunk/stop` events, where audio for each complete sentence goes out while
+the client is still sending text. Every failure becomes an `error` event; the connection stays usable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import numpy as np
+from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import AsrModel, AsrProgram, Attribution, Describe, Info, TtsProgram, TtsVoice
+from wyoming.server import AsyncEventHandler, AsyncServer
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
+
+from voxhost import __version__
+from voxhost.audio.decode import PcmConverter, float_to_pcm16
+from voxhost.audio.text import split_complete
+from voxhost.engines import ENGINES
+from voxhost.errors import BadAudio, BadRequest, PayloadTooLarge, VoxhostError
+from voxhost.languages import LANGUAGES, normalize_language
+from voxhost.manager import ModelManager
+from voxhost.results import TranscribeOptions
+from voxhost.settings import Settings
+
+log = logging.getLogger("voxhost.wyoming")
+
+ATTRIBUTION = {
+    "faster-whisper": Attribution(name="OpenAI Whisper via SYSTRAN faster-whisper", url="https://github.com/SYSTRAN/faster-whisper"),
+    "piper": Attribution(name="Piper (rhasspy)", url="https://github.com/rhasspy/piper"),
+    "kokoro": Attribution(name="Kokoro-82M via kokoro-onnx", url="https://github.com/thewh1teagle/kokoro-onnx"),
+}  # fmt: skip
+VOXHOST = Attribution(name="voxhost", url="")
+
+
+class WyomingService:
+    """What every connection shares: the manager, limits, and the voice -> model map for TTS."""
+
+    def __init__(self, manager: ModelManager, settings: Settings) -> None:
+        self.manager = manager
+        self.settings = settings
+        self._voices: dict[str, tuple[str, str]] = {}  # voice name -> (model id, voice id)
+
+    def asr_languages(self, model_id: str) -> list[str]:
+        (status,) = self.manager.status(model_id)
+        if "languages" in status.info:
+            return list(status.info["languages"])
+        spec = self.manager.resolve(model_id)
+        embedded = ENGINES[spec.engine].embedded_models().get(spec.source)
+        if spec.origin == "embedded" and embedded is not None and not embedded.multilingual:
+            return ["en"]
+        return list(LANGUAGES)
+
+    async def tts_voices(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(model id, engine, voice) for every voice of every TTS model (loading the models if needed)."""
+        found = []
+        for status in self.manager.status():
+            if status.task != "tts":
+                continue
+            spec, info = await self.manager.tts_info(status.id)
+            for voice in info["voices"]:
+                found.append((spec.id, spec.engine, voice))
+                self._voices.setdefault(voice["id"], (spec.id, voice["id"]))
+        return found
+
+    async def info(self) -> Info:
+        asr_models = [
+            AsrModel(
+                name=s.id,
+                description=s.description,
+                attribution=ATTRIBUTION.get(s.engine, VOXHOST),
+                installed=True,
+                version=None,
+                languages=self.asr_languages(s.id),
+            )
+            for s in self.manager.status()
+            if s.task == "asr"
+        ]
+        voices = [
+            TtsVoice(
+                name=voice["id"],
+                description=f"{voice['id']} ({model_id})",
+                attribution=ATTRIBUTION.get(engine, VOXHOST),
+                installed=True,
+                version=None,
+                languages=[str(voice.get("language", "en"))],
+            )
+            for model_id, engine, voice in await self.tts_voices()
+        ]
+        programs: dict[str, Any] = {}
+        if asr_models:
+            programs["asr"] = [
+                AsrProgram(
+                    name="voxhost-asr",
+                    description="voxhost speech-to-text",
+                    attribution=VOXHOST,
+                    installed=True,
+                    version=__version__,
+                    models=asr_models,
+                    supports_transcript_streaming=True,
+                )
+            ]
+        if voices:
+            programs["tts"] = [
+                TtsProgram(
+                    name="voxhost-tts",
+                    description="voxhost text-to-speech",
+                    attribution=VOXHOST,
+                    installed=True,
+                    version=__version__,
+                    voices=voices,
+                    supports_synthesize_streaming=True,
+                )
+            ]
+        return Info(**programs)
+
+    async def voice(self, name: str | None) -> tuple[str | None, str | None]:
+        """(model, voice) for a Wyoming voice name; (None, None) picks the default voice."""
+        if not name:
+            return None, None
+        if name not in self._voices:
+            await self.tts_voices()
+        if name in self._voices:
+            return self._voices[name]
+        with contextlib.suppress(VoxhostError):
+            return self.manager.resolve(name, "tts").id, None  # a model id or alias such as tts-1
+        raise BadRequest(f"unknown voice {name!r}", param="voice")
+
+
+class WyomingHandler(AsyncEventHandler):
+    def __init__(self, reader: Any, writer: Any, service: WyomingService) -> None:
+        super().__init__(reader, writer)
+        self.service = service
+        self._reset_asr()
+        self._streaming = False  # inside synthesize-start ... synthesize-stop
+        self._stream_text = ""
+        self._stream_voice: tuple[str | None, str | None] = (None, None)
+        self._audio_started = False
+
+    def _reset_asr(self) -> None:
+        self._asr_model: str | None = None
+        self._language: str | None = None
+        self._converter: PcmConverter | None = None
+        self._audio: list[np.ndarray] = []
+        self._received = 0
+
+    async def handle_event(self, event: Event) -> bool:
+        try:
+            await self._dispatch(event)
+        except VoxhostError as exc:
+            await self._error(exc.message, exc.code)
+        except (KeyError, TypeError, ValueError) as exc:
+            await self._error(f"malformed {event.type} event: {exc}", "invalid_event")
+        return True
+
+    async def _error(self, message: str, code: str) -> None:
+        log.info("wyoming error: %s", message)
+        self._reset_asr()
+        self._streaming = False
+        await self.write_event(Error(text=message, code=code).event())
+
+    async def _dispatch(self, event: Event) -> None:
+        if Describe.is_type(event.type):
+            await self.write_event((await self.service.info()).event())
+        elif Transcribe.is_type(event.type):
+            request = Transcribe.from_event(event)
+            self._reset_asr()
+            self._asr_model = self.service.manager.resolve(request.name or None, "asr").id
+            self._language = normalize_language(request.language)
+        elif AudioStart.is_type(event.type):
+            start = AudioStart.from_event(event)
+            self._converter = PcmConverter(start.rate, start.width, start.channels)
+            self._audio, self._received = [], 0
+        elif AudioChunk.is_type(event.type):
+            self._add_audio(AudioChunk.from_event(event))
+        elif AudioStop.is_type(event.type):
+            await self._transcribe()
+        elif SynthesizeStart.is_type(event.type):
+            start_request = SynthesizeStart.from_event(event)
+            voice = start_request.voice.name if start_request.voice else None
+            self._stream_voice = await self.service.voice(voice)
+            self._streaming, self._stream_text, self._audio_started = True, "", False
+        elif SynthesizeChunk.is_type(event.type):
+            await self._synthesize_chunk(SynthesizeChunk.from_event(event).text)
+        elif SynthesizeStop.is_type(event.type):
+            await self._synthesize_stop()
+        elif Synthesize.is_type(event.type):
+            if self._streaming:
+                return  # the compatibility copy of a streamed request: already being spoken
+            synthesize = Synthesize.from_event(event)
+            name = synthesize.voice.name if synthesize.voice else None
+            model, voice = await self.service.voice(name)
+            self._audio_started = False
+            await self._speak(synthesize.text, model, voice)
+            await self._finish_audio(model)
+        else:
+            log.debug("ignoring wyoming event %s", event.type)
+
+    # --- ASR -------------------------------------------------------------------------------------
+    def _add_audio(self, chunk: AudioChunk) -> None:
+        if self._converter is None or (chunk.rate, chunk.width, chunk.channels) != (
+            self._converter.rate, self._converter.width, self._converter.channels,
+        ):  # fmt: skip
+            self._converter = PcmConverter(chunk.rate, chunk.width, chunk.channels)
+        self._received += len(chunk.audio)
+        if self._received > self.service.settings.max_upload_bytes:
+            raise PayloadTooLarge("the audio is longer than the upload limit")
+        self._audio.append(self._converter.convert(chunk.audio))
+
+    async def _transcribe(self) -> None:
+        if self._converter is not None:
+            self._audio.append(self._converter.flush())
+        audio = np.concatenate(self._audio) if self._audio else np.zeros(0, dtype=np.float32)
+        model, language = self._asr_model, self._language
+        self._reset_asr()
+        if audio.size == 0:
+            raise BadAudio("no audio was received before audio-stop")
+        result = await self.service.manager.transcribe(model, audio, TranscribeOptions(language=language))
+        await self.write_event(TranscriptStart(language=result.language).event())
+        for segment in result.segments:
+            await self.write_event(TranscriptChunk(text=segment.text).event())
+        await self.write_event(TranscriptStop().event())
+        await self.write_event(Transcript(text=result.text, language=result.language).event())
+
+    # --- TTS -------------------------------------------------------------------------------------
+    async def _speak(self, text: str, model: str | None, voice: str | None) -> None:
+        """Synthesize `text`, sending audio chunks as each sentence is ready."""
+        if not text.strip():
+            return
+        if len(text) > self.service.settings.max_input_chars:
+            raise BadRequest(f"the text is longer than {self.service.settings.max_input_chars} characters")
+        spec, info = await self.service.manager.tts_info(model)
+        rate = int(info["sample_rate"])
+        chunks: AsyncGenerator[np.ndarray, None] = self.service.manager.synthesize(spec.id, text, voice)
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                if not self._audio_started:
+                    await self.write_event(AudioStart(rate=rate, width=2, channels=1).event())
+                    self._audio_started = True
+                await self.write_event(
+                    AudioChunk(rate=rate, width=2, channels=1, audio=float_to_pcm16(chunk)).event()
+                )
+
+    async def _finish_audio(self, model: str | None) -> None:
+        if not self._audio_started:  # nothing to say: still a well-formed (empty) audio stream
+            _, info = await self.service.manager.tts_info(model)
+            await self.write_event(AudioStart(rate=int(info["sample_rate"]), width=2, channels=1).event())
+        await self.write_event(AudioStop().event())
+        self._audio_started = False
+
+    async def _synthesize_chunk(self, text: str) -> None:
+        if not self._streaming:
+            raise BadRequest("synthesize-chunk outside synthesize-start ... synthesize-stop")
+        # Speak the sentences that are complete; the last one may still be growing.
+        done, self._stream_text = split_complete(self._stream_text + text)
+        await self._speak(done, *self._stream_voice)
+
+    async def _synthesize_stop(self) -> None:
+        if not self._streaming:
+            raise BadRequest("synthesize-stop without synthesize-start")
+        text, self._stream_text = self._stream_text, ""
+        await self._speak(text, *self._stream_voice)
+        await self._finish_audio(self._stream_voice[0])
+        self._streaming = False
+        await self.write_event(SynthesizeStopped().event())
+
+
+class WyomingServer:
+    """The Wyoming listener, started and stopped with the HTTP app."""
+
+    def __init__(self, manager: ModelManager, settings: Settings) -> None:
+        self.service = WyomingService(manager, settings)
+        self.uri = settings.wyoming_uri
+        self._server: AsyncServer | None = None
+
+    async def start(self) -> None:
+        self._server = AsyncServer.from_uri(self.uri)
+        await self._server.start(lambda reader, writer: WyomingHandler(reader, writer, self.service))
+        log.info("Wyoming listening on %s", self.uri)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop()

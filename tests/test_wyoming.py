@@ -1,0 +1,300 @@
+"""The Wyoming protocol against a live server, with the `wyoming` client library and real models."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import psutil
+import pytest
+from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncClient
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import Describe, Info
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeStopped,
+    SynthesizeVoice,
+)
+
+from conftest import ServerFactory, ServerProcess, Speech, assert_transcript, start_server
+from voxhost.audio.decode import PcmConverter, float_to_pcm16
+
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def wy_server(tmp_path_factory: pytest.TempPathFactory, cache_dir: object) -> Iterator[ServerProcess]:
+    server = start_server(
+        tmp_path_factory.mktemp("wyoming"),
+        cache_dir,  # type: ignore[arg-type]
+        "--model", "tiny.en", "--model", "base", "--model", "en_US-joe-medium", "--model", "kokoro",
+        "--preload",
+    )  # fmt: skip
+    yield server
+    server.stop()
+
+
+async def _events_until(client: AsyncClient, last: str) -> list[Event]:
+    events: list[Event] = []
+    while True:
+        event = await asyncio.wait_for(client.read_event(), TIMEOUT)
+        assert event is not None, f"connection closed; got {[e.type for e in events]}"
+        events.append(event)
+        if event.type in (last, "error"):
+            return events
+
+
+def _pcm(speech: Speech, rate: int, width: int = 2, channels: int = 1) -> bytes:
+    """The speech as interleaved PCM in the given format."""
+    converter = PcmConverter(speech.sample_rate, 2, 1, sample_rate=rate)
+    mono = np.concatenate([converter.convert(float_to_pcm16(speech.audio)), converter.flush()])
+    frames = np.repeat(mono[:, None], channels, axis=1).reshape(-1)
+    if width == 1:
+        return bytes((np.clip(frames, -1, 1) * 127 + 128).astype("u1").tobytes())
+    if width == 4:
+        return bytes((np.clip(frames, -1, 1) * (2**31 - 1)).astype("<i4").tobytes())
+    return float_to_pcm16(frames)
+
+
+async def _transcribe(
+    uri: str, pcm: bytes, rate: int, width: int, channels: int, model: str | None = None
+) -> list[Event]:
+    async with AsyncClient.from_uri(uri) as client:
+        await client.write_event(Transcribe(name=model, language="en").event())
+        await client.write_event(AudioStart(rate=rate, width=width, channels=channels).event())
+        step = rate * width * channels // 10  # 100 ms chunks
+        for i in range(0, len(pcm), step):
+            await client.write_event(
+                AudioChunk(rate=rate, width=width, channels=channels, audio=pcm[i : i + step]).event()
+            )
+        await client.write_event(AudioStop().event())
+        return await _events_until(client, "transcript")
+
+
+def test_describe_lists_models_and_voices(wy_server: ServerProcess) -> None:
+    async def main() -> Info:
+        async with AsyncClient.from_uri(wy_server.wyoming_uri) as client:
+            await client.write_event(Describe().event())
+            (event,) = await _events_until(client, "info")
+            return Info.from_event(event)
+
+    info = asyncio.run(main())
+    (asr,) = info.asr
+    models = {m.name: m for m in asr.models}
+    assert models["tiny.en"].languages == ["en"]
+    assert "de" in models["base"].languages
+    assert asr.supports_transcript_streaming
+    assert asr.version
+    assert asr.attribution.name == "voxhost"
+    assert "faster-whisper" in models["tiny.en"].attribution.url
+    (tts,) = info.tts
+    voices = {v.name: v for v in tts.voices}
+    assert {"en_US-joe-medium", "jf_alpha", "jm_kumo"} <= set(voices)
+    assert tts.supports_synthesize_streaming
+    assert voices["en_US-joe-medium"].languages == ["en-us"]
+
+
+@pytest.mark.parametrize(
+    ("rate", "width", "channels"), [(16000, 2, 1), (22050, 2, 1), (44100, 2, 2), (48000, 4, 1), (8000, 1, 1)]
+)
+def test_transcribe_any_audio_format(
+    wy_server: ServerProcess, speech: Speech, rate: int, width: int, channels: int
+) -> None:
+    events = asyncio.run(
+        _transcribe(wy_server.wyoming_uri, _pcm(speech, rate, width, channels), rate, width, channels)
+    )
+    types = [e.type for e in events]
+    assert types[0] == "transcript-start"
+    assert types[-2:] == ["transcript-stop", "transcript"]
+    transcript = Transcript.from_event(events[-1])
+    assert transcript.language == "en"
+    # 8-bit audio at 8 kHz is telephone quality: allow a little more
+    assert_transcript(transcript.text, speech.text, max_errors=1 if width > 1 else 3)
+    chunks = " ".join(TranscriptChunk.from_event(e).text for e in events if TranscriptChunk.is_type(e.type))
+    assert chunks.split() == transcript.text.split()
+    assert TranscriptStart.is_type(events[0].type)
+    assert TranscriptStop.is_type(events[-2].type)
+
+
+def test_synthesize_then_transcribe(wy_server: ServerProcess) -> None:
+    text = "Turn on the kitchen lights. Then close the blinds."
+
+    async def main(voice: str | None) -> tuple[list[Event], list[Event]]:
+        async with AsyncClient.from_uri(wy_server.wyoming_uri) as client:
+            await client.write_event(
+                Synthesize(text=text, voice=SynthesizeVoice(name=voice) if voice else None).event()
+            )
+            spoken = await _events_until(client, "audio-stop")
+        start = AudioStart.from_event(spoken[0])
+        pcm = b"".join(AudioChunk.from_event(e).audio for e in spoken if AudioChunk.is_type(e.type))
+        heard = await _transcribe(
+            wy_server.wyoming_uri, pcm, start.rate, start.width, start.channels, "tiny.en"
+        )
+        return spoken, heard
+
+    for voice in (None, "jf_alpha", "jm_kumo"):
+        spoken, heard = asyncio.run(main(voice))
+        assert spoken[0].type == "audio-start"
+        assert AudioStart.from_event(spoken[0]).rate == (22050 if voice is None else 24000)
+        assert sum(e.type == "audio-chunk" for e in spoken) >= 2  # one per sentence, streamed
+        assert_transcript(Transcript.from_event(heard[-1]).text, text, max_errors=2)
+
+
+def test_streaming_synthesis_speaks_sentences_as_text_arrives(wy_server: ServerProcess) -> None:
+    async def main() -> tuple[list[Event], list[Event]]:
+        async with AsyncClient.from_uri(wy_server.wyoming_uri) as client:
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="en_US-joe-medium")).event())
+            for piece in ("The first sen", "tence is here. ", "And the sec"):
+                await client.write_event(SynthesizeChunk(text=piece).event())
+            # audio for the complete first sentence arrives before the text is finished
+            early = await _events_until(client, "audio-chunk")
+            await client.write_event(SynthesizeChunk(text="ond one follows.").event())
+            await client.write_event(SynthesizeStop().event())
+            # the compatibility copy that streaming clients also send is ignored
+            await client.write_event(
+                Synthesize(text="The first sentence is here. And the second one follows.").event()
+            )
+            rest = await _events_until(client, "synthesize-stopped")
+            return early, rest
+
+    early, rest = asyncio.run(main())
+    assert [e.type for e in early] == ["audio-start", "audio-chunk"]
+    assert [e.type for e in rest][-2:] == ["audio-stop", "synthesize-stopped"]
+    assert SynthesizeStopped.is_type(rest[-1].type)
+    pcm = b"".join(AudioChunk.from_event(e).audio for e in early + rest if AudioChunk.is_type(e.type))
+    heard = asyncio.run(_transcribe(wy_server.wyoming_uri, pcm, 22050, 2, 1, "tiny.en"))
+    assert_transcript(
+        Transcript.from_event(heard[-1]).text, "The first sentence is here. And the second one follows.", 2
+    )
+
+
+def test_concurrent_clients(wy_server: ServerProcess, short_speech: Speech) -> None:
+    pcm = _pcm(short_speech, 16000)
+
+    async def main() -> list[list[Event]]:
+        asr = [_transcribe(wy_server.wyoming_uri, pcm, 16000, 2, 1) for _ in range(4)]
+
+        async def tts() -> list[Event]:
+            async with AsyncClient.from_uri(wy_server.wyoming_uri) as client:
+                await client.write_event(Synthesize(text="Good night.").event())
+                return await _events_until(client, "audio-stop")
+
+        return await asyncio.gather(*asr, tts(), tts())
+
+    results = asyncio.run(main())
+    for events in results[:4]:
+        assert_transcript(Transcript.from_event(events[-1]).text, short_speech.text)
+    for events in results[4:]:
+        assert events[-1].type == "audio-stop"
+
+
+def test_bad_events_get_error_events_and_the_connection_survives(
+    wy_server: ServerProcess, short_speech: Speech
+) -> None:
+    async def main() -> list[str]:
+        codes = []
+        async with AsyncClient.from_uri(wy_server.wyoming_uri) as client:
+            for bad in (
+                Transcribe(name="no-such-model").event(),
+                AudioStart(rate=16000, width=3, channels=1).event(),
+                AudioStop().event(),  # no audio at all
+                Synthesize(text="hello", voice=SynthesizeVoice(name="nobody")).event(),
+                Event(type="synthesize"),  # no text
+                SynthesizeChunk(text="orphan").event(),
+                SynthesizeStop().event(),
+            ):
+                await client.write_event(bad)
+                (event,) = await _events_until(client, "error")
+                assert Error.is_type(event.type)
+                codes.append(str(Error.from_event(event).code))
+            await client.write_event(Event(type="some-future-event", data={"x": 1}))  # ignored
+            await client.write_event(Transcribe().event())
+            pcm = _pcm(short_speech, 16000)
+            await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+            await client.write_event(AudioChunk(rate=16000, width=2, channels=1, audio=pcm).event())
+            await client.write_event(AudioStop().event())
+            events = await _events_until(client, "transcript")
+            assert_transcript(Transcript.from_event(events[-1]).text, short_speech.text)
+        return codes
+
+    codes = asyncio.run(main())
+    assert codes[0] == "model_not_found"
+    assert codes[1] == "invalid_audio"
+    assert codes[2] == "invalid_audio"
+    assert all(codes)
+
+
+def test_garbage_bytes_do_not_hurt_the_server(wy_server: ServerProcess) -> None:
+    async def main() -> None:
+        reader, writer = await asyncio.open_connection(
+            *wy_server.wyoming_uri.removeprefix("tcp://").split(":")
+        )
+        writer.write(b'\x00\xff not json at all\n{"type": 5}\n')
+        await writer.drain()
+        await asyncio.wait_for(reader.read(), TIMEOUT)  # the server drops this connection
+        writer.close()
+
+    asyncio.run(main())
+    assert httpx.get(wy_server.url + "/health").status_code == 200
+    info = asyncio.run(_describe(wy_server.wyoming_uri))
+    assert info.asr
+
+
+async def _describe(uri: str) -> Info:
+    async with AsyncClient.from_uri(uri) as client:
+        await client.write_event(Describe().event())
+        (event,) = await _events_until(client, "info")
+        return Info.from_event(event)
+
+
+def test_disconnect_mid_synthesis_frees_the_worker(wy_server: ServerProcess) -> None:
+    long_text = " ".join(
+        f"This is sentence number {i} of a very long answer that nobody will hear." for i in range(30)
+    )
+
+    async def main() -> None:
+        async with AsyncClient.from_uri(wy_server.wyoming_uri) as client:
+            await client.write_event(
+                Synthesize(text=long_text, voice=SynthesizeVoice(name="jf_alpha")).event()
+            )
+            await _events_until(client, "audio-chunk")
+        # disconnected after the first audio
+
+    asyncio.run(main())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if httpx.get(wy_server.url + "/health").json()["models"]["kokoro"]["in_flight"] == 0:
+            break
+        time.sleep(0.1)
+    assert httpx.get(wy_server.url + "/health").json()["models"]["kokoro"]["in_flight"] == 0
+
+
+def test_sigterm_stops_http_and_wyoming_with_no_orphans(
+    server_factory: ServerFactory, short_speech: Speech
+) -> None:
+    server = server_factory("--model", "tiny.en", "--model", "en_US-joe-medium", "--preload")
+    events = asyncio.run(_transcribe(server.wyoming_uri, _pcm(short_speech, 16000), 16000, 2, 1))
+    assert_transcript(Transcript.from_event(events[-1]).text, short_speech.text)
+    children = psutil.Process(server.process.pid).children(recursive=True)
+    assert len(children) >= 2  # one worker per model
+    server.stop()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"orphaned workers: {alive}"
+    with pytest.raises(ConnectionRefusedError):
+        asyncio.run(_describe(server.wyoming_uri))
+
+
+def test_no_wyoming_flag(server_factory: ServerFactory) -> None:
+    server = server_factory("--model", "tiny.en", "--no-wyoming")
+    with pytest.raises(ConnectionRefusedError):
+        asyncio.run(_describe(server.wyoming_uri))
+    assert httpx.get(server.url + "/health").status_code == 200
