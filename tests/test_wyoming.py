@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Iterator
 
@@ -298,3 +299,21 @@ def test_no_wyoming_flag(server_factory: ServerFactory) -> None:
     with pytest.raises(ConnectionRefusedError):
         asyncio.run(_describe(server.wyoming_uri))
     assert httpx.get(server.url + "/health").status_code == 200
+
+
+def test_sigterm_lets_an_in_flight_request_finish(server_factory: ServerFactory, speech: Speech) -> None:
+    server = server_factory("--model", "tiny.en", "--preload")
+    pcm = _pcm(speech, 16000)
+
+    async def main() -> list[Event]:
+        async with AsyncClient.from_uri(server.wyoming_uri) as client:
+            await client.write_event(Transcribe().event())
+            await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+            await client.write_event(AudioChunk(rate=16000, width=2, channels=1, audio=pcm).event())
+            server.process.send_signal(signal.SIGTERM)  # mid-request: the answer must still come
+            await client.write_event(AudioStop().event())
+            return await _events_until(client, "transcript")
+
+    events = asyncio.run(main())
+    assert_transcript(Transcript.from_event(events[-1]).text, speech.text)
+    assert server.process.wait(30) in (0, -signal.SIGTERM)

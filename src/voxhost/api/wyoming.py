@@ -8,10 +8,12 @@ the client is still sending text. Every failure becomes an `error` event; the co
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
@@ -19,7 +21,7 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import AsrModel, AsrProgram, Attribution, Describe, Info, TtsProgram, TtsVoice
-from wyoming.server import AsyncEventHandler, AsyncServer
+from wyoming.server import AsyncEventHandler
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from voxhost import __version__
@@ -140,6 +142,7 @@ class WyomingHandler(AsyncEventHandler):
     def __init__(self, reader: Any, writer: Any, service: WyomingService) -> None:
         super().__init__(reader, writer)
         self.service = service
+        self._handling = False
         self._reset_asr()
         self._streaming = False  # inside synthesize-start ... synthesize-stop
         self._stream_text = ""
@@ -153,13 +156,21 @@ class WyomingHandler(AsyncEventHandler):
         self._audio: list[np.ndarray] = []
         self._received = 0
 
+    @property
+    def busy(self) -> bool:
+        """In the middle of a request: audio or streamed text received but not answered yet."""
+        return self._handling or self._converter is not None or self._streaming
+
     async def handle_event(self, event: Event) -> bool:
+        self._handling = True
         try:
             await self._dispatch(event)
         except VoxhostError as exc:
             await self._error(exc.message, exc.code)
         except (KeyError, TypeError, ValueError) as exc:
             await self._error(f"malformed {event.type} event: {exc}", "invalid_event")
+        finally:
+            self._handling = False
         return True
 
     async def _error(self, message: str, code: str) -> None:
@@ -275,18 +286,54 @@ class WyomingHandler(AsyncEventHandler):
 
 
 class WyomingServer:
-    """The Wyoming listener, started and stopped with the HTTP app."""
+    """The Wyoming listener, started and stopped with the HTTP app.
+
+    Stopping is graceful: the listener closes, idle connections are closed at once, and connections in
+    the middle of a request get up to `grace` seconds to finish it.
+    """
 
     def __init__(self, manager: ModelManager, settings: Settings) -> None:
         self.service = WyomingService(manager, settings)
         self.uri = settings.wyoming_uri
-        self._server: AsyncServer | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._handlers: dict[asyncio.Task[None], WyomingHandler] = {}
 
     async def start(self) -> None:
-        self._server = AsyncServer.from_uri(self.uri)
-        await self._server.start(lambda reader, writer: WyomingHandler(reader, writer, self.service))
+        parsed = urlparse(self.uri)
+        if parsed.scheme == "tcp" and parsed.hostname and parsed.port:
+            self._server = await asyncio.start_server(self._accept, parsed.hostname, parsed.port)
+        elif parsed.scheme == "unix" and parsed.path:
+            self._server = await asyncio.start_unix_server(self._accept, parsed.path)
+        else:
+            raise ValueError(f"Wyoming URI must be tcp://HOST:PORT or unix://PATH, not {self.uri!r}")
         log.info("Wyoming listening on %s", self.uri)
 
-    async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.stop()
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = WyomingHandler(reader, writer, self.service)
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers[task] = handler
+        try:
+            await handler.run()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client went away; its handler's work was released on the way out
+        except Exception as exc:  # bytes that are not Wyoming framing: drop this connection only
+            log.info("closing a Wyoming connection that sent malformed data: %s", exc)
+            writer.close()
+        finally:
+            self._handlers.pop(task, None)
+
+    async def stop(self, grace: float = 30.0) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for handler in list(self._handlers.values()):
+            if not handler.busy:
+                await handler.stop()
+        busy = list(self._handlers)
+        if busy:
+            log.info("waiting up to %.0fs for %d Wyoming request(s) to finish", grace, len(busy))
+            await asyncio.wait(busy, timeout=grace)
+        for task, handler in list(self._handlers.items()):
+            await handler.stop()
+            task.cancel()
