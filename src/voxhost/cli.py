@@ -70,6 +70,7 @@ def serve(
     offline: Annotated[bool | None, Opt("--offline/--online", help="Never download models.")] = None,
     load_timeout: Annotated[float | None, Opt(help="Seconds a model load may take.")] = None,
     request_timeout: Annotated[float | None, Opt(help="Seconds one inference may take.")] = None,
+    shutdown_grace: Annotated[float | None, Opt(help="Seconds in-flight requests get at shutdown.")] = None,
     retry_on_crash: Annotated[
         bool | None, Opt("--retry-on-crash/--no-retry-on-crash", help="Retry once when a worker dies.")
     ] = None,
@@ -84,6 +85,7 @@ def serve(
         device=device, compute_type=compute_type, threads=threads, beam_size=beam_size,
         voice_files=voice_file, tts_language=tts_language, ttl=ttl, preload=preload, cache_dir=cache_dir,
         offline=offline, load_timeout=load_timeout, request_timeout=request_timeout,
+        shutdown_grace=shutdown_grace,
         retry_on_crash=retry_on_crash, max_upload_mb=max_upload_mb, max_input_chars=max_input_chars,
         log_level=log_level,
     )  # fmt: skip

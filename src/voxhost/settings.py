@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     request_timeout: float = Field(
         600, gt=0, description="Seconds one inference may take; a worker past it is replaced."
     )
+    shutdown_grace: float = Field(
+        30, ge=0, description="Seconds requests in flight may take to finish when the server stops."
+    )
     retry_on_crash: bool = Field(
         True, description="Retry a request once on a fresh worker when its worker dies mid-request."
     )

@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, manager: ModelManager | None = 
             yield
         finally:
             if wyoming is not None:
-                await wyoming.stop()
+                await wyoming.stop(settings.shutdown_grace)
             await manager.close()
 
     app = FastAPI(
