@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import Request, WebSocket
 
 from voxhost.manager import ModelManager
 from voxhost.settings import Settings
@@ -15,4 +15,14 @@ def get_manager(request: Request) -> ModelManager:
 
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_manager_ws(websocket: WebSocket) -> ModelManager:
+    manager: ModelManager = websocket.app.state.manager
+    return manager
+
+
+def get_settings_ws(websocket: WebSocket) -> Settings:
+    settings: Settings = websocket.app.state.settings
     return settings

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 
 from voxhost import __version__
-from voxhost.api import models, openai_audio, openai_speech
+from voxhost.api import models, openai_audio, openai_speech, realtime
 from voxhost.api.deps import get_manager
 from voxhost.api.errors import install_error_handlers
 from voxhost.api.wyoming import WyomingServer
@@ -77,4 +77,5 @@ def create_app(settings: Settings | None = None, manager: ModelManager | None = 
     app.include_router(models.router)
     app.include_router(openai_audio.router)
     app.include_router(openai_speech.router)
+    app.include_router(realtime.router)
     return app

@@ -1,0 +1,271 @@
+"""Live transcription over WebSocket: voxhost's own protocol and a subset of OpenAI's Realtime API.
+
+Both are shells around `voxhost.streaming.LiveTranscriber`; they differ only in message shapes.
+
+voxhost protocol, `WS /v1/audio/transcriptions/live?model=&language=&sample_rate=16000`:
+  client -> server: binary frames of 16-bit little-endian mono PCM at `sample_rate`;
+                    text frames `{"type": "commit"}` (end the utterance now) and `{"type": "stop"}`.
+  server -> client: `{"type": "ready"}`, then `speech_started`, `partial` (text, committed, tentative),
+                    `speech_stopped`, `final` (text, start, end, language), `error`, and `done` after stop.
+
+OpenAI Realtime, `WS /v1/realtime?intent=transcription`: `transcription_session.update`,
+`input_audio_buffer.append` (base64 pcm16, 24 kHz mono), `input_audio_buffer.commit` / `.clear`; server VAD
+(`turn_detection`), `input_audio_buffer.speech_started` / `speech_stopped` / `committed`, and
+`conversation.item.input_audio_transcription.delta` / `.completed`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import uuid
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from voxhost.api.deps import get_manager_ws, get_settings_ws
+from voxhost.audio.decode import PcmConverter
+from voxhost.errors import BadRequest, VoxhostError
+from voxhost.languages import normalize_language
+from voxhost.manager import ModelManager
+from voxhost.results import TranscribeOptions, Transcription
+from voxhost.streaming import LiveEvent, LiveTranscriber, VadConfig
+
+log = logging.getLogger("voxhost.realtime")
+router = APIRouter(tags=["live"])
+
+MAX_MESSAGE_BYTES = 1024 * 1024
+OPENAI_RATE = 24000
+
+
+def _transcriber(
+    manager: ModelManager, model: str | None, options: TranscribeOptions, vad: VadConfig
+) -> LiveTranscriber:
+    model_id = manager.resolve(model or None, "asr").id
+
+    async def transcribe(audio: np.ndarray, opts: TranscribeOptions) -> Transcription:
+        return await manager.transcribe(model_id, audio, opts)
+
+    return LiveTranscriber(transcribe, options=options, vad=vad)
+
+
+def _error(exc: VoxhostError) -> dict[str, Any]:
+    return {"type": "error", "message": exc.message, "code": exc.code}
+
+
+@router.websocket("/v1/audio/transcriptions/live")
+async def live(websocket: WebSocket) -> None:
+    manager, settings = get_manager_ws(websocket), get_settings_ws(websocket)
+    await websocket.accept()
+    params = websocket.query_params
+    try:
+        rate = int(params.get("sample_rate", "16000"))
+        converter = PcmConverter(rate, 2, 1)
+        options = TranscribeOptions(language=normalize_language(params.get("language")))
+        live = _transcriber(manager, params.get("model"), options, VadConfig())
+    except (VoxhostError, ValueError) as exc:
+        error = exc if isinstance(exc, VoxhostError) else BadRequest(f"bad parameter: {exc}")
+        await websocket.send_json(_error(error))
+        await websocket.close(code=1008)
+        return
+    await websocket.send_json({"type": "ready", "sample_rate": rate, "model": params.get("model")})
+    received = 0
+    limit = settings.max_upload_bytes
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return  # nothing is waiting on the result: the work in flight is simply dropped
+            events: list[LiveEvent] = []
+            try:
+                if message.get("bytes") is not None:
+                    data: bytes = message["bytes"]
+                    received += len(data)
+                    if len(data) > MAX_MESSAGE_BYTES:
+                        raise BadRequest(f"audio messages are limited to {MAX_MESSAGE_BYTES} bytes")
+                    if received > limit * 20:
+                        raise BadRequest("the stream is longer than this server allows")
+                    events = await live.feed(converter.convert(data))
+                else:
+                    command = json.loads(message.get("text") or "null")
+                    kind = command.get("type") if isinstance(command, dict) else None
+                    if kind == "commit":
+                        events = await live.commit()
+                    elif kind == "stop":
+                        for event in await live.finish():
+                            await websocket.send_json(event.as_dict())
+                        await websocket.send_json({"type": "done"})
+                        await websocket.close()
+                        return
+                    else:
+                        raise BadRequest(f"unknown message {command!r}; send audio bytes, commit or stop")
+            except VoxhostError as exc:
+                await websocket.send_json(_error(exc))
+                continue
+            except (json.JSONDecodeError, AttributeError):
+                await websocket.send_json(_error(BadRequest("text messages must be JSON objects")))
+                continue
+            for event in events:
+                await websocket.send_json(event.as_dict())
+
+
+class _RealtimeSession:
+    """One OpenAI Realtime transcription session."""
+
+    def __init__(self, websocket: WebSocket, manager: ModelManager) -> None:
+        self.ws = websocket
+        self.manager = manager
+        self.model: str | None = None
+        self.language: str | None = None
+        self.prompt: str | None = None
+        self.vad = VadConfig()
+        self.converter = PcmConverter(OPENAI_RATE, 2, 1)
+        self.live = self._new_transcriber()
+        self.item_id = self._new_item()
+        self.previous_item: str | None = None
+
+    def _new_transcriber(self) -> LiveTranscriber:
+        options = TranscribeOptions(language=self.language, prompt=self.prompt)
+        return _transcriber(self.manager, self.model, options, self.vad)
+
+    @staticmethod
+    def _new_item() -> str:
+        return "item_" + uuid.uuid4().hex[:20]
+
+    async def send(self, kind: str, **fields: Any) -> None:
+        await self.ws.send_json({"event_id": "event_" + uuid.uuid4().hex[:20], "type": kind, **fields})
+
+    def session(self) -> dict[str, Any]:
+        turn = None
+        if self.vad.enabled:
+            turn = {
+                "type": "server_vad", "threshold": self.vad.threshold,
+                "prefix_padding_ms": int(self.vad.prefix_padding * 1000),
+                "silence_duration_ms": int(self.vad.min_silence * 1000),
+            }  # fmt: skip
+        return {
+            "object": "realtime.transcription_session",
+            "input_audio_format": "pcm16",
+            "input_audio_transcription": {
+                "model": self.model or "whisper-1",
+                "language": self.language,
+                "prompt": self.prompt or "",
+            },
+            "turn_detection": turn,
+        }
+
+    def update(self, session: dict[str, Any]) -> None:
+        audio_format = session.get("input_audio_format", "pcm16")
+        if audio_format != "pcm16":
+            raise BadRequest(f"input_audio_format {audio_format!r} is not supported; use pcm16")
+        transcription = session.get("input_audio_transcription") or {}
+        self.model = transcription.get("model", self.model)
+        self.language = normalize_language(transcription.get("language")) or self.language
+        self.prompt = transcription.get("prompt", self.prompt)
+        if "turn_detection" in session:
+            turn = session["turn_detection"]
+            if turn is None:
+                self.vad = VadConfig(enabled=False, max_utterance=self.vad.max_utterance)
+            else:
+                self.vad = VadConfig(
+                    threshold=float(turn.get("threshold", 0.5)),
+                    prefix_padding=int(turn.get("prefix_padding_ms", 300)) / 1000,
+                    min_silence=int(turn.get("silence_duration_ms", 500)) / 1000,
+                )
+        self.live = self._new_transcriber()
+
+    async def emit(self, events: list[LiveEvent]) -> None:
+        for event in events:
+            if event.kind == "speech_started":
+                await self.send(
+                    "input_audio_buffer.speech_started",
+                    audio_start_ms=int(event.start * 1000),
+                    item_id=self.item_id,
+                )
+            elif event.kind == "speech_stopped":
+                await self.send(
+                    "input_audio_buffer.speech_stopped",
+                    audio_end_ms=int((event.end or 0) * 1000),
+                    item_id=self.item_id,
+                )
+                await self.send(
+                    "input_audio_buffer.committed", previous_item_id=self.previous_item, item_id=self.item_id
+                )
+            elif event.kind == "partial" and event.delta:
+                await self.send(
+                    "conversation.item.input_audio_transcription.delta",
+                    item_id=self.item_id,
+                    content_index=0,
+                    delta=event.delta + " ",
+                )
+            elif event.kind == "final":
+                await self.send(
+                    "conversation.item.input_audio_transcription.completed",
+                    item_id=self.item_id,
+                    content_index=0,
+                    transcript=event.text,
+                )
+                self.previous_item, self.item_id = self.item_id, self._new_item()
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "transcription_session.update":
+            self.update(message.get("session") or {})
+            await self.send("transcription_session.updated", session=self.session())
+        elif kind == "input_audio_buffer.append":
+            try:
+                data = base64.b64decode(message["audio"], validate=True)
+            except (KeyError, TypeError, binascii.Error):
+                raise BadRequest("input_audio_buffer.append needs base64 pcm16 audio in 'audio'") from None
+            if len(data) > MAX_MESSAGE_BYTES:
+                raise BadRequest(f"audio messages are limited to {MAX_MESSAGE_BYTES} bytes")
+            await self.emit(await self.live.feed(self.converter.convert(data)))
+        elif kind == "input_audio_buffer.commit":
+            events = await self.live.commit()
+            if not events:
+                raise BadRequest("the input audio buffer holds no speech to commit")
+            await self.emit(events)
+        elif kind == "input_audio_buffer.clear":
+            self.live.clear()
+            await self.send("input_audio_buffer.cleared")
+        else:
+            raise BadRequest(f"unsupported event type {kind!r} in a transcription session")
+
+
+@router.websocket("/v1/realtime")
+async def realtime(websocket: WebSocket) -> None:
+    manager = get_manager_ws(websocket)
+    await websocket.accept()
+    session = _RealtimeSession(websocket, manager)
+    await session.send("transcription_session.created", session=session.session())
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            text = await websocket.receive_text()
+            try:
+                message = json.loads(text)
+                if not isinstance(message, dict):
+                    raise BadRequest("events must be JSON objects")
+                await session.handle(message)
+            except json.JSONDecodeError:
+                await session.send(
+                    "error",
+                    error={
+                        "type": "invalid_request_error",
+                        "code": "invalid_json",
+                        "message": "events must be JSON",
+                    },
+                )
+            except VoxhostError as exc:
+                await session.send(
+                    "error",
+                    error={
+                        "type": exc.error_type,
+                        "code": exc.code,
+                        "message": exc.message,
+                        "param": exc.param,
+                    },
+                )
