@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +19,7 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from conftest import ServerProcess, Speech, assert_transcript, start_server, synthesize
+from voxhost.audio import encode_audio
 from voxhost.audio.decode import PcmConverter, float_to_pcm16
 from voxhost.streaming import agreed_prefix
 
@@ -265,3 +269,22 @@ def test_openai_realtime_manual_commit_and_errors(
     codes = [m["error"]["code"] for m in reader.of("error")]
     assert "invalid_json" in codes
     assert all(m["error"]["message"] for m in reader.of("error"))
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["in-process", "url"])
+def test_cli_live(
+    live_server: ServerProcess, utterances: tuple[Speech, Speech], tmp_path: Path, remote: bool
+) -> None:
+    first, second = utterances
+    audio = tmp_path / "two.wav"
+    both = np.concatenate([first.audio, np.zeros(first.sample_rate, dtype=np.float32), second.audio])
+    audio.write_bytes(encode_audio(both, first.sample_rate, "wav"))
+    command = [sys.executable, "-m", "voxhost", "transcribe", "--live", str(audio), "--pace", "0"]
+    if remote:
+        command += ["--url", live_server.url]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert_transcript(lines[0], FIRST)
+    assert_transcript(lines[1], SECOND)

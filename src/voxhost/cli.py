@@ -96,7 +96,7 @@ def serve(
 
 @app.command()
 def transcribe(
-    files: Annotated[list[Path], typer.Argument(help="Audio files.", exists=True, dir_okay=False)],
+    files: Annotated[list[Path], typer.Argument(help="Audio files (with --live: one file, or - for stdin).")],
     model: Annotated[str | None, Opt("--model", "-m", help="Model name, directory or hub name.")] = None,
     language: Annotated[str | None, Opt(help="Spoken language (ISO-639-1); detected if omitted.")] = None,
     task: Annotated[str, typer.Option(help="transcribe or translate.")] = "transcribe",
@@ -110,11 +110,34 @@ def transcribe(
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     compute_type: Annotated[str | None, typer.Option(help="CTranslate2 compute type.")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads (0: all cores).")] = None,
+    live: Annotated[
+        bool, Opt("--live", help="Stream one file (or '-': stdin PCM) and show partials.")
+    ] = False,
+    pace: Annotated[
+        float, Opt(min=0, help="--live: playback speed (1: real time, 0: as fast as possible).")
+    ] = 1.0,
+    sample_rate: Annotated[int, Opt(help="--live from stdin: rate of the 16-bit mono PCM.")] = 16000,
 ) -> None:
     """Transcribe files: in this process (the model loads once for all files), or through --url."""
     from voxhost.transcriber import TranscribeJob, run_transcribe
 
     settings = _settings(device=device, compute_type=compute_type, threads=threads, log_level="warning")
+    if live:
+        from voxhost.live_client import run_live
+
+        if len(files) != 1:
+            raise typer.BadParameter("--live takes exactly one file (or '-' for stdin)")
+        sys.exit(
+            run_live(
+                files[0],
+                settings,
+                url=url,
+                model=model,
+                language=language,
+                pace=pace,
+                sample_rate=sample_rate,
+            )
+        )
     job = TranscribeJob(
         files=files, model=model, language=language, task=task, output_format=output_format,
         output_dir=output_dir, url=url,
@@ -139,19 +162,41 @@ def models(
 @app.command()
 def bench(
     calls: Annotated[int, typer.Option(min=1, max=10000, help="Timed calls per contender.")] = 20,
-    rss_calls: Annotated[int, typer.Option(min=0, max=100000, help="Calls between RSS readings.")] = 200,
-    model: Annotated[str, typer.Option("--model", "-m", help="Model to benchmark.")] = "tiny.en",
+    rss_calls: Annotated[
+        int, typer.Option(min=0, max=100000, help="Calls between RSS readings (asr).")
+    ] = 200,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="ASR model to benchmark (tts: also served, idle).")
+    ] = "tiny.en",
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the figures as JSON here ('-': stdout).")
     ] = None,
     wav: Annotated[
         Path | None, typer.Option(help="Speech clip to use instead of Piper.", exists=True, dir_okay=False)
     ] = None,
+    task: Annotated[
+        str,
+        typer.Option(help="asr: server overhead for Whisper; tts: time to first audio and RTF; all: both."),
+    ] = "asr",
+    tts_model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tts-model", help="TTS model to benchmark (repeatable) [default: en_US-joe-medium, kokoro]."
+        ),
+    ] = None,
 ) -> None:
-    """Measure ASR overhead: the server vs in-process faster-whisper vs reloading the model per call."""
-    from voxhost.benchmark import run_and_report
+    """Measure what serving costs: ASR overhead (the server vs in-process faster-whisper vs reloading the
+    model per call), and/or TTS time to first audio and real-time factor (the server vs in-process)."""
+    from voxhost.benchmark import TASKS, TTS_MODELS, run_and_report
 
-    sys.exit(run_and_report(calls=calls, rss_calls=rss_calls, model=model, json_path=json_path, wav=wav))
+    if task not in TASKS:
+        raise typer.BadParameter(f"choose one of {', '.join(TASKS)}", param_hint="--task")
+    tts_models = tuple(tts_model or TTS_MODELS)
+    code = run_and_report(
+        calls=calls, rss_calls=rss_calls, model=model, json_path=json_path, wav=wav, task=task,
+        tts_models=tts_models,
+    )  # fmt: skip
+    sys.exit(code)
 
 
 @app.command()
