@@ -27,7 +27,7 @@ from voxhost.manager.registry import parse_entry
 from voxhost.manager.supervisor import engine_config
 from voxhost.results import TranscribeOptions, Transcription
 from voxhost.settings import Settings
-from voxhost.streaming import LiveTranscriber
+from voxhost.streaming import LiveEvent, LiveTranscriber
 
 STEP = 0.1  # seconds of audio per message
 
@@ -100,12 +100,14 @@ async def _run_local(
     async def transcribe(audio: np.ndarray, options: TranscribeOptions) -> Transcription:
         return await asyncio.to_thread(asr.transcribe, audio, options)
 
-    live = LiveTranscriber(transcribe, options=TranscribeOptions(language=normalize_language(language)))
-    async for chunk in _chunks(source, rate, pace):
-        for event in await live.feed(chunk):
-            screen.show(event.as_dict())
-    for event in await live.finish():
+    async def emit(event: LiveEvent) -> None:
         screen.show(event.as_dict())
+
+    options = TranscribeOptions(language=normalize_language(language))
+    live = LiveTranscriber(transcribe, emit, options=options)
+    async for chunk in _chunks(source, rate, pace):
+        await live.feed(chunk)
+    await live.finish()
 
 
 async def _run_remote(

@@ -11,21 +11,24 @@ settings, so the final text is what a file transcription of that utterance gives
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from voxhost.audio.decode import SAMPLE_RATE
+from voxhost.errors import VoxhostError
 from voxhost.results import TranscribeOptions, Transcription
 
 WINDOW = 512  # samples per VAD decision (32 ms), what Silero expects at 16 kHz
 CONTEXT = 64
 
-EventKind = Literal["speech_started", "partial", "speech_stopped", "final"]
-Transcribe = Callable[[np.ndarray, TranscribeOptions], Awaitable[Transcription]]
+EventKind = Literal["speech_started", "partial", "speech_stopped", "final", "error"]
+Transcribe = Callable[[np.ndarray, TranscribeOptions], Coroutine[Any, Any, Transcription]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,7 @@ class LiveEvent:
     committed: str = ""  # partials: the stable part of `text`
     delta: str = ""  # partials: words committed by this event
     language: str | None = None
+    code: str = ""  # errors: the error code
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": self.kind, "utterance": self.utterance, "start": round(self.start, 3)}
@@ -45,6 +49,9 @@ class LiveEvent:
             data["end"] = round(self.end, 3)
         if self.kind in ("partial", "final"):
             data["text"] = self.text
+        if self.kind == "error":
+            data["message"] = self.text
+            data["code"] = self.code
         if self.kind == "partial":
             data["committed"] = self.committed
             data["tentative"] = self.text[len(self.committed) :].strip()
@@ -106,166 +113,243 @@ class VadConfig:
     enabled: bool = True  # False: only `commit()` ends an utterance (OpenAI turn_detection null)
 
 
-@dataclass
-class LiveTranscriber:
-    transcribe: Transcribe
-    options: TranscribeOptions = field(default_factory=TranscribeOptions)
-    vad: VadConfig = field(default_factory=VadConfig)
-    partial_interval: float = 0.6  # seconds of new speech between partial decodes (0: no partials)
+FIRST_PARTIAL = 0.35  # seconds of speech before the first partial decode
+TAIL = 0.2  # seconds of trailing silence kept in an utterance: Whisper ends words better with some room
+Emit = Callable[[LiveEvent], Coroutine[Any, Any, None]]
 
-    def __post_init__(self) -> None:
+
+@dataclass
+class _Utterance:
+    index: int
+    start: float  # stream seconds
+    windows: list[np.ndarray] = field(default_factory=list)
+    samples: int = 0
+    voiced: int = 0  # samples the VAD called speech
+    silence: int = 0  # trailing samples of silence
+    partial_at: int = 0  # `voiced` when the last partial decode started
+    hypothesis: list[str] = field(default_factory=list)
+    committed: list[str] = field(default_factory=list)
+    speculation: tuple[int, asyncio.Task[Transcription]] | None = None  # (samples, final decode)
+
+    @property
+    def final_samples(self) -> int:
+        """The utterance's length for the final decode: the speech plus TAIL seconds of its silence."""
+        return self.samples - max(0, self.silence - int(TAIL * SAMPLE_RATE))
+
+    def audio(self, samples: int | None = None) -> np.ndarray:
+        audio = np.concatenate(self.windows) if self.windows else np.zeros(0, dtype=np.float32)
+        return audio if samples is None else audio[:samples]
+
+
+class LiveTranscriber:
+    """Feed it audio; it calls `emit` with events as they happen.
+
+    Model calls run in background tasks, so the VAD keeps up with incoming audio while a decode runs:
+    a partial is only started when none is running (the newest audio wins), and the final decode is
+    started speculatively once the speaker has been silent for `TAIL` seconds, so that when the silence
+    reaches `min_silence` the final is usually ready at once.
+    """
+
+    def __init__(
+        self,
+        transcribe: Transcribe,
+        emit: Emit,
+        options: TranscribeOptions | None = None,
+        vad: VadConfig | None = None,
+        partial_interval: float = 0.6,
+    ) -> None:
+        self.transcribe = transcribe
+        self.emit = emit
+        self.options = options or TranscribeOptions()
+        self.vad = vad or VadConfig()
+        self.partial_interval = partial_interval
         self._vad = StreamingVad()
         self._pending = np.zeros(0, dtype=np.float32)  # samples not yet seen by the VAD (< one window)
         self._received = 0  # samples received so far: the stream clock
         self._preroll: list[np.ndarray] = []
-        self._speech: list[np.ndarray] = []
-        self._speech_len = 0
-        self._in_speech = False
-        self._silence = 0
-        self._voiced = 0
-        self._utterance = 0
-        self._start = 0.0
-        self._last_partial_len = 0
-        self._hypothesis: list[str] = []
-        self._committed: list[str] = []
+        self._current: _Utterance | None = None
+        self._count = 0
+        self._partial: asyncio.Task[None] | None = None
+        self._finals: list[asyncio.Task[None]] = []  # in order; each awaits the one before
         self._partial_options = TranscribeOptions(
-            task=self.options.task, language=self.options.language, prompt=self.options.prompt,
-            temperature=0.0, beam_size=1,
-        )  # fmt: skip
+            task=self.options.task,
+            language=self.options.language,
+            prompt=self.options.prompt,
+            temperature=0.0,
+            beam_size=1,
+        )
 
     @property
     def now(self) -> float:
         return self._received / SAMPLE_RATE
 
-    async def feed(self, audio: np.ndarray) -> list[LiveEvent]:
-        """Add float32 16 kHz samples; returns the events they caused (maybe after model calls)."""
-        events: list[LiveEvent] = []
+    async def feed(self, audio: np.ndarray) -> None:
+        """Add float32 16 kHz samples."""
         data = np.concatenate([self._pending, np.asarray(audio, dtype=np.float32)])
         usable = len(data) - len(data) % WINDOW
         self._pending = data[usable:]
         if not usable:
-            return events
+            return
         windows = data[:usable].reshape(-1, WINDOW)
         probs = self._vad(windows) if self.vad.enabled else np.ones(len(windows), dtype=np.float32)
         for window, prob in zip(windows, probs, strict=True):
             self._received += WINDOW
-            events.extend(await self._window(window, float(prob)))
-        if self._in_speech and self.partial_interval > 0:
-            new = (self._speech_len - self._last_partial_len) / SAMPLE_RATE
-            if new >= self.partial_interval:
-                events.extend(await self._partial())
-        return events
+            await self._window(window, float(prob))
+        current = self._current
+        # the first partial comes early (words on screen soon after speech starts), later ones steadily
+        due = FIRST_PARTIAL if current is not None and current.partial_at == 0 else self.partial_interval
+        if (
+            current is not None
+            and self.partial_interval > 0
+            and current.silence == 0
+            and (current.voiced - current.partial_at) >= due * SAMPLE_RATE
+            and (self._partial is None or self._partial.done())
+        ):
+            current.partial_at = current.voiced
+            self._partial = asyncio.create_task(self._run_partial(current, current.samples))
 
-    async def _window(self, window: np.ndarray, prob: float) -> list[LiveEvent]:
-        if not self._in_speech:
+    async def _window(self, window: np.ndarray, prob: float) -> None:
+        current = self._current
+        if current is None:
             self._preroll.append(window)
             keep = max(1, int(self.vad.prefix_padding * SAMPLE_RATE / WINDOW))
             del self._preroll[:-keep]
             if prob >= self.vad.threshold:
-                self._in_speech = True
-                self._speech = list(self._preroll)
-                self._speech_len = sum(len(w) for w in self._speech)
-                self._preroll = []
-                self._start = self.now - self._speech_len / SAMPLE_RATE
-                self._silence = 0
-                self._voiced = WINDOW
-                return [LiveEvent("speech_started", self._utterance, self._start)]
-            return []
-        self._speech.append(window)
-        self._speech_len += WINDOW
+                await self._start_utterance()
+            return
+        current.windows.append(window)
+        current.samples += WINDOW
         if prob >= self.vad.threshold - 0.15:
-            self._silence = 0
-            self._voiced += WINDOW
-        else:
-            self._silence += WINDOW
-        if self.vad.enabled and self._silence >= self.vad.min_silence * SAMPLE_RATE:
-            return await self._end_utterance(trailing=self._silence)
-        if self._speech_len >= self.vad.max_utterance * SAMPLE_RATE:
-            return await self._end_utterance(trailing=0)
-        return []
+            current.silence = 0
+            current.voiced += WINDOW
+            return
+        current.silence += WINDOW
+        if not self.vad.enabled:
+            return
+        if current.silence >= self.vad.min_silence * SAMPLE_RATE:
+            await self._end_utterance()
+        elif current.speculation is None and current.silence >= TAIL * SAMPLE_RATE:
+            samples = current.final_samples
+            current.speculation = (
+                samples,
+                asyncio.create_task(self.transcribe(current.audio(samples), self.options)),
+            )
+        if current is self._current and current.samples >= self.vad.max_utterance * SAMPLE_RATE:
+            await self._end_utterance()
 
-    async def _partial(self) -> list[LiveEvent]:
-        self._last_partial_len = self._speech_len
-        result = await self.transcribe(np.concatenate(self._speech), self._partial_options)
-        words = _words(result.text)
-        agreed = agreed_prefix(self._hypothesis, words)
-        self._hypothesis = words
+    async def _start_utterance(self) -> None:
+        windows, self._preroll = self._preroll, []
+        samples = sum(len(w) for w in windows)
+        utterance = _Utterance(self._count, self.now - samples / SAMPLE_RATE, windows, samples, voiced=WINDOW)
+        self._current = utterance
+        self._count += 1
+        await self.emit(LiveEvent("speech_started", utterance.index, utterance.start))
+
+    async def _report(self, utterance: _Utterance, exc: VoxhostError) -> None:
+        await self.emit(LiveEvent("error", utterance.index, utterance.start, text=exc.message, code=exc.code))
+
+    async def _run_partial(self, utterance: _Utterance, samples: int) -> None:
+        try:
+            result = await self.transcribe(utterance.audio(samples), self._partial_options)
+        except VoxhostError as exc:
+            await self._report(utterance, exc)
+            return
+        if self._current is not utterance:
+            return  # the utterance ended while this ran: its final says it all
+        words = result.text.split()
+        agreed = agreed_prefix(utterance.hypothesis, words)
+        utterance.hypothesis = words
         delta: list[str] = []
-        if agreed > len(self._committed):  # committed words only ever grow
-            delta = words[len(self._committed) : agreed]
-            self._committed = self._committed + delta
-        committed = " ".join(self._committed)
-        tentative = (
-            words[len(self._committed) :]
-            if agreed_prefix(self._committed, words) == len(self._committed)
-            else []
-        )
-        text = " ".join([*self._committed, *tentative])
-        return [
+        if agreed > len(utterance.committed):  # committed words only ever grow
+            delta = words[len(utterance.committed) : agreed]
+            utterance.committed = utterance.committed + delta
+        consistent = agreed_prefix(utterance.committed, words) == len(utterance.committed)
+        tentative = words[len(utterance.committed) :] if consistent else []
+        await self.emit(
             LiveEvent(
                 "partial",
-                self._utterance,
-                self._start,
-                self.now,
-                text=text,
-                committed=committed,
+                utterance.index,
+                utterance.start,
+                utterance.start + samples / SAMPLE_RATE,
+                text=" ".join([*utterance.committed, *tentative]),
+                committed=" ".join(utterance.committed),
                 delta=" ".join(delta),
                 language=result.language,
             )
-        ]
+        )
 
-    async def _end_utterance(self, trailing: int) -> list[LiveEvent]:
-        audio = np.concatenate(self._speech)
-        # keep a little of the trailing silence: Whisper ends words better with some room
-        keep_tail = int(0.2 * SAMPLE_RATE)
-        if trailing > keep_tail:
-            audio = audio[: len(audio) - (trailing - keep_tail)]
-        end = self.now - trailing / SAMPLE_RATE
-        events = [LiveEvent("speech_stopped", self._utterance, self._start, end)]
-        voiced = self._voiced
-        utterance = self._utterance
-        start = self._start
-        self._reset_utterance()
-        if voiced < self.vad.min_speech * SAMPLE_RATE or audio.size == 0:
-            return events  # a click or a cough: no model call, no final
-        result = await self.transcribe(audio, self.options)
-        self._utterance += 1
-        events.append(LiveEvent("final", utterance, start, end, text=result.text, language=result.language))
-        return events
+    async def _end_utterance(self) -> None:
+        utterance, self._current = self._current, None
+        if utterance is None:
+            return
+        samples = utterance.final_samples
+        end = utterance.start + (utterance.samples - utterance.silence) / SAMPLE_RATE
+        self._preroll = []
+        previous = self._finals[-1] if self._finals else None
 
-    def _reset_utterance(self) -> None:
-        self._in_speech = False
-        self._speech = []
-        self._speech_len = 0
-        self._silence = 0
-        self._voiced = 0
-        self._last_partial_len = 0
-        self._hypothesis = []
-        self._committed = []
+        async def finalize() -> None:
+            if previous is not None:
+                await previous
+            await self.emit(LiveEvent("speech_stopped", utterance.index, utterance.start, end))
+            if utterance.voiced < self.vad.min_speech * SAMPLE_RATE or samples <= 0:
+                return  # a click or a cough: no final
+            speculation = utterance.speculation
+            try:
+                if speculation is not None and speculation[0] == samples:
+                    result = await speculation[1]
+                else:
+                    if speculation is not None:
+                        speculation[1].cancel()
+                    result = await self.transcribe(utterance.audio(samples), self.options)
+            except VoxhostError as exc:
+                await self._report(utterance, exc)
+                return
+            await self.emit(
+                LiveEvent(
+                    "final", utterance.index, utterance.start, end, text=result.text, language=result.language
+                )
+            )
 
-    async def commit(self) -> list[LiveEvent]:
-        """End the current utterance now (the client says the turn is over)."""
-        if not self._in_speech:
-            if not self._preroll or self.vad.enabled:
-                return []
-            self._speech, self._preroll = list(self._preroll), []
-            self._speech_len = sum(len(w) for w in self._speech)
-            self._voiced = self._speech_len
-            self._start = self.now - self._speech_len / SAMPLE_RATE
-            self._in_speech = True
+        self._finals.append(asyncio.create_task(finalize()))
+        self._finals = [t for t in self._finals if not t.done()]
+
+    async def commit(self) -> bool:
+        """End the current utterance now (the client says the turn is over). False if there was none."""
+        if self._current is None:
+            if self.vad.enabled or not self._preroll:
+                return False
+            await self._start_utterance()
+        assert self._current is not None
         if len(self._pending):
-            self._speech.append(self._pending)
-            self._speech_len += len(self._pending)
+            self._current.windows.append(self._pending)
+            self._current.samples += len(self._pending)
             self._received += len(self._pending)
             self._pending = np.zeros(0, dtype=np.float32)
-        return await self._end_utterance(trailing=self._silence)
+        await self._end_utterance()
+        return True
 
-    async def finish(self) -> list[LiveEvent]:
-        """The stream ended: finalize what was being said."""
-        return await self.commit() if self._in_speech else []
+    async def finish(self) -> None:
+        """The stream ended: finalize what was being said and wait until every event is out."""
+        if self._current is not None:
+            await self.commit()
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Wait for the decodes in flight."""
+        if self._partial is not None:
+            with contextlib.suppress(Exception):
+                await self._partial
+        for task in list(self._finals):
+            await task
 
     def clear(self) -> None:
         """Drop buffered audio that was not transcribed yet."""
-        self._reset_utterance()
+        self._current = None
         self._preroll = []
         self._pending = np.zeros(0, dtype=np.float32)
+
+    async def close(self) -> None:
+        """The client went away: stop waiting for anything."""
+        for task in [self._partial, *self._finals]:
+            if task is not None:
+                task.cancel()

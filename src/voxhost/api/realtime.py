@@ -16,12 +16,14 @@ OpenAI Realtime, `WS /v1/realtime?intent=transcription`: `transcription_session.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
 import json
 import logging
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import numpy as np
@@ -33,24 +35,37 @@ from voxhost.errors import BadRequest, VoxhostError
 from voxhost.languages import normalize_language
 from voxhost.manager import ModelManager
 from voxhost.results import TranscribeOptions, Transcription
-from voxhost.streaming import LiveEvent, LiveTranscriber, VadConfig
+from voxhost.streaming import Emit, LiveEvent, LiveTranscriber, VadConfig, agreed_prefix
 
 log = logging.getLogger("voxhost.realtime")
 router = APIRouter(tags=["live"])
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 OPENAI_RATE = 24000
+ITEM = "conversation.item.input_audio_transcription"
 
 
 def _transcriber(
-    manager: ModelManager, model: str | None, options: TranscribeOptions, vad: VadConfig
+    manager: ModelManager, model: str | None, options: TranscribeOptions, vad: VadConfig, emit: Emit
 ) -> LiveTranscriber:
     model_id = manager.resolve(model or None, "asr").id
 
     async def transcribe(audio: np.ndarray, opts: TranscribeOptions) -> Transcription:
         return await manager.transcribe(model_id, audio, opts)
 
-    return LiveTranscriber(transcribe, options=options, vad=vad)
+    return LiveTranscriber(transcribe, emit, options=options, vad=vad)
+
+
+def _sender(websocket: WebSocket) -> Callable[[dict[str, Any]], Coroutine[Any, Any, None]]:
+    """Send JSON from the receive loop and from background decodes without interleaving frames."""
+    lock = asyncio.Lock()
+
+    async def send(message: dict[str, Any]) -> None:
+        async with lock:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the client may be gone
+                await websocket.send_json(message)
+
+    return send
 
 
 def _error(exc: VoxhostError) -> dict[str, Any]:
@@ -61,26 +76,31 @@ def _error(exc: VoxhostError) -> dict[str, Any]:
 async def live(websocket: WebSocket) -> None:
     manager, settings = get_manager_ws(websocket), get_settings_ws(websocket)
     await websocket.accept()
+    send = _sender(websocket)
+
+    async def emit(event: LiveEvent) -> None:
+        await send(event.as_dict())
+
     params = websocket.query_params
     try:
         rate = int(params.get("sample_rate", "16000"))
         converter = PcmConverter(rate, 2, 1)
         options = TranscribeOptions(language=normalize_language(params.get("language")))
-        live = _transcriber(manager, params.get("model"), options, VadConfig())
+        vad = VadConfig(min_silence=int(params.get("min_silence_ms", "500")) / 1000)
+        live = _transcriber(manager, params.get("model"), options, vad, emit)
     except (VoxhostError, ValueError) as exc:
         error = exc if isinstance(exc, VoxhostError) else BadRequest(f"bad parameter: {exc}")
         await websocket.send_json(_error(error))
         await websocket.close(code=1008)
         return
-    await websocket.send_json({"type": "ready", "sample_rate": rate, "model": params.get("model")})
+    await send({"type": "ready", "sample_rate": rate, "model": params.get("model")})
     received = 0
     limit = settings.max_upload_bytes
-    with contextlib.suppress(WebSocketDisconnect):
+    try:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
-                return  # nothing is waiting on the result: the work in flight is simply dropped
-            events: list[LiveEvent] = []
+                return
             try:
                 if message.get("bytes") is not None:
                     data: bytes = message["bytes"]
@@ -89,28 +109,27 @@ async def live(websocket: WebSocket) -> None:
                         raise BadRequest(f"audio messages are limited to {MAX_MESSAGE_BYTES} bytes")
                     if received > limit * 20:
                         raise BadRequest("the stream is longer than this server allows")
-                    events = await live.feed(converter.convert(data))
+                    await live.feed(converter.convert(data))
                 else:
                     command = json.loads(message.get("text") or "null")
                     kind = command.get("type") if isinstance(command, dict) else None
                     if kind == "commit":
-                        events = await live.commit()
+                        await live.commit()
                     elif kind == "stop":
-                        for event in await live.finish():
-                            await websocket.send_json(event.as_dict())
-                        await websocket.send_json({"type": "done"})
+                        await live.finish()
+                        await send({"type": "done"})
                         await websocket.close()
                         return
                     else:
                         raise BadRequest(f"unknown message {command!r}; send audio bytes, commit or stop")
             except VoxhostError as exc:
-                await websocket.send_json(_error(exc))
-                continue
+                await send(_error(exc))
             except (json.JSONDecodeError, AttributeError):
-                await websocket.send_json(_error(BadRequest("text messages must be JSON objects")))
-                continue
-            for event in events:
-                await websocket.send_json(event.as_dict())
+                await send(_error(BadRequest("text messages must be JSON objects")))
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await live.close()  # a client that went away frees its work at once
 
 
 class _RealtimeSession:
@@ -118,26 +137,28 @@ class _RealtimeSession:
 
     def __init__(self, websocket: WebSocket, manager: ModelManager) -> None:
         self.ws = websocket
+        self._send = _sender(websocket)
         self.manager = manager
+        self.items: dict[int, str] = {}  # utterance -> item id
+        self.delivered: dict[int, list[str]] = {}  # utterance -> words sent as deltas so far
         self.model: str | None = None
         self.language: str | None = None
         self.prompt: str | None = None
         self.vad = VadConfig()
         self.converter = PcmConverter(OPENAI_RATE, 2, 1)
         self.live = self._new_transcriber()
-        self.item_id = self._new_item()
         self.previous_item: str | None = None
 
     def _new_transcriber(self) -> LiveTranscriber:
         options = TranscribeOptions(language=self.language, prompt=self.prompt)
-        return _transcriber(self.manager, self.model, options, self.vad)
+        return _transcriber(self.manager, self.model, options, self.vad, self.emit)
 
     @staticmethod
     def _new_item() -> str:
         return "item_" + uuid.uuid4().hex[:20]
 
     async def send(self, kind: str, **fields: Any) -> None:
-        await self.ws.send_json({"event_id": "event_" + uuid.uuid4().hex[:20], "type": kind, **fields})
+        await self._send({"event_id": "event_" + uuid.uuid4().hex[:20], "type": kind, **fields})
 
     def session(self) -> dict[str, Any]:
         turn = None
@@ -178,38 +199,38 @@ class _RealtimeSession:
                 )
         self.live = self._new_transcriber()
 
-    async def emit(self, events: list[LiveEvent]) -> None:
-        for event in events:
-            if event.kind == "speech_started":
-                await self.send(
-                    "input_audio_buffer.speech_started",
-                    audio_start_ms=int(event.start * 1000),
-                    item_id=self.item_id,
-                )
-            elif event.kind == "speech_stopped":
-                await self.send(
-                    "input_audio_buffer.speech_stopped",
-                    audio_end_ms=int((event.end or 0) * 1000),
-                    item_id=self.item_id,
-                )
-                await self.send(
-                    "input_audio_buffer.committed", previous_item_id=self.previous_item, item_id=self.item_id
-                )
-            elif event.kind == "partial" and event.delta:
-                await self.send(
-                    "conversation.item.input_audio_transcription.delta",
-                    item_id=self.item_id,
-                    content_index=0,
-                    delta=event.delta + " ",
-                )
-            elif event.kind == "final":
-                await self.send(
-                    "conversation.item.input_audio_transcription.completed",
-                    item_id=self.item_id,
-                    content_index=0,
-                    transcript=event.text,
-                )
-                self.previous_item, self.item_id = self.item_id, self._new_item()
+    async def emit(self, event: LiveEvent) -> None:
+        item = self.items.setdefault(event.utterance, self._new_item())
+        if event.kind == "speech_started":
+            start_ms = int(event.start * 1000)
+            await self.send("input_audio_buffer.speech_started", audio_start_ms=start_ms, item_id=item)
+        elif event.kind == "speech_stopped":
+            end_ms = int((event.end or 0) * 1000)
+            await self.send("input_audio_buffer.speech_stopped", audio_end_ms=end_ms, item_id=item)
+            previous = self.previous_item
+            await self.send("input_audio_buffer.committed", previous_item_id=previous, item_id=item)
+            self.previous_item = item
+        elif event.kind == "partial" and event.delta:
+            await self._delta(event.utterance, item, event.delta.split())
+        elif event.kind == "final":
+            # the deltas add up to the transcript: send whatever the partials had not committed yet
+            sent, words = self.delivered.get(event.utterance, []), event.text.split()
+            if agreed_prefix(sent, words) == len(sent) and len(words) > len(sent):
+                await self._delta(event.utterance, item, words[len(sent) :])
+            self.delivered.pop(event.utterance, None)
+            await self.send(f"{ITEM}.completed", item_id=item, content_index=0, transcript=event.text)
+            self.items.pop(event.utterance, None)
+        elif event.kind == "error":
+            await self.send(
+                f"{ITEM}.failed", item_id=item, content_index=0,
+                error={"type": "server_error", "code": event.code, "message": event.text},
+            )  # fmt: skip
+
+    async def _delta(self, utterance: int, item: str, words: list[str]) -> None:
+        delivered = self.delivered.setdefault(utterance, [])
+        text = ("" if not delivered else " ") + " ".join(words)
+        delivered.extend(words)
+        await self.send(f"{ITEM}.delta", item_id=item, content_index=0, delta=text)
 
     async def handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -223,12 +244,10 @@ class _RealtimeSession:
                 raise BadRequest("input_audio_buffer.append needs base64 pcm16 audio in 'audio'") from None
             if len(data) > MAX_MESSAGE_BYTES:
                 raise BadRequest(f"audio messages are limited to {MAX_MESSAGE_BYTES} bytes")
-            await self.emit(await self.live.feed(self.converter.convert(data)))
+            await self.live.feed(self.converter.convert(data))
         elif kind == "input_audio_buffer.commit":
-            events = await self.live.commit()
-            if not events:
+            if not await self.live.commit():
                 raise BadRequest("the input audio buffer holds no speech to commit")
-            await self.emit(events)
         elif kind == "input_audio_buffer.clear":
             self.live.clear()
             await self.send("input_audio_buffer.cleared")
@@ -242,7 +261,7 @@ async def realtime(websocket: WebSocket) -> None:
     await websocket.accept()
     session = _RealtimeSession(websocket, manager)
     await session.send("transcription_session.created", session=session.session())
-    with contextlib.suppress(WebSocketDisconnect):
+    try:
         while True:
             text = await websocket.receive_text()
             try:
@@ -269,3 +288,7 @@ async def realtime(websocket: WebSocket) -> None:
                         "param": exc.param,
                     },
                 )
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await session.live.close()
