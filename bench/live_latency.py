@@ -95,21 +95,26 @@ def measure(url: str, audio: np.ndarray, min_silence_ms: int) -> dict[str, Any]:
                 marks["speech_start"] = time.monotonic()
             if "speech_end" not in marks and sent >= speech_to:
                 marks["speech_end"] = time.monotonic()
-            if any(m.get("type") == "final" for _, m in messages):
+            if "speech_end" in marks and any(
+                m.get("type") == "final" and t > marks["speech_end"] for t, m in messages
+            ):
                 break
-        deadline = time.monotonic() + 30
-        while not any(m.get("type") == "final" for _, m in messages) and time.monotonic() < deadline:
-            time.sleep(0.01)
         ws.send(json.dumps({"type": "stop"}))
+        deadline = time.monotonic() + 30
+        while not any(m.get("type") == "done" for _, m in messages) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    # a short min_silence can split an utterance at a pause: the last final is the one after speech end
     first_partial = next((t for t, m in messages if m.get("type") == "partial"), None)
-    stopped = next((t for t, m in messages if m.get("type") == "speech_stopped"), None)
-    final_at, final = next(((t, m) for t, m in messages if m.get("type") == "final"), (None, {}))
+    stopped = next((t for t, m in reversed(messages) if m.get("type") == "speech_stopped"), None)
+    final_at = next((t for t, m in reversed(messages) if m.get("type") == "final"), None)
+    text = " ".join(m["text"] for _, m in messages if m.get("type") == "final")
     return {
         "first_partial_s": None if first_partial is None else first_partial - marks["speech_start"],
         "final_after_speech_end_s": None if final_at is None else final_at - marks["speech_end"],
         "final_after_vad_stop_s": None if final_at is None or stopped is None else final_at - stopped,
         "partials": sum(m.get("type") == "partial" for _, m in messages),
-        "final": final.get("text", ""),
+        "final": text,
+        "finals": sum(m.get("type") == "final" for _, m in messages),
     }
 
 

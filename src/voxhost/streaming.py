@@ -114,6 +114,7 @@ class VadConfig:
 
 
 FIRST_PARTIAL = 0.35  # seconds of speech before the first partial decode
+SPECULATE_AFTER = 0.1  # seconds of silence after which the final decode starts, in case the speaker is done
 TAIL = 0.2  # seconds of trailing silence kept in an utterance: Whisper ends words better with some room
 Emit = Callable[[LiveEvent], Coroutine[Any, Any, None]]
 
@@ -129,7 +130,7 @@ class _Utterance:
     partial_at: int = 0  # `voiced` when the last partial decode started
     hypothesis: list[str] = field(default_factory=list)
     committed: list[str] = field(default_factory=list)
-    speculation: tuple[int, asyncio.Task[Transcription]] | None = None  # (samples, final decode)
+    speculation: tuple[int, asyncio.Task[Transcription]] | None = None  # (voiced samples then, decode)
 
     @property
     def final_samples(self) -> int:
@@ -228,12 +229,9 @@ class LiveTranscriber:
             return
         if current.silence >= self.vad.min_silence * SAMPLE_RATE:
             await self._end_utterance()
-        elif current.speculation is None and current.silence >= TAIL * SAMPLE_RATE:
-            samples = current.final_samples
-            current.speculation = (
-                samples,
-                asyncio.create_task(self.transcribe(current.audio(samples), self.options)),
-            )
+        elif current.speculation is None and current.silence >= SPECULATE_AFTER * SAMPLE_RATE:
+            decode = self.transcribe(current.audio(), self.options)
+            current.speculation = (current.voiced, asyncio.create_task(decode))
         if current is self._current and current.samples >= self.vad.max_utterance * SAMPLE_RATE:
             await self._end_utterance()
 
@@ -295,7 +293,8 @@ class LiveTranscriber:
                 return  # a click or a cough: no final
             speculation = utterance.speculation
             try:
-                if speculation is not None and speculation[0] == samples:
+                # nothing was said since the speculative decode began: it is the final
+                if speculation is not None and speculation[0] == utterance.voiced:
                     result = await speculation[1]
                 else:
                     if speculation is not None:
