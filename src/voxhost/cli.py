@@ -121,6 +121,9 @@ def transcribe(
     """Transcribe files: in this process (the model loads once for all files), or through --url."""
     from voxhost.transcriber import TranscribeJob, run_transcribe
 
+    for path in files:
+        if str(path) != "-" and not path.is_file():
+            raise typer.BadParameter(f"File '{path}' does not exist.", param_hint="'files'")
     settings = _settings(device=device, compute_type=compute_type, threads=threads, log_level="warning")
     if live:
         from voxhost.live_client import run_live

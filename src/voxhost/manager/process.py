@@ -111,12 +111,16 @@ class WorkerProcess:
         try:
             return await self._request(timeout, "call", method, kwargs)
         except TimeoutError:
-            log.error("worker for %s gave no answer in %.0fs; killing it", self.spec.id, timeout)
-            self.kill()
-            raise WorkerTimeout(
-                f"the {self.spec.id!r} worker did not answer within {timeout:g}s; it was stopped and the "
-                "next request gets a fresh one"
-            ) from None
+            raise self._stuck(timeout) from None
+
+    def _stuck(self, timeout: float) -> WorkerTimeout:
+        """Kill a worker that gave no answer in time (stuck, or far too slow); the error for its caller."""
+        log.error("worker for %s gave no answer in %.0fs; killing it", self.spec.id, timeout)
+        self.kill()
+        return WorkerTimeout(
+            f"the {self.spec.id!r} worker did not answer within {timeout:g}s; it was stopped and the "
+            "next request gets a fresh one"
+        )
 
     async def ping(self, timeout: float = 2.0) -> dict[str, Any]:
         """The worker's own stats (pid, loads, requests served, RSS); answered even while busy.
@@ -153,12 +157,7 @@ class WorkerProcess:
             except (OSError, ValueError):
                 raise self._crash_error() from None
             except TimeoutError:
-                log.error("worker for %s gave no answer in %.0fs; killing it", self.spec.id, timeout)
-                self.kill()
-                raise WorkerTimeout(
-                    f"the {self.spec.id!r} worker did not answer within {timeout:g}s; it was stopped and the "
-                    "next request gets a fresh one"
-                ) from None
+                raise self._stuck(timeout) from None
         finally:
             self._streams.pop(request_id, None)
             if not finished and not self.exited and self._loop is not None:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -211,27 +211,34 @@ class ModelManager:
                             await self._stop_worker(entry)
 
     # --- requests --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _in_flight(self, entry: _Entry) -> Iterator[None]:
+        """Count a request on its worker: in-flight gauge, idle event (unload waits on it), TTL clock,
+        and the served count when it succeeds."""
+        entry.in_flight += 1
+        entry.idle.clear()
+        try:
+            yield
+            entry.requests += 1
+        finally:
+            entry.in_flight -= 1
+            entry.last_used = time.monotonic()
+            if not entry.in_flight:
+                entry.idle.set()
+
     async def _run(self, entry: _Entry, method: str, **kwargs: Any) -> Any:
         """Run one request on the entry's worker, on a fresh worker once more if the first one died."""
         attempts = 2 if self.settings.retry_on_crash else 1
         async with entry.slots:
             for attempt in range(1, attempts + 1):
                 worker = await self._ensure_worker(entry)
-                entry.in_flight += 1
-                entry.idle.clear()
                 try:
-                    result = await worker.call(method, self.settings.request_timeout, **kwargs)
-                    entry.requests += 1
-                    return result
+                    with self._in_flight(entry):
+                        return await worker.call(method, self.settings.request_timeout, **kwargs)
                 except WorkerCrashed as exc:
                     if attempt == attempts:
                         raise
                     log.warning("%s; retrying on a fresh worker", exc.message)
-                finally:
-                    entry.in_flight -= 1
-                    entry.last_used = time.monotonic()
-                    if not entry.in_flight:
-                        entry.idle.set()
         raise AssertionError("unreachable")
 
     async def _stream(self, entry: _Entry, method: str, **kwargs: Any) -> AsyncGenerator[Any, None]:
@@ -241,27 +248,19 @@ class ModelManager:
         async with entry.slots:
             for attempt in range(1, attempts + 1):
                 worker = await self._ensure_worker(entry)
-                entry.in_flight += 1
-                entry.idle.clear()
                 started = False
                 try:
-                    async with contextlib.aclosing(
-                        worker.stream(method, self.settings.request_timeout, **kwargs)
-                    ) as items:
-                        async for item in items:
-                            started = True
-                            yield item
-                    entry.requests += 1
+                    with self._in_flight(entry):
+                        items = worker.stream(method, self.settings.request_timeout, **kwargs)
+                        async with contextlib.aclosing(items):
+                            async for item in items:
+                                started = True
+                                yield item
                     return
                 except WorkerCrashed as exc:
                     if started or attempt == attempts:
                         raise
                     log.warning("%s; retrying on a fresh worker", exc.message)
-                finally:
-                    entry.in_flight -= 1
-                    entry.last_used = time.monotonic()
-                    if not entry.in_flight:
-                        entry.idle.set()
 
     def synthesize(
         self,
