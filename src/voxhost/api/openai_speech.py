@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -13,11 +14,12 @@ from pydantic import BaseModel, Field
 
 from voxhost.api.deps import get_manager, get_settings
 from voxhost.audio.encode import PCM_RATE, StreamEncoder
-from voxhost.errors import BadRequest
+from voxhost.errors import BadRequest, VoxhostError
 from voxhost.manager import ModelManager
 from voxhost.settings import Settings
 
 router = APIRouter(tags=["audio"])
+log = logging.getLogger("voxhost.http")
 
 
 class SpeechRequest(BaseModel):
@@ -91,10 +93,14 @@ async def _body(chunks: Any, first: Any, encoder: StreamEncoder) -> AsyncIterato
     async with contextlib.aclosing(chunks):
         if first is not None:
             yield await asyncio.to_thread(encoder.encode, first)
-            async for chunk in chunks:
-                data = await asyncio.to_thread(encoder.encode, chunk)
-                if data:
-                    yield data
+            try:
+                async for chunk in chunks:
+                    data = await asyncio.to_thread(encoder.encode, chunk)
+                    if data:
+                        yield data
+            except VoxhostError as exc:
+                # the status line is long gone: end the audio cleanly where it got to, and say why
+                log.error("speech stream ended early: %s", exc.message)
         yield await asyncio.to_thread(encoder.close)
 
 
