@@ -291,3 +291,37 @@ def test_cli_live(
     assert len(lines) == 2, lines
     assert_transcript(lines[0], FIRST)
     assert_transcript(lines[1], SECOND)
+
+
+def test_many_streams_at_once_share_the_worker(
+    live_server: ServerProcess, utterances: tuple[Speech, Speech]
+) -> None:
+    first, second = utterances
+    results: dict[int, list[dict[str, Any]]] = {}
+
+    def one(index: int) -> None:
+        speech = first if index % 2 else second
+        url = live_server.url.replace("http", "ws") + "/v1/audio/transcriptions/live"
+        with connect(url) as ws:
+            reader = Reader(ws)
+            stream(ws, reader, pcm(speech, 16000) + silence(1.0, 16000), 16000, pace=0.25)
+            reader.wait_for("final", timeout=120)
+            ws.send(json.dumps({"type": "stop"}))
+            reader.wait_for("done", timeout=120)
+            results[index] = reader.of("final")
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    # a file request in the middle of the streams is served too
+    response = httpx.post(
+        live_server.url + "/v1/audio/transcriptions",
+        files={"file": ("a.wav", first.encoded("wav"))},
+        timeout=120,
+    )
+    for thread in threads:
+        thread.join(180)
+    assert_transcript(response.json()["text"], FIRST)
+    assert sorted(results) == [0, 1, 2]
+    for index, finals in results.items():
+        assert_transcript(" ".join(f["text"] for f in finals), FIRST if index % 2 else SECOND)
