@@ -20,4 +20,3 @@ def word_errors(text: str, reference: str) -> int:
             current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (g != w)))
         previous = current
     return previous[-1]
-
