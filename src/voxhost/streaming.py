@@ -114,6 +114,7 @@ class VadConfig:
 
 
 FIRST_PARTIAL = 0.35  # seconds of speech before the first partial decode
+STEADY = 0.15  # seconds of confident speech at the end of the audio before a partial decode starts
 SPECULATE_AFTER = 0.1  # seconds of silence after which the final decode starts, in case the speaker is done
 TAIL = 0.2  # seconds of trailing silence kept in an utterance: Whisper ends words better with some room
 Emit = Callable[[LiveEvent], Coroutine[Any, Any, None]]
@@ -127,6 +128,7 @@ class _Utterance:
     samples: int = 0
     voiced: int = 0  # samples the VAD called speech
     silence: int = 0  # trailing samples of silence
+    run: int = 0  # trailing samples the VAD is confident are speech
     partial_at: int = 0  # `voiced` when the last partial decode started
     hypothesis: list[str] = field(default_factory=list)
     committed: list[str] = field(default_factory=list)
@@ -202,7 +204,7 @@ class LiveTranscriber:
         if (
             current is not None
             and self.partial_interval > 0
-            and current.silence == 0
+            and current.run >= STEADY * SAMPLE_RATE  # not while the speaker trails off: the final is near
             and (current.voiced - current.partial_at) >= due * SAMPLE_RATE
             and (self._partial is None or self._partial.done())
         ):
@@ -220,6 +222,7 @@ class LiveTranscriber:
             return
         current.windows.append(window)
         current.samples += WINDOW
+        current.run = current.run + WINDOW if prob >= self.vad.threshold else 0
         if prob >= self.vad.threshold - 0.15:
             current.silence = 0
             current.voiced += WINDOW
