@@ -119,7 +119,7 @@ def main() -> None:
     rows = []
     with (
         tempfile.TemporaryDirectory() as tmp,
-        _serve(["--model", "tiny.en", "--preload", "--no-wyoming"], ["tiny.en"], Path(tmp), 120) as server,
+        _serve(["--model", "tiny.en", "--preload"], ["tiny.en"], Path(tmp), 120) as server,
     ):
         for text, audio in zip(texts, audios, strict=True):
             file_text = httpx.post(

@@ -256,7 +256,18 @@ def _serve(args: list[str], model_ids: Sequence[str], log_dir: Path, timeout: fl
     """`python -m voxhost serve` on a free 127.0.0.1 port, until the models are loaded; always stopped."""
     port = _free_port()
     log_path = log_dir / "server.log"
-    command = [sys.executable, "-m", "voxhost", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "voxhost",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-wyoming",
+        *args,
+    ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     server = _Server(f"http://127.0.0.1:{port}", process, log_path)
