@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ServerProcess, assert_transcript, start_server
 from voxhost.audio import decode_audio
-from voxhost.audio.text import split_sentences
+from voxhost.audio.text import speech_chunks, split_sentences
 
 TEXT = "The quick brown fox jumps over the lazy dog. Please call Stella and ask her to bring these things."
 LONG_TEXT = " ".join(
@@ -238,3 +238,13 @@ def test_long_sentences_are_cut() -> None:
     pieces = split_sentences("word, " * 200, max_chars=100)
     assert all(len(p) <= 100 for p in pieces)
     assert " ".join(pieces).split() == ("word, " * 200).split()
+
+
+def test_long_first_sentence_is_spoken_clause_first() -> None:
+    text = "Before we start the meeting today, let me share the agenda with all of you. Then we begin."
+    assert speech_chunks(text) == [
+        "Before we start the meeting today,",
+        "let me share the agenda with all of you.",
+        "Then we begin.",
+    ]
+    assert speech_chunks("Short one, really. Next.") == ["Short one, really.", "Next."]

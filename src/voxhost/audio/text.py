@@ -51,3 +51,20 @@ def split_complete(text: str) -> tuple[str, str]:
     if last is None:
         return "", text
     return text[: last.end()], text[last.end() :]
+
+
+FIRST_CLAUSE_AFTER = 60  # characters: a longer first sentence is spoken clause by clause
+
+
+def speech_chunks(text: str) -> list[str]:
+    """Pieces to synthesize one by one for streaming: sentences, with a long first sentence split at its
+    first clause boundary (comma, semicolon, colon). The listener hears the first words after one short
+    synthesis instead of a whole long sentence; a clause boundary is where a speaker pauses anyway, so
+    the split costs no naturalness."""
+    pieces = split_sentences(text)
+    if pieces and len(pieces[0]) > FIRST_CLAUSE_AFTER:
+        first = pieces[0]
+        match = _SOFT.search(first, 10)
+        if match is not None and match.start() < len(first) - 10:
+            pieces[0:1] = [first[: match.start()].strip(), first[match.end() :].strip()]
+    return pieces

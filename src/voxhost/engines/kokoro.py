@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from voxhost.audio.text import split_sentences
+from voxhost.audio.text import speech_chunks
 from voxhost.engines.assets import assemble_parts, package_dir
 from voxhost.engines.base import EmbeddedModel, EngineConfig, TTSEngine
 from voxhost.errors import BadRequest
@@ -138,7 +138,7 @@ class KokoroEngine(TTSEngine):
         style = self._voices[self.resolve_voice(voice)]
         speed = min(max(speed, SPEED_RANGE[0]), SPEED_RANGE[1])
         lang = language or self._language
-        for sentence in split_sentences(text):
+        for sentence in speech_chunks(text):
             try:
                 samples, _ = self._kokoro.create(sentence, voice=style, speed=speed, lang=lang)
             except (ValueError, KeyError) as exc:

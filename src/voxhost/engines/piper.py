@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from voxhost.audio.text import split_sentences
+from voxhost.audio.text import speech_chunks
 from voxhost.engines.assets import package_dir
 from voxhost.engines.base import EmbeddedModel, EngineConfig, TTSEngine
 from voxhost.errors import BadRequest
@@ -139,6 +139,6 @@ class PiperEngine(TTSEngine):
             speaker_id=self._speakers.get(chosen) if self._speakers else None,
             length_scale=self._length_scale / speed,
         )
-        for sentence in split_sentences(text):
+        for sentence in speech_chunks(text):
             for chunk in self._voice.synthesize(sentence, syn_config=syn_config):
                 yield np.asarray(chunk.audio_float_array, dtype=np.float32)
