@@ -184,7 +184,7 @@ def bench(
     tts_model: Annotated[
         list[str] | None,
         typer.Option(
-            "--tts-model", help="TTS model to benchmark (repeatable) [default: en_US-joe-medium, kokoro]."
+            "--tts-model", help="TTS model to benchmark, repeatable (default: en_US-joe-medium and kokoro)."
         ),
     ] = None,
 ) -> None:
