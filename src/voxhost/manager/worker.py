@@ -109,7 +109,9 @@ def worker_main(
     )
     log = logging.getLogger("voxhost.worker")
     if log_level.lower() != "debug":
-        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per request is noise
+        # one line per request is noise: faster-whisper's per-file info, phonemizer's per-text warning
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+        logging.getLogger("phonemizer").setLevel(logging.ERROR)
     started = time.perf_counter()
     try:
         engine = engine_class(spec.engine).load(spec.location(config), config)
