@@ -55,6 +55,7 @@ class WorkerProcess:
         self._ready: asyncio.Future[dict[str, Any]] | None = None
         self.info: dict[str, Any] = {}
         self.exited = False
+        self._killed = False
         self.exitcode: int | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -81,9 +82,12 @@ class WorkerProcess:
 
     @property
     def alive(self) -> bool:
-        return not self.exited and self._process.is_alive()
+        return not self.exited and not self._killed and self._process.is_alive()
 
     def kill(self) -> None:
+        # Dead from now on, even in the moments before the kernel has ended the process, so that the
+        # next request starts a fresh worker instead of writing into this one's closing pipe.
+        self._killed = True
         if self._process.pid is not None and self._process.is_alive():
             self._process.kill()
 
@@ -91,9 +95,9 @@ class WorkerProcess:
         """Ask the worker to exit; kill it if it does not within `grace` seconds."""
         if self._process.pid is None:
             return
-        if self.alive:
-            with contextlib.suppress(OSError, ValueError):
-                self._send(("shutdown",))
+        if self.alive:  # sent from a thread: a stuck worker's full pipe must not block the event loop
+            with contextlib.suppress(OSError, ValueError, TimeoutError):
+                await asyncio.wait_for(asyncio.to_thread(self._send, ("shutdown",)), grace)
         await asyncio.to_thread(self._process.join, grace)
         if self._process.is_alive():
             log.warning("worker for %s did not stop in %.0fs; killing it", self.spec.id, grace)
@@ -134,7 +138,7 @@ class WorkerProcess:
         `timeout` bounds the wait for each item. Leaving the loop early (the client went away) tells
         the worker to stop generating.
         """
-        if self.exited or self._loop is None:
+        if self.exited or self._killed or self._loop is None:
             raise self._crash_error()
         request_id = next(self._ids)
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -183,7 +187,7 @@ class WorkerProcess:
             self._pending.pop(request_id, None)
 
     def _new_request(self) -> tuple[int, asyncio.Future[Any]]:
-        if self.exited or self._loop is None:
+        if self.exited or self._killed or self._loop is None:
             raise self._crash_error()
         request_id = next(self._ids)
         future: asyncio.Future[Any] = self._loop.create_future()
