@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
@@ -118,9 +117,11 @@ def test_preload_ttl_and_explicit_unload(cache_dir: Path, audio16k: np.ndarray) 
                 break
         assert manager.status("tiny.en")[0].state == "unloaded"
         # the worker process ends (its memory is freed) right after the model is marked unloaded
-        with contextlib.suppress(psutil.NoSuchProcess):
-            psutil.Process(pid).wait(10)
-        assert not psutil.pid_exists(pid)
+        for _ in range(100):
+            if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                break
+            await asyncio.sleep(0.1)
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
         await manager.transcribe(None, audio16k[:16000], TranscribeOptions())  # lazy reload
         (status,) = manager.status("tiny.en")
         assert status.state == "ready"

@@ -62,7 +62,8 @@ def _pcm(speech: Speech, rate: int, width: int = 2, channels: int = 1) -> bytes:
     if width == 1:
         return bytes((np.clip(frames, -1, 1) * 127 + 128).astype("u1").tobytes())
     if width == 4:
-        return bytes((np.clip(frames, -1, 1) * (2**31 - 1)).astype("<i4").tobytes())
+        # in float64: float32 rounds 2**31 - 1 up to 2**31, which overflows int32
+        return bytes((np.clip(frames, -1, 1).astype(np.float64) * (2**31 - 1)).astype("<i4").tobytes())
     return float_to_pcm16(frames)
 
 
