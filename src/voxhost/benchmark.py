@@ -48,7 +48,7 @@ from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import numpy as np
@@ -60,6 +60,10 @@ from rich.table import Table
 from voxhost import __version__
 from voxhost.audio import SAMPLE_RATE, decode_audio, encode_audio
 from voxhost.errors import VoxhostError
+
+if TYPE_CHECKING:
+    from voxhost.manager import ModelManager
+    from voxhost.settings import Settings
 
 # Targets the figures are compared against (reported, never asserted).
 TARGET_SERVER_RATIO = 1.05
@@ -318,6 +322,24 @@ def _worker_memory(client: httpx.Client, model_id: str, server_pid: int) -> dict
 
 
 # --- figures ------------------------------------------------------------------------------------------
+def _profile_manager(
+    stack: contextlib.ExitStack, settings: Settings
+) -> tuple[asyncio.AbstractEventLoop, ModelManager]:
+    """A ModelManager on its own event loop, for the no-HTTP profile; closed when `stack` unwinds."""
+    from voxhost.manager import ModelManager
+
+    loop = asyncio.new_event_loop()
+    manager = ModelManager(settings)
+
+    def close() -> None:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(manager.close())
+        loop.close()
+
+    stack.callback(close)
+    return loop, manager
+
+
 def _stats(values: Sequence[float], scale: float = 1.0, unit: str = "", digits: int = 3) -> dict[str, Any]:
     """Count, median, p90, mean, min, max and the samples of `values` times `scale`; keys end in `unit`."""
     if not values:
@@ -482,7 +504,6 @@ def run_asr_benchmark(
     in-process engine and the server's worker alike. `console`: where progress is shown (None: nowhere).
     """
     from voxhost.engines import ASREngine, engine_class
-    from voxhost.manager import ModelManager
     from voxhost.manager.registry import parse_entry
     from voxhost.manager.supervisor import engine_config
     from voxhost.results import TranscribeOptions
@@ -547,17 +568,7 @@ def run_asr_benchmark(
         loop: asyncio.AbstractEventLoop | None = None
         manager: ModelManager | None = None
         if profile:
-            loop = asyncio.new_event_loop()
-            manager = ModelManager(settings)
-
-            def close_manager() -> None:
-                assert loop is not None
-                assert manager is not None
-                with contextlib.suppress(Exception):
-                    loop.run_until_complete(manager.close())
-                loop.close()
-
-            stack.callback(close_manager)
+            loop, manager = _profile_manager(stack, settings)
             try:
                 loop.run_until_complete(manager.load(spec.id))
             except VoxhostError as exc:
@@ -947,7 +958,6 @@ def run_tts_benchmark(
     from voxhost.audio.encode import PCM_RATE, SPEECH_FORMATS, StreamEncoder
     from voxhost.audio.text import split_sentences
     from voxhost.engines import TTSEngine, engine_class
-    from voxhost.manager import ModelManager
     from voxhost.manager.registry import ModelSpec, parse_entry
     from voxhost.manager.supervisor import engine_config
     from voxhost.settings import Settings
@@ -1019,17 +1029,7 @@ def run_tts_benchmark(
         manager: ModelManager | None = None
         pipe: _PipeProbe | None = None
         if profile:
-            loop = asyncio.new_event_loop()
-            manager = ModelManager(settings)
-
-            def close_manager() -> None:
-                assert loop is not None
-                assert manager is not None
-                with contextlib.suppress(Exception):
-                    loop.run_until_complete(manager.close())
-                loop.close()
-
-            stack.callback(close_manager)
+            loop, manager = _profile_manager(stack, settings)
             for spec in specs:
                 try:
                     loop.run_until_complete(manager.load(spec.id))
