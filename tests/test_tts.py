@@ -17,7 +17,7 @@ from conftest import ServerProcess, assert_transcript, start_server
 from voxhost.audio import decode_audio
 from voxhost.audio.text import speech_chunks, split_sentences
 
-TEXT = "The quick brown fox jumps over the lazy dog. Please call Stella and ask her to bring these things."
+TEXT = "The quick brown fox jumps over the lazy dog. Ask her to bring these things with her from the store."
 LONG_TEXT = " ".join(
     [
         "This is the first sentence of a long answer.",
