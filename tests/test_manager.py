@@ -89,7 +89,7 @@ def test_worker_memory_stays_flat(settings: Settings, audio16k: np.ndarray) -> N
     clip = audio16k[: 16000 * 2]
 
     async def body(manager: ModelManager) -> list[int]:
-        for _ in range(5):  # warm up allocator pools
+        for _ in range(6):  # warm up allocator pools
             await manager.transcribe(None, clip, TranscribeOptions())
         process = psutil.Process(_worker_pid(manager))
         samples = []
@@ -100,8 +100,10 @@ def test_worker_memory_stays_flat(settings: Settings, audio16k: np.ndarray) -> N
         return samples
 
     samples = run_with_manager(settings, body)
-    growth_mb = (samples[-1] - samples[0]) / 2**20
-    assert growth_mb < 10, f"worker RSS grew {growth_mb:.1f} MB over 40 calls: {samples}"
+    # Two inference threads each keep an allocator cache, so RSS swings by tens of MB between calls;
+    # a leak shows as a high-water mark that keeps rising (a server reloading per call: +10 MB a call).
+    growth_mb = (max(samples[3:]) - max(samples[:2])) / 2**20
+    assert growth_mb < 10, f"worker RSS high-water mark grew {growth_mb:.1f} MB over 50 calls: {samples}"
 
 
 def test_preload_ttl_and_explicit_unload(cache_dir: Path, audio16k: np.ndarray) -> None:

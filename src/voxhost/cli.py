@@ -74,9 +74,23 @@ def serve(
     retry_on_crash: Annotated[
         bool | None, Opt("--retry-on-crash/--no-retry-on-crash", help="Retry once when a worker dies.")
     ] = None,
+    replicas: Annotated[int | None, Opt(help="Worker processes per model [default: 1].")] = None,
+    parallel: Annotated[
+        int | None, Opt(help="Inferences per worker at once (0: one per core for Whisper on CPU).")
+    ] = None,
+    max_queue: Annotated[int | None, Opt(help="Waiting requests per model before 429 [default: 32].")] = None,
+    queue_timeout: Annotated[float | None, Opt(help="Seconds a request may wait for a slot.")] = None,
+    chunk_seconds: Annotated[
+        float | None, Opt(help="Split longer audio into pieces of this length (0: never).")
+    ] = None,
+    max_memory_mb: Annotated[float | None, Opt(help="Memory budget for all workers, MiB (0: none).")] = None,
+    worker_max_rss_mb: Annotated[
+        float | None, Opt(help="Replace a worker past this RSS in MiB between requests (0: never).")
+    ] = None,
     max_upload_mb: Annotated[float | None, Opt(help="Upload limit in MiB.")] = None,
     max_input_chars: Annotated[int | None, Opt(help="Longest text for speech.")] = None,
     log_level: Annotated[str | None, Opt(help="critical, error, warning, info, debug.")] = None,
+    log_format: Annotated[str | None, Opt(help="text or json.")] = None,
 ) -> None:
     """Start the HTTP server (OpenAI-compatible API) with resident model workers."""
     settings = _settings(
@@ -87,7 +101,9 @@ def serve(
         offline=offline, load_timeout=load_timeout, request_timeout=request_timeout,
         shutdown_grace=shutdown_grace,
         retry_on_crash=retry_on_crash, max_upload_mb=max_upload_mb, max_input_chars=max_input_chars,
-        log_level=log_level,
+        replicas=replicas, parallel=parallel, max_queue=max_queue, queue_timeout=queue_timeout,
+        chunk_seconds=chunk_seconds, max_memory_mb=max_memory_mb, worker_max_rss_mb=worker_max_rss_mb,
+        log_level=log_level, log_format=log_format,
     )  # fmt: skip
     from voxhost.server import run_server
 
@@ -227,6 +243,18 @@ def speak(
         text=text, output=output, model=model, voice=voice, output_format=output_format, speed=speed, url=url
     )
     sys.exit(run_speak(job, _settings(log_level="warning")))
+
+
+@app.command()
+def status(
+    url: Annotated[str, Opt(help="The server.")] = "http://127.0.0.1:8000",
+    as_json: Annotated[bool, Opt("--json", help="Print the raw JSON.")] = False,
+    watch: Annotated[float, Opt(min=0, help="Refresh every N seconds (0: once).")] = 0,
+) -> None:
+    """Show a running server's models, workers, memory and queues."""
+    from voxhost.status_view import run_status
+
+    raise typer.Exit(run_status(url, as_json=as_json, watch=watch))
 
 
 def main() -> None:

@@ -13,10 +13,11 @@ class VoxhostError(Exception):
     code: str = "internal_error"
     error_type: str = "server_error"
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
+    def __init__(self, message: str, *, param: str | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.retry_after = retry_after  # seconds a client should wait before retrying (429/503)
 
 
 class BadRequest(VoxhostError):
@@ -72,6 +73,35 @@ class EngineError(VoxhostError):
 class ShuttingDown(VoxhostError):
     status = 503
     code = "shutting_down"
+
+
+class QueueFull(VoxhostError):
+    """The model's queue is full: the request is refused at once instead of waiting without bound."""
+
+    status = 429
+    code = "queue_full"
+    error_type = "rate_limit_exceeded"
+
+
+class QueueTimeout(VoxhostError):
+    """The request waited in the model's queue for longer than its timeout and gave up."""
+
+    status = 503
+    code = "queue_timeout"
+
+
+class MemoryBudgetExceeded(ModelLoadError):
+    """Loading the model would exceed the workers' memory budget, even after evicting idle models."""
+
+    code = "memory_budget_exceeded"
+
+
+class ClientGone(VoxhostError):
+    """The client disconnected before its answer was ready; its work was cancelled."""
+
+    status = 499
+    code = "client_closed_request"
+    error_type = "invalid_request_error"
 
 
 def to_wire(exc: BaseException) -> tuple[str, str, str | None]:

@@ -14,7 +14,7 @@ log = logging.getLogger("voxhost")
 
 
 def run_server(settings: Settings) -> None:
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     log.info("voxhost serving %s on http://%s:%d", ", ".join(settings.models), settings.host, settings.port)
     uvicorn.run(
@@ -22,5 +22,7 @@ def run_server(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # voxhost's own logging set-up (request ids, JSON) applies to uvicorn too
+        access_log=False,  # one access line per request comes from voxhost, with its id and model
         timeout_graceful_shutdown=int(settings.shutdown_grace),
     )

@@ -58,7 +58,9 @@ class Settings(BaseSettings):
     compute_type: str = Field(
         "default", description="CTranslate2 compute type; default is int8 on CPU and float16 on CUDA."
     )
-    threads: int = Field(0, ge=0, description="CPU threads per inference (0: one per core).")
+    threads: int = Field(
+        0, ge=0, description="CPU threads per inference (0: the cores shared out among the inference slots)."
+    )
     beam_size: int = Field(5, ge=1, le=20, description="Beam size for Whisper decoding.")
     ttl: float = Field(
         0, ge=0, description="Seconds a model may sit idle before its worker is stopped (0: stay loaded)."
@@ -82,11 +84,50 @@ class Settings(BaseSettings):
         True, description="Retry a request once on a fresh worker when its worker dies mid-request."
     )
 
+    # --- scheduling -----------------------------------------------------------------------------
+    replicas: int = Field(1, ge=1, le=64, description="Worker processes per model.")
+    parallel: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="Inferences one worker runs at once (0: one per core, at most 4, for Whisper on CPU; "
+        "1 for the TTS engines and on GPU).",
+    )
+    max_queue: int = Field(
+        32, ge=0, description="Requests that may wait per model while its slots are busy; beyond it, 429."
+    )
+    queue_timeout: float = Field(
+        120, ge=0, description="Seconds a request may wait for a slot before it gets 503 (0: no limit)."
+    )
+    chunk_seconds: float = Field(
+        30,
+        ge=0,
+        description="Audio longer than this is transcribed in pieces of about this length at batch "
+        "priority, so that live streams and short requests go first (0: never split).",
+    )
+    batch_aging: float = Field(
+        10, gt=0, description="Seconds after which a waiting piece of a long file counts as interactive."
+    )
+    max_memory_mb: float = Field(
+        0,
+        ge=0,
+        description="Budget for all workers' memory in MiB; a load that does not fit evicts the least "
+        "recently used idle model (0: no budget).",
+    )
+    worker_max_rss_mb: float = Field(
+        0,
+        ge=0,
+        description="A worker whose RSS grows past this many MiB is replaced between requests (0: never).",
+    )
+
     # --- limits --------------------------------------------------------------------------------
     max_upload_mb: float = Field(25, gt=0, description="Largest accepted upload in MiB (OpenAI's limit).")
     max_input_chars: int = Field(4096, gt=0, description="Longest text accepted for speech (OpenAI's limit).")
 
     log_level: LogLevel = Field("info", description="Log level.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text, or as one JSON object each (with request ids)."
+    )
 
     @field_validator("models", "voice_files", mode="before")
     @classmethod

@@ -16,10 +16,16 @@ log = logging.getLogger("voxhost.http")
 
 
 def error_response(
-    status: int, message: str, *, error_type: str, code: str | None, param: str | None = None
+    status: int,
+    message: str,
+    *,
+    error_type: str,
+    code: str | None,
+    param: str | None = None,
+    retry_after: int | None = None,
 ) -> JSONResponse:
     body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
-    headers = {"Retry-After": "1"} if status in (429, 503) else None
+    headers = {"Retry-After": str(retry_after or 1)} if status in (429, 503) else None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -27,7 +33,14 @@ async def _voxhost_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, VoxhostError)
     if exc.status >= 500:
         log.error("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.message)
-    return error_response(exc.status, exc.message, error_type=exc.error_type, code=exc.code, param=exc.param)
+    return error_response(
+        exc.status,
+        exc.message,
+        error_type=exc.error_type,
+        code=exc.code,
+        param=exc.param,
+        retry_after=exc.retry_after,
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

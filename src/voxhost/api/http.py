@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import JSONResponse, Response
 
 from voxhost import __version__
 from voxhost.api import models, openai_audio, openai_speech, realtime
 from voxhost.api.deps import get_manager
 from voxhost.api.errors import install_error_handlers
+from voxhost.api.observe import RequestObserver
 from voxhost.api.wyoming import WyomingServer
 from voxhost.manager import ModelManager
 from voxhost.settings import Settings
@@ -43,7 +46,60 @@ async def health(manager: ModelManager = Depends(get_manager)) -> dict[str, Any]
             else:
                 entry["worker"] = stats
         report[status.id] = entry
-    return {"status": "ok", "version": __version__, "models": report}
+    ready, reasons = readiness(manager)
+    return {"status": "ok", "ready": ready, "not_ready": reasons, "version": __version__, "models": report}
+
+
+def readiness(manager: ModelManager) -> tuple[bool, list[str]]:
+    """Whether the server should get traffic, and why not: it is stopping, a model it was told to
+    preload is not loaded yet, or a default model's last load failed."""
+    reasons = []
+    if manager.closing:
+        reasons.append("shutting down")
+    defaults = {manager.resolve(None, s.task).id for s in manager.status()}
+    for status in manager.status():
+        if manager.settings.preload and status.state != "ready":
+            reasons.append(f"{status.id} is {status.state} (preload)")
+        elif status.id in defaults and status.state == "failed":
+            reasons.append(f"{status.id} failed to load: {status.last_error}")
+    return not reasons, reasons
+
+
+@health_router.get("/health/live", summary="Liveness: the server process answers")
+async def live() -> dict[str, Any]:
+    """200 whenever the event loop runs; restart the server only when this fails."""
+    return {"status": "alive"}
+
+
+@health_router.get("/health/ready", summary="Readiness: the server should get traffic")
+async def ready(manager: ModelManager = Depends(get_manager)) -> JSONResponse:
+    """200 when requests can be served now; 503 (with the reasons) while starting, failing or stopping."""
+    ok, reasons = readiness(manager)
+    return JSONResponse(
+        {"status": "ready" if ok else "not ready", "reasons": reasons}, status_code=200 if ok else 503
+    )
+
+
+@health_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(manager: ModelManager = Depends(get_manager)) -> Response:
+    from voxhost.metrics import CONTENT_TYPE
+
+    return Response(manager.metrics.render(), media_type=CONTENT_TYPE)
+
+
+@health_router.get("/status", summary="Models, workers, memory and queues (what `voxhost status` shows)")
+async def server_status(manager: ModelManager = Depends(get_manager)) -> dict[str, Any]:
+    import dataclasses
+
+    ok, reasons = readiness(manager)
+    return {
+        "version": __version__,
+        "uptime_seconds": round(time.time() - manager.started_at, 1),
+        "ready": ok,
+        "not_ready": reasons,
+        "memory": manager.memory(),
+        "models": [dataclasses.asdict(s) for s in manager.status()],
+    }
 
 
 def create_app(settings: Settings | None = None, manager: ModelManager | None = None) -> FastAPI:
@@ -73,6 +129,7 @@ def create_app(settings: Settings | None = None, manager: ModelManager | None = 
     app.state.settings = settings
     app.state.manager = manager
     install_error_handlers(app)
+    app.add_middleware(RequestObserver, metrics=manager.metrics)
     app.include_router(health_router)
     app.include_router(models.router)
     app.include_router(openai_audio.router)

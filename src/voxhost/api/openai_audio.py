@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from voxhost.api.deps import get_manager, get_settings
 from voxhost.api.multipart import Form, read_form
+from voxhost.api.observe import unless_disconnected
 from voxhost.audio import decode_audio
 from voxhost.errors import BadRequest
 from voxhost.formats import CONTENT_TYPES, GRANULARITIES, RESPONSE_FORMATS, check_response_format, render
@@ -92,7 +93,7 @@ async def _handle(request: Request, task: Task, manager: ModelManager, settings:
     options, granularities = _options(form, task)
     spec = manager.resolve(form.get("model") or None, "asr")  # unknown model: 404 before any decoding
     audio = await asyncio.to_thread(decode_audio, upload.data)
-    result = await manager.transcribe(spec.id, audio, options)
+    result = await unless_disconnected(request, manager.transcribe(spec.id, audio, options))
     body = render(result, response_format, granularities)
     if isinstance(body, dict):
         return JSONResponse(body)

@@ -51,7 +51,7 @@ def _transcriber(
     model_id = manager.resolve(model or None, "asr").id
 
     async def transcribe(audio: np.ndarray, opts: TranscribeOptions) -> Transcription:
-        return await manager.transcribe(model_id, audio, opts)
+        return await manager.transcribe(model_id, audio, opts, live=True)
 
     return LiveTranscriber(transcribe, emit, options=options, vad=vad)
 

@@ -28,7 +28,8 @@ class EngineConfig:
 
     device: str = "auto"
     compute_type: str = "default"
-    threads: int = 0
+    threads: int = 0  # CPU threads per inference
+    parallel: int = 1  # inferences the worker runs at once
     beam_size: int = 5
     cache_dir: Path = Path(".")
     offline: bool = False
@@ -56,6 +57,13 @@ class Engine(ABC):
 
     name: ClassVar[str]
     task: ClassVar[TaskKind]
+    # How many inferences one loaded model may run at once from different threads.
+    max_parallel: ClassVar[int] = 1
+
+    @classmethod
+    def default_parallel(cls, device: str, cores: int) -> int:
+        """Inferences per worker when the settings leave it to voxhost."""
+        return 1
 
     @classmethod
     def embedded_models(cls) -> dict[str, EmbeddedModel]:

@@ -67,6 +67,16 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
 
 class FasterWhisperEngine(ASREngine):
     name: ClassVar[str] = "faster-whisper"
+    # CTranslate2 runs several inferences at once on one copy of the weights (`num_workers`).
+    max_parallel: ClassVar[int] = 16
+
+    @classmethod
+    def default_parallel(cls, device: str, cores: int) -> int:
+        """On CPU, one single-threaded inference per core (at most 4): on 2 cores that serves about 1.4x
+        the requests per second of one two-thread inference (docs/benchmarks.md). On a GPU, one."""
+        if resolve_device(device) == "cuda":
+            return 1
+        return max(1, min(cores, 4))
 
     def __init__(self, model: Any, config: EngineConfig, device: str, compute_type: str) -> None:
         self._model = model
@@ -111,6 +121,7 @@ class FasterWhisperEngine(ASREngine):
             device=device,
             compute_type=compute_type,
             cpu_threads=threads,
+            num_workers=max(1, config.parallel),
             download_root=str(config.cache_dir / "hub"),
             local_files_only=config.offline,
         )

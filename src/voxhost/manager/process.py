@@ -8,6 +8,7 @@ memory), every request waiting on it fails at once with `WorkerCrashed`. Nothing
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -54,6 +55,8 @@ class WorkerProcess:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready: asyncio.Future[dict[str, Any]] | None = None
         self.info: dict[str, Any] = {}
+        # (started, finished) on the worker's monotonic clock (system-wide) for its recent requests
+        self.timings: collections.deque[tuple[float, float]] = collections.deque(maxlen=256)
         self.exited = False
         self._killed = False
         self.exitcode: int | None = None
@@ -225,6 +228,8 @@ class WorkerProcess:
 
     def _on_message(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
+        if kind == "result" and len(message) > 3:
+            self.timings.append(message[3])
         if kind == "ready":
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(message[1])

@@ -45,6 +45,26 @@ class ModelSpec:
             return str(embedded.locate(config.cache_dir))
         return self.source
 
+    def disk_bytes(self, cache_dir: Path) -> int:
+        """The size of the model's files, as a guess at its memory before it was ever loaded: the
+        embedded packages, the local directory or file, or the hub cache entry (0 when unknown)."""
+        roots: list[Path] = []
+        if self.origin == "embedded":
+            import importlib.util
+
+            embedded = engine_class(self.engine).embedded_models()[self.source]
+            for package in embedded.packages:
+                found = importlib.util.find_spec(package)
+                if found is not None and found.submodule_search_locations:
+                    roots.extend(Path(p) for p in found.submodule_search_locations)
+        elif self.origin == "local":
+            roots.append(Path(self.source))
+        total = 0
+        for root in roots:
+            files = [root] if root.is_file() else root.rglob("*")
+            total += sum(f.stat().st_size for f in files if f.is_file())
+        return total
+
 
 def resolve_source(source: str, model_id: str | None = None) -> ModelSpec:
     """Turn one `--model` entry (without its `NAME=` part) into a spec, or raise ModelNotFound."""

@@ -1,15 +1,24 @@
 """ModelManager: the one owner of models and their workers.
 
 Every front-end (HTTP, Wyoming, streaming, CLI) asks the manager for work by model id; the manager loads
-the model once into a worker process (lazily, or at start-up with `preload`), reuses that worker for
-every request, unloads it after `ttl` idle seconds or on request, and replaces it when it dies.
+the model once into its worker processes (lazily, or at start-up with `preload`), reuses them for every
+request, unloads them after `ttl` idle seconds or on request, and replaces one when it dies.
+
+Per model there are `replicas` worker processes, each running up to `parallel` inferences at once with
+`threads` CPU threads each. A `Scheduler` admits requests to those slots: bounded queue (429 when full),
+queue timeout, priority lanes (live streams, then short requests, then the pieces of long files).
+Workers' memory is kept within `max_memory_mb` by evicting the least recently used idle model before a
+load, and a worker whose RSS grows past `worker_max_rss_mb` is replaced between requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import itertools
 import logging
+import os
 import time
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
@@ -17,22 +26,30 @@ from typing import Any, Literal
 
 import numpy as np
 
-from voxhost.engines import EngineConfig
+from voxhost.audio import chunks
+from voxhost.engines import EngineConfig, engine_class
 from voxhost.engines.base import TaskKind
-from voxhost.errors import ModelLoadError, ShuttingDown, WorkerCrashed
+from voxhost.errors import MemoryBudgetExceeded, ModelLoadError, ShuttingDown, WorkerCrashed
+from voxhost.logs import note_model
 from voxhost.manager.process import WorkerProcess
 from voxhost.manager.registry import ModelRegistry, ModelSpec
+from voxhost.manager.scheduler import Lane, Scheduler
+from voxhost.metrics import Metrics
 from voxhost.results import TranscribeOptions, Transcription
 from voxhost.settings import Settings
 
 log = logging.getLogger("voxhost.manager")
 
 State = Literal["unloaded", "loading", "ready", "failed", "crashed"]
+MiB = 2**20
+SAMPLE_RATE = 16000
+# What a worker process costs besides its model's weights: Python, numpy, the inference runtime.
+PROCESS_BASE_BYTES = 150 * MiB
 
 
 @dataclass(slots=True)
 class ModelStatus:
-    """A snapshot of one configured model, for /v1/models, /health and `voxhost models`."""
+    """A snapshot of one configured model, for /v1/models, /health, /status and `voxhost status`."""
 
     id: str
     engine: str
@@ -50,37 +67,102 @@ class ModelStatus:
     rss_bytes: int | None
     last_error: str | None
     info: dict[str, Any] = field(default_factory=dict)
+    layout: dict[str, int] = field(default_factory=dict)
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    queue: dict[str, Any] = field(default_factory=dict)
+    recycles: int = 0
+    evictions: int = 0
+    last_used: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How one model runs: worker processes, inferences in parallel per worker, CPU threads each."""
+
+    replicas: int
+    parallel: int
+    threads: int
+
+    @property
+    def slots(self) -> int:
+        return self.replicas * self.parallel
+
+
+def plan_layout(settings: Settings, spec: ModelSpec, cores: int | None = None) -> Layout:
+    """The layout of a model from the settings; 0 means "choose for this machine".
+
+    Measured on 2 cores (docs/benchmarks.md): for Whisper, two inferences side by side with one thread
+    each beat one inference with two threads by far (an inference keeps two cores only half busy), and two
+    threads in one worker share the weights where two processes would hold two copies. So the default is
+    one worker with one parallel inference per core (at most 4), one thread each. Engines whose library
+    is not thread-safe (the TTS engines' phonemizer) run one inference per worker; use replicas for more.
+    """
+    cores = cores or os.cpu_count() or 1
+    engine = engine_class(spec.engine)
+    replicas = settings.replicas
+    parallel = settings.parallel or engine.default_parallel(settings.device, cores)
+    parallel = max(1, min(parallel, engine.max_parallel))
+    threads = settings.threads or max(1, cores // (replicas * parallel))
+    return Layout(replicas, parallel, threads)
+
+
+@dataclass(eq=False)
+class _Replica:
+    """One worker process of a model and what runs on it."""
+
+    index: int
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    worker: WorkerProcess | None = None
+    loading: bool = False
+    in_flight: int = 0
+    retiring: bool = False  # over its RSS cap: takes no new requests; replaced once idle
+    load_rss: int | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.worker is not None and self.worker.alive
 
 
 @dataclass(eq=False)
 class _Entry:
     spec: ModelSpec
-    slots: asyncio.Semaphore
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    layout: Layout
+    scheduler: Scheduler
+    replicas: list[_Replica]
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while nothing is in flight
-    worker: WorkerProcess | None = None
-    loading: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # a replica freed up or changed
     loads: int = 0
     restarts: int = 0
+    recycles: int = 0
+    evictions: int = 0
     requests: int = 0
     in_flight: int = 0
     last_used: float = field(default_factory=time.monotonic)
     last_error: str | None = None
+    rss_estimate: int | None = None  # the largest RSS seen of one of its workers
+    cap_warned: bool = False
+
+    @property
+    def loaded(self) -> bool:
+        return any(r.worker is not None for r in self.replicas)
 
     @property
     def state(self) -> State:
-        if self.loading:
+        if any(r.loading for r in self.replicas):
             return "loading"
-        if self.worker is not None:
-            return "ready" if self.worker.alive else "crashed"
+        if any(r.alive for r in self.replicas):
+            return "ready"
+        if any(r.worker is not None for r in self.replicas):
+            return "crashed"
         return "failed" if self.last_error else "unloaded"
 
 
-def engine_config(settings: Settings) -> EngineConfig:
+def engine_config(settings: Settings, layout: Layout | None = None) -> EngineConfig:
     return EngineConfig(
         device=settings.device,
         compute_type=settings.compute_type,
-        threads=settings.threads,
+        threads=layout.threads if layout else settings.threads,
+        parallel=layout.parallel if layout else 1,
         beam_size=settings.beam_size,
         cache_dir=settings.cache_dir,
         offline=settings.offline,
@@ -89,21 +171,46 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
+def _rss(pid: int | None) -> int | None:
+    if pid is None:
+        return None
+    import psutil
+
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return None
+
+
 class ModelManager:
-    def __init__(self, settings: Settings, registry: ModelRegistry | None = None) -> None:
+    def __init__(
+        self, settings: Settings, registry: ModelRegistry | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         self.registry = registry or ModelRegistry.from_entries(
             settings.models, settings.default_model, settings.hd_tts_model
         )
-        self._config = engine_config(settings)
-        # One inference at a time per worker for now; requests beyond that wait here, in the server,
-        # so that a worker crash only ever takes the request it was running with it.
-        self._entries = {spec.id: _Entry(spec, asyncio.Semaphore(1)) for spec in self.registry}
+        self.metrics = metrics or Metrics()
+        self._entries: dict[str, _Entry] = {}
+        for spec in self.registry:
+            layout = plan_layout(settings, spec)
+            scheduler = Scheduler(
+                layout.slots, settings.max_queue, aging=settings.batch_aging, name=repr(spec.id)
+            )
+            replicas = [_Replica(i) for i in range(layout.replicas)]
+            entry = _Entry(spec, layout, scheduler, replicas)
+            entry.idle.set()
+            self._entries[spec.id] = entry
         self._ttl_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._memory_lock: asyncio.Lock | None = None
         self._closing = False
+        self.started_at = time.time()
+        self.metrics.bind(self)
 
     # --- start / stop ----------------------------------------------------------------------------
     async def start(self) -> None:
+        self._memory_lock = asyncio.Lock()
         if self.settings.preload:
             results = await asyncio.gather(
                 *(self.load(model_id) for model_id in self._entries), return_exceptions=True
@@ -116,11 +223,16 @@ class ModelManager:
 
     async def close(self) -> None:
         self._closing = True
-        if self._ttl_task is not None:
-            self._ttl_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ttl_task
-        await asyncio.gather(*(self._stop_worker(e) for e in self._entries.values()))
+        for task in [self._ttl_task, *self._background]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await asyncio.gather(*(self._stop_all(e) for e in self._entries.values()))
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     async def __aenter__(self) -> ModelManager:
         await self.start()
@@ -134,18 +246,18 @@ class ModelManager:
         return self._entries[self.registry.get(name, task).id]
 
     async def load(self, name: str) -> ModelStatus:
+        """Start every replica of the model (no-op for those running)."""
         entry = self._entry(name)
-        await self._ensure_worker(entry)
+        await asyncio.gather(*(self._ensure_worker(entry, r) for r in entry.replicas))
         return self._status(entry)
 
     async def unload(self, name: str) -> bool:
-        """Stop the model's worker, after its in-flight requests finish. False if it was not loaded."""
+        """Stop the model's workers, after their in-flight requests finish. False if it was not loaded."""
         entry = self._entry(name)
-        async with entry.lock:
-            if entry.worker is None:
-                return False
-            await self._drain(entry, self.settings.request_timeout)
-            await self._stop_worker(entry)
+        if not entry.loaded:
+            return False
+        await self._drain(entry, self.settings.request_timeout)
+        await self._stop_all(entry)
         log.info("unloaded %s", entry.spec.id)
         return True
 
@@ -154,49 +266,70 @@ class ModelManager:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(entry.idle.wait(), timeout)
 
-    async def _stop_worker(self, entry: _Entry) -> None:
-        worker, entry.worker = entry.worker, None
+    async def _stop_all(self, entry: _Entry) -> None:
+        await asyncio.gather(*(self._stop_worker(r) for r in entry.replicas))
+
+    async def _stop_worker(self, replica: _Replica) -> None:
+        worker, replica.worker = replica.worker, None
+        replica.retiring = False
         if worker is not None:
             await worker.stop()
 
-    async def _ensure_worker(self, entry: _Entry) -> WorkerProcess:
-        """The entry's live worker, loading the model first if needed: one load however many ask."""
-        worker = entry.worker
+    async def _ensure_worker(self, entry: _Entry, replica: _Replica) -> WorkerProcess:
+        """The replica's live worker, loading the model first if needed: one load however many ask."""
+        worker = replica.worker
         if worker is not None and worker.alive:
             return worker
-        async with entry.lock:
+        async with replica.lock:
             if self._closing:
                 raise ShuttingDown("the server is shutting down")
-            if entry.worker is not None:
-                if entry.worker.alive:
-                    return entry.worker
+            if replica.worker is not None:
+                if replica.worker.alive:
+                    return replica.worker
                 log.warning(
-                    "worker for %s (pid %s) is gone; starting a fresh one", entry.spec.id, entry.worker.pid
+                    "worker for %s (pid %s) is gone; starting a fresh one", entry.spec.id, replica.worker.pid
                 )
                 entry.restarts += 1
-                await self._stop_worker(entry)
-            entry.loading = True
-            worker = WorkerProcess(entry.spec, self._config, log_level=self.settings.log_level)
-            started = time.perf_counter()
+                await self._stop_worker(replica)
+            replica.loading = True
             try:
-                await worker.start(self.settings.load_timeout)
-            except BaseException as exc:
-                await worker.stop(grace=1)
-                entry.last_error = exc.message if isinstance(exc, ModelLoadError) else str(exc)
-                raise
+                return await self._start_worker(entry, replica)
             finally:
-                entry.loading = False
-            entry.worker = worker
-            entry.loads += 1
-            entry.last_error = None
-            entry.last_used = time.monotonic()
-            log.info(
-                "model %s ready in worker pid %s (%.2fs)",
-                entry.spec.id,
-                worker.pid,
-                time.perf_counter() - started,
-            )
-            return worker
+                replica.loading = False
+                entry.changed.set()
+
+    async def _start_worker(self, entry: _Entry, replica: _Replica) -> WorkerProcess:
+        await self._make_room(entry)
+        config = engine_config(self.settings, entry.layout)
+        worker = WorkerProcess(
+            entry.spec, config, parallel=entry.layout.parallel, log_level=self.settings.log_level
+        )
+        started = time.perf_counter()
+        try:
+            await worker.start(self.settings.load_timeout)
+        except BaseException as exc:
+            await worker.stop(grace=1)
+            entry.last_error = exc.message if isinstance(exc, ModelLoadError) else str(exc)
+            self.metrics.load_failed(entry.spec.id)
+            raise
+        seconds = time.perf_counter() - started
+        replica.worker = worker
+        replica.retiring = False
+        replica.load_rss = _rss(worker.pid)
+        entry.rss_estimate = max(entry.rss_estimate or 0, replica.load_rss or 0) or None
+        entry.loads += 1
+        entry.last_error = None
+        entry.last_used = time.monotonic()
+        self.metrics.loaded(entry.spec.id, seconds)
+        log.info(
+            "model %s ready in worker pid %s (%.2fs; %d parallel x %d threads)",
+            entry.spec.id,
+            worker.pid,
+            seconds,
+            entry.layout.parallel,
+            entry.layout.threads,
+        )
+        return worker
 
     async def _unload_idle(self) -> None:
         ttl = self.settings.ttl
@@ -204,58 +337,187 @@ class ModelManager:
             await asyncio.sleep(min(max(ttl / 4, 0.05), 5.0))
             now = time.monotonic()
             for entry in self._entries.values():
-                if entry.worker is not None and entry.in_flight == 0 and now - entry.last_used >= ttl:
+                if entry.loaded and self._idle(entry) and now - entry.last_used >= ttl:
                     log.info("%s idle for %.0fs; unloading", entry.spec.id, now - entry.last_used)
-                    async with entry.lock:
-                        if entry.in_flight == 0 and time.monotonic() - entry.last_used >= ttl:
-                            await self._stop_worker(entry)
+                    await self._stop_all(entry)
+
+    @staticmethod
+    def _idle(entry: _Entry) -> bool:
+        return entry.in_flight == 0 and entry.scheduler.waiting == 0 and entry.scheduler.running == 0
+
+    # --- memory ----------------------------------------------------------------------------------
+    def workers_rss(self) -> int:
+        """The summed RSS of every live worker process."""
+        return sum(
+            _rss(r.worker.pid) or 0
+            for e in self._entries.values()
+            for r in e.replicas
+            if r.alive and r.worker
+        )
+
+    def _estimate(self, entry: _Entry) -> int:
+        if entry.rss_estimate:
+            return entry.rss_estimate
+        return entry.spec.disk_bytes(self.settings.cache_dir) + PROCESS_BASE_BYTES
+
+    async def _make_room(self, entry: _Entry) -> None:
+        """Evict least recently used idle models until one more worker of `entry` fits the budget."""
+        budget = int(self.settings.max_memory_mb * MiB)
+        if budget <= 0 or self._memory_lock is None:
+            return
+        async with self._memory_lock:
+            need = await asyncio.to_thread(self._estimate, entry)
+            while True:
+                used = await asyncio.to_thread(self.workers_rss)
+                if used + need <= budget:
+                    return
+                victims = [e for e in self._entries.values() if e is not entry and e.loaded and self._idle(e)]
+                if not victims:
+                    raise MemoryBudgetExceeded(
+                        f"loading {entry.spec.id!r} needs about {need / MiB:.0f} MiB; workers use "
+                        f"{used / MiB:.0f} of the {budget / MiB:.0f} MiB budget and no idle model can be "
+                        "unloaded to make room"
+                    )
+                victim = min(victims, key=lambda e: e.last_used)
+                log.info(
+                    "memory budget: evicting idle %s to load %s (%.0f + %.0f MiB > %.0f MiB)",
+                    victim.spec.id,
+                    entry.spec.id,
+                    used / MiB,
+                    need / MiB,
+                    budget / MiB,
+                )
+                victim.evictions += 1
+                await self._stop_all(victim)
+
+    def _after_request(self, entry: _Entry, replica: _Replica) -> None:
+        """Between requests: note the worker's memory, and retire it if it grew past the cap."""
+        worker = replica.worker
+        if worker is None or not worker.alive:
+            return
+        rss = _rss(worker.pid)
+        if rss is None:
+            return
+        entry.rss_estimate = max(entry.rss_estimate or 0, rss)
+        cap = int(self.settings.worker_max_rss_mb * MiB)
+        if cap <= 0 or rss <= cap or replica.retiring:
+            return
+        if replica.load_rss is not None and replica.load_rss >= cap:
+            if not entry.cap_warned:
+                entry.cap_warned = True
+                log.warning(
+                    "%s: a fresh worker already uses %.0f MiB, over worker_max_rss_mb (%.0f); not recycling",
+                    entry.spec.id,
+                    replica.load_rss / MiB,
+                    cap / MiB,
+                )
+            return
+        log.info(
+            "%s: worker pid %s uses %.0f MiB (cap %.0f); replacing it between requests",
+            entry.spec.id,
+            worker.pid,
+            rss / MiB,
+            cap / MiB,
+        )
+        replica.retiring = True
+
+    def _maybe_recycle(self, entry: _Entry, replica: _Replica) -> None:
+        if not replica.retiring or replica.in_flight or self._closing:
+            return
+
+        async def recycle() -> None:
+            async with replica.lock:
+                if replica.retiring and not replica.in_flight:
+                    entry.recycles += 1
+                    await self._stop_worker(replica)
+            entry.changed.set()
+            with contextlib.suppress(Exception):  # a failed load is reported by the next request
+                await self._ensure_worker(entry, replica)
+
+        self._spawn(recycle(), f"recycle[{entry.spec.id}]")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # --- requests --------------------------------------------------------------------------------
+    async def _reserve(self, entry: _Entry) -> _Replica:
+        """A replica with a free inference slot (the scheduler guarantees one exists, or soon will: a
+        retiring replica comes back once replaced). Prefers live workers, then the least busy."""
+        while True:
+            free = [r for r in entry.replicas if not r.retiring and r.in_flight < entry.layout.parallel]
+            if free:
+                return min(free, key=lambda r: (not r.alive, r.in_flight, r.index))
+            entry.changed.clear()
+            await entry.changed.wait()
+
     @contextlib.contextmanager
-    def _in_flight(self, entry: _Entry) -> Iterator[None]:
-        """Count a request on its worker: in-flight gauge, idle event (unload waits on it), TTL clock,
-        and the served count when it succeeds."""
+    def _counted(self, entry: _Entry, replica: _Replica) -> Iterator[None]:
+        """Count a request on its replica and model: in-flight gauges, idle event (unload waits on it),
+        TTL clock, the served count when it succeeds, and the recycling check once it is done."""
+        replica.in_flight += 1
         entry.in_flight += 1
         entry.idle.clear()
         try:
             yield
             entry.requests += 1
         finally:
+            replica.in_flight -= 1
             entry.in_flight -= 1
             entry.last_used = time.monotonic()
             if not entry.in_flight:
                 entry.idle.set()
+            self._after_request(entry, replica)
+            self._maybe_recycle(entry, replica)
+            entry.changed.set()
 
-    async def _run(self, entry: _Entry, method: str, **kwargs: Any) -> Any:
-        """Run one request on the entry's worker, on a fresh worker once more if the first one died."""
+    def _queue_timeout(self) -> float | None:
+        return self.settings.queue_timeout or None
+
+    async def _run(self, entry: _Entry, method: str, lane: Lane, **kwargs: Any) -> Any:
+        """Run one request on one of the entry's workers, on a fresh worker once more if it died."""
         attempts = 2 if self.settings.retry_on_crash else 1
-        async with entry.slots:
+        note_model(entry.spec.id)
+        async with entry.scheduler.slot(lane, self._queue_timeout()) as waited:
+            self.metrics.queued(entry.spec.id, lane, waited)
             for attempt in range(1, attempts + 1):
-                worker = await self._ensure_worker(entry)
+                replica = await self._reserve(entry)
+                started = time.perf_counter()
                 try:
-                    with self._in_flight(entry):
-                        return await worker.call(method, self.settings.request_timeout, **kwargs)
+                    with self._counted(entry, replica):
+                        worker = await self._ensure_worker(entry, replica)
+                        result = await worker.call(method, self.settings.request_timeout, **kwargs)
+                    self.metrics.inferred(entry.spec.id, time.perf_counter() - started)
+                    return result
                 except WorkerCrashed as exc:
                     if attempt == attempts:
                         raise
                     log.warning("%s; retrying on a fresh worker", exc.message)
         raise AssertionError("unreachable")
 
-    async def _stream(self, entry: _Entry, method: str, **kwargs: Any) -> AsyncGenerator[Any, None]:
+    async def _stream(
+        self, entry: _Entry, method: str, lane: Lane, **kwargs: Any
+    ) -> AsyncGenerator[Any, None]:
         """Like `_run` for generator methods. A crash before the first item is retried on a fresh
         worker; after it, the caller has partial output and gets the error. Use with `aclosing`."""
         attempts = 2 if self.settings.retry_on_crash else 1
-        async with entry.slots:
+        note_model(entry.spec.id)
+        async with entry.scheduler.slot(lane, self._queue_timeout()) as waited:
+            self.metrics.queued(entry.spec.id, lane, waited)
             for attempt in range(1, attempts + 1):
-                worker = await self._ensure_worker(entry)
+                replica = await self._reserve(entry)
                 started = False
+                began = time.perf_counter()
                 try:
-                    with self._in_flight(entry):
+                    with self._counted(entry, replica):
+                        worker = await self._ensure_worker(entry, replica)
                         items = worker.stream(method, self.settings.request_timeout, **kwargs)
                         async with contextlib.aclosing(items):
                             async for item in items:
                                 started = True
                                 yield item
+                    self.metrics.inferred(entry.spec.id, time.perf_counter() - began)
                     return
                 except WorkerCrashed as exc:
                     if started or attempt == attempts:
@@ -272,35 +534,93 @@ class ModelManager:
     ) -> AsyncGenerator[np.ndarray, None]:
         """Stream float32 audio at the model's `sample_rate`, one chunk per sentence as each is ready."""
         entry = self._entry(model, "tts")
-        return self._stream(entry, "synthesize", text=text, voice=voice, speed=speed, language=language)
+        return self._stream(
+            entry, "synthesize", Lane.INTERACTIVE, text=text, voice=voice, speed=speed, language=language
+        )
 
     async def tts_info(self, model: str | None) -> tuple[ModelSpec, dict[str, Any]]:
         """A TTS model's spec and facts (sample rate, voices, voice aliases); loads it if needed."""
         entry = self._entry(model, "tts")
-        worker = await self._ensure_worker(entry)
+        alive = [r.worker for r in entry.replicas if r.alive and r.worker]
+        worker = alive[0] if alive else await self._ensure_worker(entry, entry.replicas[0])
         return entry.spec, worker.info
 
     async def transcribe(
-        self, model: str | None, audio: np.ndarray, options: TranscribeOptions
+        self,
+        model: str | None,
+        audio: np.ndarray,
+        options: TranscribeOptions,
+        *,
+        live: bool = False,
     ) -> Transcription:
+        """Transcribe float32 16 kHz mono audio. Live streams' decodes go first; audio longer than
+        `chunk_seconds` is transcribed in pieces at batch priority, so that it never holds up others."""
         entry = self._entry(model, "asr")
-        result: Transcription = await self._run(entry, "transcribe", audio=audio, options=options)
+        if live:
+            return await self._transcribe_piece(entry, audio, options, Lane.LIVE)
+        limit = self.settings.chunk_seconds
+        if limit <= 0 or len(audio) <= limit * SAMPLE_RATE:
+            return await self._transcribe_piece(entry, audio, options, Lane.INTERACTIVE)
+        return await self._transcribe_long(entry, audio, options, limit)
+
+    async def _transcribe_piece(
+        self, entry: _Entry, audio: np.ndarray, options: TranscribeOptions, lane: Lane
+    ) -> Transcription:
+        result: Transcription = await self._run(entry, "transcribe", lane, audio=audio, options=options)
         return result
+
+    async def _transcribe_long(
+        self, entry: _Entry, audio: np.ndarray, options: TranscribeOptions, limit: float
+    ) -> Transcription:
+        starts = chunks.split_points(audio, limit, SAMPLE_RATE)
+        bounds = [*starts, len(audio)]
+        pieces: list[tuple[float, Transcription]] = []
+        text = ""
+        for index, (start, end) in enumerate(itertools.pairwise(bounds)):
+            piece_options = options
+            if index:  # the language the first piece settled on, and the text so far as context
+                piece_options = dataclasses.replace(
+                    options,
+                    language=options.language or pieces[0][1].language,
+                    prompt=chunks.prompt_from(text) or options.prompt,
+                )
+            result = await self._transcribe_piece(entry, audio[start:end], piece_options, Lane.BATCH)
+            pieces.append((start / SAMPLE_RATE, result))
+            text += " " + result.text
+        log.info(
+            "%s: transcribed %.0fs of audio in %d pieces",
+            entry.spec.id,
+            len(audio) / SAMPLE_RATE,
+            len(pieces),
+        )
+        return chunks.merge(pieces, len(audio) / SAMPLE_RATE)
 
     # --- status ----------------------------------------------------------------------------------
     def resolve(self, name: str | None, task: TaskKind | None = None) -> ModelSpec:
         return self.registry.get(name, task)
 
     def _status(self, entry: _Entry) -> ModelStatus:
-        worker = entry.worker
-        alive = worker is not None and worker.alive
-        rss = None
-        if alive and worker is not None and worker.pid is not None:
-            import psutil
-
-            with contextlib.suppress(psutil.Error):
-                rss = int(psutil.Process(worker.pid).memory_info().rss)
-        info = {k: v for k, v in (worker.info if worker else {}).items() if k not in ("pid", "rss_bytes")}
+        workers: list[dict[str, Any]] = []
+        for replica in entry.replicas:
+            worker = replica.worker
+            alive = replica.alive
+            workers.append(
+                {
+                    "replica": replica.index,
+                    "state": "loading"
+                    if replica.loading
+                    else ("ready" if alive else ("crashed" if worker else "unloaded")),
+                    "pid": worker.pid if alive and worker else None,
+                    "in_flight": replica.in_flight,
+                    "retiring": replica.retiring,
+                    "rss_bytes": _rss(worker.pid) if alive and worker else None,
+                }
+            )
+        live = [w for w in workers if w["pid"] is not None]
+        first = next((r.worker for r in entry.replicas if r.alive), None)
+        info = {k: v for k, v in (first.info if first else {}).items() if k not in ("pid", "rss_bytes")}
+        rss_values: list[int] = [w["rss_bytes"] for w in live if w["rss_bytes"] is not None]
+        scheduler = entry.scheduler
         return ModelStatus(
             id=entry.spec.id,
             engine=entry.spec.engine,
@@ -310,14 +630,34 @@ class ModelManager:
             description=entry.spec.description,
             aliases=self.registry.aliases_of(entry.spec.id),
             state=entry.state,
-            pid=worker.pid if alive and worker else None,
+            pid=live[0]["pid"] if live else None,
             loads=entry.loads,
             restarts=entry.restarts,
             requests=entry.requests,
             in_flight=entry.in_flight,
-            rss_bytes=rss,
+            rss_bytes=sum(rss_values) if rss_values else None,
             last_error=entry.last_error,
             info=info,
+            layout={
+                "replicas": entry.layout.replicas,
+                "parallel": entry.layout.parallel,
+                "threads": entry.layout.threads,
+            },
+            workers=workers,
+            queue={
+                "running": scheduler.running,
+                "waiting": scheduler.waiting,
+                "capacity": scheduler.capacity,
+                "max_queue": scheduler.max_queue,
+                "waiting_by_lane": scheduler.waiting_by_lane(),
+                "peak_running": scheduler.peak_running,
+                "rejected": scheduler.rejected,
+                "timed_out": scheduler.timed_out,
+                "cancelled": scheduler.cancelled,
+            },
+            recycles=entry.recycles,
+            evictions=entry.evictions,
+            last_used=time.time() - (time.monotonic() - entry.last_used) if entry.loads else None,
         )
 
     def status(self, name: str | None = None) -> list[ModelStatus]:
@@ -325,12 +665,38 @@ class ModelManager:
             return [self._status(self._entry(name))]
         return [self._status(e) for e in self._entries.values()]
 
+    def memory(self) -> dict[str, Any]:
+        budget = int(self.settings.max_memory_mb * MiB)
+        return {
+            "workers_rss_bytes": self.workers_rss(),
+            "budget_bytes": budget or None,
+            "worker_max_rss_bytes": int(self.settings.worker_max_rss_mb * MiB) or None,
+        }
+
+    def recent_inferences(self, name: str) -> list[dict[str, Any]]:
+        """The latest requests each live worker ran: pid, and start and end on the system's monotonic
+        clock (the worker's own reading), oldest first. Shows which requests ran side by side."""
+        found = [
+            {"pid": r.worker.pid, "replica": r.index, "started": started, "finished": finished}
+            for r in self._entry(name).replicas
+            if r.worker is not None
+            for started, finished in r.worker.timings
+        ]
+        return sorted(found, key=lambda item: item["started"])
+
     async def worker_stats(self, name: str) -> dict[str, Any] | None:
-        """Ask a loaded model's worker for its own stats; None when not loaded or not answering."""
-        worker = self._entry(name).worker
-        if worker is None or not worker.alive:
-            return None
-        try:
-            return await worker.ping()
-        except (TimeoutError, WorkerCrashed):
-            return None
+        """Ask a loaded model's first live worker for its own stats; None when none answers."""
+        stats = await self.all_worker_stats(name)
+        return next((s for s in stats if s is not None), None)
+
+    async def all_worker_stats(self, name: str) -> list[dict[str, Any] | None]:
+        """Each live replica's own stats (pid, loads, requests, RSS), None for one that does not answer."""
+
+        async def ping(worker: WorkerProcess) -> dict[str, Any] | None:
+            try:
+                return await worker.ping()
+            except (TimeoutError, WorkerCrashed):
+                return None
+
+        workers = [r.worker for r in self._entry(name).replicas if r.alive and r.worker]
+        return list(await asyncio.gather(*(ping(w) for w in workers)))

@@ -56,6 +56,7 @@ class _Worker:
 
     def run_call(self, request_id: int, method: str, kwargs: dict[str, Any]) -> None:
         self.active.add(request_id)
+        started = time.monotonic()  # the system-wide clock, so the server can order events across workers
         try:
             if method not in TASK_METHODS[self.spec.task]:
                 raise BadRequest(f"{self.spec.id} does not support {method!r}")
@@ -71,7 +72,7 @@ class _Worker:
                     self.send(("chunk", request_id, item))
                 result = None
             self.requests += 1
-            self.send(("result", request_id, result))
+            self.send(("result", request_id, result, (started, time.monotonic())))
         except BaseException as exc:  # every failure goes back to the caller, none kills the worker
             logging.getLogger("voxhost.worker").debug("request %s failed", request_id, exc_info=True)
             self.send(("error", request_id, to_wire(exc)))

@@ -1,0 +1,103 @@
+"""Request ids, access log lines and request metrics for every HTTP request and WebSocket session,
+plus the helper that cancels a request's work when its client goes away.
+
+A plain ASGI middleware (not Starlette's BaseHTTPMiddleware), so streamed responses and WebSockets pass
+through untouched and the request context is the same task's context the handlers run in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from voxhost.errors import ClientGone
+from voxhost.logs import request_context
+from voxhost.metrics import Metrics
+
+T = TypeVar("T")
+log = logging.getLogger("voxhost.access")
+QUIET_ROUTES = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
+
+
+class RequestObserver:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-request-id", b"").decode("latin-1") or None
+        status: int | str = 500 if scope["type"] == "http" else "ws"
+        started = time.perf_counter()
+        with request_context(given) as context:
+
+            async def send_with_id(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    message.setdefault("headers", [])
+                    message["headers"] = [*message["headers"], (b"x-request-id", context.id.encode())]
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_with_id)
+            except asyncio.CancelledError:
+                status = 499
+                raise
+            finally:
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                seconds = time.perf_counter() - started
+                self.metrics.request(route, context.model, status, seconds)
+                level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
+                log.log(
+                    level,
+                    "%s %s %s %.3fs%s",
+                    scope.get("method", "WS"),
+                    scope.get("path", ""),
+                    status,
+                    seconds,
+                    f" model={context.model}" if context.model else "",
+                    extra={
+                        "route": route,
+                        "status": status,
+                        "seconds": round(seconds, 4),
+                        "model": context.model,
+                    },
+                )
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it if the client disconnects first (its queued or running request is
+    then dropped, not finished for nobody). Call once the request body has been read."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    raise ClientGone("the client disconnected; its request was cancelled")
