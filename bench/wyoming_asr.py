@@ -314,8 +314,8 @@ def voxhost_command(http_port: int, wyoming_port: int, threads: int, cache_dir: 
     return [
         sys.executable, "-m", "voxhost", "serve", "--host", HOST, "--port", str(http_port),
         "--wyoming-uri", f"tcp://{HOST}:{wyoming_port}", "--model", MODEL, "--preload", "--ttl", "0",
-        "--threads", str(threads), "--device", "cpu", "--compute-type", "int8", "--beam-size", "5",
-        "--cache-dir", str(cache_dir), "--offline", "--log-level", "warning",
+        "--threads", str(threads), "--parallel", "1", "--device", "cpu", "--compute-type", "int8",
+        "--beam-size", "5", "--cache-dir", str(cache_dir), "--offline", "--log-level", "warning",
     ]  # fmt: skip
 
 

@@ -89,8 +89,8 @@ def test_worker_memory_stays_flat(settings: Settings, audio16k: np.ndarray) -> N
     clip = audio16k[: 16000 * 2]
 
     async def body(manager: ModelManager) -> list[int]:
-        for _ in range(6):  # warm up allocator pools
-            await manager.transcribe(None, clip, TranscribeOptions())
+        for _ in range(4):  # warm up the allocator pools of every inference thread of the worker
+            await asyncio.gather(*(manager.transcribe(None, clip, TranscribeOptions()) for _ in range(4)))
         process = psutil.Process(_worker_pid(manager))
         samples = []
         for i in range(50):
@@ -100,8 +100,8 @@ def test_worker_memory_stays_flat(settings: Settings, audio16k: np.ndarray) -> N
         return samples
 
     samples = run_with_manager(settings, body)
-    # Two inference threads each keep an allocator cache, so RSS swings by tens of MB between calls;
-    # a leak shows as a high-water mark that keeps rising (a server reloading per call: +10 MB a call).
+    # Each inference thread keeps an allocator cache, so RSS swings by some MB between calls; a leak
+    # shows as a high-water mark that keeps rising (a server reloading per call: +10 MB a call).
     growth_mb = (max(samples[3:]) - max(samples[:2])) / 2**20
     assert growth_mb < 10, f"worker RSS high-water mark grew {growth_mb:.1f} MB over 50 calls: {samples}"
 

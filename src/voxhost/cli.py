@@ -83,6 +83,9 @@ def serve(
     chunk_seconds: Annotated[
         float | None, Opt(help="Split longer audio into pieces of this length (0: never).")
     ] = None,
+    batch_aging: Annotated[
+        float | None, Opt(help="Seconds before a waiting piece of a long file counts as interactive.")
+    ] = None,
     max_memory_mb: Annotated[float | None, Opt(help="Memory budget for all workers, MiB (0: none).")] = None,
     worker_max_rss_mb: Annotated[
         float | None, Opt(help="Replace a worker past this RSS in MiB between requests (0: never).")
@@ -102,7 +105,8 @@ def serve(
         shutdown_grace=shutdown_grace,
         retry_on_crash=retry_on_crash, max_upload_mb=max_upload_mb, max_input_chars=max_input_chars,
         replicas=replicas, parallel=parallel, max_queue=max_queue, queue_timeout=queue_timeout,
-        chunk_seconds=chunk_seconds, max_memory_mb=max_memory_mb, worker_max_rss_mb=worker_max_rss_mb,
+        chunk_seconds=chunk_seconds, batch_aging=batch_aging, max_memory_mb=max_memory_mb,
+        worker_max_rss_mb=worker_max_rss_mb,
         log_level=log_level, log_format=log_format,
     )  # fmt: skip
     from voxhost.server import run_server

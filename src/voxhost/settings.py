@@ -59,7 +59,7 @@ class Settings(BaseSettings):
         "default", description="CTranslate2 compute type; default is int8 on CPU and float16 on CUDA."
     )
     threads: int = Field(
-        0, ge=0, description="CPU threads per inference (0: the cores shared out among the inference slots)."
+        0, ge=0, description="CPU threads per inference (0: 2 x cores / inference slots, at most the cores)."
     )
     beam_size: int = Field(5, ge=1, le=20, description="Beam size for Whisper decoding.")
     ttl: float = Field(

@@ -30,6 +30,7 @@ from voxhost.audio.text import split_complete
 from voxhost.engines import ENGINES
 from voxhost.errors import BadAudio, BadRequest, PayloadTooLarge, VoxhostError
 from voxhost.languages import LANGUAGES, normalize_language
+from voxhost.logs import request_context
 from voxhost.manager import ModelManager
 from voxhost.results import TranscribeOptions
 from voxhost.settings import Settings
@@ -314,7 +315,8 @@ class WyomingServer:
         assert task is not None
         self._handlers[task] = handler
         try:
-            await handler.run()
+            with request_context():  # one id per connection on every log line it causes
+                await handler.run()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away; its handler's work was released on the way out
         except Exception as exc:  # bytes that are not Wyoming framing: drop this connection only

@@ -72,8 +72,7 @@ class FasterWhisperEngine(ASREngine):
 
     @classmethod
     def default_parallel(cls, device: str, cores: int) -> int:
-        """On CPU, one single-threaded inference per core (at most 4): on 2 cores that serves about 1.4x
-        the requests per second of one two-thread inference (docs/benchmarks.md). On a GPU, one."""
+        """On CPU, one inference per core (at most 4; see `plan_layout` for why). On a GPU, one."""
         if resolve_device(device) == "cuda":
             return 1
         return max(1, min(cores, 4))

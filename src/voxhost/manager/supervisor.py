@@ -91,18 +91,22 @@ class Layout:
 def plan_layout(settings: Settings, spec: ModelSpec, cores: int | None = None) -> Layout:
     """The layout of a model from the settings; 0 means "choose for this machine".
 
-    Measured on 2 cores (docs/benchmarks.md): for Whisper, two inferences side by side with one thread
-    each beat one inference with two threads by far (an inference keeps two cores only half busy), and two
-    threads in one worker share the weights where two processes would hold two copies. So the default is
-    one worker with one parallel inference per core (at most 4), one thread each. Engines whose library
-    is not thread-safe (the TTS engines' phonemizer) run one inference per worker; use replicas for more.
+    Measured on 2 cores (docs/benchmarks.md): one Whisper inference keeps two cores only partly busy, so
+    two inferences side by side serve about 1.3x the requests per second of one at a time. With one
+    thread each, a lone request takes 1.5x as long as with two; with two threads each, a lone request
+    is as fast as ever and two at once are about as fast as two single-threaded ones (a core's idle
+    moments in one inference are the other's working ones). So by default each worker runs one inference
+    per core (at most 4) and each inference gets `2 x cores / slots` threads, never more than the cores:
+    the full machine for a lone request, at most twice as many threads as cores under full load.
+    Engines whose library is not thread-safe (the TTS engines' phonemizer) run one inference per worker;
+    use replicas for more.
     """
     cores = cores or os.cpu_count() or 1
     engine = engine_class(spec.engine)
     replicas = settings.replicas
     parallel = settings.parallel or engine.default_parallel(settings.device, cores)
     parallel = max(1, min(parallel, engine.max_parallel))
-    threads = settings.threads or max(1, cores // (replicas * parallel))
+    threads = settings.threads or max(1, min(cores, 2 * cores // (replicas * parallel)))
     return Layout(replicas, parallel, threads)
 
 
@@ -299,7 +303,12 @@ class ModelManager:
                 entry.changed.set()
 
     async def _start_worker(self, entry: _Entry, replica: _Replica) -> WorkerProcess:
-        await self._make_room(entry)
+        try:
+            await self._make_room(entry)
+        except MemoryBudgetExceeded as exc:
+            entry.last_error = exc.message
+            self.metrics.load_failed(entry.spec.id)
+            raise
         config = engine_config(self.settings, entry.layout)
         worker = WorkerProcess(
             entry.spec, config, parallel=entry.layout.parallel, log_level=self.settings.log_level

