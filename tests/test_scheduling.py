@@ -504,3 +504,19 @@ def test_json_logs_carry_request_ids(server_factory: ServerFactory) -> None:
     assert access["status"] == 200
     assert access["route"] == "/v1/models"
     assert access["level"] == "info"
+
+
+def test_wyoming_gets_an_error_event_when_the_queue_is_full(
+    one_slot_server: ServerProcess, paused_worker: tuple[int, _Background], speech: Speech
+) -> None:
+    from test_wyoming import _pcm, _transcribe
+
+    pid, first = paused_worker
+    second = _Background(one_slot_server, speech.encoded("wav"))
+    _wait_for(one_slot_server, lambda s: s["queue"]["waiting"] == 1, "the second request queued")
+    events = asyncio.run(_transcribe(one_slot_server.wyoming_uri, _pcm(speech, 16000), 16000, 2, 1))
+    assert events[-1].type == "error"
+    assert events[-1].data["code"] == "queue_full"
+    os.kill(pid, signal.SIGCONT)
+    assert first.result().status_code == 200
+    assert second.result().status_code == 200

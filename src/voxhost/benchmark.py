@@ -542,8 +542,10 @@ def run_asr_benchmark(
     with _stage(console, "preparing the clip..."):
         clip = load_clip(wav) if wav is not None else synthesize_clip(clip_seconds)
 
+    # one inference at a time with the same threads as the in-process model: the same compute, so that
+    # the difference is what serving costs (bench/concurrency.py measures the parallel layout)
     server_args = [
-        "--model", model, "--preload", "--ttl", "0", "--threads", str(threads),
+        "--model", model, "--preload", "--ttl", "0", "--threads", str(threads), "--parallel", "1",
         "--device", settings.device, "--compute-type", settings.compute_type,
         "--cache-dir", str(settings.cache_dir), "--log-level", "warning",
     ]  # fmt: skip

@@ -8,11 +8,12 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from voxhost.api.deps import get_manager, get_settings
+from voxhost.api.observe import unless_disconnected
 from voxhost.audio.encode import PCM_RATE, StreamEncoder
 from voxhost.errors import BadRequest, VoxhostError
 from voxhost.manager import ModelManager
@@ -60,6 +61,7 @@ def _output_rate(request: SpeechRequest, native: int) -> int:
 )
 async def speech(
     request: SpeechRequest,
+    http_request: Request,
     manager: ModelManager = Depends(get_manager),
     settings: Settings = Depends(get_settings),
 ) -> StreamingResponse:
@@ -79,7 +81,7 @@ async def speech(
     try:
         # The first sentence is awaited before answering, so that an unknown voice or a failed model
         # is a proper error status rather than a broken stream.
-        first = await anext(chunks)
+        first = await unless_disconnected(http_request, anext(chunks))
     except StopAsyncIteration:
         first = None
     except BaseException:
