@@ -6,7 +6,8 @@
 Both servers run as subprocesses on 127.0.0.1 on the same model directory (voxhost's embedded tiny.en),
 CPU, int8, beam 5, language en, and every request is one Wyoming connection with a 5.0 s clip (Piper
 speech padded with silence), exactly as Home Assistant sends it. voxhost runs with its default layout for
-the machine (shown in the report; `--voxhost-arg` adds flags); wyoming-faster-whisper with
+the machine (shown in the report; `--voxhost FLAGS`, repeatable, measures other layouts, e.g.
+`--voxhost "" --voxhost "--parallel 1"`); wyoming-faster-whisper with
 `--cpu-threads` set to each of `--wfw-threads` (default: one per core, its fastest setting here).
 
 In one run, per server:
@@ -27,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -178,17 +180,19 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         work = Path(tmp)
         (work / "cache").mkdir()
         (work / "wfw-data").mkdir()
-        http_port, port = free_port(), free_port()
-        command = voxhost_command(http_port, port, work / "cache", args.voxhost_arg)
-        health = f"http://{HOST}:{http_port}/health"
-        with serve("voxhost", command, port, work, health, args.startup_timeout):
-            status = httpx.get(f"http://{HOST}:{http_port}/status", timeout=10).json()
-            layout = status["models"][0]["layout"]
-            name = f"voxhost ({layout['replicas']}x{layout['parallel']}, {layout['threads']} thr)"
-            results[name] = {
-                "layout": layout,
-                **asyncio.run(measure_server(port, clips, args, check, console, name)),
-            }
+        for flags in args.voxhost:
+            http_port, port = free_port(), free_port()
+            command = voxhost_command(http_port, port, work / "cache", shlex.split(flags))
+            health = f"http://{HOST}:{http_port}/health"
+            with serve("voxhost", command, port, work, health, args.startup_timeout):
+                status = httpx.get(f"http://{HOST}:{http_port}/status", timeout=10).json()
+                layout = status["models"][0]["layout"]
+                name = f"voxhost ({layout['replicas']}x{layout['parallel']}, {layout['threads']} thr)"
+                results[name] = {
+                    "flags": flags,
+                    "layout": layout,
+                    **asyncio.run(measure_server(port, clips, args, check, console, name)),
+                }
         for threads in args.wfw_threads:
             port = free_port()
             command = wfw_command(port, threads, model_dir, work / "wfw-data")
@@ -257,13 +261,18 @@ def main(argv: list[str] | None = None) -> int:
         "--wfw-threads", default=str(os.cpu_count() or 1), help="wyoming-faster-whisper --cpu-threads values"
     )
     parser.add_argument(
-        "--voxhost-arg", action="append", default=[], help="extra `voxhost serve` flag (repeatable)"
+        "--voxhost",
+        action="append",
+        default=None,
+        metavar="FLAGS",
+        help="a voxhost set-up to measure, as serve flags (repeatable; default: '', the default layout)",
     )
     parser.add_argument("--max-word-errors", type=int, default=2)
     parser.add_argument("--startup-timeout", type=float, default=300.0)
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the figures here")
     args = parser.parse_args(argv)
     args.levels = [int(x) for x in args.levels.split(",")]
+    args.voxhost = args.voxhost or [""]
     args.wfw_threads = [int(x) for x in args.wfw_threads.split(",")]
     if not (1 <= args.requests <= 1000 and 1 <= args.burst <= 64 and 1 <= args.repeats <= 20):
         parser.error("requests must be 1-1000, burst 1-64, repeats 1-20")

@@ -271,6 +271,12 @@ def _wait_for(server: ServerProcess, check: Callable[[dict[str, Any]], bool], wh
     raise AssertionError(f"never saw {what}: {status}")
 
 
+def post_audio(server: ServerProcess, wav: bytes, timeout: float = 60, **kwargs: Any) -> httpx.Response:
+    """One transcription request over HTTP."""
+    url = server.url + "/v1/audio/transcriptions"
+    return httpx.post(url, files={"file": ("a.wav", wav)}, timeout=timeout, **kwargs)
+
+
 class _Background:
     """An HTTP request in a thread, so the test can act while it waits."""
 
@@ -280,9 +286,7 @@ class _Background:
 
         def send() -> None:
             try:
-                self.response = httpx.post(
-                    server.url + "/v1/audio/transcriptions", files={"file": ("a.wav", wav)}, timeout=timeout
-                )
+                self.response = post_audio(server, wav, timeout)
             except Exception as exc:
                 self.error = exc
 
@@ -308,17 +312,22 @@ def paused_worker(one_slot_server: ServerProcess, speech: Speech) -> Iterator[tu
         os.kill(pid, signal.SIGCONT)
 
 
-def test_full_queue_gives_429_and_loses_nothing_it_accepted(
+@pytest.fixture
+def full_queue(
     one_slot_server: ServerProcess, paused_worker: tuple[int, _Background], speech: Speech
-) -> None:
+) -> tuple[int, _Background, _Background]:
+    """The paused worker's request in flight and a second one filling the queue (max_queue 1)."""
     pid, first = paused_worker
     second = _Background(one_slot_server, speech.encoded("wav"))
     _wait_for(one_slot_server, lambda s: s["queue"]["waiting"] == 1, "the second request queued")
-    refused = httpx.post(
-        one_slot_server.url + "/v1/audio/transcriptions",
-        files={"file": ("a.wav", speech.encoded("wav"))},
-        timeout=30,
-    )
+    return pid, first, second
+
+
+def test_full_queue_gives_429_and_loses_nothing_it_accepted(
+    one_slot_server: ServerProcess, full_queue: tuple[int, _Background, _Background], speech: Speech
+) -> None:
+    pid, first, second = full_queue
+    refused = post_audio(one_slot_server, speech.encoded("wav"))
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) >= 1
     assert refused.json()["error"]["code"] == "queue_full"
@@ -337,11 +346,7 @@ def test_a_request_that_waits_past_the_queue_timeout_gets_503(
     one_slot_server: ServerProcess, paused_worker: tuple[int, _Background], speech: Speech
 ) -> None:
     pid, first = paused_worker
-    waited = httpx.post(
-        one_slot_server.url + "/v1/audio/transcriptions",
-        files={"file": ("a.wav", speech.encoded("wav"))},
-        timeout=60,
-    )
+    waited = post_audio(one_slot_server, speech.encoded("wav"))
     assert waited.status_code == 503
     assert waited.json()["error"]["code"] == "queue_timeout"
     assert "retry-after" in waited.headers
@@ -380,17 +385,8 @@ def test_metrics_follow_requests_loads_and_refusals(server: ServerProcess, speec
     ok_key = ("voxhost_requests_total", (("model", "tiny.en"), route, ("status", "200")))
     bad_key = ("voxhost_requests_total", (("model", ""), route, ("status", "400")))
     before = _metrics(server)
-    response = httpx.post(
-        server.url + "/v1/audio/transcriptions",
-        files={"file": ("a.wav", speech.encoded("wav"))},
-        data={"model": "tiny.en"},
-        timeout=60,
-    )
-    assert response.status_code == 200
-    assert (
-        httpx.post(server.url + "/v1/audio/transcriptions", files={"file": ("a.wav", b"junk")}).status_code
-        == 400
-    )
+    assert post_audio(server, speech.encoded("wav"), data={"model": "tiny.en"}).status_code == 200
+    assert post_audio(server, b"junk").status_code == 400
     after = _metrics(server)
     assert after[ok_key] == before.get(ok_key, 0) + 1
     assert after[bad_key] == before.get(bad_key, 0) + 1
@@ -412,16 +408,14 @@ def test_metrics_follow_requests_loads_and_refusals(server: ServerProcess, speec
 
 
 def test_queue_refusals_show_in_metrics(
-    one_slot_server: ServerProcess, paused_worker: tuple[int, _Background], speech: Speech
+    one_slot_server: ServerProcess, full_queue: tuple[int, _Background, _Background], speech: Speech
 ) -> None:
-    pid, first = paused_worker
-    second = _Background(one_slot_server, speech.encoded("wav"))
-    _wait_for(one_slot_server, lambda s: s["queue"]["waiting"] == 1, "the second request queued")
+    pid, first, second = full_queue
     depth = _metrics(one_slot_server)
     assert depth[("voxhost_queue_depth", (("lane", "interactive"), ("model", "tiny.en")))] == 1
     assert depth[("voxhost_in_flight", (("model", "tiny.en"),))] == 1
     wav = speech.encoded("wav")
-    refused = httpx.post(one_slot_server.url + "/v1/audio/transcriptions", files={"file": ("a.wav", wav)})
+    refused = post_audio(one_slot_server, wav)
     assert refused.status_code == 429
     os.kill(pid, signal.SIGCONT)
     assert first.result().status_code == 200
@@ -438,12 +432,7 @@ def test_request_ids_are_echoed_and_logged(server: ServerProcess, speech: Speech
     made = httpx.get(server.url + "/v1/models")
     assert len(made.headers["x-request-id"]) == 16
     assert made.headers["x-request-id"] != given.headers["x-request-id"]
-    response = httpx.post(
-        server.url + "/v1/audio/transcriptions",
-        files={"file": ("a.wav", speech.encoded("wav"))},
-        headers={"X-Request-ID": "dictation-7"},
-        timeout=60,
-    )
+    response = post_audio(server, speech.encoded("wav"), headers={"X-Request-ID": "dictation-7"})
     assert response.status_code == 200
     for _ in range(50):
         if "[dictation-7]" in server.log():
@@ -507,13 +496,11 @@ def test_json_logs_carry_request_ids(server_factory: ServerFactory) -> None:
 
 
 def test_wyoming_gets_an_error_event_when_the_queue_is_full(
-    one_slot_server: ServerProcess, paused_worker: tuple[int, _Background], speech: Speech
+    one_slot_server: ServerProcess, full_queue: tuple[int, _Background, _Background], speech: Speech
 ) -> None:
     from test_wyoming import _pcm, _transcribe
 
-    pid, first = paused_worker
-    second = _Background(one_slot_server, speech.encoded("wav"))
-    _wait_for(one_slot_server, lambda s: s["queue"]["waiting"] == 1, "the second request queued")
+    pid, first, second = full_queue
     events = asyncio.run(_transcribe(one_slot_server.wyoming_uri, _pcm(speech, 16000), 16000, 2, 1))
     assert events[-1].type == "error"
     assert events[-1].data["code"] == "queue_full"
