@@ -111,6 +111,9 @@ def main() -> None:
     parser.add_argument("--utterances", type=int, default=6)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--min-silence-ms", type=int, default=500, help="silence that ends an utterance")
+    parser.add_argument(
+        "--serve-arg", action="append", default=[], help="extra `voxhost serve` flag (repeatable)"
+    )
     args = parser.parse_args()
     console = Console()
     texts = [SENTENCES[i % len(SENTENCES)] for i in range(args.utterances)]
@@ -119,7 +122,7 @@ def main() -> None:
     rows = []
     with (
         tempfile.TemporaryDirectory() as tmp,
-        _serve(["--model", "tiny.en", "--preload"], ["tiny.en"], Path(tmp), 120) as server,
+        _serve(["--model", "tiny.en", "--preload", *args.serve_arg], ["tiny.en"], Path(tmp), 120) as server,
     ):
         for text, audio in zip(texts, audios, strict=True):
             file_text = httpx.post(
