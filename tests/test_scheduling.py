@@ -507,3 +507,35 @@ def test_wyoming_gets_an_error_event_when_the_queue_is_full(
     os.kill(pid, signal.SIGCONT)
     assert first.result().status_code == 200
     assert second.result().status_code == 200
+
+
+def test_a_wyoming_client_that_hangs_up_while_queued_leaves_the_queue(
+    one_slot_server: ServerProcess, paused_worker: tuple[int, _Background], speech: Speech
+) -> None:
+    from wyoming.asr import Transcribe
+    from wyoming.audio import AudioChunk, AudioStart, AudioStop
+    from wyoming.client import AsyncClient
+
+    from test_wyoming import _pcm
+
+    pid, first = paused_worker
+
+    async def send_and_hang_up() -> None:
+        pcm = _pcm(speech, 16000)
+        async with AsyncClient.from_uri(one_slot_server.wyoming_uri) as client:
+            await client.write_event(Transcribe(language="en").event())
+            await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+            await client.write_event(AudioChunk(rate=16000, width=2, channels=1, audio=pcm).event())
+            await client.write_event(AudioStop().event())
+            await asyncio.to_thread(
+                _wait_for, one_slot_server, lambda s: s["queue"]["waiting"] == 1, "the Wyoming request queued"
+            )
+
+    asyncio.run(send_and_hang_up())
+    status = _wait_for(
+        one_slot_server, lambda s: s["queue"]["cancelled"] == 1, "the queued request cancelled"
+    )
+    assert status["queue"]["waiting"] == 0
+    os.kill(pid, signal.SIGCONT)
+    assert first.result().status_code == 200
+    assert _status(one_slot_server)["requests"] == 1  # the abandoned request never ran

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
@@ -36,6 +36,8 @@ from voxhost.results import TranscribeOptions
 from voxhost.settings import Settings
 
 log = logging.getLogger("voxhost.wyoming")
+T = TypeVar("T")
+GONE_POLL = 0.1  # seconds between checks that a waiting client is still connected
 
 ATTRIBUTION = {
     "faster-whisper": Attribution(name="OpenAI Whisper via SYSTRAN faster-whisper", url="https://github.com/SYSTRAN/faster-whisper"),
@@ -236,12 +238,33 @@ class WyomingHandler(AsyncEventHandler):
         self._reset_asr()
         if audio.size == 0:
             raise BadAudio("no audio was received before audio-stop")
-        result = await self.service.manager.transcribe(model, audio, TranscribeOptions(language=language))
+        work = self.service.manager.transcribe(model, audio, TranscribeOptions(language=language))
+        result = await self._unless_gone(work)
         await self.write_event(TranscriptStart(language=result.language).event())
         for segment in result.segments:
             await self.write_event(TranscriptChunk(text=segment.text).event())
         await self.write_event(TranscriptStop().event())
         await self.write_event(Transcript(text=result.text, language=result.language).event())
+
+    async def _unless_gone(self, work: Awaitable[T]) -> T:
+        """Await `work`, cancelling it if the client hangs up first (a request waiting in the queue is
+        then dropped). The hang-up is seen without reading the client's next event: the connection's
+        end of stream is noted by the transport, whatever the event loop is reading."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=GONE_POLL)
+                if done:
+                    return task.result()
+                if self.reader.at_eof() or self.writer.is_closing():
+                    break
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise ConnectionResetError("the Wyoming client hung up; its request was cancelled")
 
     # --- TTS -------------------------------------------------------------------------------------
     async def _speak(self, text: str, model: str | None, voice: str | None) -> None:
