@@ -100,7 +100,12 @@ class ServerProcess:
 
 
 def start_server(
-    tmp_path: Path, cache_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    tmp_path: Path,
+    cache_dir: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    health_headers: dict[str, str] | None = None,
 ) -> ServerProcess:
     """`voxhost serve` in a subprocess on a free 127.0.0.1 port; returns once /health answers 200."""
     port = free_port()
@@ -120,7 +125,7 @@ def start_server(
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
         try:
-            if httpx.get(server.url + "/health", timeout=2).status_code == 200:
+            if httpx.get(server.url + "/health", timeout=2, headers=health_headers).status_code == 200:
                 return server
         except httpx.HTTPError:
             pass
@@ -137,8 +142,10 @@ def server_factory(tmp_path: Path, cache_dir: Path) -> Iterator[ServerFactory]:
     """Start servers with custom flags; all are stopped after the test."""
     started: list[ServerProcess] = []
 
-    def factory(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
-        server = start_server(tmp_path, cache_dir, *args, env=env)
+    def factory(
+        *args: str, env: dict[str, str] | None = None, health_headers: dict[str, str] | None = None
+    ) -> ServerProcess:
+        server = start_server(tmp_path, cache_dir, *args, env=env, health_headers=health_headers)
         started.append(server)
         return server
 

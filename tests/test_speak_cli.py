@@ -72,7 +72,7 @@ def test_every_setting_is_a_serve_flag() -> None:
         [sys.executable, "-m", "voxhost", "serve", "--help"],
         capture_output=True, text=True, check=True, env={"COLUMNS": "200", "PATH": ""},
     ).stdout  # fmt: skip
-    renamed = {"models": "--model", "voice_files": "--voice-file"}
+    renamed = {"models": "--model", "voice_files": "--voice-file", "cors_origins": "--cors-origin"}
     for field in Settings.model_fields:
         flag = renamed.get(field, "--" + field.replace("_", "-"))
         assert flag in help_text, f"setting {field} has no serve flag {flag}"

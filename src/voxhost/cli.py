@@ -55,6 +55,16 @@ def serve(
         bool | None, Opt("--wyoming/--no-wyoming", help="Serve Wyoming too [default: on].")
     ] = None,
     wyoming_uri: Annotated[str | None, Opt(help="Wyoming address [default: tcp://127.0.0.1:10300].")] = None,
+    api_key: Annotated[
+        list[str] | None, Opt(help="API key clients must send (repeatable); none: no auth.")
+    ] = None,
+    api_key_file: Annotated[Path | None, Opt(help="File of API keys, one per line.")] = None,
+    cors_origin: Annotated[
+        list[str] | None, Opt(help="Origin browsers may call the API from (repeatable; * for any).")
+    ] = None,
+    wyoming_open: Annotated[
+        bool | None, Opt("--wyoming-open", help="Allow Wyoming beyond loopback while API keys are on.")
+    ] = None,
     model: ModelOpt = None,
     default_model: Annotated[str | None, Opt(help="Default model of its task (ASR or TTS).")] = None,
     hd_tts_model: Annotated[str | None, Opt(help="Model behind the alias tts-1-hd.")] = None,
@@ -92,18 +102,21 @@ def serve(
     ] = None,
     max_upload_mb: Annotated[float | None, Opt(help="Upload limit in MiB.")] = None,
     max_input_chars: Annotated[int | None, Opt(help="Longest text for speech.")] = None,
+    max_audio_seconds: Annotated[float | None, Opt(help="Longest audio per request, seconds.")] = None,
     log_level: Annotated[str | None, Opt(help="critical, error, warning, info, debug.")] = None,
     log_format: Annotated[str | None, Opt(help="text or json.")] = None,
 ) -> None:
     """Start the HTTP server (OpenAI-compatible API) with resident model workers."""
     settings = _settings(
         host=host, port=port, wyoming=wyoming, wyoming_uri=wyoming_uri, models=model,
+        api_key=api_key, api_key_file=api_key_file, cors_origins=cors_origin, wyoming_open=wyoming_open,
         default_model=default_model, hd_tts_model=hd_tts_model,
         device=device, compute_type=compute_type, threads=threads, beam_size=beam_size,
         voice_files=voice_file, tts_language=tts_language, ttl=ttl, preload=preload, cache_dir=cache_dir,
         offline=offline, load_timeout=load_timeout, request_timeout=request_timeout,
         shutdown_grace=shutdown_grace,
         retry_on_crash=retry_on_crash, max_upload_mb=max_upload_mb, max_input_chars=max_input_chars,
+        max_audio_seconds=max_audio_seconds,
         replicas=replicas, parallel=parallel, max_queue=max_queue, queue_timeout=queue_timeout,
         chunk_seconds=chunk_seconds, batch_aging=batch_aging, max_memory_mb=max_memory_mb,
         worker_max_rss_mb=worker_max_rss_mb,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlparse
 
 import uvicorn
 
+from voxhost.api.auth import is_loopback, load_keys
 from voxhost.api.http import create_app
 from voxhost.logs import configure_logging
 from voxhost.settings import Settings
@@ -13,8 +15,31 @@ from voxhost.settings import Settings
 log = logging.getLogger("voxhost")
 
 
+def check_exposure(settings: Settings) -> None:
+    """Refuse or warn about set-ups that open the server to the network without protection."""
+    keys = load_keys(settings.api_key, settings.api_key_file)
+    if not is_loopback(settings.host) and not keys:
+        log.warning(
+            "the HTTP API listens on %s, beyond this machine, with no API key: anyone who can reach "
+            "the port can use it. Set --api-key (or VOXHOST_API_KEY) or bind 127.0.0.1.",
+            settings.host or "every interface",
+        )
+    wyoming_host = urlparse(settings.wyoming_uri).hostname if settings.wyoming else None
+    if wyoming_host is not None and not is_loopback(wyoming_host):
+        if keys and not settings.wyoming_open:
+            raise SystemExit(
+                f"Wyoming would listen on {settings.wyoming_uri}, beyond this machine, but the Wyoming "
+                "protocol has no authentication and API keys are on: pass --wyoming-open to allow it, "
+                "or bind Wyoming to 127.0.0.1 (or --no-wyoming)."
+            )
+        log.warning(
+            "Wyoming listens on %s with no authentication (the protocol has none)", settings.wyoming_uri
+        )
+
+
 def run_server(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
+    check_exposure(settings)
     app = create_app(settings)
     log.info("voxhost serving %s on http://%s:%d", ", ".join(settings.models), settings.host, settings.port)
     uvicorn.run(

@@ -33,6 +33,21 @@ class Settings(BaseSettings):
         "tcp://127.0.0.1:10300", description="Where Wyoming listens: tcp://HOST:PORT or unix://PATH."
     )
 
+    # --- access --------------------------------------------------------------------------------
+    api_key: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="API keys clients must send as `Authorization: Bearer KEY` (none: no auth).",
+    )
+    api_key_file: Path | None = Field(None, description="A file of API keys, one per line (# comments).")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins browsers may call the API from (none: CORS off; * for any).",
+    )
+    wyoming_open: bool = Field(
+        False,
+        description="Let Wyoming (which has no authentication) listen beyond loopback while API keys are on.",
+    )
+
     # --- models --------------------------------------------------------------------------------
     models: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["tiny.en", "en_US-joe-medium"],
@@ -123,13 +138,16 @@ class Settings(BaseSettings):
     # --- limits --------------------------------------------------------------------------------
     max_upload_mb: float = Field(25, gt=0, description="Largest accepted upload in MiB (OpenAI's limit).")
     max_input_chars: int = Field(4096, gt=0, description="Longest text accepted for speech (OpenAI's limit).")
+    max_audio_seconds: float = Field(
+        3600, gt=0, description="Longest audio accepted per request (decoded audio takes 230 MB an hour)."
+    )
 
     log_level: LogLevel = Field("info", description="Log level.")
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text, or as one JSON object each (with request ids)."
     )
 
-    @field_validator("models", "voice_files", mode="before")
+    @field_validator("models", "voice_files", "api_key", "cors_origins", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:
         if isinstance(value, str):

@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 from voxhost import __version__
 from voxhost.api import models, openai_audio, openai_speech, realtime
+from voxhost.api.auth import ApiKeyAuth, KeyChecker, load_keys
 from voxhost.api.deps import get_manager
 from voxhost.api.errors import install_error_handlers
 from voxhost.api.observe import RequestObserver
@@ -129,6 +131,17 @@ def create_app(settings: Settings | None = None, manager: ModelManager | None = 
     app.state.settings = settings
     app.state.manager = manager
     install_error_handlers(app)
+    # added last = outermost: request ids and metrics cover refused requests too, and CORS preflights
+    # (which carry no key) are answered before the key check
+    app.add_middleware(ApiKeyAuth, checker=KeyChecker(load_keys(settings.api_key, settings.api_key_file)))
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "X-Sample-Rate", "X-Voxhost-Model", "Retry-After"],
+        )
     app.add_middleware(RequestObserver, metrics=manager.metrics)
     app.include_router(health_router)
     app.include_router(models.router)

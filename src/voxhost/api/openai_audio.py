@@ -92,7 +92,7 @@ async def _handle(request: Request, task: Task, manager: ModelManager, settings:
     response_format = check_response_format(form.get("response_format") or "json")
     options, granularities = _options(form, task)
     spec = manager.resolve(form.get("model") or None, "asr")  # unknown model: 404 before any decoding
-    audio = await asyncio.to_thread(decode_audio, upload.data)
+    audio = await asyncio.to_thread(decode_audio, upload.data, max_seconds=settings.max_audio_seconds)
     result = await unless_disconnected(request, manager.transcribe(spec.id, audio, options))
     body = render(result, response_format, granularities)
     if isinstance(body, dict):

@@ -68,6 +68,17 @@ def _sender(websocket: WebSocket) -> Callable[[dict[str, Any]], Coroutine[Any, A
     return send
 
 
+def _subprotocol(websocket: WebSocket) -> str | None:
+    """The subprotocol to answer with: browsers send the API key as one (`openai-insecure-api-key.KEY`,
+    beside `realtime`), and a handshake that offers subprotocols must have one chosen."""
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+    if not offered:
+        return None
+    if "realtime" in offered:
+        return "realtime"
+    return next((p for p in offered if not p.startswith("openai-insecure-api-key.")), offered[0])
+
+
 def _error(exc: VoxhostError) -> dict[str, Any]:
     return {"type": "error", "message": exc.message, "code": exc.code}
 
@@ -75,7 +86,7 @@ def _error(exc: VoxhostError) -> dict[str, Any]:
 @router.websocket("/v1/audio/transcriptions/live")
 async def live(websocket: WebSocket) -> None:
     manager, settings = get_manager_ws(websocket), get_settings_ws(websocket)
-    await websocket.accept()
+    await websocket.accept(subprotocol=_subprotocol(websocket))
     send = _sender(websocket)
 
     async def emit(event: LiveEvent) -> None:
@@ -258,7 +269,7 @@ class _RealtimeSession:
 @router.websocket("/v1/realtime")
 async def realtime(websocket: WebSocket) -> None:
     manager = get_manager_ws(websocket)
-    await websocket.accept()
+    await websocket.accept(subprotocol=_subprotocol(websocket))
     session = _RealtimeSession(websocket, manager)
     await session.send("transcription_session.created", session=session.session())
     try:

@@ -158,6 +158,7 @@ class WyomingHandler(AsyncEventHandler):
         self._converter: PcmConverter | None = None
         self._audio: list[np.ndarray] = []
         self._received = 0
+        self._samples = 0
 
     @property
     def busy(self) -> bool:
@@ -228,7 +229,12 @@ class WyomingHandler(AsyncEventHandler):
         self._received += len(chunk.audio)
         if self._received > self.service.settings.max_upload_bytes:
             raise PayloadTooLarge("the audio is longer than the upload limit")
-        self._audio.append(self._converter.convert(chunk.audio))
+        converted = self._converter.convert(chunk.audio)
+        self._samples += len(converted)
+        limit = self.service.settings.max_audio_seconds
+        if self._samples > limit * 16000:
+            raise PayloadTooLarge(f"the audio is longer than the limit of {limit:g}s")
+        self._audio.append(converted)
 
     async def _transcribe(self) -> None:
         if self._converter is not None:
