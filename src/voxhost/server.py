@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
+from types import FrameType
 from urllib.parse import urlparse
 
 import uvicorn
@@ -42,7 +46,7 @@ def run_server(settings: Settings) -> None:
     check_exposure(settings)
     app = create_app(settings)
     log.info("voxhost serving %s on http://%s:%d", ", ".join(settings.models), settings.host, settings.port)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -51,3 +55,26 @@ def run_server(settings: Settings) -> None:
         access_log=False,  # one access line per request comes from voxhost, with its id and model
         timeout_graceful_shutdown=int(settings.shutdown_grace),
     )
+    _Server(config, app.state.begin_drain, app.state.manager.kill_all).run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, plus: the first SIGTERM/SIGINT starts the drain (503 for new requests on every
+    front-end, in-flight ones finish within the grace period); a second one stops at once."""
+
+    def __init__(
+        self, config: uvicorn.Config, begin_drain: Callable[[], None], stop_workers: Callable[[], None]
+    ) -> None:
+        super().__init__(config)
+        self._begin_drain = begin_drain
+        self._stop_workers = stop_workers
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            log.warning("second signal: stopping now, without waiting for requests in flight")
+            self.force_exit = True
+            self._stop_workers()
+        else:
+            with contextlib.suppress(RuntimeError):  # no running loop yet: nothing to drain
+                asyncio.get_running_loop().call_soon_threadsafe(self._begin_drain)
+        super().handle_exit(sig, frame)

@@ -56,7 +56,7 @@ def readiness(manager: ModelManager) -> tuple[bool, list[str]]:
     """Whether the server should get traffic, and why not: it is stopping, a model it was told to
     preload is not loaded yet, or a default model's last load failed."""
     reasons = []
-    if manager.closing:
+    if manager.closing or manager.draining:
         reasons.append("shutting down")
     defaults = {manager.resolve(None, s.task).id for s in manager.status()}
     for status in manager.status():
@@ -108,11 +108,12 @@ def create_app(settings: Settings | None = None, manager: ModelManager | None = 
     settings = settings or Settings()
     manager = manager or ModelManager(settings)
 
+    wyoming = WyomingServer(manager, settings) if settings.wyoming else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # HTTP and Wyoming start and stop together, around one model manager.
         await manager.start()
-        wyoming = WyomingServer(manager, settings) if settings.wyoming else None
         try:
             if wyoming is not None:
                 await wyoming.start()
@@ -122,6 +123,12 @@ def create_app(settings: Settings | None = None, manager: ModelManager | None = 
                 await wyoming.stop(settings.shutdown_grace)
             await manager.close()
 
+    def begin_drain() -> None:
+        """The server is stopping: new requests get 503 on every front-end, those in flight finish."""
+        manager.begin_drain()
+        if wyoming is not None:
+            wyoming.stop_listening()
+
     app = FastAPI(
         title="voxhost",
         version=__version__,
@@ -130,6 +137,7 @@ def create_app(settings: Settings | None = None, manager: ModelManager | None = 
     )
     app.state.settings = settings
     app.state.manager = manager
+    app.state.begin_drain = begin_drain
     install_error_handlers(app)
     # added last = outermost: request ids and metrics cover refused requests too, and CORS preflights
     # (which carry no key) are answered before the key check
@@ -142,7 +150,7 @@ def create_app(settings: Settings | None = None, manager: ModelManager | None = 
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "X-Sample-Rate", "X-Voxhost-Model", "Retry-After"],
         )
-    app.add_middleware(RequestObserver, metrics=manager.metrics)
+    app.add_middleware(RequestObserver, metrics=manager.metrics, draining=lambda: manager.draining)
     app.include_router(health_router)
     app.include_router(models.router)
     app.include_router(openai_audio.router)

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from voxhost.errors import ClientGone
+from voxhost.errors import ClientGone, ShuttingDown
 from voxhost.logs import request_context
 from voxhost.metrics import Metrics
 
@@ -27,9 +28,10 @@ QUIET_ROUTES = frozenset({"/health", "/health/live", "/health/ready", "/metrics"
 
 
 class RequestObserver:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, draining: Callable[[], bool] = lambda: False) -> None:
         self.app = app
         self.metrics = metrics
+        self.draining = draining
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -50,7 +52,10 @@ class RequestObserver:
                 await send(message)
 
             try:
-                await self.app(scope, receive, send_with_id)
+                if self.draining() and scope["path"] not in QUIET_ROUTES:
+                    await _refuse(scope, send_with_id)
+                else:
+                    await self.app(scope, receive, send_with_id)
             except asyncio.CancelledError:
                 status = 499
                 raise
@@ -74,6 +79,20 @@ class RequestObserver:
                         "model": context.model,
                     },
                 )
+
+
+async def _refuse(scope: Scope, send: Send) -> None:
+    """A request that arrives while the server stops: 503 (a WebSocket: refused at the handshake)."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1012, "reason": "the server is restarting"})
+        return
+    error = ShuttingDown("the server is shutting down; retry in a moment", retry_after=5)
+    body = json.dumps(
+        {"error": {"message": error.message, "type": error.error_type, "param": None, "code": error.code}}
+    ).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 503, "headers": [*headers, (b"retry-after", b"5")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:

@@ -354,6 +354,13 @@ class WyomingServer:
         finally:
             self._handlers.pop(task, None)
 
+    def stop_listening(self) -> None:
+        """Accept no new connections (the server is stopping). Connections open now carry on until the
+        HTTP side has drained: a request whose events were sent before the signal is in flight, and
+        the server cannot tell them from ones sent after it."""
+        if self._server is not None:
+            self._server.close()
+
     async def stop(self, grace: float = 30.0) -> None:
         if self._server is None:
             return

@@ -209,6 +209,7 @@ class ModelManager:
         self._background: set[asyncio.Task[Any]] = set()
         self._memory_lock: asyncio.Lock | None = None
         self._closing = False
+        self._draining = False
         self.started_at = time.time()
         self.metrics.bind(self)
 
@@ -237,6 +238,27 @@ class ModelManager:
     @property
     def closing(self) -> bool:
         return self._closing
+
+    @property
+    def draining(self) -> bool:
+        """Set once the server begins to stop: front-ends refuse new requests, in-flight ones finish."""
+        return self._draining
+
+    def begin_drain(self) -> None:
+        if not self._draining:
+            log.info("stopping: new requests are refused, %d in flight finish", self.in_flight)
+        self._draining = True
+
+    def kill_all(self) -> None:
+        """End every worker process now (SIGKILL): the server is stopping without waiting."""
+        for entry in self._entries.values():
+            for replica in entry.replicas:
+                if replica.worker is not None:
+                    replica.worker.kill()
+
+    @property
+    def in_flight(self) -> int:
+        return sum(e.in_flight + e.scheduler.waiting for e in self._entries.values())
 
     async def __aenter__(self) -> ModelManager:
         await self.start()

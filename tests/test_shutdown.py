@@ -1,0 +1,111 @@
+"""Stopping: the first SIGTERM drains (new requests refused on every front-end, in-flight ones finish,
+workers end), a second one stops at once; no process is left behind either way.
+
+A request is held in flight deterministically by stopping its worker (SIGSTOP) until the test says."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import httpx
+import psutil
+import pytest
+from wyoming.asr import Transcribe
+from wyoming.client import AsyncClient
+
+from conftest import ServerFactory, ServerProcess, Speech, assert_transcript
+from test_scheduling import _Background, _wait_for
+
+
+def _hold_a_request(server: ServerProcess, speech: Speech) -> tuple[int, _Background]:
+    request = _Background(server, speech.encoded("wav"))
+    status = _wait_for(server, lambda s: s["in_flight"] == 1, "a request in flight")
+    os.kill(status["pid"], signal.SIGSTOP)
+    return status["pid"], request
+
+
+def _wait_for_log(server: ServerProcess, text: str) -> None:
+    for _ in range(200):
+        if text in server.log():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in the log:\n{server.log()[-2000:]}")
+
+
+def _gone(pid: int, seconds: float = 15) -> bool:
+    for _ in range(int(seconds * 10)):
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+async def _connect(uri: str) -> None:
+    async with AsyncClient.from_uri(uri) as late:
+        await late.write_event(Transcribe(language="en").event())
+
+
+@pytest.fixture
+def draining_server(server_factory: ServerFactory) -> ServerProcess:
+    return server_factory("--model", "tiny.en", "--preload", "--parallel", "1", "--shutdown-grace", "60")
+
+
+def test_sigterm_refuses_new_requests_and_lets_the_one_in_flight_finish(
+    draining_server: ServerProcess, speech: Speech
+) -> None:
+    server = draining_server
+    pid, request = _hold_a_request(server, speech)
+    server.process.send_signal(signal.SIGTERM)
+    _wait_for_log(server, "stopping: new requests are refused")
+    with pytest.raises(ConnectionRefusedError):  # nobody new gets in, on either protocol
+        asyncio.run(_connect(server.wyoming_uri))
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(server.url + "/v1/models", timeout=5)
+    assert server.process.poll() is None  # waiting for the request in flight
+    os.kill(pid, signal.SIGCONT)
+    response = request.result()
+    assert response.status_code == 200, response.text
+    assert_transcript(response.json()["text"], speech.text)
+    assert server.process.wait(60) in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in server.log()
+    assert _gone(pid), "the worker outlived the server"
+
+
+def test_a_second_signal_stops_at_once(draining_server: ServerProcess, speech: Speech) -> None:
+    server = draining_server
+    pid, request = _hold_a_request(server, speech)  # would keep a graceful stop waiting for 60 s
+    server.process.send_signal(signal.SIGTERM)
+    _wait_for_log(server, "stopping: new requests are refused")
+    assert server.process.poll() is None  # draining: waiting for the request in flight
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(20) in (0, -signal.SIGTERM, 1)
+    assert "second signal" in server.log()
+    assert _gone(pid), "the stopped worker was left behind"
+    request.thread.join(30)
+    assert request.response is None or request.response.status_code >= 500  # it was cut off, not answered
+
+
+def test_requests_that_reach_a_draining_server_get_503(cache_dir: object) -> None:
+    from voxhost.api.http import create_app
+    from voxhost.settings import Settings
+
+    app = create_app(Settings(models=["tiny.en"], cache_dir=cache_dir, wyoming=False))
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://voxhost") as client:
+            assert (await client.get("/health/ready")).status_code == 200
+            app.state.begin_drain()
+            refused = await client.get("/v1/models")
+            assert refused.status_code == 503
+            assert refused.headers["retry-after"] == "5"
+            assert refused.json()["error"]["code"] == "shutting_down"
+            assert (await client.get("/health/live")).status_code == 200
+            ready = await client.get("/health/ready")
+            assert ready.status_code == 503
+            assert ready.json()["reasons"] == ["shutting down"]
+
+    asyncio.run(main())
