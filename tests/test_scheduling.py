@@ -362,13 +362,16 @@ def test_a_client_that_disconnects_while_queued_leaves_the_queue(
     impatient = _Background(one_slot_server, speech.encoded("wav"), timeout=1.5)  # gives up, hangs up
     impatient.thread.join(30)
     assert isinstance(impatient.error, httpx.TimeoutException)
-    status = _wait_for(
-        one_slot_server, lambda s: s["queue"]["cancelled"] == 1, "the queued request cancelled"
-    )
+    _assert_dropped(one_slot_server, pid, first)
+
+
+def _assert_dropped(server: ServerProcess, pid: int, first: _Background) -> None:
+    """The client that gave up left the queue, and its request never ran."""
+    status = _wait_for(server, lambda s: s["queue"]["cancelled"] == 1, "the queued request cancelled")
     assert status["queue"]["waiting"] == 0
     os.kill(pid, signal.SIGCONT)
     assert first.result().status_code == 200
-    assert _status(one_slot_server)["requests"] == 1  # the abandoned request never ran
+    assert _status(server)["requests"] == 1
 
 
 def _metrics(server: ServerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -532,10 +535,4 @@ def test_a_wyoming_client_that_hangs_up_while_queued_leaves_the_queue(
             )
 
     asyncio.run(send_and_hang_up())
-    status = _wait_for(
-        one_slot_server, lambda s: s["queue"]["cancelled"] == 1, "the queued request cancelled"
-    )
-    assert status["queue"]["waiting"] == 0
-    os.kill(pid, signal.SIGCONT)
-    assert first.result().status_code == 200
-    assert _status(one_slot_server)["requests"] == 1  # the abandoned request never ran
+    _assert_dropped(one_slot_server, pid, first)
