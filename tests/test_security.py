@@ -170,3 +170,43 @@ def test_audio_longer_than_the_limit_is_refused(
     assert "limit of 4s" in events[-1].data["text"]
     short = httpx.post(url, files={"file": ("a.wav", short_speech.encoded("wav"))}, timeout=60)
     assert short.status_code == 200, short.text
+
+
+def test_live_streams_have_message_and_session_limits(server_factory: ServerFactory) -> None:
+    import base64
+
+    from websockets.exceptions import ConnectionClosed
+
+    server = server_factory("--model", "tiny.en", "--max-stream-seconds", "2", "--max-ws-message-kb", "8")
+    base = server.url.replace("http://", "ws://")
+    silence = bytes(4000)  # 0.125 s of 16 kHz 16-bit silence (no speech: no model time)
+
+    def errors_until_closed(ws: object, send: object, chunks: int) -> list[dict[str, object]]:
+        seen = []
+        try:
+            for _ in range(chunks):
+                send()  # type: ignore[operator]
+            while True:
+                message = json.loads(ws.recv(timeout=10))  # type: ignore[attr-defined]
+                if message.get("type") == "error":  # voxhost's protocol: flat; Realtime: under "error"
+                    seen.append(message.get("error") or message)
+        except ConnectionClosed:
+            return seen
+
+    with connect(base + "/v1/audio/transcriptions/live", open_timeout=10) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+        ws.send(bytes(16 * 1024))  # one message over 8 KiB: refused, the stream goes on
+        too_big = json.loads(ws.recv(timeout=10))
+        assert too_big["type"] == "error"
+        assert "limited to 8192 bytes" in too_big["message"]
+        seen = errors_until_closed(ws, lambda: ws.send(silence), 20)  # 2.5 s of audio: over the limit
+    assert seen[-1]["code"] == "stream_too_long"
+    assert ws.close_code == 1008
+
+    with connect(base + "/v1/realtime?intent=transcription", open_timeout=10) as ws:
+        json.loads(ws.recv(timeout=10))
+        chunk = json.dumps(
+            {"type": "input_audio_buffer.append", "audio": base64.b64encode(bytes(6000)).decode()}
+        )
+        seen = errors_until_closed(ws, lambda: ws.send(chunk), 20)  # 24 kHz: 20 x 0.125 s = 2.5 s
+    assert seen[-1]["code"] == "stream_too_long"

@@ -103,6 +103,8 @@ def serve(
     max_upload_mb: Annotated[float | None, Opt(help="Upload limit in MiB.")] = None,
     max_input_chars: Annotated[int | None, Opt(help="Longest text for speech.")] = None,
     max_audio_seconds: Annotated[float | None, Opt(help="Longest audio per request, seconds.")] = None,
+    max_stream_seconds: Annotated[float | None, Opt(help="Longest live stream, seconds of audio.")] = None,
+    max_ws_message_kb: Annotated[int | None, Opt(help="Largest WebSocket message, KiB.")] = None,
     log_level: Annotated[str | None, Opt(help="critical, error, warning, info, debug.")] = None,
     log_format: Annotated[str | None, Opt(help="text or json.")] = None,
 ) -> None:
@@ -116,7 +118,8 @@ def serve(
         offline=offline, load_timeout=load_timeout, request_timeout=request_timeout,
         shutdown_grace=shutdown_grace,
         retry_on_crash=retry_on_crash, max_upload_mb=max_upload_mb, max_input_chars=max_input_chars,
-        max_audio_seconds=max_audio_seconds,
+        max_audio_seconds=max_audio_seconds, max_stream_seconds=max_stream_seconds,
+        max_ws_message_kb=max_ws_message_kb,
         replicas=replicas, parallel=parallel, max_queue=max_queue, queue_timeout=queue_timeout,
         chunk_seconds=chunk_seconds, batch_aging=batch_aging, max_memory_mb=max_memory_mb,
         worker_max_rss_mb=worker_max_rss_mb,

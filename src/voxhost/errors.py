@@ -30,6 +30,12 @@ class BadAudio(BadRequest):
     code = "invalid_audio"
 
 
+class StreamTooLong(BadRequest):
+    """A live stream went past the session limit; the server ends it."""
+
+    code = "stream_too_long"
+
+
 class ModelNotFound(VoxhostError):
     status = 404
     code = "model_not_found"

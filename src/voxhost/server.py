@@ -54,6 +54,8 @@ def run_server(settings: Settings) -> None:
         log_config=None,  # voxhost's own logging set-up (request ids, JSON) applies to uvicorn too
         access_log=False,  # one access line per request comes from voxhost, with its id and model
         timeout_graceful_shutdown=int(settings.shutdown_grace),
+        # room for a largest audio message sent as base64 inside a Realtime JSON event
+        ws_max_size=max(2**20, settings.max_ws_message_kb * 1024 * 3 // 2),
     )
     _Server(config, app.state.begin_drain, app.state.manager.kill_all).run()
 

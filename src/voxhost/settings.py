@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     # --- limits --------------------------------------------------------------------------------
     max_upload_mb: float = Field(25, gt=0, description="Largest accepted upload in MiB (OpenAI's limit).")
     max_input_chars: int = Field(4096, gt=0, description="Longest text accepted for speech (OpenAI's limit).")
+    max_stream_seconds: float = Field(
+        14400, gt=0, description="Longest live-transcription session, in seconds of audio received."
+    )
+    max_ws_message_kb: int = Field(1024, gt=0, description="Largest WebSocket message accepted, in KiB.")
     max_audio_seconds: float = Field(
         3600, gt=0, description="Longest audio accepted per request (decoded audio takes 230 MB an hour)."
     )

@@ -31,16 +31,16 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from voxhost.api.deps import get_manager_ws, get_settings_ws
 from voxhost.audio.decode import PcmConverter
-from voxhost.errors import BadRequest, VoxhostError
+from voxhost.errors import BadRequest, StreamTooLong, VoxhostError
 from voxhost.languages import normalize_language
 from voxhost.manager import ModelManager
 from voxhost.results import TranscribeOptions, Transcription
+from voxhost.settings import Settings
 from voxhost.streaming import Emit, LiveEvent, LiveTranscriber, VadConfig, agreed_prefix
 
 log = logging.getLogger("voxhost.realtime")
 router = APIRouter(tags=["live"])
 
-MAX_MESSAGE_BYTES = 1024 * 1024
 OPENAI_RATE = 24000
 ITEM = "conversation.item.input_audio_transcription"
 
@@ -66,6 +66,24 @@ def _sender(websocket: WebSocket) -> Callable[[dict[str, Any]], Coroutine[Any, A
                 await websocket.send_json(message)
 
     return send
+
+
+class _Limits:
+    """The per-session limits of a live stream: message size and total audio."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.max_message = settings.max_ws_message_kb * 1024
+        self.max_seconds = settings.max_stream_seconds
+
+    def message(self, size: int) -> None:
+        if size > self.max_message:
+            raise BadRequest(f"audio messages are limited to {self.max_message} bytes")
+
+    def stream(self, live: LiveTranscriber) -> None:
+        if live.now > self.max_seconds:
+            raise StreamTooLong(
+                f"the stream reached the limit of {self.max_seconds:g}s of audio; start a new one"
+            )
 
 
 def _subprotocol(websocket: WebSocket) -> str | None:
@@ -105,8 +123,7 @@ async def live(websocket: WebSocket) -> None:
         await websocket.close(code=1008)
         return
     await send({"type": "ready", "sample_rate": rate, "model": params.get("model")})
-    received = 0
-    limit = settings.max_upload_bytes
+    limits = _Limits(settings)
     try:
         while True:
             message = await websocket.receive()
@@ -115,12 +132,9 @@ async def live(websocket: WebSocket) -> None:
             try:
                 if message.get("bytes") is not None:
                     data: bytes = message["bytes"]
-                    received += len(data)
-                    if len(data) > MAX_MESSAGE_BYTES:
-                        raise BadRequest(f"audio messages are limited to {MAX_MESSAGE_BYTES} bytes")
-                    if received > limit * 20:
-                        raise BadRequest("the stream is longer than this server allows")
+                    limits.message(len(data))
                     await live.feed(converter.convert(data))
+                    limits.stream(live)
                 else:
                     command = json.loads(message.get("text") or "null")
                     kind = command.get("type") if isinstance(command, dict) else None
@@ -133,6 +147,10 @@ async def live(websocket: WebSocket) -> None:
                         return
                     else:
                         raise BadRequest(f"unknown message {command!r}; send audio bytes, commit or stop")
+            except StreamTooLong as exc:
+                await send(_error(exc))
+                await websocket.close(code=1008)
+                return
             except VoxhostError as exc:
                 await send(_error(exc))
             except (json.JSONDecodeError, AttributeError):
@@ -146,8 +164,9 @@ async def live(websocket: WebSocket) -> None:
 class _RealtimeSession:
     """One OpenAI Realtime transcription session."""
 
-    def __init__(self, websocket: WebSocket, manager: ModelManager) -> None:
+    def __init__(self, websocket: WebSocket, manager: ModelManager, settings: Settings) -> None:
         self.ws = websocket
+        self.limits = _Limits(settings)
         self._send = _sender(websocket)
         self.manager = manager
         self.items: dict[int, str] = {}  # utterance -> item id
@@ -253,9 +272,9 @@ class _RealtimeSession:
                 data = base64.b64decode(message["audio"], validate=True)
             except (KeyError, TypeError, binascii.Error):
                 raise BadRequest("input_audio_buffer.append needs base64 pcm16 audio in 'audio'") from None
-            if len(data) > MAX_MESSAGE_BYTES:
-                raise BadRequest(f"audio messages are limited to {MAX_MESSAGE_BYTES} bytes")
+            self.limits.message(len(data))
             await self.live.feed(self.converter.convert(data))
+            self.limits.stream(self.live)
         elif kind == "input_audio_buffer.commit":
             if not await self.live.commit():
                 raise BadRequest("the input audio buffer holds no speech to commit")
@@ -268,9 +287,9 @@ class _RealtimeSession:
 
 @router.websocket("/v1/realtime")
 async def realtime(websocket: WebSocket) -> None:
-    manager = get_manager_ws(websocket)
+    manager, settings = get_manager_ws(websocket), get_settings_ws(websocket)
     await websocket.accept(subprotocol=_subprotocol(websocket))
-    session = _RealtimeSession(websocket, manager)
+    session = _RealtimeSession(websocket, manager, settings)
     await session.send("transcription_session.created", session=session.session())
     try:
         while True:
@@ -299,6 +318,9 @@ async def realtime(websocket: WebSocket) -> None:
                         "param": exc.param,
                     },
                 )
+                if isinstance(exc, StreamTooLong):
+                    await websocket.close(code=1008)
+                    return
     except WebSocketDisconnect:
         pass
     finally:
