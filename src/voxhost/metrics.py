@@ -106,7 +106,8 @@ class _ManagerCollector(Collector):
             "voxhost_queue_refusals", "Requests the queue refused (full), timed out or lost to a disconnect.",
             ["model", "reason"],
         )  # fmt: skip
-        for status in self.manager.status():
+        statuses = self.manager.status()
+        for status in statuses:
             model = status.id
             queue: dict[str, Any] = status.queue
             loaded.add_metric([model, status.task], 1.0 if status.state == "ready" else 0.0)
@@ -124,7 +125,7 @@ class _ManagerCollector(Collector):
             served.add_metric([model], status.requests)
             for reason, key in (("full", "rejected"), ("timeout", "timed_out"), ("disconnect", "cancelled")):
                 refused.add_metric([model, reason], queue[key])
-        memory = self.manager.memory()
+        memory = self.manager.memory(statuses)
         total = gauge("voxhost_workers_rss_bytes", "Resident memory of all workers together.", [])
         total.add_metric([], memory["workers_rss_bytes"])
         budget = gauge("voxhost_memory_budget_bytes", "The workers' memory budget (0: none).", [])

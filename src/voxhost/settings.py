@@ -153,7 +153,7 @@ class Settings(BaseSettings):
 
     @field_validator("models", "voice_files", "api_key", "cors_origins", mode="before")
     @classmethod
-    def _split_models(cls, value: object) -> object:
+    def _split_lists(cls, value: object) -> object:
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):

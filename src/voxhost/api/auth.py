@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import logging
 from pathlib import Path
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from voxhost.api.errors import error_response
 
 log = logging.getLogger("voxhost.auth")
 OPEN_PATHS = frozenset({"/health/live", "/health/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
@@ -112,25 +113,6 @@ class ApiKeyAuth:
             if given
             else "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'."
         )
-        body = json.dumps(
-            {
-                "error": {
-                    "message": message,
-                    "type": "invalid_request_error",
-                    "param": None,
-                    "code": "invalid_api_key",
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b'Bearer realm="voxhost"'),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        response = error_response(401, message, error_type="invalid_request_error", code="invalid_api_key")
+        response.headers["www-authenticate"] = 'Bearer realm="voxhost"'
+        await response(scope, receive, send)

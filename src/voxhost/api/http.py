@@ -58,8 +58,9 @@ def readiness(manager: ModelManager) -> tuple[bool, list[str]]:
     reasons = []
     if manager.closing or manager.draining:
         reasons.append("shutting down")
-    defaults = {manager.resolve(None, s.task).id for s in manager.status()}
-    for status in manager.status():
+    statuses = manager.status()
+    defaults = {manager.resolve(None, s.task).id for s in statuses}
+    for status in statuses:
         if manager.settings.preload and status.state != "ready":
             reasons.append(f"{status.id} is {status.state} (preload)")
         elif status.id in defaults and status.state == "failed":
@@ -93,14 +94,15 @@ async def metrics(manager: ModelManager = Depends(get_manager)) -> Response:
 async def server_status(manager: ModelManager = Depends(get_manager)) -> dict[str, Any]:
     import dataclasses
 
+    statuses = manager.status()
     ok, reasons = readiness(manager)
     return {
         "version": __version__,
         "uptime_seconds": round(time.time() - manager.started_at, 1),
         "ready": ok,
         "not_ready": reasons,
-        "memory": manager.memory(),
-        "models": [dataclasses.asdict(s) for s in manager.status()],
+        "memory": manager.memory(statuses),
+        "models": [dataclasses.asdict(s) for s in statuses],
     }
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,7 @@ from typing import TypeVar
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from voxhost.api.errors import error_response
 from voxhost.errors import ClientGone, ShuttingDown
 from voxhost.logs import request_context
 from voxhost.metrics import Metrics
@@ -53,7 +53,7 @@ class RequestObserver:
 
             try:
                 if self.draining() and scope["path"] not in QUIET_ROUTES:
-                    await _refuse(scope, send_with_id)
+                    await _refuse(scope, receive, send_with_id)
                 else:
                     await self.app(scope, receive, send_with_id)
             except asyncio.CancelledError:
@@ -81,18 +81,16 @@ class RequestObserver:
                 )
 
 
-async def _refuse(scope: Scope, send: Send) -> None:
+async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
     """A request that arrives while the server stops: 503 (a WebSocket: refused at the handshake)."""
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1012, "reason": "the server is restarting"})
         return
     error = ShuttingDown("the server is shutting down; retry in a moment", retry_after=5)
-    body = json.dumps(
-        {"error": {"message": error.message, "type": error.error_type, "param": None, "code": error.code}}
-    ).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 503, "headers": [*headers, (b"retry-after", b"5")]})
-    await send({"type": "http.response.body", "body": body})
+    response = error_response(
+        error.status, error.message, error_type=error.error_type, code=error.code, retry_after=5
+    )
+    await response(scope, receive, send)
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:

@@ -20,7 +20,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -506,21 +506,31 @@ class ModelManager:
     def _queue_timeout(self) -> float | None:
         return self.settings.queue_timeout or None
 
-    async def _run(self, entry: _Entry, method: str, lane: Lane, **kwargs: Any) -> Any:
-        """Run one request on one of the entry's workers, on a fresh worker once more if it died."""
-        attempts = 2 if self.settings.retry_on_crash else 1
+    @contextlib.asynccontextmanager
+    async def _admitted(self, entry: _Entry, lane: Lane) -> AsyncIterator[None]:
+        """Hold one of the entry's inference slots (queueing for it in `lane`) for the body."""
         note_model(entry.spec.id)
         async with entry.scheduler.slot(lane, self._queue_timeout()) as waited:
             self.metrics.queued(entry.spec.id, lane, waited)
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _on_worker(self, entry: _Entry) -> AsyncIterator[WorkerProcess]:
+        """A live worker with a free slot, counted as busy for the body (which holds a slot)."""
+        replica = await self._reserve(entry)
+        started = time.perf_counter()
+        with self._counted(entry, replica):
+            yield await self._ensure_worker(entry, replica)
+        self.metrics.inferred(entry.spec.id, time.perf_counter() - started)
+
+    async def _run(self, entry: _Entry, method: str, lane: Lane, **kwargs: Any) -> Any:
+        """Run one request on one of the entry's workers, on a fresh worker once more if it died."""
+        attempts = 2 if self.settings.retry_on_crash else 1
+        async with self._admitted(entry, lane):
             for attempt in range(1, attempts + 1):
-                replica = await self._reserve(entry)
-                started = time.perf_counter()
                 try:
-                    with self._counted(entry, replica):
-                        worker = await self._ensure_worker(entry, replica)
-                        result = await worker.call(method, self.settings.request_timeout, **kwargs)
-                    self.metrics.inferred(entry.spec.id, time.perf_counter() - started)
-                    return result
+                    async with self._on_worker(entry) as worker:
+                        return await worker.call(method, self.settings.request_timeout, **kwargs)
                 except WorkerCrashed as exc:
                     if attempt == attempts:
                         raise
@@ -533,22 +543,16 @@ class ModelManager:
         """Like `_run` for generator methods. A crash before the first item is retried on a fresh
         worker; after it, the caller has partial output and gets the error. Use with `aclosing`."""
         attempts = 2 if self.settings.retry_on_crash else 1
-        note_model(entry.spec.id)
-        async with entry.scheduler.slot(lane, self._queue_timeout()) as waited:
-            self.metrics.queued(entry.spec.id, lane, waited)
+        async with self._admitted(entry, lane):
             for attempt in range(1, attempts + 1):
-                replica = await self._reserve(entry)
                 started = False
-                began = time.perf_counter()
                 try:
-                    with self._counted(entry, replica):
-                        worker = await self._ensure_worker(entry, replica)
+                    async with self._on_worker(entry) as worker:
                         items = worker.stream(method, self.settings.request_timeout, **kwargs)
                         async with contextlib.aclosing(items):
                             async for item in items:
                                 started = True
                                 yield item
-                    self.metrics.inferred(entry.spec.id, time.perf_counter() - began)
                     return
                 except WorkerCrashed as exc:
                     if started or attempt == attempts:
@@ -696,10 +700,12 @@ class ModelManager:
             return [self._status(self._entry(name))]
         return [self._status(e) for e in self._entries.values()]
 
-    def memory(self) -> dict[str, Any]:
+    def memory(self, statuses: list[ModelStatus] | None = None) -> dict[str, Any]:
+        """Workers' memory and its limits; from `statuses` when the caller has just read them."""
         budget = int(self.settings.max_memory_mb * MiB)
+        used = self.workers_rss() if statuses is None else sum(s.rss_bytes or 0 for s in statuses)
         return {
-            "workers_rss_bytes": self.workers_rss(),
+            "workers_rss_bytes": used,
             "budget_bytes": budget or None,
             "worker_max_rss_bytes": int(self.settings.worker_max_rss_mb * MiB) or None,
         }
