@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import Speech
@@ -172,6 +172,7 @@ def test_speech_requests_with_any_json_get_a_clean_4xx(app: FastAPI, body: dict[
 @FUZZ
 @given(model=st.text(min_size=1, max_size=60))
 def test_any_model_name_is_looked_up_never_opened(app: FastAPI, model: str) -> None:
+    assume(model not in (".", ".."))  # dot segments: clients resolve them before sending the path
     response = _request(app, "GET", "/v1/models/" + quote(model, safe=""))
     if response.status_code == 200:
         assert response.json()["id"] in ("tiny.en", "whisper-1")
