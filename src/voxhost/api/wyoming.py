@@ -162,8 +162,10 @@ class WyomingHandler(AsyncEventHandler):
 
     @property
     def busy(self) -> bool:
-        """In the middle of a request: audio or streamed text received but not answered yet."""
-        return self._handling or self._converter is not None or self._streaming
+        """In the middle of a request: audio or streamed text received but not answered yet, or events
+        received and not read yet (sent before the server began to stop: they are in flight too)."""
+        unread = bool(getattr(self.reader, "_buffer", b""))  # asyncio.StreamReader's received bytes
+        return self._handling or self._converter is not None or self._streaming or unread
 
     async def handle_event(self, event: Event) -> bool:
         self._handling = True
