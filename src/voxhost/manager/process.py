@@ -31,6 +31,8 @@ def describe_exit(code: int | None) -> str:
     if code is None:
         return "an unknown status"
     if code < 0:
+        if -code == signal.SIGKILL:  # what the kernel's OOM killer sends
+            return "signal SIGKILL (killed; the system may have run out of memory)"
         try:
             return f"signal {signal.Signals(-code).name}"
         except ValueError:
@@ -59,6 +61,9 @@ class WorkerProcess:
         self.timings: collections.deque[tuple[float, float]] = collections.deque(maxlen=256)
         self.exited = False
         self._killed = False
+        # Set by the reader thread once it has reaped the process. Only that thread waits on the process:
+        # two threads in `Process.join` race on waitpid, and the loser sees a reaped child as alive.
+        self._reaped = threading.Event()
         self.exitcode: int | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -85,13 +90,13 @@ class WorkerProcess:
 
     @property
     def alive(self) -> bool:
-        return not self.exited and not self._killed and self._process.is_alive()
+        return not self.exited and not self._killed and not self._reaped.is_set()
 
     def kill(self) -> None:
         # Dead from now on, even in the moments before the kernel has ended the process, so that the
         # next request starts a fresh worker instead of writing into this one's closing pipe.
         self._killed = True
-        if self._process.pid is not None and self._process.is_alive():
+        if self._process.pid is not None and not self._reaped.is_set():
             self._process.kill()
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -101,11 +106,10 @@ class WorkerProcess:
         if self.alive:  # sent from a thread: a stuck worker's full pipe must not block the event loop
             with contextlib.suppress(OSError, ValueError, TimeoutError):
                 await asyncio.wait_for(asyncio.to_thread(self._send, ("shutdown",)), grace)
-        await asyncio.to_thread(self._process.join, grace)
-        if self._process.is_alive():
+        if not await asyncio.to_thread(self._reaped.wait, grace):
             log.warning("worker for %s did not stop in %.0fs; killing it", self.spec.id, grace)
             self._process.kill()
-            await asyncio.to_thread(self._process.join, 5)
+            await asyncio.to_thread(self._reaped.wait, 10)
         self._conn.close()
 
     # --- requests --------------------------------------------------------------------------------
@@ -161,10 +165,10 @@ class WorkerProcess:
                     if kind == "error":
                         raise value
                     return
-            except (OSError, ValueError):
-                raise self._crash_error() from None
-            except TimeoutError:
+            except TimeoutError:  # before OSError, of which it is a subclass
                 raise self._stuck(timeout) from None
+            except (OSError, ValueError):
+                raise await self._send_failed() from None
         finally:
             self._streams.pop(request_id, None)
             if not finished and not self.exited and self._loop is not None:
@@ -184,7 +188,7 @@ class WorkerProcess:
                 try:
                     await asyncio.to_thread(self._send, (kind, request_id, *payload))
                 except (OSError, ValueError):
-                    raise self._crash_error() from None
+                    raise await self._send_failed() from None
                 return await future
         finally:
             self._pending.pop(request_id, None)
@@ -200,6 +204,12 @@ class WorkerProcess:
     def _send(self, message: tuple[Any, ...]) -> None:
         with self._send_lock:
             self._conn.send(message)
+
+    async def _send_failed(self) -> WorkerCrashed:
+        """The error for a request that could not be sent: the worker died just now. Its exit status
+        (which says why) is known once the reader thread has reaped it, a moment later."""
+        await asyncio.to_thread(self._reaped.wait, 2.0)
+        return self._crash_error()
 
     def _crash_error(self) -> WorkerCrashed:
         return WorkerCrashed(
@@ -218,7 +228,13 @@ class WorkerProcess:
                 log.exception("unreadable message from worker %s", self.spec.id)
                 continue
             self._call_soon(self._on_message, message)
+        # The pipe closes when the process ends; a worker that closed it and lingers is killed.
         self._process.join(5)
+        if self._process.is_alive():
+            log.warning("worker for %s closed its pipe but did not exit; killing it", self.spec.id)
+            self._process.kill()
+            self._process.join()
+        self._reaped.set()
         self._call_soon(self._on_exit, self._process.exitcode)
 
     def _call_soon(self, callback: Any, *args: Any) -> None:

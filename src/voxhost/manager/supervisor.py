@@ -175,6 +175,9 @@ def engine_config(settings: Settings, layout: Layout | None = None) -> EngineCon
     )
 
 
+LOAD_WATCH_INTERVAL = 0.05  # seconds between memory checks of a loading worker
+
+
 def _rss(pid: int | None) -> int | None:
     if pid is None:
         return None
@@ -336,13 +339,26 @@ class ModelManager:
             entry.spec, config, parallel=entry.layout.parallel, log_level=self.settings.log_level
         )
         started = time.perf_counter()
+        watch: asyncio.Task[MemoryBudgetExceeded | None] | None = None
         try:
+            if self.settings.max_memory_mb > 0:
+                watch = asyncio.create_task(self._watch_load(entry, worker))
             await worker.start(self.settings.load_timeout)
+            if watch is not None:
+                watch.cancel()
+                over = await asyncio.to_thread(self._over_budget, entry, worker)
+                if over is not None:
+                    raise over
         except BaseException as exc:
             await worker.stop(grace=1)
+            if watch is not None and watch.done() and not watch.cancelled() and watch.result():
+                exc = watch.result() or exc  # the load died because the watch stopped it
             entry.last_error = exc.message if isinstance(exc, ModelLoadError) else str(exc)
             self.metrics.load_failed(entry.spec.id)
-            raise
+            raise exc from None
+        finally:
+            if watch is not None:
+                watch.cancel()
         seconds = time.perf_counter() - started
         replica.worker = worker
         replica.retiring = False
@@ -420,6 +436,41 @@ class ModelManager:
                 )
                 victim.evictions += 1
                 await self._stop_all(victim)
+
+    async def _watch_load(self, entry: _Entry, worker: WorkerProcess) -> MemoryBudgetExceeded | None:
+        """While a worker loads, stop it the moment the workers' memory passes the budget: the estimate
+        `_make_room` went by is a guess (e.g. float32 compute of float16 weights doubles the memory)."""
+        while True:
+            await asyncio.sleep(LOAD_WATCH_INTERVAL)
+            over = await asyncio.to_thread(self._over_budget, entry, worker)
+            if over is not None:
+                worker.kill()
+                return over
+
+    def _over_budget(self, entry: _Entry, worker: WorkerProcess) -> MemoryBudgetExceeded | None:
+        """The error for a loading worker that took the workers past the budget, else None. Notes the
+        largest RSS seen, so the next attempt is refused up front instead of loading again."""
+        rss = _rss(worker.pid)
+        if rss is None:
+            return None
+        entry.rss_estimate = max(entry.rss_estimate or 0, rss)
+        budget = int(self.settings.max_memory_mb * MiB)
+        others = self.workers_rss()  # ready workers; the loading one is not among them yet
+        if others + rss <= budget:
+            return None
+        log.error(
+            "loading %s took %.0f MiB; with %.0f MiB in other workers that is past the %.0f MiB budget; "
+            "stopping it",
+            entry.spec.id,
+            rss / MiB,
+            others / MiB,
+            budget / MiB,
+        )
+        return MemoryBudgetExceeded(
+            f"loading {entry.spec.id!r} ran out of memory: it grew to {rss / MiB:.0f} MiB, and with "
+            f"{others / MiB:.0f} MiB in other workers that is past the {budget / MiB:.0f} MiB budget "
+            "(--max-memory-mb); it was stopped"
+        )
 
     def _after_request(self, entry: _Entry, replica: _Replica) -> None:
         """Between requests: note the worker's memory, and retire it if it grew past the cap."""
