@@ -4,15 +4,53 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voxhost.errors import VoxhostError
 
 log = logging.getLogger("voxhost.http")
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer, in OpenAI's shape."""
+
+    error: ErrorDetail
+
+
+# What each error status means here; routes list the ones they can answer (see `error_responses`).
+ERROR_STATUSES = {
+    400: "Bad request: invalid parameters, unreadable or empty audio, text too long",
+    401: "Missing or wrong API key (only when the server has keys)",
+    404: "No such model (or voice) is served here",
+    413: "Upload or audio longer than the server's limits",
+    429: "The model's queue is full; retry after the Retry-After header's seconds",
+    503: "The server is stopping, the model failed to load (or would not fit the memory budget), or its "
+    "worker died; retry",
+    504: "The model's worker did not answer in time; it was replaced",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses a route answers (401 and 503 go with every route
+    behind the key check and the drain)."""
+    return {
+        status: {"model": ErrorBody, "description": ERROR_STATUSES[status]}
+        for status in sorted({*statuses, 401, 503})
+    }
 
 
 def error_response(
@@ -67,6 +105,33 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(500, "internal server error", error_type="server_error", code="internal_error")
+
+
+def document_errors(app: FastAPI) -> None:
+    """The app's OpenAPI schema says what the API answers: request validation fails with a 400 in the
+    error shape above (FastAPI would document its own 422, which this API never sends)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    responses = operation.get("responses", {})
+                    if responses.pop("422", None) is not None and "400" not in responses:
+                        responses["400"] = {
+                            "description": ERROR_STATUSES[400],
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                            },
+                        }
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_error_handlers(app: FastAPI) -> None:

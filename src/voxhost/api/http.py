@@ -15,7 +15,7 @@ from voxhost import __version__
 from voxhost.api import models, openai_audio, openai_speech, realtime
 from voxhost.api.auth import ApiKeyAuth, KeyChecker, load_keys
 from voxhost.api.deps import get_manager
-from voxhost.api.errors import install_error_handlers
+from voxhost.api.errors import document_errors, error_responses, install_error_handlers
 from voxhost.api.observe import RequestObserver
 from voxhost.api.wyoming import WyomingServer
 from voxhost.manager import ModelManager
@@ -24,7 +24,7 @@ from voxhost.settings import Settings
 health_router = APIRouter(tags=["health"])
 
 
-@health_router.get("/health", summary="Server and worker state")
+@health_router.get("/health", summary="Server and worker state", responses=error_responses())
 async def health(manager: ModelManager = Depends(get_manager)) -> dict[str, Any]:
     """200 while the server accepts requests. Each loaded model's worker is pinged, so a dead or hung
     worker shows as such rather than as the last state the server remembered."""
@@ -74,7 +74,11 @@ async def live() -> dict[str, Any]:
     return {"status": "alive"}
 
 
-@health_router.get("/health/ready", summary="Readiness: the server should get traffic")
+@health_router.get(
+    "/health/ready",
+    summary="Readiness: the server should get traffic",
+    responses={503: {"description": "Not ready: starting, a model failed to load, or stopping"}},
+)
 async def ready(manager: ModelManager = Depends(get_manager)) -> JSONResponse:
     """200 when requests can be served now; 503 (with the reasons) while starting, failing or stopping."""
     ok, reasons = readiness(manager)
@@ -83,14 +87,20 @@ async def ready(manager: ModelManager = Depends(get_manager)) -> JSONResponse:
     )
 
 
-@health_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@health_router.get(
+    "/metrics", summary="Prometheus metrics", response_class=Response, responses=error_responses()
+)
 async def metrics(manager: ModelManager = Depends(get_manager)) -> Response:
     from voxhost.metrics import CONTENT_TYPE
 
     return Response(manager.metrics.render(), media_type=CONTENT_TYPE)
 
 
-@health_router.get("/status", summary="Models, workers, memory and queues (what `voxhost status` shows)")
+@health_router.get(
+    "/status",
+    summary="Models, workers, memory and queues (what `voxhost status` shows)",
+    responses=error_responses(),
+)
 async def server_status(manager: ModelManager = Depends(get_manager)) -> dict[str, Any]:
     import dataclasses
 
@@ -141,6 +151,7 @@ def create_app(settings: Settings | None = None, manager: ModelManager | None = 
     app.state.manager = manager
     app.state.begin_drain = begin_drain
     install_error_handlers(app)
+    document_errors(app)
     # added last = outermost: request ids and metrics cover refused requests too, and CORS preflights
     # (which carry no key) are answered before the key check
     app.add_middleware(ApiKeyAuth, checker=KeyChecker(load_keys(settings.api_key, settings.api_key_file)))

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from voxhost.api.deps import get_manager
+from voxhost.api.errors import error_responses
 from voxhost.manager import ModelManager, ModelStatus
 
 router = APIRouter(tags=["models"])
@@ -35,7 +36,7 @@ def model_object(status: ModelStatus, *, alias_of: str | None = None) -> dict[st
     return body
 
 
-@router.get("/v1/models", summary="List the served models (and their aliases)")
+@router.get("/v1/models", summary="List the served models (and their aliases)", responses=error_responses())
 async def list_models(manager: ModelManager = Depends(get_manager)) -> dict[str, Any]:
     data = []
     for status in manager.status():
@@ -44,18 +45,26 @@ async def list_models(manager: ModelManager = Depends(get_manager)) -> dict[str,
     return {"object": "list", "data": data}
 
 
-@router.get("/v1/models/{model_id:path}", summary="One model")
+@router.get("/v1/models/{model_id:path}", summary="One model", responses=error_responses(404))
 async def get_model(model_id: str, manager: ModelManager = Depends(get_manager)) -> dict[str, Any]:
     (status,) = manager.status(model_id)
     return model_object(status, alias_of=model_id if model_id != status.id else None)
 
 
-@router.post("/v1/models/{model_id:path}/load", summary="Load a model now (no-op when loaded)")
+@router.post(
+    "/v1/models/{model_id:path}/load",
+    summary="Load a model now (no-op when loaded)",
+    responses=error_responses(404, 504),
+)
 async def load_model(model_id: str, manager: ModelManager = Depends(get_manager)) -> dict[str, Any]:
     return model_object(await manager.load(model_id))
 
 
-@router.post("/v1/models/{model_id:path}/unload", summary="Stop a model's worker, freeing its memory")
+@router.post(
+    "/v1/models/{model_id:path}/unload",
+    summary="Stop a model's worker, freeing its memory",
+    responses=error_responses(404),
+)
 async def unload_model(model_id: str, manager: ModelManager = Depends(get_manager)) -> dict[str, Any]:
     await manager.unload(model_id)
     (status,) = manager.status(model_id)

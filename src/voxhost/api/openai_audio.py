@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from voxhost.api.deps import get_manager, get_settings
+from voxhost.api.errors import error_responses
 from voxhost.api.multipart import Form, read_form
 from voxhost.api.observe import unless_disconnected
 from voxhost.audio import decode_audio
@@ -104,6 +105,7 @@ async def _handle(request: Request, task: Task, manager: ModelManager, settings:
     "/v1/audio/transcriptions",
     summary="Transcribe audio into the input language",
     openapi_extra=_form_schema("transcribe"),
+    responses=error_responses(400, 404, 413, 429, 504),
 )
 async def transcriptions(
     request: Request,
@@ -117,6 +119,7 @@ async def transcriptions(
     "/v1/audio/translations",
     summary="Translate audio into English text",
     openapi_extra=_form_schema("translate"),
+    responses=error_responses(400, 404, 413, 429, 504),
 )
 async def translations(
     request: Request,

@@ -13,8 +13,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from voxhost.api.deps import get_manager, get_settings
+from voxhost.api.errors import error_responses
 from voxhost.api.observe import unless_disconnected
-from voxhost.audio.encode import PCM_RATE, StreamEncoder
+from voxhost.audio.encode import PCM_RATE, SPEECH_FORMATS, StreamEncoder
 from voxhost.errors import BadRequest, VoxhostError
 from voxhost.manager import ModelManager
 from voxhost.settings import Settings
@@ -27,7 +28,7 @@ class SpeechRequest(BaseModel):
     model: str | None = Field(
         None, description="TTS model id or alias (tts-1, tts-1-hd); default if omitted."
     )
-    input: str = Field(description="The text to speak.")
+    input: str = Field(min_length=1, description="The text to speak (the limit is --max-input-chars).")
     voice: str | None = Field(None, description="A voice of the model, or an OpenAI name (alloy, echo, ...).")
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
     speed: float = Field(1.0, ge=0.25, le=4.0)
@@ -57,7 +58,10 @@ def _output_rate(request: SpeechRequest, native: int) -> int:
     "/v1/audio/speech",
     summary="Generate speech from text (streamed as it is synthesized)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"audio/mpeg": {}, "audio/wav": {}, "audio/pcm": {}}}},
+    responses={
+        200: {"content": {content_type: {} for content_type in SPEECH_FORMATS.values()}},
+        **error_responses(400, 404, 429, 504),
+    },
 )
 async def speech(
     request: SpeechRequest,
@@ -106,7 +110,7 @@ async def _body(chunks: Any, first: Any, encoder: StreamEncoder) -> AsyncIterato
         yield await asyncio.to_thread(encoder.close)
 
 
-@router.get("/v1/audio/voices", summary="Voices of the TTS models")
+@router.get("/v1/audio/voices", summary="Voices of the TTS models", responses=error_responses(404))
 async def voices(model: str | None = None, manager: ModelManager = Depends(get_manager)) -> dict[str, Any]:
     """The voices each TTS model serves (loading it if needed), with OpenAI voice names mapped onto them."""
     names = [model] if model else [s.id for s in manager.status() if s.task == "tts"]
