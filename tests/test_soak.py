@@ -132,6 +132,7 @@ def sample(server: ServerProcess, done: int) -> Sample:
     return Sample(done, process.memory_info().rss, workers, process.num_fds(), process.num_threads())
 
 
+@pytest.mark.timeout(max(300, REQUESTS // 2))
 def test_soak(soak_server: ServerProcess, short_speech: Speech) -> None:
     kinds = checks(short_speech)
     rng = random.Random(8)

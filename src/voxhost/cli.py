@@ -107,8 +107,20 @@ def serve(
     max_ws_message_kb: Annotated[int | None, Opt(help="Largest WebSocket message, KiB.")] = None,
     log_level: Annotated[str | None, Opt(help="critical, error, warning, info, debug.")] = None,
     log_format: Annotated[str | None, Opt(help="text or json.")] = None,
+    ray: Annotated[
+        bool | None, Opt("--ray", help="Serve on Ray Serve (needs voxhost[ray]); no Wyoming there.")
+    ] = None,
+    ray_address: Annotated[
+        str | None, Opt(help="Ray cluster to join (auto, ray://host:10001); default: a local Ray.")
+    ] = None,
+    ray_max_replicas: Annotated[
+        int | None, Opt(help="--ray: autoscale engine deployments up to this many replicas.")
+    ] = None,
+    ray_models_per_replica: Annotated[
+        int | None, Opt(help="--ray: models one engine replica keeps loaded [default: 3].")
+    ] = None,
 ) -> None:
-    """Start the HTTP server (OpenAI-compatible API) with resident model workers."""
+    """Start the HTTP server (OpenAI-compatible API) with resident model workers, or on Ray Serve."""
     settings = _settings(
         host=host, port=port, wyoming=wyoming, wyoming_uri=wyoming_uri, models=model,
         api_key=api_key, api_key_file=api_key_file, cors_origins=cors_origin, wyoming_open=wyoming_open,
@@ -124,7 +136,14 @@ def serve(
         chunk_seconds=chunk_seconds, batch_aging=batch_aging, max_memory_mb=max_memory_mb,
         worker_max_rss_mb=worker_max_rss_mb,
         log_level=log_level, log_format=log_format,
+        ray=ray, ray_address=ray_address, ray_max_replicas=ray_max_replicas,
+        ray_models_per_replica=ray_models_per_replica,
     )  # fmt: skip
+    if settings.ray:
+        from voxhost.scale.serve import run
+
+        run(settings)
+        return
     from voxhost.server import run_server
 
     run_server(settings)
@@ -182,6 +201,32 @@ def transcribe(
         output_dir=output_dir, url=url,
     )  # fmt: skip
     sys.exit(run_transcribe(job, settings))
+
+
+@app.command()
+def batch(
+    input_dir: Annotated[Path, typer.Argument(help="Folder of audio files (searched recursively).")],
+    output_dir: Annotated[Path, Opt("--output-dir", "-o", help="Where FILE.json/.txt/.srt/.vtt go.")],
+    model: Annotated[str | None, Opt("--model", "-m", help="Model name, directory or hub name.")] = None,
+    language: Annotated[str | None, Opt(help="Spoken language (ISO-639-1); detected if omitted.")] = None,
+    task: Annotated[str, Opt(help="transcribe or translate.")] = "transcribe",
+    ray: Annotated[bool, Opt("--ray", help="Run on Ray Data (needs voxhost[ray]).")] = False,
+    ray_address: Annotated[str | None, Opt(help="Ray cluster to join; default: a local Ray.")] = None,
+    actors: Annotated[int, Opt(min=1, help="--ray: actors, each holding the model.")] = 1,
+    threads: Annotated[int | None, Opt(help="CPU threads per inference (0: all cores).")] = None,
+    parallel: Annotated[int | None, Opt(help="Local: files transcribed at once per worker.")] = None,
+    cache_dir: Annotated[Path | None, Opt(help="Model cache directory.")] = None,
+) -> None:
+    """Transcribe every audio file in a folder; files already done are skipped (resumable)."""
+    from voxhost.batch import BatchJob, run_batch
+
+    models = [model] if model else None
+    settings = _settings(
+        models=models, threads=threads, parallel=parallel, cache_dir=cache_dir, ray_address=ray_address,
+        log_level="warning", chunk_seconds=0,
+    )  # fmt: skip
+    job = BatchJob(input_dir, output_dir, model, language, task, ray=ray, actors=actors)
+    sys.exit(run_batch(job, settings))
 
 
 @app.command()

@@ -135,6 +135,23 @@ class Settings(BaseSettings):
         description="A worker whose RSS grows past this many MiB is replaced between requests (0: never).",
     )
 
+    # --- Ray (voxhost[ray]) ---------------------------------------------------------------------
+    ray: bool = Field(
+        False, description="Serve through Ray Serve: engines run as Ray deployments instead of local workers."
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join ('auto', or ray://host:10001); default: start a local Ray."
+    )
+    ray_max_replicas: int = Field(
+        0,
+        ge=0,
+        description="With --ray: autoscale each engine deployment from --replicas up to this many "
+        "replicas (0: a fixed --replicas).",
+    )
+    ray_models_per_replica: int = Field(
+        3, ge=1, description="With --ray: models one engine replica keeps loaded (least recently used go)."
+    )
+
     # --- limits --------------------------------------------------------------------------------
     max_upload_mb: float = Field(25, gt=0, description="Largest accepted upload in MiB (OpenAI's limit).")
     max_input_chars: int = Field(4096, gt=0, description="Longest text accepted for speech (OpenAI's limit).")

@@ -15,8 +15,8 @@ import logging
 import multiprocessing
 import signal
 import threading
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, Protocol
 
 from voxhost.engines import EngineConfig
 from voxhost.errors import ModelLoadError, WorkerCrashed, WorkerTimeout, from_wire
@@ -38,6 +38,33 @@ def describe_exit(code: int | None) -> str:
         except ValueError:
             return f"signal {-code}"
     return f"exit code {code}"
+
+
+class Worker(Protocol):
+    """Where one replica of a model runs, as the manager sees it: a local worker process
+    (`WorkerProcess`) or a Ray Serve deployment (`voxhost.scale.serve.ServeWorker`)."""
+
+    info: dict[str, Any]
+    timings: collections.deque[tuple[float, float]]
+
+    @property
+    def pid(self) -> int | None: ...
+    @property
+    def alive(self) -> bool: ...
+    async def start(self, timeout: float) -> dict[str, Any]: ...
+    async def stop(self, grace: float = 5.0) -> None: ...
+    def kill(self) -> None: ...
+    async def call(self, method: str, timeout: float, **kwargs: Any) -> Any: ...
+    def stream(self, method: str, timeout: float, **kwargs: Any) -> AsyncGenerator[Any, None]: ...
+    async def ping(self, timeout: float = 2.0) -> dict[str, Any]: ...
+
+
+# Makes the worker for one replica: (spec, engine config, inferences at once, log level).
+WorkerFactory = Callable[[ModelSpec, EngineConfig, int, str], Worker]
+
+
+def process_worker(spec: ModelSpec, config: EngineConfig, parallel: int, log_level: str) -> Worker:
+    return WorkerProcess(spec, config, parallel=parallel, log_level=log_level)
 
 
 class WorkerProcess:

@@ -31,7 +31,7 @@ from voxhost.engines import EngineConfig, engine_class
 from voxhost.engines.base import TaskKind
 from voxhost.errors import MemoryBudgetExceeded, ModelLoadError, ShuttingDown, WorkerCrashed
 from voxhost.logs import note_model
-from voxhost.manager.process import WorkerProcess
+from voxhost.manager.process import Worker, WorkerFactory, process_worker
 from voxhost.manager.registry import ModelRegistry, ModelSpec
 from voxhost.manager.scheduler import Lane, Scheduler
 from voxhost.metrics import Metrics
@@ -116,7 +116,7 @@ class _Replica:
 
     index: int
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    worker: WorkerProcess | None = None
+    worker: Worker | None = None
     loading: bool = False
     in_flight: int = 0
     retiring: bool = False  # over its RSS cap: takes no new requests; replaced once idle
@@ -191,9 +191,14 @@ def _rss(pid: int | None) -> int | None:
 
 class ModelManager:
     def __init__(
-        self, settings: Settings, registry: ModelRegistry | None = None, metrics: Metrics | None = None
+        self,
+        settings: Settings,
+        registry: ModelRegistry | None = None,
+        metrics: Metrics | None = None,
+        workers: WorkerFactory = process_worker,
     ) -> None:
         self.settings = settings
+        self._new_worker = workers
         self.registry = registry or ModelRegistry.from_entries(
             settings.models, settings.default_model, settings.hd_tts_model
         )
@@ -304,7 +309,7 @@ class ModelManager:
         if worker is not None:
             await worker.stop()
 
-    async def _ensure_worker(self, entry: _Entry, replica: _Replica) -> WorkerProcess:
+    async def _ensure_worker(self, entry: _Entry, replica: _Replica) -> Worker:
         """The replica's live worker, loading the model first if needed: one load however many ask."""
         worker = replica.worker
         if worker is not None and worker.alive:
@@ -327,7 +332,7 @@ class ModelManager:
                 replica.loading = False
                 entry.changed.set()
 
-    async def _start_worker(self, entry: _Entry, replica: _Replica) -> WorkerProcess:
+    async def _start_worker(self, entry: _Entry, replica: _Replica) -> Worker:
         try:
             await self._make_room(entry)
         except MemoryBudgetExceeded as exc:
@@ -335,9 +340,7 @@ class ModelManager:
             self.metrics.load_failed(entry.spec.id)
             raise
         config = engine_config(self.settings, entry.layout)
-        worker = WorkerProcess(
-            entry.spec, config, parallel=entry.layout.parallel, log_level=self.settings.log_level
-        )
+        worker = self._new_worker(entry.spec, config, entry.layout.parallel, self.settings.log_level)
         started = time.perf_counter()
         watch: asyncio.Task[MemoryBudgetExceeded | None] | None = None
         try:
@@ -437,7 +440,7 @@ class ModelManager:
                 victim.evictions += 1
                 await self._stop_all(victim)
 
-    async def _watch_load(self, entry: _Entry, worker: WorkerProcess) -> MemoryBudgetExceeded | None:
+    async def _watch_load(self, entry: _Entry, worker: Worker) -> MemoryBudgetExceeded | None:
         """While a worker loads, stop it the moment the workers' memory passes the budget: the estimate
         `_make_room` went by is a guess (e.g. float32 compute of float16 weights doubles the memory)."""
         while True:
@@ -447,7 +450,7 @@ class ModelManager:
                 worker.kill()
                 return over
 
-    def _over_budget(self, entry: _Entry, worker: WorkerProcess) -> MemoryBudgetExceeded | None:
+    def _over_budget(self, entry: _Entry, worker: Worker) -> MemoryBudgetExceeded | None:
         """The error for a loading worker that took the workers past the budget, else None. Notes the
         largest RSS seen, so the next attempt is refused up front instead of loading again."""
         rss = _rss(worker.pid)
@@ -566,7 +569,7 @@ class ModelManager:
             yield
 
     @contextlib.asynccontextmanager
-    async def _on_worker(self, entry: _Entry) -> AsyncIterator[WorkerProcess]:
+    async def _on_worker(self, entry: _Entry) -> AsyncIterator[Worker]:
         """A live worker with a free slot, counted as busy for the body (which holds a slot)."""
         replica = await self._reserve(entry)
         started = time.perf_counter()
@@ -780,7 +783,7 @@ class ModelManager:
     async def all_worker_stats(self, name: str) -> list[dict[str, Any] | None]:
         """Each live replica's own stats (pid, loads, requests, RSS), None for one that does not answer."""
 
-        async def ping(worker: WorkerProcess) -> dict[str, Any] | None:
+        async def ping(worker: Worker) -> dict[str, Any] | None:
             try:
                 return await worker.ping()
             except (TimeoutError, WorkerCrashed):

@@ -29,6 +29,13 @@ TASK_METHODS: dict[str, frozenset[str]] = {
 }
 
 
+def engine_call(engine: Engine, spec: ModelSpec, method: str, kwargs: dict[str, Any]) -> Any:
+    """Run one request's engine method; only the methods of the model's task are reachable."""
+    if method not in TASK_METHODS[spec.task]:
+        raise BadRequest(f"{spec.id} does not support {method!r}")
+    return getattr(engine, method)(**kwargs)
+
+
 def _rss_bytes() -> int:
     import psutil
 
@@ -58,9 +65,7 @@ class _Worker:
         self.active.add(request_id)
         started = time.monotonic()  # the system-wide clock, so the server can order events across workers
         try:
-            if method not in TASK_METHODS[self.spec.task]:
-                raise BadRequest(f"{self.spec.id} does not support {method!r}")
-            result = getattr(self.engine, method)(**kwargs)
+            result = engine_call(self.engine, self.spec, method, kwargs)
             if isinstance(result, Iterator):
                 # A streaming method: each item goes back as soon as it is ready; a cancel from the
                 # server stops the generator between items, so an abandoned request frees the worker.

@@ -1,0 +1,238 @@
+"""`voxhost batch`: transcribe every audio file under a folder, resumably.
+
+Locally the files go through the model manager (resident workers, as many at once as the model has
+inference slots); with `--ray` they go through Ray Data (`voxhost.scale.data`), an actor pool holding the
+model. Either way each file gets FILE.json (verbose), FILE.txt, FILE.srt and FILE.vtt beside its path
+relative to the input folder, written atomically, so a file whose outputs all exist is done and a rerun
+skips it. A file that fails is reported and the batch goes on; `summary.json` lists everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from voxhost.audio import SAMPLE_RATE, decode_audio
+from voxhost.errors import BadRequest, VoxhostError
+from voxhost.formats import render
+from voxhost.languages import normalize_language
+from voxhost.manager import ModelManager
+from voxhost.results import TranscribeOptions, Transcription
+from voxhost.settings import Settings
+
+AUDIO_SUFFIXES = frozenset(
+    {".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".webm", ".weba", ".mka"}
+)
+OUTPUTS: dict[str, str] = {"json": "verbose_json", "txt": "text", "srt": "srt", "vtt": "vtt"}  # ext: format
+SUMMARY = "summary.json"
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    input_dir: Path
+    output_dir: Path
+    model: str | None = None
+    language: str | None = None
+    task: str = "transcribe"
+    ray: bool = False
+    actors: int = 1  # Ray Data actors, each holding the model
+
+    def options(self) -> TranscribeOptions:
+        if self.task not in ("transcribe", "translate"):
+            raise BadRequest("--task must be transcribe or translate")
+        return TranscribeOptions(
+            task="translate" if self.task == "translate" else "transcribe",
+            language=normalize_language(self.language),
+            word_timestamps=True,
+        )
+
+
+@dataclass
+class FileResult:
+    """What became of one input file: its rendered outputs, or why it failed."""
+
+    path: Path
+    outputs: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    audio_seconds: float = 0.0
+
+
+def find_inputs(input_dir: Path) -> list[Path]:
+    """The audio files under `input_dir`, by extension, in a stable order."""
+    return sorted(p for p in input_dir.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+
+
+def output_paths(job: BatchJob, path: Path) -> dict[str, Path]:
+    """Where the outputs of `path` go: OUT/<relative path>.<ext> (talk.wav -> talk.wav.json), so that
+    talk.wav and talk.mp3 never share outputs."""
+    relative = path.relative_to(job.input_dir)
+    return {ext: job.output_dir / relative.parent / f"{relative.name}.{ext}" for ext in OUTPUTS}
+
+
+def is_done(job: BatchJob, path: Path) -> bool:
+    return all(p.exists() for p in output_paths(job, path).values())
+
+
+def render_outputs(result: Transcription) -> dict[str, str]:
+    """The four output files' contents for one transcription."""
+    bodies: dict[str, str] = {}
+    for ext, fmt in OUTPUTS.items():
+        body = render(result, fmt, ("segment", "word"))  # type: ignore[arg-type]
+        bodies[ext] = json.dumps(body, ensure_ascii=False, indent=2) if isinstance(body, dict) else body
+    return bodies
+
+
+def _failed(path: Path, exc: VoxhostError | OSError) -> FileResult:
+    message = exc.message if isinstance(exc, VoxhostError) else exc.strerror or str(exc)
+    return FileResult(path, error=message)
+
+
+def _done(path: Path, result: Transcription, samples: int) -> FileResult:
+    return FileResult(path, render_outputs(result), audio_seconds=samples / SAMPLE_RATE)
+
+
+def transcribe_file(path: Path, transcribe: Callable[[np.ndarray], Transcription]) -> FileResult:
+    """Decode and transcribe one file in this process (a Ray Data actor); a failure is a result too."""
+    try:
+        audio = decode_audio(path.read_bytes())
+        return _done(path, transcribe(audio), len(audio))
+    except (VoxhostError, OSError) as exc:
+        return _failed(path, exc)
+
+
+async def _transcribe_on(
+    manager: ModelManager, model: str, path: Path, options: TranscribeOptions
+) -> FileResult:
+    """Decode one file (in a thread) and transcribe it on the model's resident workers."""
+    try:
+        audio = await asyncio.to_thread(lambda: decode_audio(path.read_bytes()))
+        return _done(path, await manager.transcribe(model, audio, options), len(audio))
+    except (VoxhostError, OSError) as exc:
+        return _failed(path, exc)
+
+
+def write_outputs(job: BatchJob, result: FileResult) -> None:
+    """Each output written to a temporary name and renamed, so a killed batch never leaves an output
+    that looks finished; the JSON goes last."""
+    targets = output_paths(job, result.path)
+    for ext in ("txt", "srt", "vtt", "json"):
+        target = targets[ext]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        partial.write_text(result.outputs[ext], encoding="utf-8")
+        os.replace(partial, target)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True,
+    )  # fmt: skip
+
+
+async def _run_local(
+    job: BatchJob, settings: Settings, files: list[Path], done: Callable[[FileResult], None]
+) -> None:
+    """As many files in flight as the model has inference slots; each slot takes the next file."""
+    options = job.options()
+    async with ModelManager(settings) as manager:
+        spec = manager.resolve(job.model, "asr")
+        (status,) = manager.status(spec.id)
+        pending = iter(files)
+
+        async def slot() -> None:
+            for path in pending:
+                done(await _transcribe_on(manager, spec.id, path, options))
+
+        await asyncio.gather(*(slot() for _ in range(status.layout["replicas"] * status.layout["parallel"])))
+
+
+def run_batch(job: BatchJob, settings: Settings, console: Console | None = None) -> int:
+    """Run the batch; 0 when every file is transcribed, 1 when some failed, 2 when none could start."""
+    console = console or Console(stderr=True)
+    try:
+        job.options()
+        if not job.input_dir.is_dir():
+            raise BadRequest(f"{job.input_dir} is not a folder")
+        inputs = find_inputs(job.input_dir)
+        skipped = [p for p in inputs if is_done(job, p)]
+        pending = [p for p in inputs if not is_done(job, p)]
+        console.print(
+            f"{len(inputs)} audio files in {escape(str(job.input_dir))}: {len(skipped)} done before, "
+            f"{len(pending)} to transcribe" + (f" on Ray Data ({job.actors} actors)" if job.ray else "")
+        )
+        started = time.monotonic()
+        results: list[FileResult] = []
+        with _progress(console) as progress:
+            bar = progress.add_task("transcribing", total=len(pending))
+
+            def done(result: FileResult) -> None:
+                if result.error is None:
+                    write_outputs(job, result)
+                else:
+                    console.print(f"[red]{escape(str(result.path))}: {escape(result.error)}[/]")
+                results.append(result)
+                progress.advance(bar)
+
+            if not pending:
+                pass
+            elif job.ray:
+                from voxhost.scale.data import run_on_ray
+
+                for result in run_on_ray(job, settings, pending):
+                    done(result)
+            else:
+                asyncio.run(_run_local(job, settings, pending, done))
+        summary = _summary(job, settings, inputs, skipped, results, time.monotonic() - started)
+        job.output_dir.mkdir(parents=True, exist_ok=True)
+        (job.output_dir / SUMMARY).write_text(
+            json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8"
+        )
+        console.print(
+            f"transcribed {summary['transcribed']}, skipped {len(skipped)}, failed {len(summary['failed'])}; "
+            f"{summary['audio_seconds'] / 3600:.2f} h of audio in {summary['wall_seconds']:.0f} s "
+            f"({summary['audio_hours_per_hour']:.1f} audio-hours per hour); summary in "
+            f"{escape(str(job.output_dir / SUMMARY))}"
+        )
+        return 1 if summary["failed"] else 0
+    except VoxhostError as exc:
+        console.print(f"[red]error:[/] {exc.message}")
+        return 2
+
+
+def _summary(
+    job: BatchJob,
+    settings: Settings,
+    inputs: list[Path],
+    skipped: list[Path],
+    results: Iterable[FileResult],
+    seconds: float,
+) -> dict[str, Any]:
+    results = list(results)
+    ok = [r for r in results if r.error is None]
+    audio = sum(r.audio_seconds for r in ok)
+    return {
+        "input_dir": str(job.input_dir),
+        "model": job.model or settings.default_model or settings.models[0],
+        "runner": f"ray data, {job.actors} actors" if job.ray else "local workers",
+        "files": len(inputs),
+        "transcribed": len(ok),
+        "skipped": [str(p.relative_to(job.input_dir)) for p in skipped],
+        "failed": [
+            {"file": str(r.path.relative_to(job.input_dir)), "error": r.error} for r in results if r.error
+        ],
+        "audio_seconds": round(audio, 2),
+        "wall_seconds": round(seconds, 2),
+        "audio_hours_per_hour": round(audio / seconds, 2) if seconds > 0 else 0.0,
+    }

@@ -1,0 +1,74 @@
+"""Batch transcription on Ray Data: `voxhost batch --ray`.
+
+The pending files become a dataset of paths; `map_batches` runs them through a pool of actors, each of
+which loads the model once (the same engine class a local worker uses) and transcribes its share. Rows
+come back with the rendered outputs (or the error) and the driver writes them, so resuming and the
+summary work exactly as for a local batch. The files must be readable at the same path on every node
+(a shared or network folder) when the cluster has more than one machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxhost.batch import OUTPUTS, BatchJob, FileResult, transcribe_file
+from voxhost.engines import ASREngine, engine_class
+from voxhost.errors import BadRequest
+from voxhost.manager.registry import ModelRegistry
+from voxhost.manager.supervisor import engine_config
+from voxhost.results import TranscribeOptions, Transcription
+from voxhost.scale.serve import start_ray
+from voxhost.settings import Settings
+
+
+class Transcriber:
+    """One Ray Data actor: the model, loaded once, and the transcription of each batch of paths."""
+
+    def __init__(self, settings: Settings, model: str | None, options: TranscribeOptions) -> None:
+        registry = ModelRegistry.from_entries(settings.models, settings.default_model, settings.hd_tts_model)
+        spec = registry.get(model, "asr")
+        config = engine_config(settings)
+        engine = engine_class(spec.engine).load(spec.location(config), config)
+        if not isinstance(engine, ASREngine):
+            raise BadRequest(f"{spec.id} is not a speech-to-text model")
+        self.engine = engine
+        self.options = options
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        # Plain string and number columns (one per output file), so that Arrow needs no nested types.
+        rows: dict[str, list[Any]] = {name: [] for name in ("path", "error", "audio_seconds", *OUTPUTS)}
+        for path in batch["path"]:
+            result = transcribe_file(Path(str(path)), self._transcribe)
+            rows["path"].append(str(result.path))
+            rows["error"].append(result.error or "")
+            rows["audio_seconds"].append(result.audio_seconds)
+            for ext in OUTPUTS:
+                rows[ext].append(result.outputs.get(ext, ""))
+        return rows
+
+    def _transcribe(self, audio: np.ndarray) -> Transcription:
+        return self.engine.transcribe(audio, self.options)
+
+
+def run_on_ray(job: BatchJob, settings: Settings, files: list[Path]) -> Iterator[FileResult]:
+    """Transcribe `files` on the Ray cluster (`--ray-address`, else a local Ray) with `job.actors`
+    actors; yields each file's result as the dataset streams back."""
+    import ray.data
+
+    start_ray(settings.ray_address)
+    threads = settings.threads or 1
+    dataset = ray.data.from_items([{"path": str(path)} for path in files]).map_batches(
+        Transcriber,
+        fn_constructor_args=(settings.model_copy(update={"threads": threads}), job.model, job.options()),
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=job.actors),
+        num_cpus=threads,
+    )
+    for row in dataset.iter_rows():
+        error = str(row["error"]) or None
+        outputs = {} if error else {ext: str(row[ext]) for ext in OUTPUTS}
+        yield FileResult(Path(row["path"]), outputs, error, float(row["audio_seconds"]))

@@ -1,0 +1,285 @@
+"""voxhost on Ray Serve: the engines as Serve deployments, behind the same OpenAI HTTP API.
+
+- One deployment per engine kind (`asr`, `tts`). Each replica keeps up to `--ray-models-per-replica`
+  models loaded (`serve.multiplexed`, least recently used unloaded first) and runs them with the same
+  engine classes and the same request entry point (`engine_call`) as a local worker process.
+- `--replicas` replicas each, or autoscaling from there up to `--ray-max-replicas`; a replica takes
+  `max_ongoing_requests` = the worker's `parallel` requests at once, and Serve queues
+  `max_queued_requests` = `--max-queue` more per caller before it refuses.
+- The ingress deployment serves voxhost's FastAPI app. Its `ModelManager` is the one of the local server
+  (aliases, priority lanes, 429s, long audio in pieces, retries, metrics), with `ServeWorker` in place
+  of worker processes: a request goes to the engine deployment with its model id as the multiplexed id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import AsyncGenerator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from voxhost.engines import EngineConfig, engine_class
+from voxhost.engines.base import Engine, TaskKind
+from voxhost.errors import ModelLoadError, WorkerCrashed, WorkerTimeout, from_wire, to_wire
+from voxhost.manager.registry import ModelRegistry, ModelSpec
+from voxhost.manager.supervisor import engine_config, plan_layout
+from voxhost.manager.worker import engine_call
+from voxhost.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+log = logging.getLogger("voxhost.ray")
+APP_NAME = "voxhost"
+_END = object()
+
+
+def _registry(settings: Settings) -> ModelRegistry:
+    return ModelRegistry.from_entries(settings.models, settings.default_model, settings.hd_tts_model)
+
+
+def _parallel(settings: Settings, task: TaskKind) -> int:
+    """Requests one replica runs at once: what a local worker of the task's first model would run."""
+    specs = [s for s in _registry(settings) if s.task == task]
+    return min(plan_layout(settings, s).parallel for s in specs)
+
+
+def deployment_options(settings: Settings, task: TaskKind) -> dict[str, Any]:
+    """Serve options of one engine deployment, from voxhost's settings."""
+    parallel = _parallel(settings, task)
+    options: dict[str, Any] = {
+        "name": task,
+        "max_ongoing_requests": parallel,
+        "max_queued_requests": settings.max_queue if settings.max_queue > 0 else -1,
+        "ray_actor_options": {"num_cpus": 1},
+    }
+    if settings.ray_max_replicas > settings.replicas:
+        options["autoscaling_config"] = {
+            "min_replicas": settings.replicas,
+            "max_replicas": settings.ray_max_replicas,
+            "target_ongoing_requests": parallel,
+        }
+    else:
+        options["num_replicas"] = settings.replicas
+    return options
+
+
+class EngineReplica:
+    """One replica of an engine deployment: loads the models it is asked for (up to the multiplexing
+    limit) and runs requests on them. Answers are (kind, value) pairs, errors as voxhost's wire form,
+    exactly as a worker process sends them."""
+
+    def __init__(self, settings: Settings, task: TaskKind) -> None:
+        self.settings = settings
+        self.task = task
+        self.registry = _registry(settings)
+        parallel = _parallel(settings, task)
+        self.config = dataclasses.replace(engine_config(settings), parallel=parallel)
+
+    async def _engine(self) -> tuple[ModelSpec, Engine]:
+        from ray import serve
+
+        model_id = serve.get_multiplexed_model_id()
+        return self.registry.get(model_id, self.task), await self.model(model_id)  # type: ignore[attr-defined]
+
+    async def load_engine(self, model_id: str) -> Engine:
+        spec = self.registry.get(model_id, self.task)
+        log.info("loading %s in Ray Serve replica (pid %d)", spec.id, os.getpid())
+        return await asyncio.to_thread(
+            lambda: engine_class(spec.engine).load(spec.location(self.config), self.config)
+        )
+
+    async def describe(self) -> tuple[str, Any]:
+        try:
+            _, engine = await self._engine()
+            return "ready", {**engine.describe(), "pid": os.getpid()}
+        except BaseException as exc:
+            return "load_failed", to_wire(exc)
+
+    async def call(self, method: str, kwargs: dict[str, Any]) -> tuple[str, Any]:
+        try:
+            spec, engine = await self._engine()
+            started = time.monotonic()
+            result = await asyncio.to_thread(engine_call, engine, spec, method, kwargs)
+            return "result", (result, (started, time.monotonic()))
+        except BaseException as exc:
+            return "error", to_wire(exc)
+
+    async def stream(self, method: str, kwargs: dict[str, Any]) -> AsyncGenerator[tuple[str, Any], None]:
+        items: Iterator[Any] | None = None
+        try:
+            spec, engine = await self._engine()
+            items = iter(await asyncio.to_thread(engine_call, engine, spec, method, kwargs))
+            source = items
+            while (item := await asyncio.to_thread(lambda: next(source, _END))) is not _END:
+                yield "chunk", item
+        except Exception as exc:
+            yield "error", to_wire(exc)
+        finally:  # the caller went away (Serve cancels the generator) or it is done
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+
+class ServeWorker:
+    """A model on an engine deployment, as the manager sees a worker (`voxhost.manager.process.Worker`)."""
+
+    def __init__(self, handle: Any, spec: ModelSpec) -> None:
+        self.spec = spec
+        self._handle: Any = handle.options(multiplexed_model_id=spec.id)
+        self.info: dict[str, Any] = {}
+        self.timings: collections.deque[tuple[float, float]] = collections.deque(maxlen=256)
+        self._stopped = False
+
+    @property
+    def pid(self) -> int | None:
+        return None  # the model lives in a Ray actor, possibly on another machine
+
+    @property
+    def alive(self) -> bool:
+        return not self._stopped
+
+    async def start(self, timeout: float) -> dict[str, Any]:
+        kind, value = await self._remote(timeout, self._handle.describe.remote())
+        if kind != "ready":
+            raise ModelLoadError(f"loading {self.spec.id!r} failed: {from_wire(value).message}")
+        self.info = dict(value)
+        return self.info
+
+    async def stop(self, grace: float = 5.0) -> None:
+        # Replicas unload models by themselves (least recently used first); Serve owns their processes.
+        self._stopped = True
+
+    def kill(self) -> None:
+        self._stopped = True
+
+    async def call(self, method: str, timeout: float, **kwargs: Any) -> Any:
+        kind, value = await self._remote(timeout, self._handle.call.remote(method, kwargs))
+        if kind == "error":
+            raise from_wire(value)
+        result, timing = value
+        self.timings.append(timing)
+        return result
+
+    async def stream(self, method: str, timeout: float, **kwargs: Any) -> AsyncGenerator[Any, None]:
+        from ray.exceptions import RayError
+
+        items: Any = self._handle.options(stream=True).stream.remote(method, kwargs)
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout):
+                        kind, value = await items.__anext__()
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise self._stuck(timeout) from None
+                except RayError as exc:
+                    raise self._crashed(exc) from None
+                if kind == "error":
+                    raise from_wire(value)
+                yield value
+        finally:
+            items.cancel()
+
+    async def ping(self, timeout: float = 2.0) -> dict[str, Any]:
+        return {"pid": self.info.get("pid"), "deployment": self.spec.task, "ray": True}
+
+    async def _remote(self, timeout: float, response: Any) -> Any:
+        from ray.exceptions import RayError
+
+        try:
+            async with asyncio.timeout(timeout):
+                return await response
+        except TimeoutError:
+            response.cancel()
+            raise self._stuck(timeout) from None
+        except RayError as exc:
+            raise self._crashed(exc) from None
+
+    def _stuck(self, timeout: float) -> WorkerTimeout:
+        return WorkerTimeout(f"the {self.spec.id!r} deployment did not answer within {timeout:g}s")
+
+    def _crashed(self, exc: Exception) -> WorkerCrashed:
+        return WorkerCrashed(f"the Ray replica serving {self.spec.id!r} failed: {type(exc).__name__}: {exc}")
+
+
+class Gateway:
+    """The ingress replica's state: handles to the engine deployments, and the app built on them."""
+
+    def __init__(self, settings: Settings, handles: dict[str, Any]) -> None:
+        self.settings = settings
+        self.handles = handles
+
+    def worker(self, spec: ModelSpec, config: EngineConfig, parallel: int, log_level: str) -> ServeWorker:
+        return ServeWorker(self.handles[spec.task], spec)
+
+    def app(self) -> FastAPI:
+        from voxhost.api.http import create_app
+        from voxhost.manager import ModelManager
+
+        # The engine deployments queue and place the work; one "worker" per model stands for them all.
+        settings = self.settings.model_copy(update={"wyoming": False, "replicas": 1, "preload": False})
+        return create_app(settings, ModelManager(settings, workers=self.worker))
+
+
+def build(settings: Settings) -> Any:
+    """The Serve application: the engine deployments this configuration needs, and the ingress."""
+    from ray import serve
+
+    tasks = sorted({spec.task for spec in _registry(settings)})
+
+    def engine_deployment(task: TaskKind) -> Any:
+        class Engines(EngineReplica):
+            async def model(self, model_id: str) -> Engine:
+                return await self.load_engine(model_id)
+
+        limit = settings.ray_models_per_replica
+        Engines.model = serve.multiplexed(max_num_models_per_replica=limit)(Engines.model)  # type: ignore[method-assign]
+        deployment: Any = serve.deployment(**deployment_options(settings, task))(Engines)
+        return deployment.bind(settings, task)
+
+    class Ingress:
+        def __init__(self, **handles: Any) -> None:
+            self.gateway = Gateway(settings, handles)
+
+        def __serve_build_asgi_app__(self) -> FastAPI:
+            return self.gateway.app()
+
+    ingress: Any = serve.deployment(
+        name="ingress", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000
+    )(serve.ingress()(Ingress))
+    return ingress.bind(**{task: engine_deployment(task) for task in tasks})
+
+
+def start_ray(address: str | None, **options: Any) -> None:
+    """Join the cluster at `address`, or start a local Ray (with `options`) when there is none."""
+    import ray
+
+    # Serve's HTTP proxy must answer its readiness check in 5 s by default; on a small, busy machine its
+    # first start takes longer, and Serve then kills and restarts it in a loop. Local Ray only.
+    os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, **options)
+
+
+def run(settings: Settings, *, blocking: bool = True) -> None:
+    """Deploy on the Ray cluster at `--ray-address` (or a local one) and serve HTTP at --host/--port."""
+    from ray import serve
+
+    start_ray(settings.ray_address)
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(build(settings), name=APP_NAME, route_prefix="/", blocking=False)
+    log.info("voxhost on Ray Serve at http://%s:%d", settings.host, settings.port)
+    if blocking:
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            serve.delete(APP_NAME)
