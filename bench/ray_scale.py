@@ -1,0 +1,175 @@
+"""voxhost on Ray against voxhost's own local workers, in one run on one machine.
+
+    pip install -e ".[ray]"
+    python bench/ray_scale.py --requests 20 --files 16 --json bench-ray.json
+
+1. Latency overhead per request: the same clip sent to `voxhost serve` (local worker process) and to
+   `voxhost serve --ray` (a local Ray: ingress deployment -> ASR deployment), one request at a time,
+   alternating between the two so that both see the same machine load; medians and their ratio.
+   Both run tiny.en with the same threads and one inference at a time.
+2. Batch throughput: `voxhost batch` over `--files` clips of `--seconds` of speech, on Ray Data with
+   1 and with 2 actors (one thread each), and with the local resident workers for reference; in
+   audio-hours per hour.
+
+Every transcript is checked against the synthesized text. Figures vary with the machine's load: compare
+within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from voxhost.batch import BatchJob, run_batch
+from voxhost.benchmark import Clip, _free_port, _serve, synthesize_clip
+from voxhost.settings import Settings
+from voxhost.wer import word_errors
+
+MODEL = "tiny.en"
+
+
+def _post(client: httpx.Client, url: str, clip: Clip, reference: list[str]) -> float:
+    """One timed request; its transcript must match the first one (the local server's)."""
+    started = time.perf_counter()
+    response = client.post(url + "/v1/audio/transcriptions", files={"file": ("clip.wav", clip.wav)})
+    seconds = time.perf_counter() - started
+    response.raise_for_status()
+    text = response.json()["text"]
+    if not reference:
+        reference.append(text)
+    if word_errors(text, reference[0]) > 1:
+        raise SystemExit(f"{url} gave {text!r}, the local server {reference[0]!r}")
+    return seconds
+
+
+def latency(args: argparse.Namespace, clip: Clip, workdir: Path, reference: list[str]) -> dict[str, Any]:
+    from ray import serve
+
+    from voxhost.scale import serve as vserve
+
+    flags = ["--model", MODEL, "--preload", "--threads", str(args.threads), "--parallel", "1"]
+    port = _free_port()
+    settings = Settings(
+        models=[MODEL],
+        host="127.0.0.1",
+        port=port,
+        threads=args.threads,
+        parallel=1,
+        cache_dir=workdir / "cache",
+    )
+    with _serve([*flags, "--cache-dir", str(workdir / "cache")], [MODEL], workdir, 120) as local:
+        vserve.start_ray(None, num_cpus=2, object_store_memory=100 * 2**20, include_dashboard=False)
+        vserve.run(settings, blocking=False)
+        ray_url = f"http://127.0.0.1:{port}"
+        times: dict[str, list[float]] = {"local": [], "ray": []}
+        with httpx.Client(timeout=120) as client:
+            for url in (local.url, ray_url):  # warm-up: loads the model on Ray, warms both paths
+                for _ in range(3):
+                    _post(client, url, clip, reference)
+            for index in range(args.requests):
+                order = [("local", local.url), ("ray", ray_url)]
+                for name, url in order if index % 2 == 0 else order[::-1]:
+                    times[name].append(_post(client, url, clip, reference))
+        serve.delete(vserve.APP_NAME)
+    local_median, ray_median = statistics.median(times["local"]), statistics.median(times["ray"])
+    return {
+        "requests": args.requests,
+        "clip_seconds": round(clip.seconds, 2),
+        "local_median_s": round(local_median, 3),
+        "ray_median_s": round(ray_median, 3),
+        "ratio": round(ray_median / local_median, 3),
+        "overhead_ms": round((ray_median - local_median) * 1000, 1),
+    }
+
+
+def batch(
+    args: argparse.Namespace, clip: Clip, workdir: Path, console: Console, reference: str
+) -> list[dict[str, Any]]:
+    source = workdir / "clips"
+    source.mkdir()
+    for index in range(args.files):
+        (source / f"clip{index:03d}.wav").write_bytes(clip.wav)
+    rows: list[dict[str, Any]] = []
+    runs: list[tuple[str, bool, int]] = [
+        ("ray data, 1 actor", True, 1),
+        ("ray data, 2 actors", True, 2),
+        ("local workers", False, 1),
+    ]
+    for name, on_ray, actors in runs:
+        out = workdir / f"out-{len(rows)}"
+        settings = Settings(
+            models=[MODEL], threads=args.threads if not on_ray else 1, cache_dir=workdir / "cache"
+        )
+        job = BatchJob(source, out, ray=on_ray, actors=actors)
+        with console.status(f"batch: {name}"):
+            if run_batch(job, settings, Console(stderr=True, quiet=True)) != 0:
+                raise SystemExit(f"the batch on {name} failed: see {out / 'summary.json'}")
+        summary = json.loads((out / "summary.json").read_text())
+        for path in out.glob("*.txt"):
+            if word_errors(path.read_text(), reference) > 1:
+                raise SystemExit(f"{name} misheard {path.name}: {path.read_text()!r}")
+        rows.append(
+            {
+                "runner": name,
+                "files": summary["transcribed"],
+                "wall_s": summary["wall_seconds"],
+                "audio_hours_per_hour": summary["audio_hours_per_hour"],
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=20, help="timed requests per server")
+    parser.add_argument("--files", type=int, default=16, help="clips in the batch")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of the clip")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads per inference (latency runs)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    console = Console()
+    clip = synthesize_clip(args.seconds)
+    with tempfile.TemporaryDirectory(prefix="voxhost-ray-bench-") as tmp:
+        workdir = Path(tmp)
+        reference: list[str] = []
+        report: dict[str, Any] = {"latency": latency(args, clip, workdir, reference)}
+        report["batch"] = batch(args, clip, workdir, console, reference[0])
+    import ray
+
+    ray.shutdown()
+    lat: dict[str, Any] = report["latency"]
+    table = Table(title=f"Per request ({lat['requests']} requests, {lat['clip_seconds']} s clip, {MODEL})")
+    for column in ("local median", "Ray Serve median", "Ray / local", "overhead"):
+        table.add_column(column)
+    table.add_row(
+        f"{lat['local_median_s']:.3f} s",
+        f"{lat['ray_median_s']:.3f} s",
+        f"{lat['ratio']:.2f}x",
+        f"{lat['overhead_ms']:.0f} ms",
+    )
+    console.print(table)
+    table = Table(title=f"Batch ({args.files} files of {clip.seconds:.1f} s)")
+    for column in ("runner", "files", "wall", "audio-hours per hour"):
+        table.add_column(column)
+    for row in report["batch"]:
+        table.add_row(
+            row["runner"], str(row["files"]), f"{row['wall_s']:.1f} s", f"{row['audio_hours_per_hour']:.1f}"
+        )
+    console.print(table)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
