@@ -271,6 +271,11 @@ def run(settings: Settings, *, blocking: bool = True) -> None:
     """Deploy on the Ray cluster at `--ray-address` (or a local one) and serve HTTP at --host/--port."""
     from ray import serve
 
+    from voxhost.logs import configure_logging
+    from voxhost.server import check_exposure
+
+    configure_logging(settings.log_level, settings.log_format)
+    check_exposure(settings.model_copy(update={"wyoming": False}))
     start_ray(settings.ray_address)
     serve.start(http_options={"host": settings.host, "port": settings.port})
     serve.run(build(settings), name=APP_NAME, route_prefix="/", blocking=False)
