@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from voxhost import __version__
+from voxhost.errors import VoxhostError
 from voxhost.settings import Settings
 
 app = typer.Typer(help="voxhost: a self-hosted speech server.", no_args_is_help=True, add_completion=False)
@@ -229,18 +230,108 @@ def batch(
     sys.exit(run_batch(job, settings))
 
 
-@app.command()
+models_app = typer.Typer(
+    help="Models: what can be served, and the model cache on disk.", add_completion=False
+)
+app.add_typer(models_app, name="models")
+CacheDirOpt = Annotated[Path | None, typer.Option(help="Model cache directory.")]
+
+
+@models_app.callback(invoke_without_command=True)
 def models(
+    ctx: typer.Context,
     model: ModelOpt = None,
     default_model: Annotated[str | None, typer.Option(help="Default model id.")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="Model cache directory.")] = None,
+    cache_dir: CacheDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the models voxhost can serve, whether each is installed, and which ones are served."""
+    if ctx.invoked_subcommand is not None:
+        return
     from voxhost.catalog import print_catalog
 
     settings = _settings(models=model, default_model=default_model, cache_dir=cache_dir)
     raise typer.Exit(print_catalog(settings, as_json=as_json))
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[
+        str, typer.Argument(help="A hub name: small, large-v3, org/repo, en_US-lessac-medium...")
+    ],
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Download a model into the cache through its engine's own hub logic (needs the model hub)."""
+    from voxhost.store import pull
+
+    settings = _settings(cache_dir=cache_dir)
+    try:
+        where = pull(name, settings.cache_dir)
+    except VoxhostError as exc:
+        _fail(exc.message)
+    except OSError as exc:
+        _fail(f"could not download {name}: {exc}. Is the model hub reachable from here? (The embedded "
+              "models work offline: voxhost models)")  # fmt: skip
+    typer.echo(f"{name}: {where}")
+
+
+@models_app.command("rm")
+def models_rm(
+    name: Annotated[str, typer.Argument(help="A name from `voxhost models du`.")],
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Delete a model's files from the cache (an embedded model's joined file is made again on next use)."""
+    from voxhost.store import remove
+
+    settings = _settings(cache_dir=cache_dir)
+    try:
+        freed = remove(name, settings.cache_dir)
+    except VoxhostError as exc:
+        _fail(exc.message)
+    typer.echo(f"removed {name}: {freed / 2**20:.0f} MiB freed")
+
+
+@models_app.command("du")
+def models_du(cache_dir: CacheDirOpt = None) -> None:
+    """Disk used by each model in the cache."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from voxhost.store import cached
+
+    settings = _settings(cache_dir=cache_dir)
+    table = Table(title=f"model cache: {settings.cache_dir}", show_edge=False)
+    for column in ("name", "engine", "kind", "MiB", "where"):
+        table.add_column(column, overflow="fold")
+    entries = cached(settings.cache_dir)
+    for entry in entries:
+        table.add_row(entry.name, entry.engine, entry.kind, f"{entry.size / 2**20:.1f}", str(entry.paths[0]))
+    console = Console()
+    console.print(table)
+    console.print(f"total {sum(e.size for e in entries) / 2**20:.1f} MiB")
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def doctor(
+    model: ModelOpt = None,
+    host: Annotated[str | None, Opt(help="HTTP address to check [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, Opt(help="HTTP port to check [default: 8000].")] = None,
+    wyoming_uri: Annotated[str | None, Opt(help="Wyoming address to check.")] = None,
+    cache_dir: CacheDirOpt = None,
+    offline: Annotated[bool | None, Opt("--offline/--online", help="Check as for --offline.")] = None,
+) -> None:
+    """Check the install (engines, models, ports, CPU, cache) and say what to do about each problem."""
+    from voxhost.doctor import run_doctor
+
+    settings = _settings(
+        models=model, host=host, port=port, wyoming_uri=wyoming_uri, cache_dir=cache_dir, offline=offline
+    )
+    raise typer.Exit(run_doctor(settings))
 
 
 @app.command()

