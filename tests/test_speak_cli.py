@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,7 @@ from voxhost.engines.base import EngineConfig
 from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.manager.registry import parse_entry
 from voxhost.results import TranscribeOptions
-from voxhost.settings import Settings
+from voxhost.settings import Settings, flag_name, reference_markdown
 
 TEXT = "Good morning. The meeting starts at nine."
 
@@ -72,7 +74,24 @@ def test_every_setting_is_a_serve_flag() -> None:
         [sys.executable, "-m", "voxhost", "serve", "--help"],
         capture_output=True, text=True, check=True, env={"COLUMNS": "200", "PATH": ""},
     ).stdout  # fmt: skip
-    renamed = {"models": "--model", "voice_files": "--voice-file", "cors_origins": "--cors-origin"}
     for field in Settings.model_fields:
-        flag = renamed.get(field, "--" + field.replace("_", "-"))
-        assert flag in help_text, f"setting {field} has no serve flag {flag}"
+        assert flag_name(field) in help_text, f"setting {field} has no serve flag {flag_name(field)}"
+
+
+def test_the_readme_settings_reference_is_generated_from_the_settings() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("| flag | environment | default | meaning |")
+    end = readme.index("<!-- end of settings reference -->")
+    assert readme[start:end] == reference_markdown(), "README is stale: voxhost config --reference"
+    printed = subprocess.run(
+        [sys.executable, "-m", "voxhost", "config", "--reference"], capture_output=True, text=True, check=True
+    ).stdout
+    assert printed == reference_markdown()
+    assert len(printed.splitlines()) == len(Settings.model_fields) + 2
+    values = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "voxhost", "config"], capture_output=True, text=True, check=True,
+            env={**os.environ, "VOXHOST_MAX_QUEUE": "7"},
+        ).stdout
+    )  # fmt: skip
+    assert values["max_queue"] == 7

@@ -317,6 +317,21 @@ def _fail(message: str) -> NoReturn:
 
 
 @app.command()
+def config(
+    reference: Annotated[
+        bool, Opt("--reference", help="Print the settings reference (Markdown) instead of the values.")
+    ] = False,
+) -> None:
+    """Print the settings `voxhost serve` would use (defaults + VOXHOST_* environment), as JSON."""
+    from voxhost.settings import reference_markdown
+
+    if reference:
+        typer.echo(reference_markdown(), nl=False)
+        return
+    typer.echo(_settings().model_dump_json(indent=2))
+
+
+@app.command()
 def doctor(
     model: ModelOpt = None,
     host: Annotated[str | None, Opt(help="HTTP address to check [default: 127.0.0.1].")] = None,

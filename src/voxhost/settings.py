@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(
         default_factory=default_cache_dir,
         description="Where assembled embedded models and downloaded models are cached.",
+        json_schema_extra={"shown_default": "$XDG_CACHE_HOME/voxhost or ~/.cache/voxhost"},
     )
     offline: bool = Field(False, description="Never download models; use only local files and caches.")
 
@@ -190,3 +191,35 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+
+# Settings whose `voxhost serve` flag is not simply --field-name (repeatable flags are singular).
+FLAG_NAMES = {"models": "--model", "voice_files": "--voice-file", "cors_origins": "--cors-origin"}
+
+
+def flag_name(field: str) -> str:
+    return FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None or value == []:
+        return "none"
+    if isinstance(value, list):
+        return "`" + ",".join(map(str, value)) + "`"
+    return f"`{value}`"
+
+
+def reference_markdown() -> str:
+    """The configuration reference (the README's table), generated from the fields above."""
+    lines = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if "shown_default" in extra:
+            shown = f"`{extra['shown_default']}`"
+        else:
+            shown = _shown(field.default_factory() if field.default_factory else field.default)  # type: ignore[call-arg]
+        meaning = " ".join((field.description or "").split()).replace("|", "\\|")
+        lines.append(f"| `{flag_name(name)}` | `VOXHOST_{name.upper()}` | {shown} | {meaning} |")
+    return "\n".join(lines) + "\n"
