@@ -54,3 +54,11 @@ def test_systemd_unit_stops_through_the_drain() -> None:
     assert float(service["TimeoutStopSec"]) > Settings().shutdown_grace + 5
     assert service["Environment"].split("=", 1)[0].removeprefix("VOXHOST_").lower() in Settings.model_fields
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("Install everything and run the whole test suite") :]
+    command = section.split("```bash\n", 1)[1].split("\n```", 1)[0].strip()
+    assert "pytest" in command
+    assert command in (ROOT / ".ci" / "run").read_text().splitlines()

@@ -23,7 +23,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from voxhost.api.errors import error_response
 
 log = logging.getLogger("voxhost.auth")
-OPEN_PATHS = frozenset({"/health/live", "/health/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+OPEN_PATHS = frozenset(
+    {"/health/live", "/health/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/"}
+)
+OPEN_PREFIXES = ("/playground/",)  # the playground's files: the page asks for the key itself
 SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
 
 
@@ -93,7 +96,13 @@ class ApiKeyAuth:
         self.checker = checker
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not self.checker or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        if (
+            scope["type"] not in ("http", "websocket")
+            or not self.checker
+            or path in OPEN_PATHS
+            or path.startswith(OPEN_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])

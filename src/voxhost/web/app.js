@@ -1,0 +1,275 @@
+// voxhost playground: plain JavaScript against the server's own API (no build step, nothing from a CDN).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+// Shared state; tests read it too (window.voxhost).
+const state = {
+  key: localStorage.getItem("voxhost-api-key") || "",
+  finals: [],          // final transcripts of the live stream
+  lastTranscript: "",  // the latest file transcription
+  lastSpeech: null,    // {bytes, chunks, firstChunkMs, sampleRate} of the latest synthesis
+  live: null,          // the running microphone stream
+  errors: 0,
+};
+window.voxhost = state;
+
+function authHeaders(extra = {}) {
+  return state.key ? { ...extra, Authorization: `Bearer ${state.key}` } : extra;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: authHeaders(options.headers || {}) });
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try {
+      const body = await response.json();
+      if (body.error && body.error.message) message = `${response.status}: ${body.error.message}`;
+    } catch (_) { /* not JSON */ }
+    throw new Error(message);
+  }
+  return response;
+}
+
+function showError(error) {
+  state.errors += 1;
+  const box = $("error");
+  box.textContent = String((error && error.message) || error);
+  box.hidden = false;
+}
+
+function clearError() {
+  $("error").hidden = true;
+  $("error").textContent = "";
+}
+
+function fill(select, options) {
+  const previous = select.value;
+  select.replaceChildren(...options.map(([value, label]) => new Option(label, value)));
+  if (options.some(([value]) => value === previous)) select.value = previous;
+}
+
+// --- models, voices, server status -------------------------------------------------------------
+let models = [];
+
+async function loadModels() {
+  models = (await (await api("/v1/models")).json()).data;
+  fill($("asr-model"), models.filter((m) => m.task === "asr" && !m.alias_of).map((m) => [m.id, m.id]));
+  showLanguages();
+}
+
+function showLanguages() {
+  const model = models.find((m) => m.id === $("asr-model").value);
+  const languages = (model && model.languages) || [];
+  $("languages").replaceChildren(...languages.map((code) => new Option(code)));
+  $("language").placeholder = languages.length === 1 ? languages[0] : "auto";
+}
+
+async function loadVoices() {
+  const voices = (await (await api("/v1/audio/voices")).json()).data;
+  fill($("voice"), voices.map((v) => [`${v.model}|${v.id}`, `${v.id} (${v.model}, ${v.language})`]));
+}
+
+function mib(bytes) {
+  return bytes ? `${(bytes / 2 ** 20).toFixed(0)} MiB` : "";
+}
+
+async function refreshStatus() {
+  const status = await (await api("/status")).json();
+  $("version").textContent = `${status.version}${status.ready ? "" : " (not ready: " + status.not_ready.join("; ") + ")"}`;
+  const memory = status.memory;
+  $("memory").textContent = `workers use ${mib(memory.workers_rss_bytes) || "0 MiB"}` +
+    (memory.budget_bytes ? ` of a ${mib(memory.budget_bytes)} budget` : "") +
+    `; up ${Math.round(status.uptime_seconds)} s`;
+  $("models").tBodies[0].replaceChildren(...status.models.map((m) => {
+    const row = document.createElement("tr");
+    row.dataset.model = m.id;
+    const cells = [m.id, m.task, m.state, mib(m.rss_bytes), m.in_flight, (m.queue && m.queue.waiting) || 0, m.requests];
+    for (const value of cells) row.insertCell().textContent = String(value);
+    return row;
+  }));
+}
+
+async function refreshAll() {
+  try {
+    await Promise.all([loadModels(), refreshStatus()]);
+    await loadVoices();
+    clearError();
+  } catch (error) {
+    showError(error);
+  }
+}
+
+// --- transcription of a file ---------------------------------------------------------------------
+function setTranscript(final, partial) {
+  $("final-text").textContent = final;
+  $("partial-text").textContent = partial;
+}
+
+async function transcribeFile() {
+  const file = $("file").files[0];
+  if (!file) return;
+  clearError();
+  setTranscript("", `transcribing ${file.name}...`);
+  const form = new FormData();
+  form.append("file", file);
+  form.append("model", $("asr-model").value);
+  form.append("response_format", "verbose_json");
+  if ($("language").value) form.append("language", $("language").value);
+  try {
+    const result = await (await api("/v1/audio/transcriptions", { method: "POST", body: form })).json();
+    state.lastTranscript = result.text;
+    setTranscript(result.text, "");
+  } catch (error) {
+    setTranscript("", "");
+    showError(error);
+  } finally {
+    $("file").value = "";
+  }
+}
+
+// --- live transcription from the microphone --------------------------------------------------------
+function pcm16(samples) {
+  const out = new Int16Array(samples.length);
+  for (let i = 0; i < samples.length; i++) {
+    const s = Math.max(-1, Math.min(1, samples[i]));
+    out[i] = s < 0 ? s * 0x8000 : s * 0x7fff;
+  }
+  return out.buffer;
+}
+
+async function startLive() {
+  clearError();
+  const media = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1 } });
+  const context = new AudioContext();
+  const url = new URL("/v1/audio/transcriptions/live", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("model", $("asr-model").value);
+  url.searchParams.set("sample_rate", String(context.sampleRate));
+  if ($("language").value) url.searchParams.set("language", $("language").value);
+  // Browsers can't set headers on a WebSocket: the key goes as a subprotocol, as OpenAI's clients do.
+  const socket = state.key ? new WebSocket(url, [`openai-insecure-api-key.${state.key}`]) : new WebSocket(url);
+  socket.binaryType = "arraybuffer";
+  const source = context.createMediaStreamSource(media);
+  const processor = context.createScriptProcessor(4096, 1, 1);
+  processor.onaudioprocess = (event) => {
+    if (socket.readyState === WebSocket.OPEN) socket.send(pcm16(event.inputBuffer.getChannelData(0)));
+  };
+  const finals = [];
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "ready") $("live-state").textContent = `listening (${message.model}, ${context.sampleRate} Hz)`;
+    else if (message.type === "partial") setTranscript(finals.join(" "), message.text);
+    else if (message.type === "final") {
+      if (message.text) finals.push(message.text);
+      state.finals.push(message.text);
+      setTranscript(finals.join(" "), "");
+    } else if (message.type === "error") showError(new Error(message.message || message.code));
+    else if (message.type === "done") socket.close();
+  };
+  socket.onclose = (event) => {
+    if (event.code !== 1000 && event.code !== 1005 && state.live) showError(new Error(`live stream closed (${event.code} ${event.reason})`));
+    stopLive(false);
+  };
+  socket.onerror = () => showError(new Error("the live stream could not connect (API key?)"));
+  source.connect(processor);
+  processor.connect(context.destination);
+  state.live = { socket, context, media, processor, source };
+  $("record").textContent = "Stop";
+  $("record").classList.add("recording");
+}
+
+function stopLive(sendStop = true) {
+  const live = state.live;
+  if (!live) return;
+  state.live = null;
+  live.processor.disconnect();
+  live.source.disconnect();
+  live.media.getTracks().forEach((track) => track.stop());
+  live.context.close();
+  if (sendStop && live.socket.readyState === WebSocket.OPEN) live.socket.send(JSON.stringify({ type: "stop" }));
+  $("record").textContent = "Record from microphone";
+  $("record").classList.remove("recording");
+  $("live-state").textContent = "";
+}
+
+// --- speech, played while it streams ----------------------------------------------------------------
+async function speak() {
+  clearError();
+  const [model, voice] = $("voice").value.split("|");
+  const rate = 24000;  // OpenAI's pcm: 16-bit mono at 24 kHz
+  const body = { model, voice, input: $("text").value, speed: Number($("speed").value), response_format: "pcm" };
+  $("say").disabled = true;
+  $("speak-state").textContent = "synthesizing...";
+  const started = performance.now();
+  const speech = { bytes: 0, chunks: 0, firstChunkMs: null, sampleRate: rate };
+  try {
+    const response = await api("/v1/audio/speech", {
+      method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" },
+    });
+    const context = new AudioContext({ sampleRate: rate });
+    let playAt = context.currentTime + 0.05;
+    let carry = new Uint8Array(0);
+    const parts = [];
+    const reader = response.body.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      if (speech.firstChunkMs === null) speech.firstChunkMs = performance.now() - started;
+      speech.bytes += value.length;
+      speech.chunks += 1;
+      parts.push(value);
+      const joined = new Uint8Array(carry.length + value.length);
+      joined.set(carry);
+      joined.set(value, carry.length);
+      const whole = joined.length - (joined.length % 2);
+      carry = joined.slice(whole);
+      if (!whole) continue;
+      const samples = new Int16Array(joined.buffer.slice(0, whole));
+      const buffer = context.createBuffer(1, samples.length, rate);
+      const channel = buffer.getChannelData(0);
+      for (let i = 0; i < samples.length; i++) channel[i] = samples[i] / 32768;
+      const node = context.createBufferSource();
+      node.buffer = buffer;
+      node.connect(context.destination);
+      playAt = Math.max(playAt, context.currentTime);
+      node.start(playAt);  // each piece plays as soon as it arrives, right after the one before
+      playAt += buffer.duration;
+    }
+    $("audio").src = URL.createObjectURL(new Blob([wavHeader(speech.bytes, rate), ...parts], { type: "audio/wav" }));
+    state.lastSpeech = speech;
+    $("speak-state").textContent =
+      `${(speech.bytes / 2 / rate).toFixed(1)} s of audio; first sound after ${Math.round(speech.firstChunkMs)} ms`;
+  } catch (error) {
+    $("speak-state").textContent = "";
+    showError(error);
+  } finally {
+    $("say").disabled = false;
+  }
+}
+
+function wavHeader(dataBytes, rate) {
+  const header = new DataView(new ArrayBuffer(44));
+  const text = (offset, s) => [...s].forEach((c, i) => header.setUint8(offset + i, c.charCodeAt(0)));
+  text(0, "RIFF"); header.setUint32(4, 36 + dataBytes, true); text(8, "WAVE");
+  text(12, "fmt "); header.setUint32(16, 16, true); header.setUint16(20, 1, true); header.setUint16(22, 1, true);
+  header.setUint32(24, rate, true); header.setUint32(28, rate * 2, true); header.setUint16(32, 2, true);
+  header.setUint16(34, 16, true); text(36, "data"); header.setUint32(40, dataBytes, true);
+  return header.buffer;
+}
+
+// --- wiring ---------------------------------------------------------------------------------------
+$("api-key").value = state.key;
+$("api-key").addEventListener("change", () => {
+  state.key = $("api-key").value.trim();
+  localStorage.setItem("voxhost-api-key", state.key);
+  refreshAll();
+});
+$("asr-model").addEventListener("change", showLanguages);
+$("file").addEventListener("change", transcribeFile);
+$("say").addEventListener("click", speak);
+$("record").addEventListener("click", () => {
+  if (state.live) stopLive();
+  else startLive().catch((error) => { stopLive(false); showError(error); });
+});
+refreshAll();
+setInterval(() => refreshStatus().catch(() => {}), 3000);
