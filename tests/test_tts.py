@@ -248,3 +248,19 @@ def test_long_first_sentence_is_spoken_clause_first() -> None:
         "Then we begin.",
     ]
     assert speech_chunks("Short one, really. Next.") == ["Short one, really.", "Next."]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The quick brown fox jumps over a fence.", ["The quick brown fox jumps", "over a fence."]),
+        ("Ask her to bring these things with her now.", ["Ask her to bring these things", "with her now."]),
+        ("Turn on the lights in the kitchen, please.", ["Turn on the lights", "in the kitchen, please."]),
+        # no phrase word where a pause would be natural and early enough: the sentence stays whole
+        ("I think that we should go to the park later.", ["I think that we should go to the park later."]),
+        ("The weather is nice.", ["The weather is nice."]),  # short: nothing to gain
+    ],
+)  # fmt: skip
+def test_quick_start_speaks_the_first_phrase_alone(text: str, expected: list[str]) -> None:
+    assert speech_chunks(text) == expected
+    assert speech_chunks(text, quick_start=False) == split_sentences(text)

@@ -75,6 +75,12 @@ def serve(
     beam_size: Annotated[int | None, Opt(help="Whisper beam size [default: 5].")] = None,
     voice_file: Annotated[list[Path] | None, Opt(help="Extra Kokoro voice file (.npz), repeatable.")] = None,
     tts_language: Annotated[str | None, Opt(help="Kokoro's text language [default: en-us].")] = None,
+    tts_quick_start: Annotated[
+        bool | None,
+        Opt(
+            "--tts-quick-start/--no-tts-quick-start", help="Speak a long first sentence's first phrase alone."
+        ),
+    ] = None,
     ttl: Annotated[float | None, Opt(help="Idle seconds before a model unloads (0: never).")] = None,
     preload: Annotated[bool | None, Opt("--preload/--no-preload", help="Load models at start.")] = None,
     cache_dir: Annotated[Path | None, Opt(help="Model cache directory.")] = None,
@@ -127,7 +133,8 @@ def serve(
         api_key=api_key, api_key_file=api_key_file, cors_origins=cors_origin, wyoming_open=wyoming_open,
         default_model=default_model, hd_tts_model=hd_tts_model,
         device=device, compute_type=compute_type, threads=threads, beam_size=beam_size,
-        voice_files=voice_file, tts_language=tts_language, ttl=ttl, preload=preload, cache_dir=cache_dir,
+        voice_files=voice_file, tts_language=tts_language, tts_quick_start=tts_quick_start, ttl=ttl,
+        preload=preload, cache_dir=cache_dir,
         offline=offline, load_timeout=load_timeout, request_timeout=request_timeout,
         shutdown_grace=shutdown_grace,
         retry_on_crash=retry_on_crash, max_upload_mb=max_upload_mb, max_input_chars=max_input_chars,

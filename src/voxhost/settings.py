@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     voice_files: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="Extra voice files (.npz style vectors) for Kokoro models."
     )
+    tts_quick_start: bool = Field(
+        True,
+        description="Speak the first phrase of a long first sentence on its own (cut where a speaker may "
+        "pause, e.g. before 'over' or 'with'), so speech starts after a few words are synthesized.",
+    )
     tts_language: str = Field("en-us", description="Language Kokoro phonemizes text in (e.g. en-us, ja).")
     device: Device = Field("auto", description="Inference device: cpu, cuda, or auto (cuda when available).")
     compute_type: str = Field(

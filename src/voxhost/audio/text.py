@@ -54,17 +54,51 @@ def split_complete(text: str) -> tuple[str, str]:
 
 
 FIRST_CLAUSE_AFTER = 60  # characters: a longer first sentence is spoken clause by clause
+QUICK_START_AFTER = 28  # characters: a longer first piece starts with its first phrase (quick start)
+QUICK_START_SPAN = (16, 32)  # where that first phrase may end, in characters
+# Words a speaker may pause before: conjunctions, relative words and prepositions that open a phrase.
+PHRASE_WORDS = frozenset(
+    {
+        "and", "but", "or", "nor", "so", "yet", "because", "although", "though", "while", "when",
+        "whenever", "where", "which", "who", "whom", "whose", "if", "unless", "until", "since", "after",
+        "before", "as", "than", "with", "without", "within", "over", "under", "above", "below", "into",
+        "onto", "from", "for", "at", "in", "on", "by", "about", "through", "across", "against", "between",
+        "during", "toward", "towards", "upon", "like",
+    }
+)  # fmt: skip
 
 
-def speech_chunks(text: str) -> list[str]:
+def _first_phrase_end(piece: str) -> int | None:
+    """Where the first phrase of `piece` ends: before the first phrase word that has at least three words
+    before it, inside QUICK_START_SPAN, with a few words left after it; None when there is none."""
+    low, high = QUICK_START_SPAN
+    for index, match in enumerate(re.finditer(r"\S+", piece)):
+        if match.start() > high:
+            return None
+        word = match.group().lower().strip("\"'“”‘’(")
+        if index >= 3 and match.start() >= low and word in PHRASE_WORDS and len(piece) - match.start() >= 10:
+            return match.start()
+    return None
+
+
+def speech_chunks(text: str, quick_start: bool = True) -> list[str]:
     """Pieces to synthesize one by one for streaming: sentences, with a long first sentence split at its
     first clause boundary (comma, semicolon, colon). The listener hears the first words after one short
     synthesis instead of a whole long sentence; a clause boundary is where a speaker pauses anyway, so
-    the split costs no naturalness."""
+    the split costs no naturalness.
+
+    `quick_start`: a first piece still over QUICK_START_AFTER characters is split once more, before the
+    phrase word where a speaker could pause ("The quick brown fox jumps | over the lazy dog."), so the
+    first audio comes after synthesizing a few words (Piper: ~80 ms instead of ~125 ms on 2 cores). The
+    phrase is spoken as an utterance of its own: a slight pause, at a place where one is natural."""
     pieces = split_sentences(text)
     if pieces and len(pieces[0]) > FIRST_CLAUSE_AFTER:
         first = pieces[0]
         match = _SOFT.search(first, 10)
         if match is not None and match.start() < len(first) - 10:
             pieces[0:1] = [first[: match.start()].strip(), first[match.end() :].strip()]
+    if quick_start and pieces and len(pieces[0]) > QUICK_START_AFTER:
+        end = _first_phrase_end(pieces[0])
+        if end is not None:
+            pieces[0:1] = [pieces[0][:end].strip(), pieces[0][end:].strip()]
     return pieces

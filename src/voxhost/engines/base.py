@@ -35,6 +35,7 @@ class EngineConfig:
     offline: bool = False
     voice_files: tuple[Path, ...] = ()  # extra voice files for engines whose voices are data (Kokoro)
     tts_language: str = "en-us"  # language engines like Kokoro phonemize text in
+    tts_quick_start: bool = True  # speak a long first sentence's first phrase on its own (audio/text.py)
 
 
 @dataclass(frozen=True, slots=True)

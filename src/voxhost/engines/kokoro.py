@@ -80,8 +80,11 @@ def load_voices(files: list[Path]) -> dict[str, np.ndarray]:
 class KokoroEngine(TTSEngine):
     name: ClassVar[str] = "kokoro"
 
-    def __init__(self, kokoro: Any, voices: dict[str, np.ndarray], language: str) -> None:
+    def __init__(
+        self, kokoro: Any, voices: dict[str, np.ndarray], language: str, quick_start: bool = True
+    ) -> None:
         self._kokoro = kokoro
+        self._quick_start = quick_start
         self._voices = voices
         self._language = language
 
@@ -103,7 +106,7 @@ class KokoroEngine(TTSEngine):
         model, voice_files = found
         voices = load_voices([*voice_files, *config.voice_files])
         kokoro = Kokoro(str(model), str(voice_files[0]))
-        return cls(kokoro, voices, config.tts_language)
+        return cls(kokoro, voices, config.tts_language, config.tts_quick_start)
 
     @property
     def sample_rate(self) -> int:
@@ -142,7 +145,7 @@ class KokoroEngine(TTSEngine):
         style = self._voices[self.resolve_voice(voice)]
         speed = min(max(speed, SPEED_RANGE[0]), SPEED_RANGE[1])
         lang = language or self._language
-        for sentence in speech_chunks(text):
+        for sentence in speech_chunks(text, self._quick_start):
             try:
                 samples, _ = self._kokoro.create(sentence, voice=style, speed=speed, lang=lang)
             except (ValueError, KeyError) as exc:

@@ -58,8 +58,9 @@ def find_onnx(path: Path) -> Path | None:
 class PiperEngine(TTSEngine):
     name: ClassVar[str] = "piper"
 
-    def __init__(self, voice: Any, model_name: str) -> None:
+    def __init__(self, voice: Any, model_name: str, quick_start: bool = True) -> None:
         self._voice = voice
+        self._quick_start = quick_start
         self._name = model_name
         config = voice.config
         self._length_scale = float(getattr(config, "length_scale", 1.0) or 1.0)
@@ -91,7 +92,7 @@ class PiperEngine(TTSEngine):
             raise FileNotFoundError(f"no Piper voice (.onnx with .onnx.json) at {location}")
         use_cuda = config.device == "cuda"
         voice = PiperVoice.load(str(onnx), use_cuda=use_cuda)
-        return cls(voice, onnx.stem)
+        return cls(voice, onnx.stem, config.tts_quick_start)
 
     @classmethod
     def hub_cache_paths(cls, name: str, cache_dir: Path) -> list[Path]:
@@ -148,6 +149,6 @@ class PiperEngine(TTSEngine):
             speaker_id=self._speakers.get(chosen) if self._speakers else None,
             length_scale=self._length_scale / speed,
         )
-        for sentence in speech_chunks(text):
+        for sentence in speech_chunks(text, self._quick_start):
             for chunk in self._voice.synthesize(sentence, syn_config=syn_config):
                 yield np.asarray(chunk.audio_float_array, dtype=np.float32)

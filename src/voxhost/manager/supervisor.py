@@ -172,6 +172,7 @@ def engine_config(settings: Settings, layout: Layout | None = None) -> EngineCon
         offline=settings.offline,
         voice_files=tuple(settings.voice_files),
         tts_language=settings.tts_language,
+        tts_quick_start=settings.tts_quick_start,
     )
 
 
