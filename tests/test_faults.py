@@ -24,7 +24,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import ServerFactory, Speech, assert_transcript
+from conftest import SENTENCES, ServerFactory, Speech, assert_transcript
 from voxhost.audio import decode_audio, encode_audio
 from voxhost.engines import EngineConfig
 from voxhost.errors import MemoryBudgetExceeded, ModelLoadError, WorkerCrashed, WorkerTimeout
@@ -35,7 +35,7 @@ from voxhost.settings import Settings
 
 T = TypeVar("T")
 
-TEXT = "The quick brown fox jumps over the lazy dog. Ask her to bring these things with her from the store."
+TEXT = " ".join(SENTENCES)  # what the `speech` fixture says
 ASR = "tiny.en"
 
 
