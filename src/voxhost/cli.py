@@ -273,7 +273,9 @@ def models_pull(
 
     settings = _settings(cache_dir=cache_dir)
     try:
-        where = pull(name, settings.cache_dir)
+        from rich.console import Console
+
+        where = pull(name, settings.cache_dir, Console(stderr=True))
     except VoxhostError as exc:
         _fail(exc.message)
     except OSError as exc:

@@ -11,6 +11,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
+
 from voxhost.engines import ENGINES
 from voxhost.errors import BadRequest, ModelNotFound
 
@@ -53,8 +55,9 @@ def cached(cache_dir: Path) -> list[CacheEntry]:
     return entries
 
 
-def pull(name: str, cache_dir: Path) -> Path:
-    """Download `name` through the engine that knows it; raises OSError when the hub can't be reached."""
+def pull(name: str, cache_dir: Path, console: Console | None = None) -> Path:
+    """Download `name` through the engine that knows it; raises OSError when the hub can't be reached.
+    Engines without progress bars of their own get a spinner on `console`."""
     for engine in ENGINES.values():
         embedded = engine.embedded_models().get(name)
         if embedded is not None and embedded.installed:
@@ -63,7 +66,10 @@ def pull(name: str, cache_dir: Path) -> Path:
             )
     for engine in ENGINES.values():
         if engine.is_hub_name(name):
-            return engine.download(name, cache_dir)
+            if engine.download_shows_progress or console is None:
+                return engine.download(name, cache_dir)
+            with console.status(f"downloading {name} ({engine.name})..."):
+                return engine.download(name, cache_dir)
     raise ModelNotFound(
         f"{name!r} is no model name any engine can download (faster-whisper: tiny, base, small, medium, "
         "large-v3, distil-large-v3, org/repo; Piper: voices such as en_US-lessac-medium)"

@@ -64,6 +64,8 @@ class Engine(ABC):
     task: ClassVar[TaskKind]
     # How many inferences one loaded model may run at once from different threads.
     max_parallel: ClassVar[int] = 1
+    # Whether `download` draws its own progress bars (else `voxhost models pull` shows a spinner).
+    download_shows_progress: ClassVar[bool] = False
 
     @classmethod
     def default_parallel(cls, device: str, cores: int) -> int:

@@ -101,6 +101,8 @@ class FasterWhisperEngine(ASREngine):
 
         return name in available_models() or name.count("/") == 1
 
+    download_shows_progress: ClassVar[bool] = True  # huggingface_hub's bars, file by file
+
     @classmethod
     def _repo(cls, name: str) -> str:
         from faster_whisper import utils
