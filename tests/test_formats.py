@@ -1,13 +1,14 @@
-"""Response shaping in OpenAI's formats."""
+"""Response shaping in OpenAI's formats, and how transcripts of pieces are put together."""
 
 from __future__ import annotations
 
 import pytest
 
+from voxhost.audio.chunks import merge
 from voxhost.errors import BadRequest
 from voxhost.formats import check_response_format, render
 from voxhost.languages import normalize_language
-from voxhost.results import Segment, Transcription, Word
+from voxhost.results import Segment, Transcription, Word, is_echo
 
 
 def _result() -> Transcription:
@@ -77,3 +78,24 @@ def test_response_format_is_checked() -> None:
 )
 def test_language_normalization(given: str | None, expected: str | None) -> None:
     assert normalize_language(given) == expected
+
+
+def _segment(text: str, no_speech: float, start: float = 0.0) -> Segment:
+    return Segment(0, 0, start, start + 1, text, [1], 0.0, -0.5, 1.0, no_speech, None)
+
+
+def test_an_echo_over_silence_is_recognised() -> None:
+    said = _segment(" We will meet again tomorrow.", 0.01)
+    assert is_echo(_segment(" We will meet again, tomorrow!", 0.7), said)  # Whisper repeating over silence
+    assert not is_echo(_segment(" We will meet again tomorrow.", 0.05), said)  # the speaker said it twice
+    assert not is_echo(_segment(" Something else.", 0.9), said)
+    assert not is_echo(said, None)
+
+
+def test_merging_pieces_drops_a_silent_piece_repeating_its_prompt() -> None:
+    first = Transcription("a", "en", 1.0, 5.0, segments=[_segment(" We will meet again tomorrow.", 0.01)])
+    echo = Transcription("b", "en", 1.0, 5.0, segments=[_segment(" We will meet again tomorrow.", 0.8)])
+    after = Transcription("c", "en", 1.0, 5.0, segments=[_segment(" Bye.", 0.02)])
+    merged = merge([(0.0, first), (5.0, echo), (10.0, after)], 15.0)
+    assert merged.text == "We will meet again tomorrow. Bye."
+    assert [(s.id, s.start) for s in merged.segments] == [(0, 0.0), (1, 10.0)]

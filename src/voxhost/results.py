@@ -59,3 +59,20 @@ class Transcription:
     @property
     def words(self) -> list[Word]:
         return [w for s in self.segments for w in (s.words or [])]
+
+
+ECHO_NO_SPEECH = 0.5  # a repeated segment that Whisper itself thinks is this likely silence is an echo
+
+
+def is_echo(segment: Segment, previous: Segment | None) -> bool:
+    """Whether `segment` is Whisper repeating `previous` over silence: the same words again, where the
+    model's own no-speech probability is high. A classic hallucination on trailing silence (and on a
+    silent piece prompted with the text before it); a speaker who really repeats a sentence is heard
+    with a low no-speech probability and kept."""
+    if previous is None or segment.no_speech_prob < ECHO_NO_SPEECH:
+        return False
+    return _words(segment.text) == _words(previous.text) and bool(_words(segment.text))
+
+
+def _words(text: str) -> list[str]:
+    return "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split()

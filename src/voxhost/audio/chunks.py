@@ -14,7 +14,7 @@ import dataclasses
 
 import numpy as np
 
-from voxhost.results import Segment, Transcription
+from voxhost.results import Segment, Transcription, is_echo
 
 SAMPLE_RATE = 16000
 _FRAME = 320  # 20 ms energy frames
@@ -75,7 +75,10 @@ def merge(pieces: list[tuple[float, Transcription]], duration: float) -> Transcr
     """One transcription from pieces given as (offset in seconds, result)."""
     segments: list[Segment] = []
     for offset, result in pieces:
-        segments.extend(shift(result, offset, len(segments)))
+        own = result.segments
+        if own and segments and is_echo(own[0], segments[-1]):  # a silent piece repeating its prompt
+            own = own[1:]
+        segments.extend(shift(dataclasses.replace(result, segments=own), offset, len(segments)))
     first = pieces[0][1]
     return Transcription(
         text="".join(s.text for s in segments).strip(),

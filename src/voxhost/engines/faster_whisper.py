@@ -12,7 +12,7 @@ import numpy as np
 from voxhost.engines.assets import assemble_parts, package_dir
 from voxhost.engines.base import ASREngine, EmbeddedModel, EngineConfig
 from voxhost.errors import BadRequest
-from voxhost.results import Segment, TranscribeOptions, Transcription, Word
+from voxhost.results import Segment, TranscribeOptions, Transcription, Word, is_echo
 
 # Whisper's fallback schedule, used when the client asks for temperature 0 (OpenAI's semantics).
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -196,7 +196,7 @@ class FasterWhisperEngine(ASREngine):
             vad_filter=options.vad_filter,
         )
         segments: list[Segment] = []
-        for index, seg in enumerate(segments_iter):
+        for seg in segments_iter:
             words = None
             if seg.words is not None:
                 words = [
@@ -205,21 +205,21 @@ class FasterWhisperEngine(ASREngine):
                     )
                     for w in seg.words
                 ]
-            segments.append(
-                Segment(
-                    id=index,
-                    seek=int(seg.seek),
-                    start=float(seg.start),
-                    end=float(seg.end),
-                    text=seg.text,
-                    tokens=[int(t) for t in seg.tokens],
-                    temperature=float(seg.temperature or 0.0),
-                    avg_logprob=float(seg.avg_logprob),
-                    compression_ratio=float(seg.compression_ratio),
-                    no_speech_prob=float(seg.no_speech_prob),
-                    words=words,
-                )
+            segment = Segment(
+                id=len(segments),
+                seek=int(seg.seek),
+                start=float(seg.start),
+                end=float(seg.end),
+                text=seg.text,
+                tokens=[int(t) for t in seg.tokens],
+                temperature=float(seg.temperature or 0.0),
+                avg_logprob=float(seg.avg_logprob),
+                compression_ratio=float(seg.compression_ratio),
+                no_speech_prob=float(seg.no_speech_prob),
+                words=words,
             )
+            if not is_echo(segment, segments[-1] if segments else None):
+                segments.append(segment)
             if progress is not None:
                 progress(float(seg.end))
         return Transcription(
