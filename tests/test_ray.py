@@ -15,6 +15,7 @@ import pytest
 
 from conftest import Speech, assert_transcript, free_port
 from voxhost.batch import BatchJob, output_paths, run_batch
+from voxhost.manager.registry import parse_entry
 from voxhost.settings import Settings
 
 ray = pytest.importorskip("ray")
@@ -39,6 +40,11 @@ def test_deployment_options_come_from_the_settings() -> None:
     assert tts["max_ongoing_requests"] == 1  # Piper runs one synthesis at a time, as in a local worker
     assert tts["autoscaling_config"] == {"min_replicas": 2, "max_replicas": 5, "target_ongoing_requests": 1}
     assert "num_replicas" not in tts
+    # the ingress admits as many requests at once as all replicas can run, then queues
+    scaled = settings.model_copy(update={"ray_max_replicas": 5})
+    gateway = vserve.Gateway(scaled, {})
+    assert gateway.layout(scaled, parse_entry("tiny.en")).slots == 2 * 5
+    assert gateway.layout(scaled, parse_entry("en_US-joe-medium")).slots == 1 * 5
 
 
 # Ray Data first: it needs the CPUs that the Serve deployments below hold once they are up.

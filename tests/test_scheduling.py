@@ -467,6 +467,14 @@ def test_liveness_readiness_and_status(server: ServerProcess) -> None:
     assert gone.exit_code == 1
 
 
+def test_a_preloaded_model_unloaded_later_keeps_the_server_ready(server_factory: ServerFactory) -> None:
+    server = server_factory("--model", "tiny.en", "--preload")
+    assert httpx.get(server.url + "/health/ready").status_code == 200
+    assert httpx.post(server.url + "/v1/models/tiny.en/unload", timeout=60).json()["state"] == "unloaded"
+    ready = httpx.get(server.url + "/health/ready")  # it loads again on its next request
+    assert ready.status_code == 200, ready.text
+
+
 def test_a_default_model_that_failed_to_load_makes_the_server_not_ready(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:

@@ -208,6 +208,23 @@ def test_bad_requests_are_4xx(tts_server: ServerProcess) -> None:
     assert speak(tts_server, response_format="wav").status_code == 200
 
 
+def test_control_characters_are_not_spoken(tts_server: ServerProcess) -> None:
+    """Found by schemathesis: a NUL in the text made espeak-ng fail (a 500)."""
+    json_body = {"content-type": "application/json"}
+    body = b'{"input": "Hello\\u0000 there.", "response_format": "wav"}'
+    response = httpx.post(tts_server.url + "/v1/audio/speech", content=body, headers=json_body)
+    assert response.status_code == 200, response.text
+    assert len(decode_audio(response.content)) > 16000 // 2
+    nothing = httpx.post(tts_server.url + "/v1/audio/speech", json={"input": "\u0000\u0001\u0002"})
+    assert nothing.status_code == 400
+    assert "nothing to speak" in nothing.json()["error"]["message"]
+    # a lone surrogate is not text at all: refused with the request's other validation errors
+    surrogate = b'{"input": "\\ud800Hello there."}'
+    refused = httpx.post(tts_server.url + "/v1/audio/speech", content=surrogate, headers=json_body)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "input"
+
+
 def test_killed_tts_worker_is_replaced(tts_server: ServerProcess) -> None:
     pid = httpx.get(tts_server.url + "/health").json()["models"]["en_US-joe-medium"]["pid"]
     os.kill(pid, signal.SIGKILL)

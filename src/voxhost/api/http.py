@@ -54,14 +54,15 @@ async def health(manager: ModelManager = Depends(get_manager)) -> dict[str, Any]
 
 def readiness(manager: ModelManager) -> tuple[bool, list[str]]:
     """Whether the server should get traffic, and why not: it is stopping, a model it was told to
-    preload is not loaded yet, or a default model's last load failed."""
+    preload has not finished its first load, or a default model's last load failed. (A preloaded model
+    unloaded later, by the API or its TTL, loads again on its next request: no reason to stop traffic.)"""
     reasons = []
     if manager.closing or manager.draining:
         reasons.append("shutting down")
     statuses = manager.status()
     defaults = {manager.resolve(None, s.task).id for s in statuses}
     for status in statuses:
-        if manager.settings.preload and status.state != "ready":
+        if manager.settings.preload and status.state != "ready" and status.loads == 0:
             reasons.append(f"{status.id} is {status.state} (preload)")
         elif status.id in defaults and status.state == "failed":
             reasons.append(f"{status.id} failed to load: {status.last_error}")

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # A sentence ends after . ! ? … (or their CJK forms) and any closing quotes, before a space; or at a line
 # break. CJK full stops end a sentence even without a space.
 _END = re.compile(r"[.!?…]+[\"')\]»”’]*(?=\s)|[。！？]+[」』”’)]*|\n+")
 _SOFT = re.compile(r"(?<=[,;:、，；：])\s+")
+
+
+def speakable(text: str) -> str:
+    """`text` without what no voice can say and phonemizers choke on: control characters (NUL makes
+    espeak-ng fail) become spaces, lone surrogates and unassigned code points go."""
+    out = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cc":
+            out.append(" ")
+        elif category not in ("Cs", "Cn"):
+            out.append(char)
+    return "".join(out)
 
 
 def split_sentences(text: str, max_chars: int = 300) -> list[str]:

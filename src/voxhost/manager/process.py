@@ -40,6 +40,17 @@ def describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def _running(pid: int | None) -> bool:
+    """Whether `pid` is a live process (not gone, not a zombie). At interpreter exit multiprocessing's own
+    clean-up may reap a worker before its reader thread does; `Process.is_alive` then still says yes."""
+    import psutil
+
+    try:
+        return pid is not None and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 class Worker(Protocol):
     """Where one replica of a model runs, as the manager sees it: a local worker process
     (`WorkerProcess`) or a Ray Serve deployment (`voxhost.scale.serve.ServeWorker`)."""
@@ -257,7 +268,7 @@ class WorkerProcess:
             self._call_soon(self._on_message, message)
         # The pipe closes when the process ends; a worker that closed it and lingers is killed.
         self._process.join(5)
-        if self._process.is_alive():
+        if self._process.is_alive() and _running(self._process.pid):
             log.warning("worker for %s closed its pipe but did not exit; killing it", self.spec.id)
             self._process.kill()
             self._process.join()

@@ -20,16 +20,17 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from voxhost.audio import chunks
+from voxhost.audio.text import speakable
 from voxhost.engines import EngineConfig, engine_class
 from voxhost.engines.base import TaskKind
-from voxhost.errors import MemoryBudgetExceeded, ModelLoadError, ShuttingDown, WorkerCrashed
+from voxhost.errors import BadRequest, MemoryBudgetExceeded, ModelLoadError, ShuttingDown, WorkerCrashed
 from voxhost.logs import note_model
 from voxhost.manager.process import Worker, WorkerFactory, process_worker
 from voxhost.manager.registry import ModelRegistry, ModelSpec
@@ -197,6 +198,7 @@ class ModelManager:
         registry: ModelRegistry | None = None,
         metrics: Metrics | None = None,
         workers: WorkerFactory = process_worker,
+        layouts: Callable[[Settings, ModelSpec], Layout] = plan_layout,
     ) -> None:
         self.settings = settings
         self._new_worker = workers
@@ -206,7 +208,7 @@ class ModelManager:
         self.metrics = metrics or Metrics()
         self._entries: dict[str, _Entry] = {}
         for spec in self.registry:
-            layout = plan_layout(settings, spec)
+            layout = layouts(settings, spec)
             scheduler = Scheduler(
                 layout.slots, settings.max_queue, aging=settings.batch_aging, name=repr(spec.id)
             )
@@ -624,6 +626,9 @@ class ModelManager:
     ) -> AsyncGenerator[np.ndarray, None]:
         """Stream float32 audio at the model's `sample_rate`, one chunk per sentence as each is ready."""
         entry = self._entry(model, "tts")
+        text = speakable(text)
+        if not text.strip():
+            raise BadRequest("the text has nothing to speak", param="input")
         return self._stream(
             entry, "synthesize", Lane.INTERACTIVE, text=text, voice=voice, speed=speed, language=language
         )

@@ -20,13 +20,13 @@ import logging
 import os
 import time
 from collections.abc import AsyncGenerator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from voxhost.engines import EngineConfig, engine_class
 from voxhost.engines.base import Engine, TaskKind
-from voxhost.errors import ModelLoadError, WorkerCrashed, WorkerTimeout, from_wire, to_wire
+from voxhost.errors import ModelLoadError, QueueFull, WorkerCrashed, WorkerTimeout, from_wire, to_wire
 from voxhost.manager.registry import ModelRegistry, ModelSpec
-from voxhost.manager.supervisor import engine_config, plan_layout
+from voxhost.manager.supervisor import Layout, engine_config, plan_layout
 from voxhost.manager.worker import engine_call
 from voxhost.settings import Settings
 
@@ -166,8 +166,6 @@ class ServeWorker:
         return result
 
     async def stream(self, method: str, timeout: float, **kwargs: Any) -> AsyncGenerator[Any, None]:
-        from ray.exceptions import RayError
-
         items: Any = self._handle.options(stream=True).stream.remote(method, kwargs)
         try:
             while True:
@@ -178,8 +176,8 @@ class ServeWorker:
                     return
                 except TimeoutError:
                     raise self._stuck(timeout) from None
-                except RayError as exc:
-                    raise self._crashed(exc) from None
+                except Exception as exc:
+                    self._raise_ray_error(exc)
                 if kind == "error":
                     raise from_wire(value)
                 yield value
@@ -190,16 +188,27 @@ class ServeWorker:
         return {"pid": self.info.get("pid"), "deployment": self.spec.task, "ray": True}
 
     async def _remote(self, timeout: float, response: Any) -> Any:
-        from ray.exceptions import RayError
-
         try:
             async with asyncio.timeout(timeout):
                 return await response
         except TimeoutError:
             response.cancel()
             raise self._stuck(timeout) from None
-        except RayError as exc:
-            raise self._crashed(exc) from None
+        except Exception as exc:
+            self._raise_ray_error(exc)
+
+    def _raise_ray_error(self, exc: Exception) -> NoReturn:
+        """Ray's failures as voxhost's: a full Serve queue is a 429, a dead or unreachable replica a 503
+        (retried once by the manager, and Serve routes the retry to a healthy replica)."""
+        from ray.exceptions import RayError
+        from ray.serve.exceptions import BackPressureError, RayServeException
+
+        if isinstance(exc, BackPressureError):
+            full = f"the {self.spec.task!r} deployment's queue is full; retry shortly"
+            raise QueueFull(full, retry_after=1) from exc
+        if isinstance(exc, (RayError, RayServeException)):
+            raise self._crashed(exc) from exc
+        raise exc
 
     def _stuck(self, timeout: float) -> WorkerTimeout:
         return WorkerTimeout(f"the {self.spec.id!r} deployment did not answer within {timeout:g}s")
@@ -218,13 +227,21 @@ class Gateway:
     def worker(self, spec: ModelSpec, config: EngineConfig, parallel: int, log_level: str) -> ServeWorker:
         return ServeWorker(self.handles[spec.task], spec)
 
+    def layout(self, settings: Settings, spec: ModelSpec) -> Layout:
+        """One "worker" per model stands for the whole engine deployment: as many requests at once as
+        all its replicas can run (at the most replicas autoscaling allows). Beyond that the ingress
+        queues by priority and answers 429 as a local server does; a request admitted while replicas
+        are still scaling up waits in Serve's queue, which is what makes Serve add replicas."""
+        replicas = max(settings.replicas, settings.ray_max_replicas)
+        return Layout(1, _parallel(settings, spec.task) * replicas, settings.threads)
+
     def app(self) -> FastAPI:
         from voxhost.api.http import create_app
         from voxhost.manager import ModelManager
 
         # The engine deployments queue and place the work; one "worker" per model stands for them all.
-        settings = self.settings.model_copy(update={"wyoming": False, "replicas": 1, "preload": False})
-        return create_app(settings, ModelManager(settings, workers=self.worker))
+        settings = self.settings.model_copy(update={"wyoming": False, "preload": False})
+        return create_app(settings, ModelManager(settings, workers=self.worker, layouts=self.layout))
 
 
 def build(settings: Settings) -> Any:
