@@ -148,7 +148,10 @@ class WorkerProcess:
             log.warning("worker for %s did not stop in %.0fs; killing it", self.spec.id, grace)
             self._process.kill()
             await asyncio.to_thread(self._reaped.wait, 10)
-        self._conn.close()
+        # The pipe's end here is not closed now but when this object goes (CPython frees it as soon as
+        # the last reference, including any thread still sending on it, is gone). Closing it while a
+        # thread may still write frees its descriptor number for the next worker's pipe, and a late
+        # write or close would then hit that pipe: a fresh worker once saw EOF and exited.
 
     # --- requests --------------------------------------------------------------------------------
     async def call(self, method: str, timeout: float, **kwargs: Any) -> Any:
