@@ -89,8 +89,9 @@ class _Worker:
         while True:
             try:
                 message = self.conn.recv()
-            except (EOFError, OSError):
-                return  # the server is gone
+            except (EOFError, OSError) as exc:  # the server is gone (or its end of the pipe closed)
+                logging.getLogger("voxhost.worker").info("pipe to the server closed (%r); exiting", exc)
+                return
             kind = message[0]
             if kind == "call":
                 _, request_id, method, kwargs = message
