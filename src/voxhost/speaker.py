@@ -52,7 +52,7 @@ def run_local(job: SpeakJob, settings: Settings, console: Console) -> None:
     if job.model:
         spec = parse_entry(job.model)
     else:
-        registry = ModelRegistry.from_entries(settings.models, settings.default_model, settings.hd_tts_model)
+        registry = ModelRegistry.from_settings(settings)
         spec = registry.get(None, "tts")
     config = engine_config(settings)
     with console.status(f"loading {spec.id}..."):

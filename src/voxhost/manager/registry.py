@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from voxhost.engines import ENGINES, EngineConfig, engine_class
 from voxhost.engines.base import TaskKind
 from voxhost.errors import ModelNotFound
+
+if TYPE_CHECKING:
+    from voxhost.settings import Settings
 
 Origin = Literal["embedded", "local", "hub"]
 
@@ -157,6 +160,11 @@ class ModelRegistry:
         cls, entries: list[str], default_model: str | None = None, hd_tts_model: str | None = None
     ) -> ModelRegistry:
         return cls([parse_entry(e) for e in entries], default_model, hd_tts_model)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelRegistry:
+        """The models a configuration serves (`--model`, `--default-model`, `--hd-tts-model`)."""
+        return cls.from_entries(settings.models, settings.default_model, settings.hd_tts_model)
 
     def _lookup(self, name: str) -> ModelSpec | None:
         if name in self._specs:

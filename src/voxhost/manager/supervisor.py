@@ -202,9 +202,7 @@ class ModelManager:
     ) -> None:
         self.settings = settings
         self._new_worker = workers
-        self.registry = registry or ModelRegistry.from_entries(
-            settings.models, settings.default_model, settings.hd_tts_model
-        )
+        self.registry = registry or ModelRegistry.from_settings(settings)
         self.metrics = metrics or Metrics()
         self._entries: dict[str, _Entry] = {}
         for spec in self.registry:

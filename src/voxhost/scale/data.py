@@ -29,7 +29,7 @@ class Transcriber:
     """One Ray Data actor: the model, loaded once, and the transcription of each batch of paths."""
 
     def __init__(self, settings: Settings, model: str | None, options: TranscribeOptions) -> None:
-        registry = ModelRegistry.from_entries(settings.models, settings.default_model, settings.hd_tts_model)
+        registry = ModelRegistry.from_settings(settings)
         spec = registry.get(model, "asr")
         config = engine_config(settings)
         engine = engine_class(spec.engine).load(spec.location(config), config)

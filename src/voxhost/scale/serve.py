@@ -38,13 +38,9 @@ APP_NAME = "voxhost"
 _END = object()
 
 
-def _registry(settings: Settings) -> ModelRegistry:
-    return ModelRegistry.from_entries(settings.models, settings.default_model, settings.hd_tts_model)
-
-
 def _parallel(settings: Settings, task: TaskKind) -> int:
     """Requests one replica runs at once: what a local worker of the task's first model would run."""
-    specs = [s for s in _registry(settings) if s.task == task]
+    specs = [s for s in ModelRegistry.from_settings(settings) if s.task == task]
     return min(plan_layout(settings, s).parallel for s in specs)
 
 
@@ -76,7 +72,7 @@ class EngineReplica:
     def __init__(self, settings: Settings, task: TaskKind) -> None:
         self.settings = settings
         self.task = task
-        self.registry = _registry(settings)
+        self.registry = ModelRegistry.from_settings(settings)
         parallel = _parallel(settings, task)
         self.config = dataclasses.replace(engine_config(settings), parallel=parallel)
 
@@ -248,7 +244,7 @@ def build(settings: Settings) -> Any:
     """The Serve application: the engine deployments this configuration needs, and the ingress."""
     from ray import serve
 
-    tasks = sorted({spec.task for spec in _registry(settings)})
+    tasks = sorted({spec.task for spec in ModelRegistry.from_settings(settings)})
 
     def engine_deployment(task: TaskKind) -> Any:
         class Engines(EngineReplica):
