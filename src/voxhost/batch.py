@@ -24,8 +24,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from voxhost.audio import SAMPLE_RATE, decode_audio
-from voxhost.errors import BadRequest, VoxhostError
-from voxhost.formats import render
+from voxhost.errors import BadRequest, VoxhostError, file_error
+from voxhost.formats import as_text, render
 from voxhost.languages import normalize_language
 from voxhost.manager import ModelManager
 from voxhost.results import TranscribeOptions, Transcription
@@ -86,16 +86,14 @@ def is_done(job: BatchJob, path: Path) -> bool:
 
 def render_outputs(result: Transcription) -> dict[str, str]:
     """The four output files' contents for one transcription."""
-    bodies: dict[str, str] = {}
-    for ext, fmt in OUTPUTS.items():
-        body = render(result, fmt, ("segment", "word"))  # type: ignore[arg-type]
-        bodies[ext] = json.dumps(body, ensure_ascii=False, indent=2) if isinstance(body, dict) else body
-    return bodies
+    return {
+        ext: as_text(render(result, fmt, ("segment", "word")))  # type: ignore[arg-type]
+        for ext, fmt in OUTPUTS.items()
+    }
 
 
 def _failed(path: Path, exc: VoxhostError | OSError) -> FileResult:
-    message = exc.message if isinstance(exc, VoxhostError) else exc.strerror or str(exc)
-    return FileResult(path, error=message)
+    return FileResult(path, error=file_error(exc))
 
 
 def _done(path: Path, result: Transcription, samples: int) -> FileResult:

@@ -110,6 +110,11 @@ class ClientGone(VoxhostError):
     error_type = "invalid_request_error"
 
 
+def file_error(exc: VoxhostError | OSError) -> str:
+    """What went wrong with one input file, for a person: voxhost's message, or the OS's reason."""
+    return exc.message if isinstance(exc, VoxhostError) else exc.strerror or str(exc)
+
+
 def to_wire(exc: BaseException) -> tuple[str, str, str | None]:
     """An exception as plain data that survives the worker pipe."""
     if isinstance(exc, VoxhostError):

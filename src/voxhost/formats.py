@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Literal
 
@@ -91,6 +92,11 @@ def to_verbose_json(result: Transcription, granularities: tuple[str, ...] = ("se
         ]
     body["usage"] = usage(result)
     return body
+
+
+def as_text(body: str | dict[str, Any]) -> str:
+    """A rendered body as file or terminal text: the JSON formats pretty-printed, the others as they are."""
+    return json.dumps(body, ensure_ascii=False, indent=2) if isinstance(body, dict) else body
 
 
 def render(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +13,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from voxhost.audio import SAMPLE_RATE, decode_audio
 from voxhost.engines import ASREngine, engine_class
-from voxhost.errors import BadRequest, VoxhostError
-from voxhost.formats import check_response_format, render
+from voxhost.errors import BadRequest, VoxhostError, file_error
+from voxhost.formats import as_text, check_response_format, render
 from voxhost.languages import normalize_language
 from voxhost.manager.registry import parse_entry
 from voxhost.manager.supervisor import engine_config
@@ -69,10 +68,6 @@ def _emit(job: TranscribeJob, path: Path, body: str, console: Console) -> None:
     print(body.rstrip("\n"), flush=True)
 
 
-def _as_text(body: str | dict[str, object]) -> str:
-    return json.dumps(body, ensure_ascii=False, indent=2) if isinstance(body, dict) else body
-
-
 def _stdout_is_terminal() -> bool:
     isatty = getattr(sys.stdout, "isatty", None)
     return bool(isatty and isatty())
@@ -107,8 +102,7 @@ def run_local(job: TranscribeJob, settings: Settings, console: Console) -> int:
             try:
                 audio = decode_audio(path.read_bytes())
             except (VoxhostError, OSError) as exc:
-                message = exc.message if isinstance(exc, VoxhostError) else exc.strerror or str(exc)
-                console.print(f"[red]{escape(str(path))}: {escape(message)}[/]")
+                console.print(f"[red]{escape(str(path))}: {escape(file_error(exc))}[/]")
                 failures += 1
                 continue
             seconds_total = len(audio) / SAMPLE_RATE
@@ -118,7 +112,7 @@ def run_local(job: TranscribeJob, settings: Settings, console: Console) -> int:
 
             result = engine.transcribe(audio, options, progress=advance)
             progress.update(bar, completed=index + 1)
-            _emit(job, path, _as_text(render(result, check_response_format(job.output_format))), console)
+            _emit(job, path, as_text(render(result, check_response_format(job.output_format))), console)
     return 1 if failures else 0
 
 
@@ -151,7 +145,7 @@ def run_remote(job: TranscribeJob, console: Console) -> int:
                 with path.open("rb") as handle:
                     response = client.post(endpoint, data=data, files={"file": (path.name, handle)})
             except OSError as exc:
-                console.print(f"[red]{escape(str(path))}: {escape(exc.strerror or str(exc))}[/]")
+                console.print(f"[red]{escape(str(path))}: {escape(file_error(exc))}[/]")
                 failures += 1
                 continue
             progress.advance(bar)
@@ -161,7 +155,7 @@ def run_remote(job: TranscribeJob, console: Console) -> int:
                 )
                 failures += 1
                 continue
-            body = response.text if "json" not in job.output_format else _as_text(response.json())
+            body = response.text if "json" not in job.output_format else as_text(response.json())
             _emit(job, path, body, console)
     return 1 if failures else 0
 
