@@ -355,7 +355,7 @@ class ModelManager:
                     raise over
         except BaseException as exc:
             await worker.stop(grace=1)
-            if watch is not None and watch.done() and not watch.cancelled() and watch.result():
+            if watch is not None and watch.done() and not watch.cancelled():
                 exc = watch.result() or exc  # the load died because the watch stopped it
             entry.last_error = exc.message if isinstance(exc, ModelLoadError) else str(exc)
             self.metrics.load_failed(entry.spec.id)
