@@ -43,11 +43,6 @@ def cached(cache_dir: Path) -> list[CacheEntry]:
             paths = tuple(p for p in engine.hub_cache_paths(name, cache_dir) if p.exists())
             if present and paths:
                 entries.append(CacheEntry(name, engine.name, "hub", paths))
-        piper_dir = cache_dir / "piper"
-        if engine.name == "piper" and piper_dir.is_dir():  # Piper lists no catalogue: look at the files
-            for onnx in sorted(piper_dir.glob("*.onnx")):
-                paths = tuple(p for p in engine.hub_cache_paths(onnx.stem, cache_dir) if p.exists())
-                entries.append(CacheEntry(onnx.stem, engine.name, "hub", paths))
         for name, embedded in engine.embedded_models().items():
             folder = embedded.assembled_dir(cache_dir)
             if folder is not None and folder.exists():

@@ -95,6 +95,11 @@ class PiperEngine(TTSEngine):
         return cls(voice, onnx.stem, config.tts_quick_start)
 
     @classmethod
+    def hub_models(cls, cache_dir: Path) -> dict[str, bool]:
+        # Piper ships no catalogue of its voices: the ones already downloaded are what is known here.
+        return {onnx.stem: True for onnx in sorted((cache_dir / "piper").glob("*.onnx"))}
+
+    @classmethod
     def hub_cache_paths(cls, name: str, cache_dir: Path) -> list[Path]:
         onnx = cache_dir / "piper" / f"{name}.onnx"
         return [onnx, onnx.with_name(onnx.name + ".json")]
