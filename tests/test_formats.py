@@ -84,18 +84,21 @@ def _segment(text: str, no_speech: float, start: float = 0.0) -> Segment:
     return Segment(0, 0, start, start + 1, text, [1], 0.0, -0.5, 1.0, no_speech, None)
 
 
-def test_an_echo_over_silence_is_recognised() -> None:
-    said = _segment(" We will meet again tomorrow.", 0.01)
-    assert is_echo(_segment(" We will meet again, tomorrow!", 0.7), said)  # Whisper repeating over silence
-    assert not is_echo(_segment(" We will meet again tomorrow.", 0.05), said)  # the speaker said it twice
-    assert not is_echo(_segment(" Something else.", 0.9), said)
-    assert not is_echo(said, None)
+def test_an_echo_is_a_repeat_where_the_audio_holds_no_speech() -> None:
+    said = " We will meet again tomorrow."
+    repeat = _segment(" We will meet again, tomorrow!", 0.7)
+    assert is_echo(repeat, said, has_speech=lambda start, end: False)  # Whisper repeating over silence
+    # the speaker said it twice: kept, however likely the model thought silence was
+    assert not is_echo(repeat, said, has_speech=lambda start, end: True)
+    assert not is_echo(_segment(" Something else.", 0.9), said, has_speech=lambda start, end: False)
+    assert not is_echo(repeat, None, has_speech=lambda start, end: False)
 
 
-def test_merging_pieces_drops_a_silent_piece_repeating_its_prompt() -> None:
+def test_merging_pieces_puts_them_on_the_file_clock_and_numbers_them() -> None:
     first = Transcription("a", "en", 1.0, 5.0, segments=[_segment(" We will meet again tomorrow.", 0.01)])
-    echo = Transcription("b", "en", 1.0, 5.0, segments=[_segment(" We will meet again tomorrow.", 0.8)])
-    after = Transcription("c", "en", 1.0, 5.0, segments=[_segment(" Bye.", 0.02)])
-    merged = merge([(0.0, first), (5.0, echo), (10.0, after)], 15.0)
+    after = Transcription("c", "en", 1.0, 5.0, segments=[_segment(" Bye.", 0.02, start=1.5)])
+    merged = merge([(0.0, first), (10.0, after)], 15.0)
     assert merged.text == "We will meet again tomorrow. Bye."
-    assert [(s.id, s.start) for s in merged.segments] == [(0, 0.0), (1, 10.0)]
+    assert [(s.id, s.start, s.end) for s in merged.segments] == [(0, 0.0, 1.0), (1, 11.5, 12.5)]
+    assert merged.segments[1].seek == 1000
+    assert merged.duration == 15.0

@@ -119,15 +119,20 @@ def long_speech() -> tuple[np.ndarray, list[str]]:
     return np.concatenate(parts), sentences
 
 
-def test_long_audio_is_transcribed_in_pieces_cut_at_pauses(
-    cache_dir: Path, long_speech: tuple[np.ndarray, list[str]]
+@pytest.mark.parametrize(("long_audio", "calls"), [("sequential", 3), ("batched", 2)])
+def test_long_audio_is_transcribed_in_bounded_calls(
+    cache_dir: Path, long_speech: tuple[np.ndarray, list[str]], long_audio: str, calls: int
 ) -> None:
+    """Sequential: one call per piece cut at a pause; batched: one to find the speech, one to decode
+    its windows."""
     audio, sentences = long_speech
-    settings = Settings(models=["tiny.en"], cache_dir=cache_dir, chunk_seconds=5, parallel=1)
+    settings = Settings(
+        models=["tiny.en"], cache_dir=cache_dir, chunk_seconds=5, parallel=1, long_audio=long_audio
+    )
 
     async def body(manager: ModelManager) -> None:
         result = await manager.transcribe(None, audio, TranscribeOptions(word_timestamps=True))
-        assert len(manager.recent_inferences("tiny.en")) >= 3  # one inference per piece
+        assert len(manager.recent_inferences("tiny.en")) >= calls
         assert_transcript(result.text, " ".join(sentences), max_errors=2)
         assert result.duration == pytest.approx(len(audio) / 16000)
         starts = [s.start for s in result.segments]

@@ -98,7 +98,13 @@ def serve(
     max_queue: Annotated[int | None, Opt(help="Waiting requests per model before 429 [default: 32].")] = None,
     queue_timeout: Annotated[float | None, Opt(help="Seconds a request may wait for a slot.")] = None,
     chunk_seconds: Annotated[
-        float | None, Opt(help="Split longer audio into pieces of this length (0: never).")
+        float | None, Opt(help="Audio longer than this is a long file, done in bounded calls (0: never).")
+    ] = None,
+    long_audio: Annotated[
+        str | None, Opt(help="Long files: batched (VAD windows decoded together) or sequential.")
+    ] = None,
+    batch_size: Annotated[
+        int | None, Opt(help="Windows decoded together on the batched path (0: 4 on CPU, 16 on GPU).")
     ] = None,
     batch_aging: Annotated[
         float | None, Opt(help="Seconds before a waiting piece of a long file counts as interactive.")
@@ -141,7 +147,8 @@ def serve(
         max_audio_seconds=max_audio_seconds, max_stream_seconds=max_stream_seconds,
         max_ws_message_kb=max_ws_message_kb,
         replicas=replicas, parallel=parallel, max_queue=max_queue, queue_timeout=queue_timeout,
-        chunk_seconds=chunk_seconds, batch_aging=batch_aging, max_memory_mb=max_memory_mb,
+        chunk_seconds=chunk_seconds, long_audio=long_audio, batch_size=batch_size,
+        batch_aging=batch_aging, max_memory_mb=max_memory_mb,
         worker_max_rss_mb=worker_max_rss_mb,
         log_level=log_level, log_format=log_format,
         ray=ray, ray_address=ray_address, ray_max_replicas=ray_max_replicas,

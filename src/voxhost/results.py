@@ -6,6 +6,7 @@ mean the same thing to every API front-end.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,6 +23,11 @@ class TranscribeOptions:
     word_timestamps: bool = False
     beam_size: int | None = None  # None: the server's configured beam size
     vad_filter: bool = False
+    # For the pieces of a long file decoded in order: the previous piece's output tokens (timestamp
+    # tokens included), which condition this piece as Whisper conditions its own windows, and the text
+    # of its last segment (a piece that only repeats it over silence is an echo).
+    context_tokens: tuple[int, ...] | None = None
+    context_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +67,25 @@ class Transcription:
         return [w for s in self.segments for w in (s.words or [])]
 
 
-ECHO_NO_SPEECH = 0.5  # a repeated segment that Whisper itself thinks is this likely silence is an echo
+@dataclass(frozen=True, slots=True)
+class TranscriptUpdate:
+    """Progress of one transcription, in file order: the text decoded since the previous update and how
+    far into the audio it reaches. The last update carries the whole result."""
+
+    text: str
+    seconds: float
+    result: Transcription | None = None
 
 
-def is_echo(segment: Segment, previous: Segment | None) -> bool:
-    """Whether `segment` is Whisper repeating `previous` over silence: the same words again, where the
-    model's own no-speech probability is high. A classic hallucination on trailing silence (and on a
-    silent piece prompted with the text before it); a speaker who really repeats a sentence is heard
-    with a low no-speech probability and kept."""
-    if previous is None or segment.no_speech_prob < ECHO_NO_SPEECH:
+def is_echo(segment: Segment, previous_text: str | None, has_speech: Callable[[float, float], bool]) -> bool:
+    """Whether `segment` is Whisper repeating the segment before it (`previous_text`) over silence: the
+    same words again where the audio holds no speech. A classic hallucination on trailing silence (and
+    on a silent piece prompted with the text before it). The audio decides, not the model's own
+    no-speech probability: a speaker who really repeats a sentence ("yes, okay... yes, okay") is heard
+    saying it, however quiet the window around it."""
+    if previous_text is None or not _words(segment.text) or _words(segment.text) != _words(previous_text):
         return False
-    return _words(segment.text) == _words(previous.text) and bool(_words(segment.text))
+    return not has_speech(segment.start, segment.end)
 
 
 def _words(text: str) -> list[str]:

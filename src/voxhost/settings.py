@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+LongAudio = Literal["batched", "sequential"]
 
 
 def default_cache_dir() -> Path:
@@ -123,8 +124,21 @@ class Settings(BaseSettings):
     chunk_seconds: float = Field(
         30,
         ge=0,
-        description="Audio longer than this is transcribed in pieces of about this length at batch "
-        "priority, so that live streams and short requests go first (0: never split).",
+        description="Audio longer than this is a long file, worked on in bounded calls at batch priority "
+        "so that live streams and short requests go first (0: never split).",
+    )
+    long_audio: LongAudio = Field(
+        "batched",
+        description="How long files are decoded: batched (speech found by VAD, windows decoded several at "
+        "a time, side by side on idle slots) or sequential (pieces of chunk_seconds in order, each "
+        "conditioned on the one before).",
+    )
+    batch_size: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Windows of speech (30 s each) decoded together in one call of the batched path "
+        "(0: 4 on CPU, 16 on a GPU).",
     )
     batch_aging: float = Field(
         10, gt=0, description="Seconds after which a waiting piece of a long file counts as interactive."

@@ -1,24 +1,37 @@
-"""Long audio in pieces: split at pauses, transcribe piece by piece, put the results back together.
+"""Long audio in pieces: where to cut, how to group speech into decode windows, and how to put the
+results back together on the file's clock.
 
 A long file would hold an inference slot for as long as its whole transcription takes, and every live
-stream and short request behind it would wait. Cut into pieces of at most about `chunk_seconds`, each
-piece is a separate job for the scheduler, so other requests get their turn between pieces. Cuts go at
-the quietest moment near the target length (a pause between words), never mid-word when a pause exists;
-each piece is decoded with the previous piece's text as its prompt, as Whisper does between its own
-30-second windows.
+stream and short request behind it would wait. So a long file is always worked on in bounded calls, each
+a separate job for the scheduler, and other requests get their turn between them. Two ways:
+
+- **batched** (the default): voice activity detection finds the speech; speech regions are packed into
+  windows of at most 30 s (Whisper's input), silence left out; a handful of windows is decoded together
+  in one call. Windows are independent, so calls may run side by side on idle slots.
+- **sequential**: the file is cut at pauses into pieces of about `chunk_seconds`, decoded in order, each
+  conditioned on the previous piece's tokens, as Whisper does between its own 30-second windows.
+
+Everything here is plain arithmetic on sample offsets; the engines do the decoding.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from voxhost.results import Segment, Transcription, is_echo
+from voxhost.results import Segment, Transcription
 
 SAMPLE_RATE = 16000
+WINDOW_SECONDS = 30.0  # Whisper's input length: one window of speech
 _FRAME = 320  # 20 ms energy frames
 _SEARCH = 0.3  # look for the pause in the last 30% of each chunk
+
+Region = tuple[int, int]  # [start, end) in samples on the file's clock
 
 
 def split_points(audio: np.ndarray, chunk_seconds: float, sample_rate: int = SAMPLE_RATE) -> list[int]:
@@ -39,6 +52,12 @@ def split_points(audio: np.ndarray, chunk_seconds: float, sample_rate: int = SAM
     return starts
 
 
+def spans(audio: np.ndarray, chunk_seconds: float, sample_rate: int = SAMPLE_RATE) -> list[Region]:
+    """The file as consecutive [start, end) spans of at most `chunk_seconds`, cut at pauses."""
+    bounds = [*split_points(audio, chunk_seconds, sample_rate), len(audio)]
+    return list(itertools.pairwise(bounds))
+
+
 def _quietest(audio: np.ndarray, lo: int, hi: int) -> int:
     """The sample offset in [lo, hi) at the centre of the quietest 100 ms."""
     span = audio[lo:hi].astype(np.float32)
@@ -51,51 +70,149 @@ def _quietest(audio: np.ndarray, lo: int, hi: int) -> int:
     return lo + (best + 2) * _FRAME + _FRAME // 2
 
 
-def shift(result: Transcription, offset: float, first_id: int) -> list[Segment]:
-    """A piece's segments on the whole file's clock, numbered from `first_id`."""
-    segments = []
-    for index, seg in enumerate(result.segments):
+# --- batched: speech regions packed into windows -------------------------------------------------
+def pack_windows(
+    regions: Iterable[Region], window_seconds: float = WINDOW_SECONDS, sample_rate: int = SAMPLE_RATE
+) -> list[list[Region]]:
+    """Speech regions (in order) packed into windows of at most `window_seconds` of speech each, as
+    faster-whisper's batched pipeline packs them: a region that would overflow the window starts the
+    next one. A region longer than a window (voice activity detection splits them at that length) is
+    a window of its own."""
+    limit = int(window_seconds * sample_rate)
+    windows: list[list[Region]] = []
+    current: list[Region] = []
+    size = 0
+    for start, end in regions:
+        if end <= start:
+            continue
+        if current and size + (end - start) > limit:
+            windows.append(current)
+            current, size = [], 0
+        current.append((start, end))
+        size += end - start
+    if current:
+        windows.append(current)
+    return windows
+
+
+def batches(windows: Sequence[list[Region]], size: int) -> list[list[list[Region]]]:
+    """Consecutive groups of at most `size` windows: what one decode call takes."""
+    size = max(1, size)
+    return [list(windows[i : i + size]) for i in range(0, len(windows), size)]
+
+
+def speech_audio(audio: np.ndarray, windows: Sequence[list[Region]]) -> np.ndarray:
+    """The speech samples of `windows`, back to back: what a decode call sends to the worker (only this
+    batch's speech crosses the pipe, never the whole file)."""
+    parts = [audio[start:end] for window in windows for start, end in window]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+class SpeechMap:
+    """Times on the clock of speech placed back to back (silence left out) mapped to the file's clock."""
+
+    def __init__(self, regions: Sequence[Region], sample_rate: int = SAMPLE_RATE) -> None:
+        self._rate = sample_rate
+        self._packed_starts: list[int] = []  # where each region begins in the packed audio
+        self._file_starts: list[int] = []
+        self._lengths: list[int] = []
+        packed = 0
+        for start, end in regions:
+            self._packed_starts.append(packed)
+            self._file_starts.append(start)
+            self._lengths.append(end - start)
+            packed += end - start
+        self.packed_samples = packed
+
+    def to_file(self, seconds: float, *, is_end: bool = False) -> float:
+        """The file time of `seconds` on the packed clock. An end that falls exactly on the join of two
+        regions belongs to the earlier one (a word ends before the pause, not after it)."""
+        if not self._lengths:
+            return seconds
+        sample = round(seconds * self._rate)
+        index = bisect.bisect_right(self._packed_starts, sample) - 1
+        if is_end and index > 0 and sample == self._packed_starts[index]:
+            index -= 1
+        index = max(0, min(index, len(self._lengths) - 1))
+        into = min(max(sample - self._packed_starts[index], 0), self._lengths[index])
+        return (self._file_starts[index] + into) / self._rate
+
+
+# --- putting results back together ---------------------------------------------------------------
+def shift(
+    segments: Sequence[Segment], offset: float, first_id: int, limit: float | None = None
+) -> list[Segment]:
+    """Segments on the whole file's clock (moved by `offset` seconds), numbered from `first_id`. With
+    `limit` (the piece's length), no time goes past the piece's end: Whisper sometimes gives a piece's
+    last segment an end in the padding after the audio."""
+
+    def clock(t: float) -> float:
+        return offset + (min(t, limit) if limit is not None else t)
+
+    moved = []
+    for index, seg in enumerate(segments):
         words = None
         if seg.words is not None:
-            words = [dataclasses.replace(w, start=w.start + offset, end=w.end + offset) for w in seg.words]
-        segments.append(
+            words = [dataclasses.replace(w, start=clock(w.start), end=clock(w.end)) for w in seg.words]
+        moved.append(
             dataclasses.replace(
                 seg,
                 id=first_id + index,
                 seek=seg.seek + round(offset * 100),
-                start=seg.start + offset,
-                end=seg.end + offset,
+                start=clock(seg.start),
+                end=clock(seg.end),
                 words=words,
             )
         )
-    return segments
+    return moved
+
+
+@dataclass
+class Assembler:
+    """Collects the results of a long file's calls, in file order, into one transcription. Each piece's
+    segments are renumbered; `text_since` gives what was added since the last look (stream deltas)."""
+
+    duration: float
+    segments: list[Segment] = dataclasses.field(default_factory=list)
+    first: Transcription | None = None
+    _told: int = 0
+
+    def add(self, result: Transcription, offset: float = 0.0) -> None:
+        if self.first is None:
+            self.first = result
+        self.segments.extend(shift(result.segments, offset, len(self.segments)))
+
+    def text_since(self) -> str:
+        """The text of the segments added since the previous call."""
+        new = self.segments[self._told :]
+        self._told = len(self.segments)
+        return "".join(s.text for s in new)
+
+    def result(self, task: str = "transcribe", language: str = "en") -> Transcription:
+        first = self.first
+        return Transcription(
+            text="".join(s.text for s in self.segments).strip(),
+            language=first.language if first else language,
+            language_probability=first.language_probability if first else 0.0,
+            duration=self.duration,
+            task=first.task if first else task,  # type: ignore[arg-type]
+            segments=list(self.segments),
+        )
 
 
 def merge(pieces: list[tuple[float, Transcription]], duration: float) -> Transcription:
     """One transcription from pieces given as (offset in seconds, result)."""
-    segments: list[Segment] = []
+    assembler = Assembler(duration)
     for offset, result in pieces:
-        own = result.segments
-        if own and segments and is_echo(own[0], segments[-1]):  # a silent piece repeating its prompt
-            own = own[1:]
-        segments.extend(shift(dataclasses.replace(result, segments=own), offset, len(segments)))
-    first = pieces[0][1]
-    return Transcription(
-        text="".join(s.text for s in segments).strip(),
-        language=first.language,
-        language_probability=first.language_probability,
-        duration=duration,
-        task=first.task,
-        segments=segments,
-    )
+        assembler.add(result, offset)
+    return assembler.result()
 
 
-def prompt_from(text: str, limit: int = 200) -> str | None:
-    """The tail of the text so far, cut at a word boundary, as the next piece's prompt."""
-    text = text.strip()
-    if not text:
+def context_tokens(segments: Sequence[Segment]) -> tuple[int, ...] | None:
+    """The tokens that condition the next piece: the previous piece's own output, timestamp tokens
+    included, as Whisper conditions each 30-second window on the one before. None after a decode that
+    needed a high temperature (Whisper resets its prompt then, so one bad window does not spread)."""
+    if not segments or any(s.temperature > 0.5 for s in segments):
         return None
-    if len(text) <= limit:
-        return text
-    tail = text[-limit:]
-    return tail[tail.find(" ") + 1 :] if " " in tail else tail
+    tokens = tuple(t for s in segments for t in s.tokens)
+    return tokens or None

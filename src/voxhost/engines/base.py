@@ -115,6 +115,9 @@ class Engine(ABC):
 
 class ASREngine(Engine):
     task: ClassVar[TaskKind] = "asr"
+    # Whether the engine decodes long audio in batches of speech windows (`speech_regions` and
+    # `transcribe_windows`); otherwise long files go in pieces through `transcribe`, one after another.
+    batched: ClassVar[bool] = False
 
     @abstractmethod
     def transcribe(
@@ -124,6 +127,18 @@ class ASREngine(Engine):
         progress: Callable[[float], None] | None = None,
     ) -> Transcription:
         """Transcribe float32 mono 16 kHz audio. `progress` gets the seconds of audio done so far."""
+
+    def speech_regions(self, audio: np.ndarray) -> list[tuple[int, int]]:
+        """Where the audio holds speech, as [start, end) sample offsets (batched engines)."""
+        raise BadRequest(f"the {self.name} engine does not decode in batches")
+
+    def transcribe_windows(
+        self, audio: np.ndarray, windows: list[list[tuple[int, int]]], options: TranscribeOptions
+    ) -> Transcription:
+        """Decode several windows of speech in one batch. `audio` holds the windows' speech back to back;
+        `windows` the speech regions of each on the file's clock. Segments come back on the file's clock
+        (batched engines)."""
+        raise BadRequest(f"the {self.name} engine does not decode in batches")
 
 
 class TTSEngine(Engine):

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from voxhost.audio.chunks import WINDOW_SECONDS, SpeechMap
 from voxhost.engines.assets import assemble_parts, package_dir
 from voxhost.engines.base import ASREngine, EmbeddedModel, EngineConfig
+from voxhost.engines.sentences import DecodedWindow, sentence_segments
 from voxhost.errors import BadRequest
 from voxhost.results import Segment, TranscribeOptions, Transcription, Word, is_echo
 
 # Whisper's fallback schedule, used when the client asks for temperature 0 (OpenAI's semantics).
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+SAMPLE_RATE = 16000
 
 
 def _locate_tiny_en(cache_dir: Path) -> Path:
@@ -73,6 +78,7 @@ class FasterWhisperEngine(ASREngine):
     name: ClassVar[str] = "faster-whisper"
     # CTranslate2 runs several inferences at once on one copy of the weights (`num_workers`).
     max_parallel: ClassVar[int] = 16
+    batched: ClassVar[bool] = True  # `speech_regions` + `transcribe_windows` for long audio
 
     @classmethod
     def default_parallel(cls, device: str, cores: int) -> int:
@@ -189,27 +195,37 @@ class FasterWhisperEngine(ASREngine):
             audio,
             language=options.language,
             task=options.task,
-            initial_prompt=options.prompt or None,
+            initial_prompt=self._initial_prompt(options),
             temperature=temperature,
             beam_size=options.beam_size or self._config.beam_size,
             word_timestamps=options.word_timestamps,
             vad_filter=options.vad_filter,
         )
+        duration = len(audio) / SAMPLE_RATE
+
+        def has_speech(start: float, end: float) -> bool:
+            return self._has_speech(audio, start, end)
+
         segments: list[Segment] = []
         for seg in segments_iter:
+            # Whisper now and then ends the last segment in the padding after the audio
+            end = min(float(seg.end), duration)
             words = None
             if seg.words is not None:
                 words = [
                     Word(
-                        word=w.word, start=float(w.start), end=float(w.end), probability=float(w.probability)
+                        word=w.word,
+                        start=min(float(w.start), duration),
+                        end=min(float(w.end), duration),
+                        probability=float(w.probability),
                     )
                     for w in seg.words
                 ]
             segment = Segment(
                 id=len(segments),
                 seek=int(seg.seek),
-                start=float(seg.start),
-                end=float(seg.end),
+                start=min(float(seg.start), end),
+                end=end,
                 text=seg.text,
                 tokens=[int(t) for t in seg.tokens],
                 temperature=float(seg.temperature or 0.0),
@@ -218,10 +234,11 @@ class FasterWhisperEngine(ASREngine):
                 no_speech_prob=float(seg.no_speech_prob),
                 words=words,
             )
-            if not is_echo(segment, segments[-1] if segments else None):
+            previous = segments[-1].text if segments else options.context_text
+            if not is_echo(segment, previous, has_speech):
                 segments.append(segment)
             if progress is not None:
-                progress(float(seg.end))
+                progress(end)
         return Transcription(
             text="".join(s.text for s in segments).strip(),
             language=info.language,
@@ -230,3 +247,106 @@ class FasterWhisperEngine(ASREngine):
             task=options.task,
             segments=segments,
         )
+
+    def _initial_prompt(self, options: TranscribeOptions) -> str | list[int] | None:
+        """The client's prompt, followed by the previous piece's tokens when this is a piece of a long
+        file (faster-whisper keeps the last 223 of them, as between its own windows)."""
+        if not options.context_tokens:
+            return options.prompt or None
+        prompt = self._encode(" " + options.prompt.strip()) if options.prompt else []
+        return [*prompt, *options.context_tokens]
+
+    def _encode(self, text: str) -> list[int]:
+        ids: list[int] = self._model.hf_tokenizer.encode(text, add_special_tokens=False).ids
+        return ids
+
+    # --- long audio, batched ---------------------------------------------------------------------
+    def speech_regions(self, audio: np.ndarray) -> list[tuple[int, int]]:
+        """Where `audio` holds speech, as [start, end) sample offsets: Silero VAD with the settings of
+        faster-whisper's batched pipeline (regions of at most a window, short pauses kept inside)."""
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        found = get_speech_timestamps(
+            audio, VadOptions(max_speech_duration_s=WINDOW_SECONDS, min_silence_duration_ms=160)
+        )
+        return [(int(r["start"]), int(r["end"])) for r in found]
+
+    def _has_speech(self, audio: np.ndarray, start: float, end: float) -> bool:
+        """Whether [start, end) seconds of `audio` hold at least a quarter second of speech."""
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        lo, hi = max(0, int(start * SAMPLE_RATE)), min(len(audio), int(end * SAMPLE_RATE))
+        if hi - lo < SAMPLE_RATE // 4:
+            return False
+        found = get_speech_timestamps(audio[lo:hi], VadOptions(min_silence_duration_ms=100, speech_pad_ms=0))
+        return sum(int(r["end"]) - int(r["start"]) for r in found) >= SAMPLE_RATE // 4
+
+    def transcribe_windows(
+        self, audio: np.ndarray, windows: list[list[tuple[int, int]]], options: TranscribeOptions
+    ) -> Transcription:
+        """Decode windows of speech together in one batch (faster-whisper's `BatchedInferencePipeline`).
+
+        `audio` is the windows' speech back to back (silence left out); `windows` the speech regions of
+        each on the file's clock, in order. Decoded without timestamp tokens, with word timestamps, and
+        regrouped into sentence-sized segments on the file's clock (see `engines/sentences.py`)."""
+        from faster_whisper import BatchedInferencePipeline
+
+        self._check(options)
+        clips: list[dict[str, float]] = []
+        position = 0
+        for window in windows:
+            size = sum(end - start for start, end in window)
+            clips.append({"start": position / SAMPLE_RATE, "end": (position + size) / SAMPLE_RATE})
+            position += size
+        timeline = SpeechMap([region for window in windows for region in window])
+        # A pipeline per call: it keeps per-call state (the last word's time), and calls may run at once.
+        pipeline = BatchedInferencePipeline(self._model)
+        segments_iter, info = pipeline.transcribe(
+            audio[:position],
+            language=options.language,
+            task=options.task,
+            initial_prompt=options.prompt or None,
+            temperature=options.temperature or 0.0,
+            beam_size=options.beam_size or self._config.beam_size,
+            word_timestamps=True,
+            without_timestamps=True,
+            clip_timestamps=clips,
+            batch_size=max(1, len(clips)),
+        )
+        starts = [clip["start"] for clip in clips]
+        decoded: dict[int, list[Any]] = {}
+        for seg in segments_iter:
+            index = max(0, bisect.bisect_right(starts, float(seg.start) + 1e-6) - 1)
+            decoded.setdefault(index, []).append(seg)
+        found: list[DecodedWindow] = []
+        last = 0.0
+        for index in sorted(decoded):
+            words: list[Word] = []
+            for seg in decoded[index]:
+                raw = seg.words or [_Whole(seg.text, seg.start, seg.end)]
+                for w in raw:
+                    begin = max(timeline.to_file(float(w.start)), last)
+                    finish = max(timeline.to_file(float(w.end), is_end=True), begin)
+                    words.append(Word(word=w.word, start=begin, end=finish, probability=float(w.probability)))
+                    last = begin
+            first = decoded[index][0]
+            found.append(DecodedWindow(words, float(first.avg_logprob), float(first.no_speech_prob)))
+        segments = sentence_segments(found, self._encode)
+        return Transcription(
+            text="".join(s.text for s in segments).strip(),
+            language=info.language,
+            language_probability=float(info.language_probability),
+            duration=timeline.packed_samples / SAMPLE_RATE,
+            task=options.task,
+            segments=segments,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Whole:
+    """A decoded piece of text without word times, as one 'word' spanning its segment."""
+
+    word: str
+    start: float
+    end: float
+    probability: float = 1.0

@@ -74,20 +74,22 @@ class Scheduler:
 
     # --- slots -----------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def slot(self, lane: Lane, timeout: float | None) -> AsyncIterator[float]:
+    async def slot(self, lane: Lane, timeout: float | None, *, bounded: bool = True) -> AsyncIterator[float]:
         """Hold one slot for the body; yields the seconds spent waiting for it."""
-        waited = await self.acquire(lane, timeout)
+        waited = await self.acquire(lane, timeout, bounded=bounded)
         try:
             yield waited
         finally:
             self.release()
 
-    async def acquire(self, lane: Lane, timeout: float | None) -> float:
-        """Wait for a slot; returns the seconds waited. Raises QueueFull or QueueTimeout."""
+    async def acquire(self, lane: Lane, timeout: float | None, *, bounded: bool = True) -> float:
+        """Wait for a slot; returns the seconds waited. Raises QueueFull or QueueTimeout. `bounded=False`
+        is for the later calls of a request already admitted (the next part of a long file): they wait
+        their turn however long the queue is, as refusing them would throw away the work done so far."""
         if self.running < self.capacity and not self._waiters:
             self._grant()
             return 0.0
-        if len(self._waiters) >= self.max_queue:
+        if bounded and len(self._waiters) >= self.max_queue:
             self.rejected += 1
             raise QueueFull(
                 f"{self.name or 'the model'} is busy: {self.running} requests running and "

@@ -24,7 +24,7 @@ from voxhost.manager.registry import ModelSpec
 
 # The engine methods a request may call, by task. Nothing else is reachable through the pipe.
 TASK_METHODS: dict[str, frozenset[str]] = {
-    "asr": frozenset({"transcribe"}),
+    "asr": frozenset({"transcribe", "speech_regions", "transcribe_windows"}),
     "tts": frozenset({"synthesize", "voices"}),
 }
 
