@@ -14,30 +14,27 @@ load, and a worker whose RSS grows past `worker_max_rss_mb` is replaced between 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import dataclasses
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from voxhost.audio import chunks
 from voxhost.audio.text import speakable
 from voxhost.engines import EngineConfig, engine_class
-from voxhost.engines.base import ASREngine, TaskKind
-from voxhost.engines.faster_whisper import resolve_device
+from voxhost.engines.base import TaskKind
 from voxhost.errors import BadRequest, MemoryBudgetExceeded, ModelLoadError, ShuttingDown, WorkerCrashed
 from voxhost.logs import note_model
+from voxhost.manager import longform
 from voxhost.manager.process import Worker, WorkerFactory, process_worker
 from voxhost.manager.registry import ModelRegistry, ModelSpec
 from voxhost.manager.scheduler import Lane, Scheduler
 from voxhost.metrics import Metrics
-from voxhost.results import Segment, TranscribeOptions, Transcription, TranscriptUpdate
+from voxhost.results import TranscribeOptions, Transcription, TranscriptUpdate
 from voxhost.settings import Settings
 
 log = logging.getLogger("voxhost.manager")
@@ -47,11 +44,6 @@ MiB = 2**20
 SAMPLE_RATE = 16000
 # What a worker process costs besides its model's weights: Python, numpy, the inference runtime.
 PROCESS_BASE_BYTES = 150 * MiB
-# Long files, batched: voice activity detection runs over spans of this many seconds (one bounded call
-# each), and one decode call takes this many 30 s windows of speech unless `batch_size` says otherwise.
-VAD_SPAN_SECONDS = 120.0
-CPU_BATCH_SIZE = 4
-GPU_BATCH_SIZE = 16
 
 
 @dataclass(slots=True)
@@ -657,12 +649,7 @@ class ModelManager:
         live: bool = False,
     ) -> Transcription:
         """Transcribe float32 16 kHz mono audio (see `transcribe_stream`); the whole result at once."""
-        updates = self.transcribe_stream(model, audio, options, live=live)
-        async with contextlib.aclosing(updates):
-            async for update in updates:
-                if update.result is not None:
-                    return update.result
-        raise AssertionError("a transcription stream always ends with its result")
+        return await longform.collect(self.transcribe_stream(model, audio, options, live=live))
 
     def transcribe_stream(
         self,
@@ -675,16 +662,28 @@ class ModelManager:
         """Transcribe float32 16 kHz mono audio, yielding text as it is decoded, in file order; the last
         update carries the whole result. Live streams' decodes go first; audio longer than
         `chunk_seconds` is a long file, worked on in bounded calls at batch priority so that it never
-        holds up others (batched or sequential, `long_audio`). Closing the generator early (the client
-        went away) cancels the work not yet done."""
+        holds up others (`manager/longform.py`). Closing the generator early (the client went away)
+        cancels the work not yet done."""
         entry = self._entry(model, "asr")
-        limit = self.settings.chunk_seconds
-        if live or limit <= 0 or len(audio) <= limit * SAMPLE_RATE:
+        if live or not longform.is_long(audio, self.settings):
             return self._transcribe_whole(entry, audio, options, Lane.LIVE if live else Lane.INTERACTIVE)
-        engine = engine_class(entry.spec.engine)
-        if self.settings.long_audio == "batched" and issubclass(engine, ASREngine) and engine.batched:
-            return self._transcribe_batched(entry, audio, options)
-        return self._transcribe_sequential(entry, audio, options, limit)
+
+        def call(method: str, *, follow_up: bool, **kwargs: Any) -> Awaitable[Any]:
+            return self._run(entry, method, Lane.BATCH, follow_up=follow_up, **kwargs)
+
+        return self._logged(
+            entry,
+            len(audio) / SAMPLE_RATE,
+            longform.long_updates(
+                call,
+                audio,
+                options,
+                self.settings,
+                engine=engine_class(entry.spec.engine),
+                concurrency=entry.layout.slots,
+                detects_language=self._detects_language(entry),
+            ),
+        )
 
     async def _transcribe_whole(
         self, entry: _Entry, audio: np.ndarray, options: TranscribeOptions, lane: Lane
@@ -692,126 +691,27 @@ class ModelManager:
         result: Transcription = await self._run(entry, "transcribe", lane, audio=audio, options=options)
         yield TranscriptUpdate(result.text, result.duration, result)
 
-    async def _transcribe_sequential(
-        self, entry: _Entry, audio: np.ndarray, options: TranscribeOptions, limit: float
+    async def _logged(
+        self, entry: _Entry, seconds: float, updates: AsyncGenerator[TranscriptUpdate, None]
     ) -> AsyncGenerator[TranscriptUpdate, None]:
-        """Pieces cut at pauses, decoded in order, each conditioned on the previous piece's tokens."""
-        assembler = chunks.Assembler(len(audio) / SAMPLE_RATE)
-        previous: list[Segment] = []
-        for index, (start, end) in enumerate(chunks.spans(audio, limit)):
-            piece_options = options
-            if index:  # the language the first piece settled on, and what came before as context
-                assert assembler.first is not None
-                piece_options = dataclasses.replace(
-                    options,
-                    language=options.language or assembler.first.language,
-                    context_tokens=chunks.context_tokens(previous),
-                    context_text=previous[-1].text if previous else None,
-                )
-            result: Transcription = await self._run(
-                entry,
-                "transcribe",
-                Lane.BATCH,
-                follow_up=index > 0,
-                audio=audio[start:end],
-                options=piece_options,
-            )
-            assembler.add(result, start / SAMPLE_RATE)
-            previous = result.segments or previous
-            yield TranscriptUpdate(assembler.text_since(), end / SAMPLE_RATE)
-        self._log_long(entry, audio, "sequential", len(assembler.segments))
-        yield TranscriptUpdate("", len(audio) / SAMPLE_RATE, assembler.result(options.task))
-
-    def batch_size(self) -> int:
-        """Windows of speech one batched decode call takes."""
-        if self.settings.batch_size:
-            return self.settings.batch_size
-        return GPU_BATCH_SIZE if resolve_device(self.settings.device) == "cuda" else CPU_BATCH_SIZE
-
-    async def _transcribe_batched(
-        self, entry: _Entry, audio: np.ndarray, options: TranscribeOptions
-    ) -> AsyncGenerator[TranscriptUpdate, None]:
-        """Speech found by VAD span by span, packed into 30 s windows, decoded `batch_size` windows a
-        call, as many calls side by side as the model has slots; results in file order."""
-        duration = len(audio) / SAMPLE_RATE
-        assembler = chunks.Assembler(duration)
-        size = self.batch_size()
-        running: collections.deque[tuple[asyncio.Task[Transcription], float]] = collections.deque()
-        calls = 0
-        language = options.language
-
-        def decode(windows: list[list[chunks.Region]]) -> None:
-            nonlocal calls
-            call_options = dataclasses.replace(options, language=language)
-            work = self._run(
-                entry,
-                "transcribe_windows",
-                Lane.BATCH,
-                follow_up=True,
-                audio=chunks.speech_audio(audio, windows),
-                windows=windows,
-                options=call_options,
-            )
-            running.append((asyncio.ensure_future(work), windows[-1][-1][1] / SAMPLE_RATE))
-            calls += 1
-
-        async def finish_first() -> TranscriptUpdate:
-            task, done_at = running[0]
-            result = await task
-            running.popleft()
-            assembler.add(result)
-            return TranscriptUpdate(assembler.text_since(), done_at)
-
-        try:
-            pending: list[chunks.Region] = []  # regions not yet packed into a closed window
-            ready: list[list[chunks.Region]] = []  # closed windows not yet sent
-            spans = chunks.spans(audio, VAD_SPAN_SECONDS)
-            for index, (start, end) in enumerate(spans):
-                found = await self._run(
-                    entry, "speech_regions", Lane.BATCH, follow_up=index > 0, audio=audio[start:end]
-                )
-                pending += [(start + a, start + b) for a, b in found]
-                last = index == len(spans) - 1
-                windows = chunks.pack_windows(pending)
-                # the last window may still grow with the next span's speech
-                pending = windows.pop() if windows and not last else []
-                ready += windows
-                # full batches go now; the first span's windows go at once, so that text comes early
-                while ready and (len(ready) >= size or last or calls == 0):
-                    decode(ready[:size])
-                    ready = ready[size:]
-                    if language is None and calls == 1 and self._detects_language(entry):
-                        update = await finish_first()  # later calls keep the language it found
-                        assert assembler.first is not None
-                        language = assembler.first.language
-                        yield update
-                    while len(running) >= entry.layout.slots or (running and running[0][0].done()):
-                        yield await finish_first()
-            while running:
-                yield await finish_first()
-        finally:
-            for task, _ in running:
-                task.cancel()
-            for task, _ in running:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        self._log_long(
-            entry, audio, f"batched ({calls} calls of up to {size} windows)", len(assembler.segments)
-        )
-        yield TranscriptUpdate("", duration, assembler.result(options.task, language or "en"))
+        started = time.perf_counter()
+        async with contextlib.aclosing(updates):
+            async for update in updates:
+                if update.result is not None:
+                    log.info(
+                        "%s: transcribed %.0fs of audio (%s) in %.1fs; %d segments",
+                        entry.spec.id,
+                        seconds,
+                        self.settings.long_audio,
+                        time.perf_counter() - started,
+                        len(update.result.segments),
+                    )
+                yield update
 
     def _detects_language(self, entry: _Entry) -> bool:
+        """Whether the model may detect a language (so a long file's first call must run alone)."""
         alive = next((r.worker for r in entry.replicas if r.alive and r.worker), None)
         return bool(alive.info.get("multilingual", True)) if alive else True
-
-    def _log_long(self, entry: _Entry, audio: np.ndarray, how: str, segments: int) -> None:
-        log.info(
-            "%s: transcribed %.0fs of audio, %s; %d segments",
-            entry.spec.id,
-            len(audio) / SAMPLE_RATE,
-            how,
-            segments,
-        )
 
     # --- status ----------------------------------------------------------------------------------
     def resolve(self, name: str | None, task: TaskKind | None = None) -> ModelSpec:
