@@ -94,6 +94,46 @@ def to_verbose_json(result: Transcription, granularities: tuple[str, ...] = ("se
     return body
 
 
+# --- stream=true: OpenAI's transcription events (Server-Sent Events) ---------------------------------
+STREAM_FORMATS: tuple[str, ...] = ("json", "text")
+AUDIO_TOKENS_PER_SECOND = 50  # Whisper's encoder: 1,500 positions per 30 s window
+_SPECIAL_TOKENS = 50257  # Whisper's token ids from here on are special (end of text, timestamps...)
+
+
+def check_stream_format(value: str) -> None:
+    if value not in STREAM_FORMATS:
+        raise BadRequest(
+            f"stream=true sends text events; response_format must be json or text, not {value!r}",
+            param="response_format",
+        )
+
+
+def token_usage(result: Transcription, prompt_tokens: int = 0) -> dict[str, Any]:
+    """Usage in tokens, the shape `transcript.text.done` carries: the audio as Whisper's encoder
+    positions, the output as the text tokens decoded."""
+    audio = math.ceil(result.duration * AUDIO_TOKENS_PER_SECOND)
+    output = sum(1 for s in result.segments for t in s.tokens if t < _SPECIAL_TOKENS)
+    return {
+        "type": "tokens",
+        "input_tokens": audio + prompt_tokens,
+        "input_token_details": {"audio_tokens": audio, "text_tokens": prompt_tokens},
+        "output_tokens": output,
+        "total_tokens": audio + prompt_tokens + output,
+    }
+
+
+def delta_event(text: str) -> dict[str, Any]:
+    return {"type": "transcript.text.delta", "delta": text}
+
+
+def done_event(result: Transcription) -> dict[str, Any]:
+    return {"type": "transcript.text.done", "text": result.text, "usage": token_usage(result)}
+
+
+def sse(event: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
+
+
 def as_text(body: str | dict[str, Any]) -> str:
     """A rendered body as file or terminal text: the JSON formats pretty-printed, the others as they are."""
     return json.dumps(body, ensure_ascii=False, indent=2) if isinstance(body, dict) else body

@@ -53,6 +53,15 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def _body(message: str, error_type: str, code: str | None, param: str | None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def error_body(exc: VoxhostError) -> dict[str, Any]:
+    """An error in OpenAI's shape, for answers that are not a response of their own (a stream's event)."""
+    return _body(exc.message, exc.error_type, exc.code, exc.param)
+
+
 def error_response(
     status: int,
     message: str,
@@ -62,7 +71,7 @@ def error_response(
     param: str | None = None,
     retry_after: int | None = None,
 ) -> JSONResponse:
-    body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+    body = _body(message, error_type, code, param)
     headers = {"Retry-After": str(retry_after or 1)} if status in (429, 503) else None
     return JSONResponse(body, status_code=status, headers=headers)
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
 from starlette.requests import Request
@@ -93,18 +93,46 @@ async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
+async def _disconnected(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def while_connected(request: Request, items: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+    """The items of `items` for as long as the client stays; when it goes, the generator is closed at
+    once (cancelling the work behind it, not just the next write) and ClientGone is raised. Call once
+    the request body has been read."""
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        async with contextlib.aclosing(items):
+            while True:
+                step = asyncio.ensure_future(anext(items))
+                try:
+                    await asyncio.wait({step, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:
+                    step.cancel()
+                    raise
+                if not step.done():
+                    step.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await step
+                    raise ClientGone("the client disconnected; its request was cancelled")
+                try:
+                    item = step.result()
+                except StopAsyncIteration:
+                    return
+                yield item
+    finally:
+        watcher.cancel()
+
+
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     """Await `work`, cancelling it if the client disconnects first (its queued or running request is
     then dropped, not finished for nobody). Call once the request body has been read."""
     task = asyncio.ensure_future(work)
-
-    async def disconnected() -> None:
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                return
-
-    watcher = asyncio.ensure_future(disconnected())
+    watcher = asyncio.ensure_future(_disconnected(request))
     try:
         done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:

@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from voxhost.api.deps import get_manager, get_settings
-from voxhost.api.errors import error_responses
+from voxhost.api.errors import error_body, error_responses
 from voxhost.api.multipart import Form, read_form
-from voxhost.api.observe import unless_disconnected
+from voxhost.api.observe import while_connected
 from voxhost.audio import decode_audio
-from voxhost.errors import BadRequest
-from voxhost.formats import CONTENT_TYPES, GRANULARITIES, RESPONSE_FORMATS, check_response_format, render
+from voxhost.errors import BadRequest, VoxhostError
+from voxhost.formats import (
+    CONTENT_TYPES,
+    GRANULARITIES,
+    RESPONSE_FORMATS,
+    check_response_format,
+    check_stream_format,
+    delta_event,
+    done_event,
+    render,
+    sse,
+)
 from voxhost.languages import normalize_language
-from voxhost.manager import ModelManager
-from voxhost.results import Task, TranscribeOptions
+from voxhost.manager import ModelManager, longform
+from voxhost.results import Task, TranscribeOptions, TranscriptUpdate
 from voxhost.settings import Settings
 
 router = APIRouter(tags=["audio"])
+log = logging.getLogger("voxhost.http")
 
 
 def _form_schema(task: Task) -> dict[str, Any]:
@@ -38,6 +52,11 @@ def _form_schema(task: Task) -> dict[str, Any]:
         "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS), "default": "json"},
         "temperature": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
         "language": {"type": "string", "description": "ISO-639-1 code of the spoken language."},
+        "stream": {
+            "type": "boolean",
+            "default": False,
+            "description": "Send the text as Server-Sent Events as it is decoded (json or text only).",
+        },
     }
     if task == "transcribe":
         properties["timestamp_granularities[]"] = {
@@ -73,8 +92,6 @@ def _options(form: Form, task: Task) -> tuple[TranscribeOptions, tuple[str, ...]
                 f"timestamp_granularities must be among {', '.join(GRANULARITIES)}, not {granularity!r}",
                 param="timestamp_granularities",
             )
-    if (form.get("stream") or "false").lower() == "true":
-        raise BadRequest("stream=true is not supported on this endpoint yet", param="stream")
     options = TranscribeOptions(
         task=task,
         language=normalize_language(form.get("language")),
@@ -85,20 +102,68 @@ def _options(form: Form, task: Task) -> tuple[TranscribeOptions, tuple[str, ...]
     return options, granularities
 
 
+def _stream_flag(form: Form) -> bool:
+    value = (form.get("stream") or "false").strip().lower()
+    if value not in ("true", "false", "1", "0"):
+        raise BadRequest(f"stream must be true or false, not {value!r}", param="stream")
+    return value in ("true", "1")
+
+
 async def _handle(request: Request, task: Task, manager: ModelManager, settings: Settings) -> Response:
     form = await read_form(request, settings.max_upload_bytes)
     upload = form.files.get("file")
     if upload is None:
         raise BadRequest("the form has no 'file' part with the audio", param="file")
     response_format = check_response_format(form.get("response_format") or "json")
+    stream = _stream_flag(form)
+    if stream:
+        check_stream_format(response_format)
     options, granularities = _options(form, task)
     spec = manager.resolve(form.get("model") or None, "asr")  # unknown model: 404 before any decoding
     audio = await asyncio.to_thread(decode_audio, upload.data, max_seconds=settings.max_audio_seconds)
-    result = await unless_disconnected(request, manager.transcribe(spec.id, audio, options))
+    updates = while_connected(request, manager.transcribe_stream(spec.id, audio, options))
+    if stream:
+        return await _event_stream(updates)
+    result = await longform.collect(updates)
     body = render(result, response_format, granularities)
     if isinstance(body, dict):
         return JSONResponse(body)
     return PlainTextResponse(body, media_type=CONTENT_TYPES[response_format])
+
+
+async def _event_stream(updates: AsyncGenerator[TranscriptUpdate, None]) -> Response:
+    """`stream=true`: text events as the audio is decoded. The first update is awaited before answering,
+    so that a full queue or a failed model is a proper error status rather than a broken stream."""
+    try:
+        first = await anext(updates)
+    except BaseException:
+        await updates.aclose()
+        raise
+    return StreamingResponse(
+        _events(first, updates), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
+
+
+async def _events(
+    first: TranscriptUpdate, updates: AsyncGenerator[TranscriptUpdate, None]
+) -> AsyncIterator[bytes]:
+    told = ""  # the first delta starts without the leading space, so the deltas add up to the text
+    async with contextlib.aclosing(updates):
+        try:
+            update: TranscriptUpdate | None = first
+            while update is not None:
+                delta = update.text if told else update.text.lstrip()
+                if delta:
+                    told += delta
+                    yield sse(delta_event(delta))
+                if update.result is not None:
+                    yield sse(done_event(update.result))
+                    return
+                update = await anext(updates, None)
+        except VoxhostError as exc:
+            # the status line is long gone: an error event, which OpenAI's SDK raises as an APIError
+            log.error("transcription stream ended early: %s", exc.message)
+            yield sse(error_body(exc))
 
 
 @router.post(
