@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import wave
+
 import numpy as np
 import pytest
 
 from conftest import Speech
 from voxhost.audio import decode_audio, encode_audio
 from voxhost.audio.encode import FORMATS
-from voxhost.errors import BadAudio, BadRequest
+from voxhost.errors import AudioTooLong, BadAudio, BadRequest
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
@@ -58,9 +61,42 @@ def test_bad_audio_is_refused(data: bytes) -> None:
         decode_audio(data)
 
 
-def test_duration_limit(short_speech: Speech) -> None:
-    with pytest.raises(BadAudio, match="longer than"):
-        decode_audio(short_speech.encoded("wav"), max_seconds=1.0)
+@pytest.mark.parametrize("fmt", ["wav", "mp3", "opus", "flac"])
+def test_audio_over_the_duration_limit_is_a_413(short_speech: Speech, fmt: str) -> None:
+    """Refused from the declared duration where the file has one, else while decoding."""
+    with pytest.raises(AudioTooLong, match="longer than the limit of 1s") as caught:
+        decode_audio(short_speech.encoded(fmt), max_seconds=1.0)
+    assert caught.value.status == 413
+    assert decode_audio(short_speech.encoded(fmt), max_seconds=60).size > 16000
+
+
+def test_a_wav_that_declares_far_more_than_it_holds_decodes_what_it_holds(short_speech: Speech) -> None:
+    """The declared duration sizes the buffer but is never trusted: a header claiming an hour of audio
+    over two seconds of samples gives those two seconds (and no hour-long buffer)."""
+    samples = decode_audio(short_speech.encoded("wav"))
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes((samples * 32767).astype("<i2").tobytes())
+    data = bytearray(out.getvalue())
+    assert data[36:40] == b"data"
+    for claim in (16000 * 2 * 3600, 0xFFFFFFFF):  # an hour; the "size unknown" of a recording in progress
+        data[40:44] = claim.to_bytes(4, "little")
+        audio = decode_audio(bytes(data), max_seconds=60)
+        assert abs(audio.size - samples.size) < 1600
+        assert audio.base is None or audio.base.size < 2 * audio.size
+
+
+def test_a_damaged_tail_gives_the_audio_before_it(speech: Speech) -> None:
+    whole = decode_audio(speech.encoded("mp3"))
+    data = speech.encoded("mp3")
+    cut = len(data) * 2 // 3
+    damaged = data[:cut] + bytes(range(256)) * 8  # garbage where the last third was
+    audio = decode_audio(damaged)
+    assert whole.size / 2 < audio.size <= whole.size + 16000
+    assert np.isfinite(audio).all()
 
 
 def test_encode_rejects_unknown_format() -> None:

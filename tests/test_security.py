@@ -163,7 +163,8 @@ def test_audio_longer_than_the_limit_is_refused(
     server = server_factory("--model", "tiny.en", "--max-audio-seconds", "4")
     url = server.url + "/v1/audio/transcriptions"
     response = httpx.post(url, files={"file": ("a.wav", speech.encoded("wav"))}, timeout=60)
-    assert response.status_code == 400
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "audio_too_long"
     assert "longer than the limit of 4s" in response.json()["error"]["message"]
     events = asyncio.run(_transcribe(server.wyoming_uri, _pcm(speech, 16000), 16000, 2, 1))
     assert events[-1].type == "error"

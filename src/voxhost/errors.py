@@ -48,6 +48,12 @@ class PayloadTooLarge(VoxhostError):
     error_type = "invalid_request_error"
 
 
+class AudioTooLong(PayloadTooLarge):
+    """The audio is longer than the server's `max_audio_seconds`."""
+
+    code = "audio_too_long"
+
+
 class ModelLoadError(VoxhostError):
     """The model could not be loaded; it stays unloaded and the next request tries again."""
 

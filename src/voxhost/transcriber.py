@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from voxhost.audio import SAMPLE_RATE, decode_audio
+from voxhost.audio import SAMPLE_RATE, decode_audio, probe_seconds
 from voxhost.engines import ASREngine, engine_class
 from voxhost.errors import BadRequest, VoxhostError, file_error
 from voxhost.formats import as_text, check_response_format, render
 from voxhost.languages import normalize_language
-from voxhost.manager.registry import parse_entry
-from voxhost.manager.supervisor import engine_config
+from voxhost.manager import longform
+from voxhost.manager.registry import ModelSpec, parse_entry
+from voxhost.manager.supervisor import Layout, engine_config, plan_layout
+from voxhost.progress import AudioSecondsColumn, RealTimeColumn, done_line, follow
 from voxhost.results import Task, TranscribeOptions
 from voxhost.settings import Settings
 
@@ -73,19 +85,33 @@ def _stdout_is_terminal() -> bool:
     return bool(isatty and isatty())
 
 
-def _progress(console: Console) -> Progress:
+def _progress(console: Console, *columns: ProgressColumn) -> Progress:
     # While the bar is live on a terminal stderr, rich would reroute `print` (stdout) into its stderr
     # console, so `voxhost transcribe a.wav > a.txt` would leave a.txt empty: only reroute when stdout
     # is a terminal too, where it keeps the bar and the transcripts from garbling each other.
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-        TimeRemainingColumn(), console=console, transient=True, redirect_stdout=_stdout_is_terminal(),
+        TextColumn("{task.description}"), *columns, console=console, transient=True,
+        redirect_stdout=_stdout_is_terminal(),
     )  # fmt: skip
+
+
+def _label(index: int, job: TranscribeJob, path: Path) -> str:
+    """'2/5 talk.wav' for one of several files, 'talk.wav' for one alone."""
+    name = escape(path.name)
+    return f"{index + 1}/{len(job.files)} {name}" if len(job.files) > 1 else name
+
+
+def in_process_layout(settings: Settings, spec: ModelSpec) -> Layout:
+    """The server's layout for one worker: this process is the one replica. The engine is loaded with
+    `parallel` inferences (CTranslate2's workers) so that the long-file plan's `parallel` calls at once
+    really run side by side rather than queueing inside the engine."""
+    return plan_layout(settings.model_copy(update={"replicas": 1}), spec)
 
 
 def run_local(job: TranscribeJob, settings: Settings, console: Console) -> int:
     spec = parse_entry(job.model or settings.default_model or settings.models[0])
-    config = engine_config(settings)
+    layout = in_process_layout(settings, spec)
+    config = engine_config(settings, layout)
     with console.status(f"loading {spec.id}..."):
         engine = engine_class(spec.engine).load(spec.location(config), config)
     if not isinstance(engine, ASREngine):
@@ -93,26 +119,34 @@ def run_local(job: TranscribeJob, settings: Settings, console: Console) -> int:
     task: Task = "translate" if job.task == "translate" else "transcribe"
     options = TranscribeOptions(task=task, language=normalize_language(job.language), word_timestamps=False)
     failures = 0
-    with _progress(console) as progress:
-        # Progress counts files (a file's own progress as a fraction); each file is decoded just before
-        # it is transcribed, so a long batch holds one file's audio in memory, not all of them.
-        bar = progress.add_task("transcribing", total=len(job.files))
+    columns = (BarColumn(), AudioSecondsColumn(), RealTimeColumn(), TimeRemainingColumn())
+    with _progress(console, *columns) as progress:
+        # One bar per file, in seconds of its audio (a file's duration is known once it is decoded).
+        # Each file is decoded just before it is transcribed, so a long batch holds one file's audio in
+        # memory, not all of them.
         for index, path in enumerate(job.files):
-            progress.update(bar, description=path.name, completed=index)
+            started = time.perf_counter()
+            bar = progress.add_task(_label(index, job, path), total=None)
             try:
-                audio = decode_audio(path.read_bytes())
-            except (VoxhostError, OSError) as exc:
-                console.print(f"[red]{escape(str(path))}: {escape(file_error(exc))}[/]")
-                failures += 1
-                continue
-            seconds_total = len(audio) / SAMPLE_RATE
+                try:
+                    audio = decode_audio(path.read_bytes())
+                except (VoxhostError, OSError) as exc:
+                    console.print(f"[red]{escape(str(path))}: {escape(file_error(exc))}[/]")
+                    failures += 1
+                    continue
+                seconds = len(audio) / SAMPLE_RATE
+                progress.update(bar, total=seconds)
 
-            def advance(seconds: float, index: int = index, seconds_total: float = seconds_total) -> None:
-                progress.update(bar, completed=index + min(1.0, seconds / seconds_total))
+                def reached(done: float, bar: TaskID = bar) -> None:
+                    progress.update(bar, completed=done)
 
-            result = engine.transcribe(audio, options, progress=advance)
-            progress.update(bar, completed=index + 1)
+                updates = longform.in_process_updates(engine, audio, options, settings, layout.parallel)
+                result = asyncio.run(follow(updates, reached))
+                del audio
+            finally:
+                progress.remove_task(bar)
             _emit(job, path, as_text(render(result, check_response_format(job.output_format))), console)
+            console.print(done_line(escape(str(path)), seconds, time.perf_counter() - started), style="dim")
     return 1 if failures else 0
 
 

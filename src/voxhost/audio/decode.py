@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import logging
 from typing import ClassVar
 
 import av
 import numpy as np
 
-from voxhost.errors import BadAudio
+from voxhost.errors import AudioTooLong, BadAudio
+
+log = logging.getLogger("voxhost.audio")
 
 SAMPLE_RATE = 16000
 # WAV and FLAC declare everything in their first bytes; skipping FFmpeg's long format probe saves ~6 ms a
@@ -19,42 +22,119 @@ _FAST_PROBE = {"probesize": "32768", "analyzeduration": "0"}
 def decode_audio(data: bytes, sample_rate: int = SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray:
     """Decode an audio file held in memory to float32 mono samples at `sample_rate`.
 
-    Raises BadAudio for empty input, data no demuxer understands, files without an audio stream, audio
-    with no samples, and audio longer than `max_seconds`. Blocking: call it off the event loop.
+    Raises BadAudio for empty input, data no demuxer understands, files without an audio stream and
+    audio with no samples; AudioTooLong (413) for audio longer than `max_seconds`, before decoding when
+    the file declares its duration. Samples go straight into one buffer sized from that duration, so a
+    three-hour file is held once, not once in pieces and again joined. A file that breaks off after
+    some audio (a truncated or damaged tail) gives the audio before the damage. Blocking: call it off the
+    event loop.
     """
     if not data:
         raise BadAudio("the uploaded file is empty", param="file")
     max_samples = None if max_seconds is None else int(max_seconds * sample_rate)
-    chunks: list[np.ndarray] = []
-    total = 0
+    buffer = _Buffer()
     try:
         options = _FAST_PROBE if data[:4] in (b"RIFF", b"fLaC") else {}
         with av.open(io.BytesIO(data), mode="r", options=options, metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise BadAudio("the uploaded file has no audio stream", param="file")
             stream = container.streams.audio[0]
+            declared = _declared_seconds(container, stream, len(data))
+            if max_seconds is not None and declared is not None and declared > max_seconds + 1:
+                raise _too_long(max_seconds)
+            buffer.reserve(int((declared or 0) * sample_rate) + sample_rate)
             resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunk = out.to_ndarray().reshape(-1)
-                    chunks.append(chunk)
-                    total += chunk.size
-                if max_samples is not None and total > max_samples:
-                    raise BadAudio(f"the audio is longer than the limit of {max_seconds:g}s", param="file")
+            try:
+                for frame in container.decode(stream):
+                    for out in resampler.resample(frame):
+                        buffer.append(out.to_ndarray().reshape(-1))
+                    if max_samples is not None and buffer.size > max_samples:
+                        raise _too_long(max_seconds)
+            except (av.FFmpegError, ValueError, IndexError, EOFError) as exc:
+                if buffer.size < sample_rate:
+                    raise
+                log.warning(
+                    "the audio breaks off after %.1fs (%s); using what decoded",
+                    buffer.size / sample_rate,
+                    exc,
+                )
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                buffer.append(out.to_ndarray().reshape(-1))
     except BadAudio:
         raise
     except (av.FFmpegError, ValueError, IndexError, EOFError) as exc:
         raise BadAudio(f"could not decode the audio file: {exc}", param="file") from None
-    if not chunks:
-        raise BadAudio("the uploaded file contains no audio samples", param="file")
-    audio = np.concatenate(chunks).astype(np.float32, copy=False)
+    audio = buffer.result()
     if audio.size == 0:
         raise BadAudio("the uploaded file contains no audio samples", param="file")
     if not np.isfinite(audio).all():
         raise BadAudio("the audio contains invalid (non-finite) samples", param="file")
     return audio
+
+
+def _too_long(max_seconds: float | None) -> AudioTooLong:
+    return AudioTooLong(f"the audio is longer than the limit of {max_seconds:g}s", param="file")
+
+
+def _declared_seconds(
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, size: int
+) -> float | None:
+    """The duration the file declares (its header or index), if any, but never more than its bytes can
+    hold at its bit rate: a WAV written while recording often declares the largest size there is."""
+    declared = None
+    if stream.duration is not None and stream.time_base is not None:
+        declared = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        declared = float(container.duration) / av.time_base
+    bit_rate = stream.bit_rate or container.bit_rate
+    if declared is not None and bit_rate:
+        declared = min(declared, size * 8 / bit_rate)
+    return declared
+
+
+class _Buffer:
+    """Samples appended into one growing float32 array (grown by half when a guess was short)."""
+
+    def __init__(self) -> None:
+        self._data = np.zeros(0, dtype=np.float32)
+        self.size = 0
+
+    def reserve(self, samples: int) -> None:
+        if samples > len(self._data):
+            grown = np.empty(samples, dtype=np.float32)
+            grown[: self.size] = self._data[: self.size]
+            self._data = grown
+
+    def append(self, chunk: np.ndarray) -> None:
+        end = self.size + chunk.size
+        if end > len(self._data):
+            self.reserve(max(end, len(self._data) * 3 // 2))
+        self._data[self.size : end] = chunk
+        self.size = end
+
+    def result(self) -> np.ndarray:
+        if self.size < len(self._data) * 0.9:  # a guess well off: keep only what is used
+            return self._data[: self.size].copy()
+        return self._data[: self.size]
+
+
+def probe_seconds(path: Path) -> float | None:
+    """How long the audio in a file is, as its container declares it (some formats estimate it), read
+    from the header without decoding: for progress bars, not for the audio's real length. None when it
+    declares none or cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            options = _FAST_PROBE if handle.read(4) in (b"RIFF", b"fLaC") else {}
+            handle.seek(0)
+            with av.open(handle, mode="r", options=options, metadata_errors="ignore") as container:
+                if container.duration and container.duration > 0:
+                    return float(container.duration / av.time_base)
+                stream = container.streams.audio[0] if container.streams.audio else None
+                if stream is not None and stream.duration and stream.time_base:
+                    return float(stream.duration * stream.time_base)
+    except (OSError, av.FFmpegError, ValueError, IndexError, EOFError):
+        pass
+    return None
 
 
 class PcmConverter:
