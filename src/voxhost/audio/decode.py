@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+from pathlib import Path
 from typing import ClassVar
 
 import av
@@ -119,22 +121,20 @@ class _Buffer:
 
 
 def probe_seconds(path: Path) -> float | None:
-    """How long the audio in a file is, as its container declares it (some formats estimate it), read
-    from the header without decoding: for progress bars, not for the audio's real length. None when it
-    declares none or cannot be read."""
+    """How long the audio in a file is, as its header declares it (see `_declared_seconds`), read
+    without decoding: for progress bars, not for the audio's real length. None when the file declares
+    none or cannot be read."""
     try:
         with path.open("rb") as handle:
             options = _FAST_PROBE if handle.read(4) in (b"RIFF", b"fLaC") else {}
             handle.seek(0)
+            size = os.fstat(handle.fileno()).st_size
             with av.open(handle, mode="r", options=options, metadata_errors="ignore") as container:
-                if container.duration and container.duration > 0:
-                    return float(container.duration / av.time_base)
-                stream = container.streams.audio[0] if container.streams.audio else None
-                if stream is not None and stream.duration and stream.time_base:
-                    return float(stream.duration * stream.time_base)
+                if not container.streams.audio:
+                    return None
+                return _declared_seconds(container, container.streams.audio[0], size)
     except (OSError, av.FFmpegError, ValueError, IndexError, EOFError):
-        pass
-    return None
+        return None
 
 
 class PcmConverter:

@@ -234,7 +234,8 @@ class FasterWhisperEngine(ASREngine):
                 no_speech_prob=float(seg.no_speech_prob),
                 words=words,
             )
-            previous = segments[-1].text if segments else options.context_text
+            # Whisper's classic echo: the text before (a prompt, the previous piece) again over silence
+            previous = segments[-1].text if segments else (options.context_text or options.prompt)
             if not is_echo(segment, previous, has_speech):
                 segments.append(segment)
             if progress is not None:
@@ -330,7 +331,11 @@ class FasterWhisperEngine(ASREngine):
                     words.append(Word(word=w.word, start=begin, end=finish, probability=float(w.probability)))
                     last = begin
             first = decoded[index][0]
-            found.append(DecodedWindow(words, float(first.avg_logprob), float(first.no_speech_prob)))
+            found.append(
+                DecodedWindow(
+                    words, float(first.avg_logprob), float(first.no_speech_prob), options.temperature or 0.0
+                )
+            )
         segments = sentence_segments(found, self._encode)
         return Transcription(
             text="".join(s.text for s in segments).strip(),
