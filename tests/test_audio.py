@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import Speech
-from voxhost.audio import decode_audio, encode_audio
+from voxhost.audio import decode_audio, encode_audio, probe_seconds
 from voxhost.audio.encode import FORMATS
 from voxhost.errors import AudioTooLong, BadAudio, BadRequest
 
@@ -102,3 +103,23 @@ def test_a_damaged_tail_gives_the_audio_before_it(speech: Speech) -> None:
 def test_encode_rejects_unknown_format() -> None:
     with pytest.raises(BadRequest):
         encode_audio(np.zeros(100, dtype=np.float32), 16000, "xyz")
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_probe_reads_the_declared_length_without_decoding(
+    tmp_path: Path, short_speech: Speech, fmt: str
+) -> None:
+    path = tmp_path / f"speech.{fmt}"
+    path.write_bytes(short_speech.encoded(fmt))
+    probed = probe_seconds(path)
+    assert probed is not None
+    assert probed == pytest.approx(short_speech.seconds, abs=0.1)  # some formats estimate it
+
+
+def test_probe_of_what_is_not_audio_is_none(tmp_path: Path) -> None:
+    notes, empty = tmp_path / "notes.ogg", tmp_path / "empty.wav"
+    notes.write_text("meeting notes, not audio\n" * 20)
+    empty.write_bytes(b"")
+    assert probe_seconds(notes) is None
+    assert probe_seconds(empty) is None
+    assert probe_seconds(tmp_path / "missing.wav") is None

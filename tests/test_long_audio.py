@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -411,3 +412,81 @@ def test_a_client_that_leaves_mid_stream_cancels_the_rest(server: ServerProcess,
     full = served()
     httpx.post(server.url + "/v1/audio/transcriptions", files={"file": ("a.wav", book_wav)}, timeout=300)
     assert calls_after_leaving < (served() - full) * 0.75
+
+
+# --- large inputs -----------------------------------------------------------------------------------
+def _three_hours_of_flac(clips: dict[int, np.ndarray]) -> bytes:
+    """Three hours of 16 kHz FLAC, silent but for `clips` (16 kHz float32) at the given minutes; built
+    ten seconds at a time, so this process never holds the three hours."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="flac") as container:
+        stream = container.add_stream("flac", rate=RATE, layout="mono")
+        stream.format = "s16"
+        position = 0
+        for block in range(3 * 360):  # ten-second blocks
+            samples = np.zeros(10 * RATE, dtype=np.float32)
+            clip = clips.get(block // 6) if block % 6 == 0 else None
+            if clip is not None:
+                samples[: len(clip)] = clip
+            frame = av.AudioFrame.from_ndarray(
+                (samples * 32767).astype(np.int16)[None, :], format="s16", layout="mono"
+            )
+            frame.sample_rate, frame.pts = RATE, position
+            position += len(samples)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return out.getvalue()
+
+
+@pytest.mark.slow
+def test_a_three_hour_file_is_transcribed_with_its_audio_held_once(tmp_path: Path, cache_dir: Path) -> None:
+    import threading
+
+    import psutil
+
+    said = {0: "The quick brown fox jumps over the lazy dog.", 61: "Ask her to bring these things with her.",
+            179: "We will meet again in the garden tomorrow morning."}  # fmt: skip
+    clips = {minute: read_aloud([text]).audio for minute, text in said.items()}
+    data = _three_hours_of_flac(clips)
+    server = start_server(
+        tmp_path, cache_dir, "--model", "tiny.en", "--preload", "--no-wyoming", "--max-audio-seconds", "10801"
+    )
+    try:
+        process = psutil.Process(server.process.pid)
+        idle = process.memory_info().rss
+        peak = idle
+        done = threading.Event()
+
+        def watch() -> None:
+            nonlocal peak
+            while not done.wait(0.05):
+                peak = max(peak, process.memory_info().rss)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        answer = httpx.post(
+            server.url + "/v1/audio/transcriptions",
+            files={"file": ("long.flac", data)},
+            data={"response_format": "verbose_json"},
+            timeout=600,
+        )
+        done.set()
+        watcher.join()
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["duration"] == pytest.approx(3 * 3600, abs=0.1)
+        assert missing_sentences(body["text"], list(said.values())) == []
+        starts = [s["start"] for s in body["segments"]]
+        assert [round(t / 60) for t in starts] == list(said)  # each where it was said, nothing else
+        decoded = 3 * 3600 * RATE * 4  # float32 samples
+        growth = peak - idle
+        assert growth < 1.3 * decoded, (
+            f"the server grew by {growth / 2**20:.0f} MiB for {decoded / 2**20:.0f} MiB of audio"
+        )
+        assert process.memory_info().rss < idle + 100 * 2**20  # and given back once answered
+    finally:
+        server.stop()

@@ -8,13 +8,17 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
 import openai
 import pytest
 
-from conftest import Speech, assert_transcript, free_port
+from conftest import Recording, Speech, assert_transcript, free_port
+from voxhost.audio import encode_audio
 from voxhost.batch import BatchJob, output_paths, run_batch
+from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.manager.registry import parse_entry
 from voxhost.settings import Settings
 
@@ -48,12 +52,15 @@ def test_deployment_options_come_from_the_settings() -> None:
 
 
 # Ray Data first: it needs the CPUs that the Serve deployments below hold once they are up.
-def test_batch_on_ray_data(local_ray: None, tmp_path: Path, cache_dir: Path, short_speech: Speech) -> None:
+def test_batch_on_ray_data(
+    local_ray: None, tmp_path: Path, cache_dir: Path, short_speech: Speech, long_talk: Recording
+) -> None:
     source, out = tmp_path / "in", tmp_path / "out"
     source.mkdir()
     for name in ("a.wav", "b.wav"):
         (source / name).write_bytes(short_speech.encoded("wav"))
     (source / "c.mp3").write_bytes(short_speech.encoded("mp3"))
+    (source / "long.wav").write_bytes(encode_audio(long_talk.audio, 16000, "wav"))
     (source / "broken.flac").write_bytes(b"not audio" * 50)
     job = BatchJob(source, out, ray=True, actors=1)
     settings = Settings(models=["tiny.en"], cache_dir=cache_dir, threads=1)
@@ -63,13 +70,42 @@ def test_batch_on_ray_data(local_ray: None, tmp_path: Path, cache_dir: Path, sho
         outputs = output_paths(job, source / name)
         assert_transcript(outputs["txt"].read_text(), short_speech.text)
         assert json.loads(outputs["json"].read_text())["words"]
+    long = output_paths(job, source / "long.wav")
+    assert_transcript(long["txt"].read_text(), long_talk.text, max_errors=3)
+    assert json.loads(long["json"].read_text())["duration"] == pytest.approx(long_talk.seconds, abs=0.01)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["runner"] == "ray data, 1 actors"
-    assert summary["transcribed"] == 3
+    assert summary["transcribed"] == 4
     assert [f["file"] for f in summary["failed"]] == ["broken.flac"]
     (source / "broken.flac").unlink()
     assert run_batch(job, settings) == 0  # resumed: nothing left to do
     assert json.loads((out / "summary.json").read_text())["transcribed"] == 0
+
+
+def test_ray_data_actor_decodes_a_long_file_in_batched_windows(
+    tmp_path: Path, cache_dir: Path, long_talk: Recording, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The actor (run here in this process, as Ray would run it) puts a long file on the server's
+    batched plan: speech found, 30 s windows decoded together."""
+    from voxhost.scale.data import Transcriber
+
+    decoded: list[int] = []  # windows per batched call
+    transcribe_windows = FasterWhisperEngine.transcribe_windows
+
+    def recording(self: FasterWhisperEngine, audio: Any, windows: Any, options: Any) -> Any:
+        decoded.append(len(windows))
+        return transcribe_windows(self, audio, windows, options)
+
+    monkeypatch.setattr(FasterWhisperEngine, "transcribe_windows", recording)
+    path = tmp_path / "long.wav"
+    path.write_bytes(encode_audio(long_talk.audio, 16000, "wav"))
+    settings = Settings(models=["tiny.en"], cache_dir=cache_dir, threads=1)
+    actor = Transcriber(settings, None, BatchJob(tmp_path, tmp_path / "out").options())
+    rows = actor({"path": np.array([str(path)], dtype=object)})
+    assert rows["error"] == [""]
+    assert decoded == [2]
+    assert_transcript(rows["txt"][0], long_talk.text, max_errors=3)
+    assert rows["audio_seconds"] == [pytest.approx(long_talk.seconds)]
 
 
 @pytest.fixture(scope="module")

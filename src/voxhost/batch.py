@@ -21,13 +21,14 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from voxhost.audio import SAMPLE_RATE, decode_audio
+from voxhost.audio import SAMPLE_RATE, decode_audio, probe_seconds
 from voxhost.errors import BadRequest, VoxhostError, file_error
 from voxhost.formats import as_text, render
 from voxhost.languages import normalize_language
 from voxhost.manager import ModelManager
+from voxhost.progress import AudioSecondsColumn, RealTimeColumn, follow
 from voxhost.results import TranscribeOptions, Transcription
 from voxhost.settings import Settings
 
@@ -110,12 +111,18 @@ def transcribe_file(path: Path, transcribe: Callable[[np.ndarray], Transcription
 
 
 async def _transcribe_on(
-    manager: ModelManager, model: str, path: Path, options: TranscribeOptions
+    manager: ModelManager,
+    model: str,
+    path: Path,
+    options: TranscribeOptions,
+    reached: Callable[[Path, float], None],
 ) -> FileResult:
-    """Decode one file (in a thread) and transcribe it on the model's resident workers."""
+    """Decode one file (in a thread) and transcribe it on the model's resident workers, telling
+    `reached` how far into its audio the transcript has got (long files report as they go)."""
     try:
         audio = await asyncio.to_thread(lambda: decode_audio(path.read_bytes()))
-        return _done(path, await manager.transcribe(model, audio, options), len(audio))
+        updates = manager.transcribe_stream(model, audio, options)
+        return _done(path, await follow(updates, lambda seconds: reached(path, seconds)), len(audio))
     except (VoxhostError, OSError) as exc:
         return _failed(path, exc)
 
@@ -134,13 +141,56 @@ def write_outputs(job: BatchJob, result: FileResult) -> None:
 
 def _progress(console: Console) -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
+        TextColumn("{task.description}"), BarColumn(), AudioSecondsColumn(), RealTimeColumn(),
+        TimeRemainingColumn(), console=console, transient=True,
     )  # fmt: skip
 
 
+class _Tally:
+    """The batch's bar: seconds of audio transcribed out of the pending files' total, and files done.
+    The total starts from what the files' headers declare (cheap to read, no decoding); as each file
+    finishes, its real length (nothing, if it failed) replaces that estimate, so the bar ends full."""
+
+    def __init__(self, progress: Progress, files: list[Path]) -> None:
+        self.progress = progress
+        self.expected = {path: probe_seconds(path) or 0.0 for path in files}
+        self.reached: dict[Path, float] = {}
+        self.total = sum(self.expected.values())
+        self.completed = 0.0
+        self.files = len(files)
+        self.done = 0
+        self.bar = progress.add_task(self._description(), total=self.total or None)
+
+    def _description(self) -> str:
+        return f"{self.done}/{self.files} files"
+
+    def _set(self, path: Path, seconds: float) -> None:
+        self.completed += seconds - self.reached.get(path, 0.0)
+        self.reached[path] = seconds
+
+    def advance(self, path: Path, seconds: float) -> None:
+        """A transcript update: the file is transcribed up to `seconds` into its audio."""
+        if seconds > self.reached.get(path, 0.0):
+            self._set(path, min(seconds, self.expected.get(path) or seconds))
+            self.progress.update(self.bar, completed=self.completed)
+
+    def finish(self, result: FileResult) -> None:
+        seconds = result.audio_seconds if result.error is None else 0.0
+        self.total += seconds - self.expected.get(result.path, 0.0)
+        self.expected[result.path] = seconds
+        self._set(result.path, seconds)
+        self.done += 1
+        self.progress.update(
+            self.bar, total=self.total or None, completed=self.completed, description=self._description()
+        )
+
+
 async def _run_local(
-    job: BatchJob, settings: Settings, files: list[Path], done: Callable[[FileResult], None]
+    job: BatchJob,
+    settings: Settings,
+    files: list[Path],
+    done: Callable[[FileResult], None],
+    reached: Callable[[Path, float], None],
 ) -> None:
     """As many files in flight as the model has inference slots; each slot takes the next file."""
     options = job.options()
@@ -151,7 +201,7 @@ async def _run_local(
 
         async def slot() -> None:
             for path in pending:
-                done(await _transcribe_on(manager, spec.id, path, options))
+                done(await _transcribe_on(manager, spec.id, path, options, reached))
 
         await asyncio.gather(*(slot() for _ in range(status.layout["replicas"] * status.layout["parallel"])))
 
@@ -173,7 +223,7 @@ def run_batch(job: BatchJob, settings: Settings, console: Console | None = None)
         started = time.monotonic()
         results: list[FileResult] = []
         with _progress(console) as progress:
-            bar = progress.add_task("transcribing", total=len(pending))
+            tally = _Tally(progress, pending)
 
             def done(result: FileResult) -> None:
                 if result.error is None:
@@ -181,7 +231,7 @@ def run_batch(job: BatchJob, settings: Settings, console: Console | None = None)
                 else:
                     console.print(f"[red]{escape(str(result.path))}: {escape(result.error)}[/]")
                 results.append(result)
-                progress.advance(bar)
+                tally.finish(result)
 
             if not pending:
                 pass
@@ -191,7 +241,7 @@ def run_batch(job: BatchJob, settings: Settings, console: Console | None = None)
                 for result in run_on_ray(job, settings, pending):
                     done(result)
             else:
-                asyncio.run(_run_local(job, settings, pending, done))
+                asyncio.run(_run_local(job, settings, pending, done, tally.advance))
         summary = _summary(job, settings, inputs, skipped, results, time.monotonic() - started)
         job.output_dir.mkdir(parents=True, exist_ok=True)
         (job.output_dir / SUMMARY).write_text(

@@ -179,7 +179,7 @@ def transcribe(
     url: Annotated[str | None, typer.Option(help="Use a running server, e.g. http://127.0.0.1:8000.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     compute_type: Annotated[str | None, typer.Option(help="CTranslate2 compute type.")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads (0: all cores).")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads per inference (0: all cores).")] = None,
     live: Annotated[
         bool, Opt("--live", help="Stream one file (or '-': stdin PCM) and show partials.")
     ] = False,
@@ -238,7 +238,7 @@ def batch(
     models = [model] if model else None
     settings = _settings(
         models=models, threads=threads, parallel=parallel, cache_dir=cache_dir, ray_address=ray_address,
-        log_level="warning", chunk_seconds=0,
+        log_level="warning",
     )  # fmt: skip
     job = BatchJob(input_dir, output_dir, model, language, task, ray=ray, actors=actors)
     sys.exit(run_batch(job, settings))

@@ -7,6 +7,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -142,11 +143,13 @@ def run_local(job: TranscribeJob, settings: Settings, console: Console) -> int:
 
                 updates = longform.in_process_updates(engine, audio, options, settings, layout.parallel)
                 result = asyncio.run(follow(updates, reached))
-                del audio
+                del audio  # not held while the next file is read and decoded
+                progress.refresh()  # the finished bar is drawn at least once, however fast the file was
             finally:
                 progress.remove_task(bar)
             _emit(job, path, as_text(render(result, check_response_format(job.output_format))), console)
-            console.print(done_line(escape(str(path)), seconds, time.perf_counter() - started), style="dim")
+            line = done_line(escape(str(path)), seconds, time.perf_counter() - started)
+            console.print(line, style="dim", soft_wrap=True)  # unwrapped: the path stays whole
     return 1 if failures else 0
 
 
@@ -160,6 +163,19 @@ def _error(response: httpx.Response) -> str:
     return message if isinstance(message, str) else response.text.strip() or response.reason_phrase
 
 
+def _answer_seconds(path: Path, answer: Any) -> float | None:
+    """How long the file's audio is: verbose_json says exactly; else the container's header (cheap, no
+    decoding); else json's usage, rounded up to whole seconds."""
+    if isinstance(answer, dict) and isinstance(answer.get("duration"), int | float):
+        return float(answer["duration"])
+    probed = probe_seconds(path)
+    if probed is not None:
+        return probed
+    usage = answer.get("usage") if isinstance(answer, dict) else None
+    seconds = usage.get("seconds") if isinstance(usage, dict) else None
+    return float(seconds) if isinstance(seconds, int | float) else None
+
+
 def run_remote(job: TranscribeJob, console: Console) -> int:
     assert job.url is not None
     endpoint = job.url.rstrip("/") + (
@@ -171,10 +187,13 @@ def run_remote(job: TranscribeJob, console: Console) -> int:
         data["model"] = job.model
     if job.language:
         data["language"] = job.language
-    with httpx.Client(timeout=httpx.Timeout(30.0, read=None)) as client, _progress(console) as progress:
-        bar = progress.add_task("transcribing", total=len(job.files))
-        for path in job.files:
-            progress.update(bar, description=path.name)
+    # The server reports nothing until a file is done: each file's bar shows how long it has taken.
+    timeout = httpx.Timeout(30.0, read=None)
+    bars = _progress(console, BarColumn(), TimeElapsedColumn())
+    with httpx.Client(timeout=timeout) as client, bars as progress:
+        for index, path in enumerate(job.files):
+            started = time.perf_counter()
+            bar = progress.add_task(_label(index, job, path), total=None)
             try:
                 with path.open("rb") as handle:
                     response = client.post(endpoint, data=data, files={"file": (path.name, handle)})
@@ -182,15 +201,20 @@ def run_remote(job: TranscribeJob, console: Console) -> int:
                 console.print(f"[red]{escape(str(path))}: {escape(file_error(exc))}[/]")
                 failures += 1
                 continue
-            progress.advance(bar)
+            finally:
+                progress.remove_task(bar)
+            wall = time.perf_counter() - started
             if response.status_code != 200:
                 console.print(
                     f"[red]{escape(str(path))}: {response.status_code} {escape(_error(response))}[/]"
                 )
                 failures += 1
                 continue
-            body = response.text if "json" not in job.output_format else as_text(response.json())
+            answer = response.json() if "json" in job.output_format else None
+            body = response.text if answer is None else as_text(answer)
             _emit(job, path, body, console)
+            line = done_line(escape(str(path)), _answer_seconds(path, answer), wall)
+            console.print(line, style="dim", soft_wrap=True)  # unwrapped: the path stays whole
     return 1 if failures else 0
 
 

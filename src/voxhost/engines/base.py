@@ -7,6 +7,7 @@ request. Engine modules must be cheap to import; the model library itself is imp
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -20,6 +21,25 @@ from voxhost.errors import BadRequest
 from voxhost.results import TranscribeOptions, Transcription
 
 TaskKind = Literal["asr", "tts"]
+
+
+@functools.cache
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name) if name else None
+
+
+def trim_memory() -> None:
+    """Give the memory freed by a large call back to the system (glibc keeps it otherwise): a batch of
+    windows needs hundreds of MB of attention scores for a moment, and a worker's resident size should
+    say what it holds between requests, for the memory budget and the RSS cap."""
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import numpy as np
 
 from voxhost.audio.chunks import WINDOW_SECONDS, SpeechMap
 from voxhost.engines.assets import assemble_parts, package_dir
-from voxhost.engines.base import ASREngine, EmbeddedModel, EngineConfig
+from voxhost.engines.base import ASREngine, EmbeddedModel, EngineConfig, trim_memory
 from voxhost.engines.sentences import DecodedWindow, sentence_segments
 from voxhost.errors import BadRequest
 from voxhost.results import Segment, TranscribeOptions, Transcription, Word, is_echo
@@ -337,6 +337,7 @@ class FasterWhisperEngine(ASREngine):
                 )
             )
         segments = sentence_segments(found, self._encode)
+        trim_memory()
         return Transcription(
             text="".join(s.text for s in segments).strip(),
             language=info.language,

@@ -9,6 +9,7 @@ summary work exactly as for a local batch. The files must be readable at the sam
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 from voxhost.batch import OUTPUTS, BatchJob, FileResult, transcribe_file
 from voxhost.engines import ASREngine, engine_class
 from voxhost.errors import BadRequest
+from voxhost.manager import longform
 from voxhost.manager.registry import ModelRegistry
 from voxhost.manager.supervisor import engine_config
 from voxhost.results import TranscribeOptions, Transcription
@@ -37,6 +39,7 @@ class Transcriber:
             raise BadRequest(f"{spec.id} is not a speech-to-text model")
         self.engine = engine
         self.options = options
+        self.settings = settings
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         # Plain string and number columns (one per output file), so that Arrow needs no nested types.
@@ -51,7 +54,10 @@ class Transcriber:
         return rows
 
     def _transcribe(self, audio: np.ndarray) -> Transcription:
-        return self.engine.transcribe(audio, self.options)
+        # Long files on the server's plan (batched windows). One call at a time: the engine was loaded
+        # for one inference on the `threads` CPUs the actor holds; more throughput is more actors.
+        updates = longform.in_process_updates(self.engine, audio, self.options, self.settings, concurrency=1)
+        return asyncio.run(longform.collect(updates))
 
 
 def run_on_ray(job: BatchJob, settings: Settings, files: list[Path]) -> Iterator[FileResult]:
