@@ -490,3 +490,31 @@ def test_a_three_hour_file_is_transcribed_with_its_audio_held_once(tmp_path: Pat
         assert process.memory_info().rss < idle + 100 * 2**20  # and given back once answered
     finally:
         server.stop()
+
+
+def test_queue_limits_apply_to_a_long_file_once_and_never_halfway(
+    cache_dir: Path, repeats: Recording
+) -> None:
+    """A full queue refuses a new long file at once (429), but never the later calls of one already
+    admitted: refusing them would throw its work away."""
+    from voxhost.errors import QueueFull
+
+    settings = Settings(models=["tiny.en"], cache_dir=cache_dir, parallel=1, max_queue=0, batch_size=1)
+
+    async def body(manager: ModelManager) -> tuple[Transcription, str]:
+        await manager.load("tiny.en")
+        first = asyncio.create_task(manager.transcribe(None, repeats.audio, TranscribeOptions()))
+        for _ in range(200):
+            if manager.status("tiny.en")[0].in_flight:
+                break
+            await asyncio.sleep(0.01)
+        try:
+            await manager.transcribe(None, repeats.audio, TranscribeOptions())
+            refused = "not refused"
+        except QueueFull as exc:
+            refused = exc.code
+        return await first, refused
+
+    result, refused = run_with_manager(settings, body)
+    assert refused == "queue_full"
+    assert count(result.text, "yes okay") == 5
