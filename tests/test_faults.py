@@ -341,12 +341,13 @@ def test_a_load_that_outgrows_the_memory_budget_is_stopped(cache_dir: Path, audi
     """The first load of a model goes by an estimate from its files. Whisper base's float16 weights in
     float32 take more memory than that; the load is watched and stopped as it passes the budget, the
     model stays unloaded, and the next attempt is refused up front by what was seen."""
-    settings = Settings(models=["base", ASR], cache_dir=cache_dir, compute_type="float32", max_memory_mb=330)
+    # tiny.en in float32 (the model that must still be served) takes about 355 MiB, base about 610 MiB
+    settings = Settings(models=["base", ASR], cache_dir=cache_dir, compute_type="float32", max_memory_mb=450)
 
     async def body(manager: ModelManager) -> None:
         estimate = manager._estimate(manager._entry("base"))
-        assert estimate < 330 * 2**20  # so it is the watch, not the estimate, that stops the load
-        with pytest.raises(MemoryBudgetExceeded, match=r"ran out of memory.*330 MiB budget"):
+        assert estimate < 450 * 2**20  # so it is the watch, not the estimate, that stops the load
+        with pytest.raises(MemoryBudgetExceeded, match=r"ran out of memory.*450 MiB budget"):
             await manager.transcribe("base", audio16k, TranscribeOptions())
         (status,) = manager.status("base")
         assert (status.state, status.pid) == ("failed", None)
