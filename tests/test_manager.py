@@ -95,12 +95,14 @@ def test_worker_memory_stays_flat(cache_dir: Path, audio16k: np.ndarray) -> None
         samples = []
         for i in range(50):
             await manager.transcribe(None, clip, TranscribeOptions())
-            if i % 10 == 9:
+            if i % 5 == 4:
                 samples.append(process.memory_info().rss)
         return samples
 
     samples = run_with_manager(settings, body)
-    growth_mb = (samples[-1] - samples[0]) / 2**20
+    # malloc's pools step RSS up and down by ~20 MB from call to call; a leak raises the floor, so the
+    # lowest readings of the first and the last calls are compared
+    growth_mb = (min(samples[-3:]) - min(samples[:3])) / 2**20
     assert growth_mb < 10, f"worker RSS grew {growth_mb:.1f} MB over 40 calls: {samples}"
 
 

@@ -28,7 +28,7 @@ from conftest import ServerFactory, ServerProcess, Speech, assert_transcript, sy
 from voxhost.audio import decode_audio
 from voxhost.cli import app
 from voxhost.errors import MemoryBudgetExceeded
-from voxhost.manager import ModelManager
+from voxhost.manager import ModelManager, longform
 from voxhost.results import TranscribeOptions
 from voxhost.settings import Settings
 
@@ -121,11 +121,16 @@ def long_speech() -> tuple[np.ndarray, list[str]]:
 
 @pytest.mark.parametrize(("long_audio", "calls"), [("sequential", 3), ("batched", 2)])
 def test_long_audio_is_transcribed_in_bounded_calls(
-    cache_dir: Path, long_speech: tuple[np.ndarray, list[str]], long_audio: str, calls: int
+    cache_dir: Path,
+    long_speech: tuple[np.ndarray, list[str]],
+    long_audio: str,
+    calls: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Sequential: one call per piece cut at a pause; batched: one to find the speech, one to decode
     its windows."""
     audio, sentences = long_speech
+    monkeypatch.setattr(longform, "PIECE_SECONDS", 5.0)  # sequential pieces of 5 s instead of 120 s
     settings = Settings(
         models=["tiny.en"], cache_dir=cache_dir, chunk_seconds=5, parallel=1, long_audio=long_audio
     )

@@ -130,8 +130,8 @@ class Settings(BaseSettings):
     long_audio: LongAudio = Field(
         "batched",
         description="How long files are decoded: batched (speech found by VAD, windows decoded several at "
-        "a time, side by side on idle slots) or sequential (pieces of chunk_seconds in order, each "
-        "conditioned on the one before).",
+        "a time, side by side on idle slots) or sequential (two-minute pieces in order, each conditioned "
+        "on the one before).",
     )
     batch_size: int = Field(
         0,

@@ -8,8 +8,8 @@ process (`engine_caller`). Both get the same segments, text and streamed updates
   into 30 s windows, `batch_size` windows decoded per call, up to `concurrency` calls at once; results in
   file order. Text streams as each call completes, the first span's windows going at once so that the
   first text comes within seconds.
-- `sequential`: pieces of `chunk_seconds` cut at pauses, decoded in order, each conditioned on the
-  previous piece's output tokens.
+- `sequential`: pieces of about `PIECE_SECONDS` cut at pauses, decoded in order, each conditioned on
+  the previous piece's output tokens.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ from voxhost.settings import Settings
 
 SAMPLE_RATE = 16000
 VAD_SPAN_SECONDS = 120.0  # voice activity detection runs over spans this long, one bounded call each
+# Sequential pieces: faster-whisper walks its own 30 s windows inside a piece (conditioning each on the
+# one before, as it does in one file), so a piece several windows long adds few cuts of our own.
+PIECE_SECONDS = 120.0
 CPU_BATCH_SIZE = 4  # 30 s windows one decode call takes by default on CPU (measured: docs/benchmarks.md)
 GPU_BATCH_SIZE = 16
 
@@ -59,12 +62,12 @@ def engine_caller(engine: ASREngine) -> Caller:
 
 
 async def sequential(
-    call: Caller, audio: np.ndarray, options: TranscribeOptions, chunk_seconds: float
+    call: Caller, audio: np.ndarray, options: TranscribeOptions, piece_seconds: float | None = None
 ) -> AsyncGenerator[TranscriptUpdate, None]:
     """Pieces cut at pauses, decoded in order, each conditioned on the previous piece's tokens."""
     assembler = chunks.Assembler(len(audio) / SAMPLE_RATE)
     previous: list[Segment] = []
-    for index, (start, end) in enumerate(chunks.spans(audio, chunk_seconds)):
+    for index, (start, end) in enumerate(chunks.spans(audio, piece_seconds or PIECE_SECONDS)):
         piece_options = options
         if assembler.first is not None:  # the language the first piece settled on, and what came before
             piece_options = dataclasses.replace(
@@ -193,7 +196,7 @@ def long_updates(
             concurrency=concurrency,
             detects_language=detects_language,
         )
-    return sequential(call, audio, options, settings.chunk_seconds)
+    return sequential(call, audio, options)
 
 
 async def _whole(
