@@ -104,7 +104,7 @@ def serve(
         str | None, Opt(help="Long files: batched (VAD windows decoded together) or sequential.")
     ] = None,
     batch_size: Annotated[
-        int | None, Opt(help="Windows decoded together on the batched path (0: 4 on CPU, 16 on GPU).")
+        int | None, Opt(help="Windows decoded together on the batched path (0: 2 on CPU, 16 on GPU).")
     ] = None,
     batch_aging: Annotated[
         float | None, Opt(help="Seconds before a waiting piece of a long file counts as interactive.")

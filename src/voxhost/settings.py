@@ -138,7 +138,7 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="Windows of speech (30 s each) decoded together in one call of the batched path "
-        "(0: 4 on CPU, 16 on a GPU).",
+        "(0: 2 on CPU, 16 on a GPU).",
     )
     batch_aging: float = Field(
         10, gt=0, description="Seconds after which a waiting piece of a long file counts as interactive."

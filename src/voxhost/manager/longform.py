@@ -34,8 +34,9 @@ VAD_SPAN_SECONDS = 120.0  # voice activity detection runs over spans this long, 
 # Sequential pieces: faster-whisper walks its own 30 s windows inside a piece (conditioning each on the
 # one before, as it does in one file), so a piece several windows long adds few cuts of our own.
 PIECE_SECONDS = 120.0
-CPU_BATCH_SIZE = 4  # 30 s windows one decode call takes by default on CPU (measured: docs/benchmarks.md)
+CPU_BATCH_SIZE = 2  # 30 s windows one decode call takes by default on CPU (measured: docs/benchmarks.md)
 GPU_BATCH_SIZE = 16
+FIRST_BATCH = 2  # the first call of a file takes at most this many windows: its text comes sooner
 
 
 @runtime_checkable
@@ -136,8 +137,9 @@ async def batched(
             pending = windows.pop() if windows and not last else []
             ready += windows
             while ready and (len(ready) >= batch_size or last or calls == 0):
-                decode(ready[:batch_size])
-                ready = ready[batch_size:]
+                size = batch_size if calls else min(batch_size, FIRST_BATCH)
+                decode(ready[:size])
+                ready = ready[size:]
                 if calls == 1 and language is None and detects_language:
                     update = await finish_first()
                     assert assembler.first is not None
