@@ -503,7 +503,7 @@ def run_asr_benchmark(
     `wav` replaces the Piper clip (and `clip_seconds`). `threads` defaults to one per core, for the
     in-process engine and the server's worker alike. `console`: where progress is shown (None: nowhere).
     """
-    from voxhost.engines import ASREngine, engine_class
+    from voxhost.engines import ASREngine
     from voxhost.manager.registry import parse_entry
     from voxhost.manager.supervisor import engine_config
     from voxhost.results import TranscribeOptions
@@ -532,10 +532,9 @@ def run_asr_benchmark(
         raise BenchmarkError(f"{spec.id} is not a speech-to-text model")
     config = engine_config(settings)
     options = TranscribeOptions()
-    engine_type = engine_class(spec.engine)
 
     def load_engine() -> ASREngine:
-        engine = engine_type.load(spec.location(config), config)
+        engine = spec.load(config)
         assert isinstance(engine, ASREngine)
         return engine
 
@@ -959,7 +958,7 @@ def run_tts_benchmark(
     """
     from voxhost.audio.encode import PCM_RATE, SPEECH_FORMATS, StreamEncoder
     from voxhost.audio.text import split_sentences
-    from voxhost.engines import TTSEngine, engine_class
+    from voxhost.engines import TTSEngine
     from voxhost.manager.registry import ModelSpec, parse_entry
     from voxhost.manager.supervisor import engine_config
     from voxhost.settings import Settings
@@ -1001,7 +1000,7 @@ def run_tts_benchmark(
     config = engine_config(settings)
 
     def load_engine(spec: ModelSpec) -> TTSEngine:
-        engine = engine_class(spec.engine).load(spec.location(config), config)
+        engine = spec.load(config)
         assert isinstance(engine, TTSEngine)
         return engine
 

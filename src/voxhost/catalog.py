@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from voxhost.engines import ENGINES
+from voxhost.engines import engines
 from voxhost.errors import VoxhostError
 from voxhost.manager.registry import ModelRegistry, ModelSpec, parse_entry
 from voxhost.settings import Settings
@@ -57,7 +57,7 @@ def catalog_rows(settings: Settings) -> list[CatalogRow]:
     registry = ModelRegistry(specs, settings.default_model)
 
     rows: dict[tuple[str, str], CatalogRow] = {}  # by (source, name)
-    for engine in ENGINES.values():
+    for engine in engines().values():
         hub = engine.hub_models(settings.cache_dir)
         for name, embedded in engine.embedded_models().items():
             if not embedded.installed and name in hub:

@@ -16,16 +16,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from voxhost.engines import ENGINES
+from voxhost.engines import engine_class, engines
 from voxhost.errors import VoxhostError
 from voxhost.manager.registry import parse_entry
 from voxhost.settings import Settings
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MARKS = {OK: "[green]ok[/]", WARN: "[yellow]warn[/]", FAIL: "[red]FAIL[/]"}
-ENGINE_PACKAGES = {"faster-whisper": "faster_whisper", "piper": "piper", "kokoro": "kokoro_onnx"}
-DISTRIBUTIONS = {"faster_whisper": "faster-whisper", "piper": "piper-tts", "kokoro_onnx": "kokoro-onnx"}
-EXTRAS = {"faster-whisper": "voxhost", "piper": "voxhost[models]", "kokoro": "voxhost[kokoro]"}
 
 
 @dataclass(frozen=True)
@@ -49,17 +46,14 @@ def check_python() -> Check:
 
 def check_engines() -> list[Check]:
     checks = []
-    for name, module in ENGINE_PACKAGES.items():
+    for name, engine in engines().items():
+        about = engine.about
         try:
-            importlib.import_module(module)
-            checks.append(
-                Check(f"engine {name}", OK, f"{DISTRIBUTIONS[module]} {_version(DISTRIBUTIONS[module])}")
-            )
+            importlib.import_module(about.library)
+            checks.append(Check(f"engine {name}", OK, f"{about.distribution} {_version(about.distribution)}"))
         except Exception as exc:
-            status = FAIL if name == "faster-whisper" else WARN
-            checks.append(
-                Check(f"engine {name}", status, f"not importable: {exc}", f"pip install '{EXTRAS[name]}'")
-            )
+            status = FAIL if about.required else WARN
+            checks.append(Check(f"engine {name}", status, f"not importable: {exc}", about.install))
     return checks
 
 
@@ -72,11 +66,10 @@ def check_models(settings: Settings) -> list[Check]:
         except VoxhostError as exc:
             checks.append(Check(f"model {entry}", FAIL, exc.message, "fix --model / VOXHOST_MODELS"))
             continue
-        engine = ENGINES[spec.engine]
-        importable = importlib.util.find_spec(ENGINE_PACKAGES[spec.engine]) is not None
-        if not importable:
+        engine = engine_class(spec.engine)
+        if not engine.about.installed:
             checks.append(Check(f"model {spec.id}", FAIL, f"its engine {spec.engine} is not installed",
-                                f"pip install '{EXTRAS[spec.engine]}'"))  # fmt: skip
+                                engine.about.install))  # fmt: skip
         elif spec.origin == "hub":
             cached = engine.hub_models(settings.cache_dir).get(spec.source) or any(
                 p.exists() for p in engine.hub_cache_paths(spec.source, settings.cache_dir)

@@ -20,7 +20,7 @@ from rich.live import Live
 from rich.text import Text
 
 from voxhost.audio.decode import SAMPLE_RATE, PcmConverter, decode_audio, float_to_pcm16
-from voxhost.engines import ASREngine, engine_class
+from voxhost.engines import ASREngine
 from voxhost.errors import BadRequest
 from voxhost.languages import normalize_language
 from voxhost.manager.registry import parse_entry
@@ -92,7 +92,7 @@ async def _run_local(
 ) -> None:
     spec = parse_entry(model or settings.models[0])
     config = engine_config(settings)
-    engine = engine_class(spec.engine).load(spec.location(config), config)
+    engine = spec.load(config)
     if not isinstance(engine, ASREngine):
         raise BadRequest(f"{spec.id} is not a speech-to-text model")
     asr = engine

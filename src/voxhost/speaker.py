@@ -12,7 +12,7 @@ import httpx
 from rich.console import Console
 
 from voxhost.audio.encode import PCM_RATE, SPEECH_FORMATS, StreamEncoder
-from voxhost.engines import TTSEngine, engine_class
+from voxhost.engines import TTSEngine
 from voxhost.errors import BadRequest, VoxhostError
 from voxhost.manager.registry import ModelRegistry, parse_entry
 from voxhost.manager.supervisor import engine_config
@@ -56,7 +56,7 @@ def run_local(job: SpeakJob, settings: Settings, console: Console) -> None:
         spec = registry.get(None, "tts")
     config = engine_config(settings)
     with console.status(f"loading {spec.id}..."):
-        engine = engine_class(spec.engine).load(spec.location(config), config)
+        engine = spec.load(config)
     if not isinstance(engine, TTSEngine):
         raise BadRequest(f"{spec.id} is not a text-to-speech model")
     fmt = job.format

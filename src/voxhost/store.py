@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from voxhost.engines import ENGINES
+from voxhost.engines import engines
 from voxhost.errors import BadRequest, ModelNotFound
 
 
@@ -38,7 +38,7 @@ def _size(path: Path) -> int:
 def cached(cache_dir: Path) -> list[CacheEntry]:
     """What the cache holds, model by model."""
     entries = []
-    for engine in ENGINES.values():
+    for engine in engines().values():
         for name, present in engine.hub_models(cache_dir).items():
             paths = tuple(p for p in engine.hub_cache_paths(name, cache_dir) if p.exists())
             if present and paths:
@@ -53,13 +53,13 @@ def cached(cache_dir: Path) -> list[CacheEntry]:
 def pull(name: str, cache_dir: Path, console: Console | None = None) -> Path:
     """Download `name` through the engine that knows it; raises OSError when the hub can't be reached.
     Engines without progress bars of their own get a spinner on `console`."""
-    for engine in ENGINES.values():
+    for engine in engines().values():
         embedded = engine.embedded_models().get(name)
         if embedded is not None and embedded.installed:
             raise BadRequest(
                 f"{name} is embedded (installed with {', '.join(embedded.packages)}): nothing to pull"
             )
-    for engine in ENGINES.values():
+    for engine in engines().values():
         if engine.is_hub_name(name):
             if engine.download_shows_progress or console is None:
                 return engine.download(name, cache_dir)

@@ -23,7 +23,7 @@ from rich.progress import (
 )
 
 from voxhost.audio import SAMPLE_RATE, decode_audio, probe_seconds
-from voxhost.engines import ASREngine, engine_class
+from voxhost.engines import ASREngine
 from voxhost.errors import BadRequest, VoxhostError, file_error
 from voxhost.formats import as_text, check_response_format, render
 from voxhost.languages import normalize_language
@@ -114,7 +114,7 @@ def run_local(job: TranscribeJob, settings: Settings, console: Console) -> int:
     layout = in_process_layout(settings, spec)
     config = engine_config(settings, layout)
     with console.status(f"loading {spec.id}..."):
-        engine = engine_class(spec.engine).load(spec.location(config), config)
+        engine = spec.load(config)
     if not isinstance(engine, ASREngine):
         raise BadRequest(f"{spec.id} is not a speech-to-text model")
     task: Task = "translate" if job.task == "translate" else "transcribe"

@@ -27,7 +27,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from voxhost import __version__
 from voxhost.audio.decode import PcmConverter, float_to_pcm16
 from voxhost.audio.text import split_complete
-from voxhost.engines import ENGINES
+from voxhost.engines import engine_class
 from voxhost.errors import BadAudio, BadRequest, PayloadTooLarge, VoxhostError
 from voxhost.languages import LANGUAGES, normalize_language
 from voxhost.logs import request_context
@@ -39,12 +39,12 @@ log = logging.getLogger("voxhost.wyoming")
 T = TypeVar("T")
 GONE_POLL = 0.1  # seconds between checks that a waiting client is still connected
 
-ATTRIBUTION = {
-    "faster-whisper": Attribution(name="OpenAI Whisper via SYSTRAN faster-whisper", url="https://github.com/SYSTRAN/faster-whisper"),
-    "piper": Attribution(name="Piper (rhasspy)", url="https://github.com/rhasspy/piper"),
-    "kokoro": Attribution(name="Kokoro-82M via kokoro-onnx", url="https://github.com/thewh1teagle/kokoro-onnx"),
-}  # fmt: skip
 VOXHOST = Attribution(name="voxhost", url="")
+
+
+def _attribution(engine: str) -> Attribution:
+    about = engine_class(engine).about
+    return Attribution(name=about.attribution, url=about.url)
 
 
 class WyomingService:
@@ -60,7 +60,7 @@ class WyomingService:
         if "languages" in status.info:
             return list(status.info["languages"])
         spec = self.manager.resolve(model_id)
-        embedded = ENGINES[spec.engine].embedded_models().get(spec.source)
+        embedded = engine_class(spec.engine).embedded_models().get(spec.source)
         if spec.origin == "embedded" and embedded is not None and not embedded.multilingual:
             return ["en"]
         return list(LANGUAGES)
@@ -82,7 +82,7 @@ class WyomingService:
             AsrModel(
                 name=s.id,
                 description=s.description,
-                attribution=ATTRIBUTION.get(s.engine, VOXHOST),
+                attribution=_attribution(s.engine),
                 installed=True,
                 version=None,
                 languages=self.asr_languages(s.id),
@@ -94,7 +94,7 @@ class WyomingService:
             TtsVoice(
                 name=voice["id"],
                 description=f"{voice['id']} ({model_id})",
-                attribution=ATTRIBUTION.get(engine, VOXHOST),
+                attribution=_attribution(engine),
                 installed=True,
                 version=None,
                 languages=[str(voice.get("language", "en"))],

@@ -77,11 +77,34 @@ class EmbeddedModel:
         return all(importlib.util.find_spec(p) is not None for p in self.packages)
 
 
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """What an engine is, before any model is loaded: for `voxhost doctor`, the Wyoming `info`, error
+    messages that say what to install. Set on the engine class as `about`."""
+
+    library: str  # the model library's import name (checked without importing it)
+    distribution: str  # its package on the index, for versions and install hints
+    extra: str  # the voxhost extra that installs it ("" when voxhost itself depends on it)
+    attribution: str  # who made the models and the library
+    url: str
+    required: bool = False  # the server is of little use without it (doctor fails rather than warns)
+
+    @property
+    def install(self) -> str:
+        return f"pip install 'voxhost[{self.extra}]'" if self.extra else "pip install voxhost"
+
+    @property
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.library) is not None
+
+
 class Engine(ABC):
-    """One loaded model. Subclasses set `name` and `task` and are found through `ENGINES`."""
+    """One loaded model. Subclasses set `name`, `task` and `about`; every concrete engine class in a
+    module of `voxhost.engines` is found by its `name` (`voxhost.engines.engine_class`)."""
 
     name: ClassVar[str]
     task: ClassVar[TaskKind]
+    about: ClassVar[EngineInfo]
     # How many inferences one loaded model may run at once from different threads.
     max_parallel: ClassVar[int] = 1
     # Whether `download` draws its own progress bars (else `voxhost models pull` shows a spinner).

@@ -13,7 +13,7 @@ import numpy as np
 
 from voxhost.audio.chunks import WINDOW_SECONDS, SpeechMap
 from voxhost.engines.assets import assemble_parts, package_dir
-from voxhost.engines.base import ASREngine, EmbeddedModel, EngineConfig, trim_memory
+from voxhost.engines.base import ASREngine, EmbeddedModel, EngineConfig, EngineInfo, trim_memory
 from voxhost.engines.sentences import DecodedWindow, sentence_segments
 from voxhost.errors import BadRequest
 from voxhost.results import Segment, TranscribeOptions, Transcription, Word, is_echo
@@ -76,6 +76,14 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
 
 class FasterWhisperEngine(ASREngine):
     name: ClassVar[str] = "faster-whisper"
+    about: ClassVar[EngineInfo] = EngineInfo(
+        library="faster_whisper",
+        distribution="faster-whisper",
+        extra="",
+        attribution="OpenAI Whisper via SYSTRAN faster-whisper",
+        url="https://github.com/SYSTRAN/faster-whisper",
+        required=True,
+    )
     # CTranslate2 runs several inferences at once on one copy of the weights (`num_workers`).
     max_parallel: ClassVar[int] = 16
     batched: ClassVar[bool] = True  # `speech_regions` + `transcribe_windows` for long audio

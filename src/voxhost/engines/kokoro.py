@@ -11,7 +11,7 @@ import numpy as np
 
 from voxhost.audio.text import speech_chunks
 from voxhost.engines.assets import assemble_parts, package_dir
-from voxhost.engines.base import EmbeddedModel, EngineConfig, TTSEngine
+from voxhost.engines.base import EmbeddedModel, EngineConfig, EngineInfo, TTSEngine
 from voxhost.errors import BadRequest
 
 MODEL_FILE = "kokoro-v1.0.int8.onnx"
@@ -79,6 +79,13 @@ def load_voices(files: list[Path]) -> dict[str, np.ndarray]:
 
 class KokoroEngine(TTSEngine):
     name: ClassVar[str] = "kokoro"
+    about: ClassVar[EngineInfo] = EngineInfo(
+        library="kokoro_onnx",
+        distribution="kokoro-onnx",
+        extra="kokoro",
+        attribution="Kokoro-82M via kokoro-onnx",
+        url="https://github.com/thewh1teagle/kokoro-onnx",
+    )
 
     def __init__(
         self, kokoro: Any, voices: dict[str, np.ndarray], language: str, quick_start: bool = True

@@ -11,7 +11,7 @@ import numpy as np
 
 from voxhost.audio.text import speech_chunks
 from voxhost.engines.assets import package_dir
-from voxhost.engines.base import EmbeddedModel, EngineConfig, TTSEngine
+from voxhost.engines.base import EmbeddedModel, EngineConfig, EngineInfo, TTSEngine
 from voxhost.errors import BadRequest
 
 # Piper's own voice naming: <lang>_<REGION>-<name>-<quality>, as its download logic expects.
@@ -57,6 +57,13 @@ def find_onnx(path: Path) -> Path | None:
 
 class PiperEngine(TTSEngine):
     name: ClassVar[str] = "piper"
+    about: ClassVar[EngineInfo] = EngineInfo(
+        library="piper",
+        distribution="piper-tts",
+        extra="models",
+        attribution="Piper (rhasspy)",
+        url="https://github.com/rhasspy/piper",
+    )
 
     def __init__(self, voice: Any, model_name: str, quick_start: bool = True) -> None:
         self._voice = voice

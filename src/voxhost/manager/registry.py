@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from voxhost.engines import ENGINES, EngineConfig, engine_class
+from voxhost.engines import Engine, EngineConfig, engine_class, engines
 from voxhost.engines.base import TaskKind
 from voxhost.errors import ModelNotFound
 
@@ -48,6 +48,11 @@ class ModelSpec:
             return str(embedded.locate(config.cache_dir))
         return self.source
 
+    def load(self, config: EngineConfig) -> Engine:
+        """The model loaded by its engine: the one way every process (a worker, a Ray replica or actor,
+        the in-process CLI commands) loads one. Blocking, seconds; never on the server's event loop."""
+        return engine_class(self.engine).load(self.location(config), config)
+
     def disk_bytes(self, cache_dir: Path) -> int:
         """The size of the model's files, as a guess at its memory before it was ever loaded: the
         embedded packages, the local directory or file, or the hub cache entry (0 when unknown)."""
@@ -71,7 +76,7 @@ class ModelSpec:
 
 def resolve_source(source: str, model_id: str | None = None) -> ModelSpec:
     """Turn one `--model` entry (without its `NAME=` part) into a spec, or raise ModelNotFound."""
-    for engine in ENGINES.values():
+    for engine in engines().values():
         embedded = engine.embedded_models().get(source)
         if embedded is not None and embedded.installed:
             return ModelSpec(
@@ -84,7 +89,7 @@ def resolve_source(source: str, model_id: str | None = None) -> ModelSpec:
             )
     path = Path(source).expanduser()
     if path.exists():
-        for engine in ENGINES.values():
+        for engine in engines().values():
             if engine.detect_local(path):
                 return ModelSpec(
                     id=model_id or path.name,
@@ -95,7 +100,7 @@ def resolve_source(source: str, model_id: str | None = None) -> ModelSpec:
                     description=f"{engine.name} model from {path.name}",
                 )
         raise ModelNotFound(f"{source!r} exists but holds no model that any engine recognises")
-    for engine in ENGINES.values():
+    for engine in engines().values():
         if engine.is_hub_name(source):
             return ModelSpec(
                 id=model_id or source,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from voxhost.batch import OUTPUTS, BatchJob, FileResult, transcribe_file
-from voxhost.engines import ASREngine, engine_class
+from voxhost.engines import ASREngine
 from voxhost.errors import BadRequest
 from voxhost.manager import longform
 from voxhost.manager.registry import ModelRegistry
@@ -34,7 +34,7 @@ class Transcriber:
         registry = ModelRegistry.from_settings(settings)
         spec = registry.get(model, "asr")
         config = engine_config(settings)
-        engine = engine_class(spec.engine).load(spec.location(config), config)
+        engine = spec.load(config)
         if not isinstance(engine, ASREngine):
             raise BadRequest(f"{spec.id} is not a speech-to-text model")
         self.engine = engine
