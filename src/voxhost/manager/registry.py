@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from voxhost.engines import Engine, EngineConfig, engine_class, engines
 from voxhost.engines.base import TaskKind
-from voxhost.errors import ModelNotFound
+from voxhost.errors import ModelLoadError, ModelNotFound
 
 if TYPE_CHECKING:
     from voxhost.settings import Settings
@@ -51,7 +51,12 @@ class ModelSpec:
     def load(self, config: EngineConfig) -> Engine:
         """The model loaded by its engine: the one way every process (a worker, a Ray replica or actor,
         the in-process CLI commands) loads one. Blocking, seconds; never on the server's event loop."""
-        return engine_class(self.engine).load(self.location(config), config)
+        engine = engine_class(self.engine)
+        if not engine.about.installed:
+            raise ModelLoadError(
+                f"{self.id} needs the {self.engine} engine, which is not installed: {engine.about.install}"
+            )
+        return engine.load(self.location(config), config)
 
     def disk_bytes(self, cache_dir: Path) -> int:
         """The size of the model's files, as a guess at its memory before it was ever loaded: the
