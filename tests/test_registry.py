@@ -17,7 +17,7 @@ from voxhost.audio import decode_audio
 from voxhost.engines import EngineConfig
 from voxhost.engines.assets import assemble_parts
 from voxhost.engines.faster_whisper import FasterWhisperEngine
-from voxhost.errors import ModelLoadError, ModelNotFound
+from voxhost.errors import BadRequest, ModelLoadError, ModelNotFound
 from voxhost.manager import ModelManager, ModelRegistry
 from voxhost.manager.registry import parse_entry
 from voxhost.results import TranscribeOptions
@@ -212,3 +212,34 @@ def test_assembly_refuses_corrupt_parts(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="sha256"):
         assemble_parts([part], [], tmp_path / "out", filename="m.onnx", sha256="0" * 64)
     assert not (tmp_path / "out" / "m.onnx").exists()
+
+
+def test_engines_are_found_by_name_from_their_modules() -> None:
+    from voxhost.engines import engine_class, engines
+    from voxhost.engines.faster_whisper import FasterWhisperEngine
+
+    found = engines()
+    assert {"faster-whisper", "piper", "kokoro"} <= set(found)
+    assert engine_class("faster-whisper") is FasterWhisperEngine
+    for name, engine in found.items():
+        assert engine.name == name
+        assert engine.about.library
+        assert engine.about.distribution
+        assert engine.about.attribution
+    with pytest.raises(BadRequest, match="no engine is named 'nope'"):
+        engine_class("nope")
+
+
+def test_a_model_whose_engine_is_not_installed_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from voxhost.engines import EngineConfig, engine_class
+    from voxhost.errors import ModelLoadError
+
+    kokoro = engine_class("kokoro")
+    monkeypatch.setattr(kokoro, "about", dataclasses.replace(kokoro.about, library="no_such_library_here"))
+    spec = parse_entry("kokoro")
+    with pytest.raises(ModelLoadError, match=r"not installed: pip install 'voxhost\[kokoro\]'"):
+        spec.load(EngineConfig(cache_dir=tmp_path))
