@@ -345,7 +345,7 @@ def test_a_load_that_outgrows_the_memory_budget_is_stopped(cache_dir: Path, audi
     settings = Settings(models=["base", ASR], cache_dir=cache_dir, compute_type="float32", max_memory_mb=450)
 
     async def body(manager: ModelManager) -> None:
-        estimate = manager._estimate(manager._entry("base"))
+        estimate = manager.memory_estimate("base")
         assert estimate < 450 * 2**20  # so it is the watch, not the estimate, that stops the load
         with pytest.raises(MemoryBudgetExceeded, match=r"ran out of memory.*450 MiB budget"):
             await manager.transcribe("base", audio16k, TranscribeOptions())

@@ -152,4 +152,6 @@ def test_close_leaves_no_worker_processes(settings: Settings, audio16k: np.ndarr
 
     pid = run_with_manager(settings, body)
     assert not psutil.pid_exists(pid)
-    assert not [c for c in psutil.Process().children(recursive=True) if c.pid == pid]
+    # and no other worker either (a spawned worker runs multiprocessing's spawn_main)
+    workers = [c for c in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(c.cmdline())]
+    assert workers == []

@@ -29,6 +29,8 @@ from voxhost.audio import decode_audio
 from voxhost.cli import app
 from voxhost.errors import MemoryBudgetExceeded
 from voxhost.manager import ModelManager, longform
+from voxhost.manager.registry import parse_entry
+from voxhost.manager.supervisor import Layout, plan_layout
 from voxhost.results import TranscribeOptions
 from voxhost.settings import Settings
 
@@ -81,12 +83,31 @@ def test_concurrent_requests_run_side_by_side(
         assert _overlapping(runs), runs  # a second request started before the first had finished
         (status,) = manager.status("tiny.en")
         assert status.queue["peak_running"] == 2
-        cores = os.cpu_count() or 1
-        threads = max(1, min(cores, 2 * cores // 2))  # 2 x cores / slots, at most the cores
-        assert status.layout == {"replicas": replicas, "parallel": parallel, "threads": threads}
+        # two slots: each inference gets every core (see test_default_layouts for the other cases)
+        assert status.layout == {"replicas": replicas, "parallel": parallel, "threads": os.cpu_count() or 1}
         assert len({r["pid"] for r in runs}) == replicas  # one shared process, or one per replica
 
     run_with_manager(settings, body)
+
+
+@pytest.mark.parametrize(
+    ("cores", "overrides", "expected"),
+    [
+        (1, {}, Layout(1, 1, 1)),
+        (2, {}, Layout(1, 2, 2)),  # this project's machine: two inferences of two threads
+        (4, {}, Layout(1, 4, 2)),
+        (8, {}, Layout(1, 4, 4)),  # at most 4 inferences per worker; threads fill the cores
+        (16, {}, Layout(1, 4, 8)),
+        (8, {"replicas": 2}, Layout(2, 4, 2)),
+        (2, {"parallel": 1}, Layout(1, 1, 2)),  # a lone inference never gets more threads than cores
+        (4, {"threads": 3}, Layout(1, 4, 3)),
+    ],
+)
+def test_default_layouts(cores: int, overrides: dict[str, int], expected: Layout) -> None:
+    settings = Settings(models=["tiny.en", "en_US-joe-medium"], **overrides)  # type: ignore[arg-type]
+    assert plan_layout(settings, parse_entry("tiny.en"), cores=cores) == expected
+    tts = plan_layout(settings, parse_entry("en_US-joe-medium"), cores=cores)
+    assert tts.parallel == 1  # the TTS engines' phonemizer is not thread-safe
 
 
 def test_one_slot_runs_requests_one_after_another(cache_dir: Path, audio16k: np.ndarray) -> None:

@@ -404,6 +404,11 @@ class ModelManager:
             if r.alive and r.worker
         )
 
+    def memory_estimate(self, name: str) -> int:
+        """Bytes one more worker of the model is expected to take: the most one of its workers was seen
+        to use, else its files' size plus what a worker process costs (the memory budget's guess)."""
+        return self._estimate(self._entry(name))
+
     def _estimate(self, entry: _Entry) -> int:
         if entry.rss_estimate:
             return entry.rss_estimate
