@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import io
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -241,16 +241,7 @@ def test_text_comes_in_file_order_before_the_end_and_a_closed_stream_stops_the_w
     assert after_close < full / 2, (after_close, full)
 
 
-# --- over HTTP, with the official SDK ------------------------------------------------------------
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator[ServerProcess]:
-    proc = start_server(
-        tmp_path_factory.mktemp("long"), cache_dir, "--model", "tiny.en", "--model", "base", "--preload"
-    )
-    yield proc
-    proc.stop()
-
-
+# --- over HTTP, with the official SDK (conftest's `server`: tiny.en and base, preloaded) -----------
 @pytest.fixture(scope="module")
 def book_wav(book: Recording) -> bytes:
     return encode_audio(book.audio, RATE, "wav")
