@@ -211,3 +211,31 @@ def test_live_streams_have_message_and_session_limits(server_factory: ServerFact
         )
         seen = errors_until_closed(ws, lambda: ws.send(chunk), 20)  # 24 kHz: 20 x 0.125 s = 2.5 s
     assert seen[-1]["code"] == "stream_too_long"
+
+
+def test_the_text_limit_is_one_rule_for_http_and_wyoming(server_factory: ServerFactory) -> None:
+    import asyncio
+
+    from wyoming.client import AsyncClient
+    from wyoming.tts import Synthesize
+
+    server = server_factory("--model", "en_US-joe-medium", "--max-input-chars", "20")
+    text = "This sentence is longer than twenty characters."
+    answer = httpx.post(server.url + "/v1/audio/speech", json={"input": text, "voice": "alloy"}, timeout=60)
+    assert answer.status_code == 400
+    message = answer.json()["error"]["message"]
+    assert message == f"the text is {len(text)} characters; the limit is 20 (--max-input-chars)"
+
+    async def wyoming() -> str:
+        async with AsyncClient.from_uri(server.wyoming_uri) as client:
+            await client.write_event(Synthesize(text=text).event())
+            event = await asyncio.wait_for(client.read_event(), 30)
+            assert event is not None
+            assert event.type == "error"
+            return str(event.data["text"])
+
+    assert asyncio.run(wyoming()) == message
+    short = httpx.post(
+        server.url + "/v1/audio/speech", json={"input": "Hello there.", "voice": "alloy"}, timeout=60
+    )
+    assert short.status_code == 200

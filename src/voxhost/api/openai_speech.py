@@ -12,13 +12,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from voxhost.api.deps import get_manager, get_settings
+from voxhost.api.deps import get_manager
 from voxhost.api.errors import error_responses
 from voxhost.api.observe import unless_disconnected
 from voxhost.audio.encode import PCM_RATE, SPEECH_FORMATS, StreamEncoder
 from voxhost.errors import BadRequest, VoxhostError
 from voxhost.manager import ModelManager
-from voxhost.settings import Settings
 
 router = APIRouter(tags=["audio"])
 log = logging.getLogger("voxhost.http")
@@ -67,21 +66,19 @@ async def speech(
     request: SpeechRequest,
     http_request: Request,
     manager: ModelManager = Depends(get_manager),
-    settings: Settings = Depends(get_settings),
 ) -> StreamingResponse:
     text = request.input.strip()
     if not text:
         raise BadRequest("input is empty", param="input")
-    if len(request.input) > settings.max_input_chars:
-        raise BadRequest(
-            f"input is {len(request.input)} characters; the limit is {settings.max_input_chars}",
-            param="input",
-        )
-    spec, info = await manager.tts_info(request.model)
+    chunks = manager.synthesize(request.model, text, request.voice, request.speed, request.language)
+    try:
+        spec, info = await manager.tts_info(request.model)
+    except BaseException:
+        await chunks.aclose()
+        raise
     encoder = StreamEncoder(
         request.response_format, info["sample_rate"], _output_rate(request, info["sample_rate"])
     )
-    chunks = manager.synthesize(spec.id, text, request.voice, request.speed, request.language)
     try:
         # The first sentence is awaited before answering, so that an unknown voice or a failed model
         # is a proper error status rather than a broken stream.

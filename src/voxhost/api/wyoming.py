@@ -279,12 +279,10 @@ class WyomingHandler(AsyncEventHandler):
         """Synthesize `text`, sending audio chunks as each sentence is ready."""
         if not text.strip():
             return
-        if len(text) > self.service.settings.max_input_chars:
-            raise BadRequest(f"the text is longer than {self.service.settings.max_input_chars} characters")
-        spec, info = await self.service.manager.tts_info(model)
-        rate = int(info["sample_rate"])
-        chunks: AsyncGenerator[np.ndarray, None] = self.service.manager.synthesize(spec.id, text, voice)
+        chunks: AsyncGenerator[np.ndarray, None] = self.service.manager.synthesize(model, text, voice)
         async with contextlib.aclosing(chunks):
+            _, info = await self.service.manager.tts_info(model)
+            rate = int(info["sample_rate"])
             async for chunk in chunks:
                 if not self._audio_started:
                     await self.write_event(AudioStart(rate=rate, width=2, channels=1).event())

@@ -629,8 +629,14 @@ class ModelManager:
         speed: float = 1.0,
         language: str | None = None,
     ) -> AsyncGenerator[np.ndarray, None]:
-        """Stream float32 audio at the model's `sample_rate`, one chunk per sentence as each is ready."""
+        """Stream float32 audio at the model's `sample_rate`, one chunk per sentence as each is ready.
+        The text's rules are checked here, for every front-end, before anything is loaded or queued."""
         entry = self._entry(model, "tts")
+        limit = self.settings.max_input_chars
+        if len(text) > limit:
+            raise BadRequest(
+                f"the text is {len(text)} characters; the limit is {limit} (--max-input-chars)", param="input"
+            )
         text = speakable(text)
         if not text.strip():
             raise BadRequest("the text has nothing to speak", param="input")
