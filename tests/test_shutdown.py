@@ -1,14 +1,21 @@
 """Stopping: the first SIGTERM drains (new requests refused on every front-end, in-flight ones finish,
 workers end), a second one stops at once; no process is left behind either way.
 
-A request is held in flight deterministically by stopping its worker (SIGSTOP) until the test says."""
+A request is held in flight deterministically by stopping its worker (SIGSTOP) until the test says.
+Whether the server reaped its workers before exiting is seen deterministically by making this process
+the reaper of orphans (Linux's child subreaper) meanwhile: a worker the server left unreaped, zombie or
+still running, is then still there, as a child of ours, when the server's exit status is collected."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import os
 import signal
+import sys
 import time
+from collections.abc import Iterator
 
 import httpx
 import psutil
@@ -46,6 +53,69 @@ def _gone(pid: int, seconds: float = 15) -> bool:
 async def _connect(uri: str) -> None:
     async with AsyncClient.from_uri(uri) as late:
         await late.write_event(Transcribe(language="en").event())
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+class _Orphans:
+    """While active, orphaned descendants of this process become its children (instead of init's, which
+    may reap them at once and hide that their parent did not)."""
+
+    def __init__(self) -> None:
+        self.watched: set[int] = set()
+
+    def watch(self, server: ServerProcess) -> tuple[list[int], list[int]]:
+        """The server's worker processes, and every process under it: the workers and multiprocessing's
+        resource tracker (which spawn starts with the first worker). All are noted for clean-up."""
+        processes = psutil.Process(server.process.pid).children(recursive=True)
+        self.watched |= {p.pid for p in processes}
+        workers = []
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                if "spawn_main" in " ".join(process.cmdline()):
+                    workers.append(process.pid)
+        return workers, [p.pid for p in processes]
+
+    def reap(self) -> None:
+        """Kill and reap whatever of the watched processes became ours (bounded)."""
+        mine = {p.pid for p in psutil.Process().children()} & self.watched
+        for pid in mine:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while mine and time.monotonic() < deadline:
+            for pid in list(mine):
+                with contextlib.suppress(ChildProcessError):
+                    if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                        continue
+                mine.discard(pid)
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def orphans() -> Iterator[_Orphans]:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("child subreapers are Linux's")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        pytest.skip(f"prctl(PR_SET_CHILD_SUBREAPER) failed: {os.strerror(ctypes.get_errno())}")
+    found = _Orphans()
+    try:
+        yield found
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+        found.reap()
+
+
+def _still_there(pids: list[int]) -> list[str]:
+    """Those of `pids` that exist, with their state (a zombie counts: nobody has reaped it)."""
+    left = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(pid)
+            left.append(f"{pid} ({process.status()}, parent {process.ppid()})")
+    return left
 
 
 @pytest.fixture
@@ -114,3 +184,44 @@ def test_requests_that_reach_a_draining_server_get_503(cache_dir: object) -> Non
             assert ready.json()["reasons"] == ["shutting down"]
 
     asyncio.run(main())
+
+
+@pytest.fixture
+def two_workers(server_factory: ServerFactory) -> ServerProcess:
+    return server_factory(
+        "--model", "tiny.en", "--replicas", "2", "--preload", "--parallel", "1", "--shutdown-grace", "60"
+    )  # fmt: skip
+
+
+def test_sigterm_exits_only_once_every_worker_is_reaped(
+    two_workers: ServerProcess, orphans: _Orphans
+) -> None:
+    server = two_workers
+    workers, started = orphans.watch(server)
+    assert len(workers) == 2, workers  # one per replica
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(60) in (0, -signal.SIGTERM)
+    assert not _still_there(started), f"outlived the server: {_still_there(started)} of {started}"
+    assert "Application shutdown complete" in server.log()  # the drain path, not the forced one
+
+
+def test_a_second_signal_exits_only_once_every_worker_is_reaped(
+    two_workers: ServerProcess, speech: Speech, orphans: _Orphans
+) -> None:
+    server = two_workers
+    workers, started = orphans.watch(server)
+    assert len(workers) == 2, workers
+    # a request held in flight keeps the drain waiting, so that the second signal cuts it short
+    request = _Background(server, speech.encoded("wav"))
+    status = _wait_for(server, lambda s: any(w["in_flight"] for w in s["workers"]), "a request in flight")
+    (busy,) = [w["pid"] for w in status["workers"] if w["in_flight"]]
+    assert busy in workers
+    os.kill(busy, signal.SIGSTOP)
+    server.process.send_signal(signal.SIGTERM)
+    _wait_for_log(server, "stopping: new requests are refused")
+    assert server.process.poll() is None
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(20) in (0, -signal.SIGTERM, 1)
+    assert "second signal" in server.log()
+    assert not _still_there(started), f"outlived the server: {_still_there(started)} of {started}"
+    request.thread.join(30)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from types import FrameType
 from urllib.parse import urlparse
 
@@ -14,9 +14,13 @@ import uvicorn
 from voxhost.api.auth import is_loopback, load_keys
 from voxhost.api.http import create_app
 from voxhost.logs import configure_logging
+from voxhost.manager.process import reap_all
 from voxhost.settings import Settings
 
 log = logging.getLogger("voxhost")
+
+# The most the server's exit waits for its worker processes to be reaped (each was stopped or killed).
+REAP_SECONDS = 5.0
 
 
 def check_exposure(settings: Settings) -> None:
@@ -62,7 +66,8 @@ def run_server(settings: Settings) -> None:
 
 class _Server(uvicorn.Server):
     """uvicorn's server, plus: the first SIGTERM/SIGINT starts the drain (503 for new requests on every
-    front-end, in-flight ones finish within the grace period); a second one stops at once."""
+    front-end, in-flight ones finish within the grace period); a second one stops at once. Either way
+    the server exits only once every worker process it started has been reaped."""
 
     def __init__(
         self, config: uvicorn.Config, begin_drain: Callable[[], None], stop_workers: Callable[[], None]
@@ -80,3 +85,20 @@ class _Server(uvicorn.Server):
             with contextlib.suppress(RuntimeError):  # no running loop yet: nothing to drain
                 asyncio.get_running_loop().call_soon_threadsafe(self._begin_drain)
         super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # uvicorn ends `serve` by raising the signal it caught again, with the default handler: the
+        # process dies there and then, with no atexit clean-up. Reap every process started here before
+        # that. The drain has stopped the workers the manager knows of (the lifespan's `manager.close()`);
+        # a second signal only sends SIGKILL (and skips the lifespan shutdown), so whether their daemon
+        # reader threads had reaped them was a race; and multiprocessing's resource tracker, which spawn
+        # starts with the first worker, was never reaped at all. What the server leaves unreaped outlives
+        # it, as a zombie (or, still running, as an orphan) for whoever inherits it.
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                left = reap_all(REAP_SECONDS)
+                if left:
+                    log.error("worker processes %s were not reaped in %.0fs", left, REAP_SECONDS)

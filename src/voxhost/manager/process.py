@@ -3,6 +3,7 @@
 Spawns the worker, waits for its model to load, sends it requests and matches the answers by id. A
 reader thread watches the pipe: when the worker dies, for whatever reason (killed, segfault, out of
 memory), every request waiting on it fails at once with `WorkerCrashed`. Nothing here waits forever.
+The messages and their rules are in `voxhost.manager.protocol`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,25 @@ import logging
 import multiprocessing
 import signal
 import threading
+import time
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol
 
 from voxhost.engines import EngineConfig
 from voxhost.errors import ModelLoadError, WorkerCrashed, WorkerTimeout, from_wire
+from voxhost.manager import protocol
+from voxhost.manager.protocol import (
+    Call,
+    Cancel,
+    Chunk,
+    Error,
+    LoadFailed,
+    Ping,
+    Pong,
+    Ready,
+    Result,
+    Shutdown,
+)
 from voxhost.manager.registry import ModelSpec
 from voxhost.manager.worker import worker_main
 
@@ -49,6 +64,47 @@ def _running(pid: int | None) -> bool:
         return pid is not None and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+# Every worker process started here and not reaped yet: what the server's exit waits for. Added to when
+# a process starts, removed from by its reader thread once it has reaped it.
+_unreaped: set[WorkerProcess] = set()
+
+
+def reap_all(timeout: float = 5.0) -> list[int]:
+    """End every worker process started in this process and wait until each has been reaped.
+
+    For the server's last moment, after its model manager has stopped the workers it knows of (or was
+    told to kill them): whatever is still running now (a worker mid-load, one ignoring its shutdown) gets
+    SIGKILL. Waits at most `timeout` seconds in all for the reader threads to reap them; those threads
+    are daemons, and without this wait the server can exit before they join their processes, leaving
+    zombies for whoever inherits them. Then stops multiprocessing's resource tracker (started with the
+    first spawned worker; it exits once no process holds its pipe) and reaps it too.
+
+    Returns the pids of the workers still not reaped (empty when all were).
+    """
+    deadline = time.monotonic() + timeout
+    workers = list(_unreaped)
+    for worker in workers:
+        worker.kill()
+    left = [w for w in workers if not w._reaped.wait(max(0.0, deadline - time.monotonic()))]
+    if not left:
+        _stop_resource_tracker(max(0.0, deadline - time.monotonic()))
+    return [w.pid for w in left if w.pid is not None]
+
+
+def _stop_resource_tracker(timeout: float) -> None:
+    """Close this process's end of the resource tracker's pipe and reap the tracker, if it runs. Only
+    once no worker is left: each holds a copy of that pipe, and the tracker runs until all are closed."""
+    from multiprocessing import resource_tracker
+
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)  # private; absent: leave it be
+    if stop is None or getattr(resource_tracker._resource_tracker, "_pid", None) is None:
+        return
+    # `_stop` waits for the tracker's exit without a limit: in a daemon thread, so ours is bounded.
+    stopper = threading.Thread(target=stop, name="resource-tracker-stop", daemon=True)
+    stopper.start()
+    stopper.join(timeout)
 
 
 class Worker(Protocol):
@@ -90,7 +146,8 @@ class WorkerProcess:
         )
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
-        self._streams: dict[int, asyncio.Queue[tuple[str, Any]]] = {}
+        # per streaming call: its chunks, then its result or the exception that ends it
+        self._streams: dict[int, asyncio.Queue[Chunk | Result | Exception]] = {}
         self._send_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready: asyncio.Future[dict[str, Any]] | None = None
@@ -110,6 +167,7 @@ class WorkerProcess:
         self._loop = asyncio.get_running_loop()
         self._ready = self._loop.create_future()
         self._process.start()
+        _unreaped.add(self)
         self._child_conn.close()  # so that the worker's death closes the pipe on our side
         threading.Thread(target=self._read_loop, name=f"reader[{self.spec.id}]", daemon=True).start()
         try:
@@ -143,7 +201,7 @@ class WorkerProcess:
             return
         if self.alive:  # sent from a thread: a stuck worker's full pipe must not block the event loop
             with contextlib.suppress(OSError, ValueError, TimeoutError):
-                await asyncio.wait_for(asyncio.to_thread(self._send, ("shutdown",)), grace)
+                await asyncio.wait_for(asyncio.to_thread(self._send, Shutdown()), grace)
         if not await asyncio.to_thread(self._reaped.wait, grace):
             log.warning("worker for %s did not stop in %.0fs; killing it", self.spec.id, grace)
             self._process.kill()
@@ -161,7 +219,7 @@ class WorkerProcess:
         caller gets WorkerTimeout; the next request starts a fresh worker.
         """
         try:
-            return await self._request(timeout, "call", method, kwargs)
+            return await self._request(timeout, lambda request_id: Call(request_id, method, kwargs))
         except TimeoutError:
             raise self._stuck(timeout) from None
 
@@ -177,7 +235,7 @@ class WorkerProcess:
     async def ping(self, timeout: float = 2.0) -> dict[str, Any]:
         """The worker's own stats (pid, loads, requests served, RSS); answered even while busy.
         Raises TimeoutError when the worker does not answer."""
-        result: dict[str, Any] = await self._request(timeout, "ping")
+        result: dict[str, Any] = await self._request(timeout, Ping)
         return result
 
     async def stream(self, method: str, timeout: float, **kwargs: Any) -> AsyncGenerator[Any, None]:
@@ -189,22 +247,22 @@ class WorkerProcess:
         if self.exited or self._killed or self._loop is None:
             raise self._crash_error()
         request_id = next(self._ids)
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[Chunk | Result | Exception] = asyncio.Queue()
         self._streams[request_id] = queue
         finished = False
         try:
             try:
                 async with asyncio.timeout(timeout):
-                    await asyncio.to_thread(self._send, ("call", request_id, method, kwargs))
+                    await asyncio.to_thread(self._send, Call(request_id, method, kwargs))
                 while True:
                     async with asyncio.timeout(timeout):
-                        kind, value = await queue.get()
-                    if kind == "chunk":
-                        yield value
+                        answer = await queue.get()
+                    if isinstance(answer, Chunk):
+                        yield answer.item
                         continue
                     finished = True
-                    if kind == "error":
-                        raise value
+                    if isinstance(answer, Exception):
+                        raise answer
                     return
             except TimeoutError:  # before OSError, of which it is a subclass
                 raise self._stuck(timeout) from None
@@ -214,20 +272,21 @@ class WorkerProcess:
             self._streams.pop(request_id, None)
             if not finished and not self.exited and self._loop is not None:
                 # fire and forget: this may run while the caller is being cancelled
-                self._loop.run_in_executor(None, self._send_quietly, ("cancel", request_id))
+                self._loop.run_in_executor(None, self._send_quietly, Cancel(request_id))
 
-    def _send_quietly(self, message: tuple[Any, ...]) -> None:
+    def _send_quietly(self, message: protocol.Request) -> None:
         with contextlib.suppress(OSError, ValueError):
             self._send(message)
 
-    async def _request(self, timeout: float, kind: str, *payload: Any) -> Any:
+    async def _request(self, timeout: float, message: Callable[[int], protocol.Request]) -> Any:
+        """Send `message(request_id)` and wait for the answer with that id (a result, or an error raised)."""
         request_id, future = self._new_request()
         try:
             # The deadline covers sending too: a stuck worker stops reading its pipe, and a send then
             # blocks once the pipe's buffer is full. Sending in a thread keeps the event loop free.
             async with asyncio.timeout(timeout):
                 try:
-                    await asyncio.to_thread(self._send, (kind, request_id, *payload))
+                    await asyncio.to_thread(self._send, message(request_id))
                 except (OSError, ValueError):
                     raise await self._send_failed() from None
                 return await future
@@ -242,9 +301,10 @@ class WorkerProcess:
         self._pending[request_id] = future
         return request_id, future
 
-    def _send(self, message: tuple[Any, ...]) -> None:
+    def _send(self, message: protocol.Request) -> None:
+        wire = protocol.encode(message)
         with self._send_lock:
-            self._conn.send(message)
+            self._conn.send(wire)
 
     async def _send_failed(self) -> WorkerCrashed:
         """The error for a request that could not be sent: the worker died just now. Its exit status
@@ -276,6 +336,7 @@ class WorkerProcess:
             self._process.kill()
             self._process.join()
         self._reaped.set()
+        _unreaped.discard(self)
         self._call_soon(self._on_exit, self._process.exitcode)
 
     def _call_soon(self, callback: Any, *args: Any) -> None:
@@ -283,33 +344,38 @@ class WorkerProcess:
         with contextlib.suppress(RuntimeError):  # a closed event loop: nobody is waiting any more
             self._loop.call_soon_threadsafe(callback, *args)
 
-    def _on_message(self, message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "result" and len(message) > 3:
-            self.timings.append(message[3])
-        if kind == "ready":
-            if self._ready is not None and not self._ready.done():
-                self._ready.set_result(message[1])
+    def _on_message(self, message: protocol.Wire) -> None:
+        try:
+            reply = protocol.decode_reply(message)
+        except protocol.ProtocolError:
+            log.error("ignoring a message from worker %s that is not a reply", self.spec.id)
             return
-        if kind == "load_failed":
+        if isinstance(reply, Ready | LoadFailed):
             if self._ready is not None and not self._ready.done():
-                reason = from_wire(message[1]).message
-                self._ready.set_exception(ModelLoadError(f"loading {self.spec.id!r} failed: {reason}"))
+                if isinstance(reply, Ready):
+                    self._ready.set_result(reply.info)
+                else:
+                    reason = from_wire(reply.error).message
+                    self._ready.set_exception(ModelLoadError(f"loading {self.spec.id!r} failed: {reason}"))
             return
-        queue = self._streams.get(message[1])
+        if isinstance(reply, Result) and reply.timing is not None:
+            self.timings.append(reply.timing)
+        queue = self._streams.get(reply.request_id)
         if queue is not None:
-            if kind == "error":
-                queue.put_nowait(("error", from_wire(message[2])))
-            else:
-                queue.put_nowait(("chunk" if kind == "chunk" else "end", message[2]))
+            if isinstance(reply, Error):
+                queue.put_nowait(from_wire(reply.error))
+            elif isinstance(reply, Chunk | Result):
+                queue.put_nowait(reply)
             return
-        future = self._pending.get(message[1])
+        future = self._pending.get(reply.request_id)
         if future is None or future.done():
             return  # its caller gave up (timeout or disconnect)
-        if kind in ("result", "pong"):
-            future.set_result(message[2])
-        elif kind == "error":
-            future.set_exception(from_wire(message[2]))
+        if isinstance(reply, Result):
+            future.set_result(reply.value)
+        elif isinstance(reply, Pong):
+            future.set_result(reply.stats)
+        elif isinstance(reply, Error):
+            future.set_exception(from_wire(reply.error))
 
     def _on_exit(self, exitcode: int | None) -> None:
         self.exited = True
@@ -324,4 +390,4 @@ class WorkerProcess:
         for future in pending:
             future.set_exception(self._crash_error())
         for queue in self._streams.values():
-            queue.put_nowait(("error", self._crash_error()))
+            queue.put_nowait(self._crash_error())

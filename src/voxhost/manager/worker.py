@@ -2,7 +2,8 @@
 
 Runs in a spawned process (never forked, so no state of the server leaks in). The main thread only reads
 the pipe: pings are answered at once, even while inferences run, and when the server goes away the
-pipe closes and the worker exits at once. Inferences run on a small thread pool.
+pipe closes and the worker exits at once. Inferences run on a small thread pool. The messages and their
+rules are in `voxhost.manager.protocol`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,19 @@ from typing import Any
 from voxhost.engines import EngineConfig, engine_class
 from voxhost.engines.base import Engine
 from voxhost.errors import BadRequest, to_wire
+from voxhost.manager import protocol
+from voxhost.manager.protocol import (
+    Call,
+    Cancel,
+    Chunk,
+    Error,
+    LoadFailed,
+    Ping,
+    Pong,
+    Ready,
+    Result,
+    Shutdown,
+)
 from voxhost.manager.registry import ModelSpec
 
 # The engine methods a request may call, by task. Nothing else is reachable through the pipe.
@@ -54,9 +68,10 @@ class _Worker:
         self.active: set[int] = set()
         self.cancelled: set[int] = set()  # streaming requests whose caller went away
 
-    def send(self, message: tuple[Any, ...]) -> None:
+    def send(self, message: protocol.Reply) -> None:
+        wire = protocol.encode(message)
         with self.send_lock:
-            self.conn.send(message)
+            self.conn.send(wire)
 
     def stats(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "loads": self.loads, "requests": self.requests, "rss_bytes": _rss_bytes()}
@@ -74,13 +89,13 @@ class _Worker:
                         if isinstance(result, Generator):
                             result.close()
                         break
-                    self.send(("chunk", request_id, item))
+                    self.send(Chunk(request_id, item))
                 result = None
             self.requests += 1
-            self.send(("result", request_id, result, (started, time.monotonic())))
+            self.send(Result(request_id, result, (started, time.monotonic())))
         except BaseException as exc:  # every failure goes back to the caller, none kills the worker
             logging.getLogger("voxhost.worker").debug("request %s failed", request_id, exc_info=True)
-            self.send(("error", request_id, to_wire(exc)))
+            self.send(Error(request_id, to_wire(exc)))
         finally:
             self.active.discard(request_id)
             self.cancelled.discard(request_id)
@@ -92,17 +107,21 @@ class _Worker:
             except (EOFError, OSError) as exc:  # the server is gone (or its end of the pipe closed)
                 logging.getLogger("voxhost.worker").info("pipe to the server closed (%r); exiting", exc)
                 return
-            kind = message[0]
-            if kind == "call":
-                _, request_id, method, kwargs = message
-                self.pool.submit(self.run_call, request_id, method, kwargs)
-            elif kind == "cancel":
-                if message[1] in self.active:
-                    self.cancelled.add(message[1])
-            elif kind == "ping":
-                self.send(("pong", message[1], self.stats()))
-            elif kind == "shutdown":
-                return
+            try:
+                request = protocol.decode_request(message)
+            except protocol.ProtocolError:
+                logging.getLogger("voxhost.worker").warning("ignoring a message that is not a request")
+                continue
+            match request:
+                case Call(request_id, method, kwargs):
+                    self.pool.submit(self.run_call, request_id, method, kwargs)
+                case Cancel(request_id):
+                    if request_id in self.active:
+                        self.cancelled.add(request_id)
+                case Ping(request_id):
+                    self.send(Pong(request_id, self.stats()))
+                case Shutdown():
+                    return
 
 
 def worker_main(
@@ -126,13 +145,13 @@ def worker_main(
     except BaseException as exc:
         log.error("loading %s failed: %s", spec.id, exc)
         try:
-            conn.send(("load_failed", to_wire(exc)))
+            conn.send(protocol.encode(LoadFailed(to_wire(exc))))
         finally:
             os._exit(1)
     load_seconds = time.perf_counter() - started
     log.info("loaded %s in %.2fs (pid %d)", spec.id, load_seconds, os.getpid())
     worker = _Worker(conn, spec, engine, parallel)
-    worker.send(("ready", {**info, "load_seconds": load_seconds, **worker.stats()}))
+    worker.send(Ready({**info, "load_seconds": load_seconds, **worker.stats()}))
     worker.serve()
     # Skip interpreter teardown: model libraries can take long (or crash) freeing their state, and the
     # whole point of a worker process is that ending it frees everything.

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from voxhost.engines import EngineConfig, engine_class
 from voxhost.engines.base import Engine, TaskKind
 from voxhost.errors import ModelLoadError, QueueFull, WorkerCrashed, WorkerTimeout, from_wire, to_wire
+from voxhost.manager.protocol import Kind
 from voxhost.manager.registry import ModelRegistry, ModelSpec
 from voxhost.manager.supervisor import Layout, engine_config, plan_layout
 from voxhost.manager.worker import engine_call
@@ -92,18 +93,18 @@ class EngineReplica:
     async def describe(self) -> tuple[str, Any]:
         try:
             _, engine = await self._engine()
-            return "ready", {**engine.describe(), "pid": os.getpid()}
+            return Kind.READY, {**engine.describe(), "pid": os.getpid()}
         except BaseException as exc:
-            return "load_failed", to_wire(exc)
+            return Kind.LOAD_FAILED, to_wire(exc)
 
     async def call(self, method: str, kwargs: dict[str, Any]) -> tuple[str, Any]:
         try:
             spec, engine = await self._engine()
             started = time.monotonic()
             result = await asyncio.to_thread(engine_call, engine, spec, method, kwargs)
-            return "result", (result, (started, time.monotonic()))
+            return Kind.RESULT, (result, (started, time.monotonic()))
         except BaseException as exc:
-            return "error", to_wire(exc)
+            return Kind.ERROR, to_wire(exc)
 
     async def stream(self, method: str, kwargs: dict[str, Any]) -> AsyncGenerator[tuple[str, Any], None]:
         items: Iterator[Any] | None = None
@@ -112,9 +113,9 @@ class EngineReplica:
             items = iter(await asyncio.to_thread(engine_call, engine, spec, method, kwargs))
             source = items
             while (item := await asyncio.to_thread(lambda: next(source, _END))) is not _END:
-                yield "chunk", item
+                yield Kind.CHUNK, item
         except Exception as exc:
-            yield "error", to_wire(exc)
+            yield Kind.ERROR, to_wire(exc)
         finally:  # the caller went away (Serve cancels the generator) or it is done
             close = getattr(items, "close", None)
             if close is not None:
@@ -141,7 +142,7 @@ class ServeWorker:
 
     async def start(self, timeout: float) -> dict[str, Any]:
         kind, value = await self._remote(timeout, self._handle.describe.remote())
-        if kind != "ready":
+        if kind != Kind.READY:
             raise ModelLoadError(f"loading {self.spec.id!r} failed: {from_wire(value).message}")
         self.info = dict(value)
         return self.info
@@ -155,7 +156,7 @@ class ServeWorker:
 
     async def call(self, method: str, timeout: float, **kwargs: Any) -> Any:
         kind, value = await self._remote(timeout, self._handle.call.remote(method, kwargs))
-        if kind == "error":
+        if kind == Kind.ERROR:
             raise from_wire(value)
         result, timing = value
         self.timings.append(timing)
@@ -174,7 +175,7 @@ class ServeWorker:
                     raise self._stuck(timeout) from None
                 except Exception as exc:
                     self._raise_ray_error(exc)
-                if kind == "error":
+                if kind == Kind.ERROR:
                     raise from_wire(value)
                 yield value
         finally:
