@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
-from voxhost.engines import EngineConfig, engine_class
+from voxhost.engines import EngineConfig
 from voxhost.engines.base import Engine
 from voxhost.errors import BadRequest, to_wire
 from voxhost.manager import protocol
@@ -140,7 +140,7 @@ def worker_main(
         logging.getLogger("phonemizer").setLevel(logging.ERROR)
     started = time.perf_counter()
     try:
-        engine = engine_class(spec.engine).load(spec.location(config), config)
+        engine = spec.load(config)
         info = engine.describe()
     except BaseException as exc:
         log.error("loading %s failed: %s", spec.id, exc)

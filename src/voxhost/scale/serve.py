@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncGenerator, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from voxhost.engines import EngineConfig, engine_class
+from voxhost.engines import EngineConfig
 from voxhost.engines.base import Engine, TaskKind
 from voxhost.errors import ModelLoadError, QueueFull, WorkerCrashed, WorkerTimeout, from_wire, to_wire
 from voxhost.manager.protocol import Kind
@@ -87,7 +87,7 @@ class EngineReplica:
         spec = self.registry.get(model_id, self.task)
         log.info("loading %s in Ray Serve replica (pid %d)", spec.id, os.getpid())
         return await asyncio.to_thread(
-            lambda: engine_class(spec.engine).load(spec.location(self.config), self.config)
+            lambda: spec.load(self.config)
         )
 
     async def describe(self) -> tuple[str, Any]:
