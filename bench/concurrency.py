@@ -41,20 +41,19 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from voxhost.benchmark import BenchmarkError
+from voxhost.bench.common import BenchmarkError
 from wyoming_asr import (
-    HOST,
     MODEL,
     RATE,
     WIDTH,
     Clip,
-    free_port,
     model_path,
-    serve,
     synthesize_clips,
     transcribe,
     transcript_errors,
-    wfw_command,
+    voxhost_server,
+    wfw_server,
+    wyoming_port,
 )
 
 CLIP_SECONDS = 5.0
@@ -162,12 +161,11 @@ async def measure_server(
     }
 
 
-def voxhost_command(http_port: int, wyoming_port: int, cache_dir: Path, extra: list[str]) -> list[str]:
+def voxhost_args(cache_dir: Path, extra: list[str]) -> list[str]:
+    """`voxhost serve`'s flags here, after the harness's own (127.0.0.1, free ports, Wyoming on)."""
     return [
-        sys.executable, "-m", "voxhost", "serve", "--host", HOST, "--port", str(http_port),
-        "--wyoming-uri", f"tcp://{HOST}:{wyoming_port}", "--model", MODEL, "--preload",
-        "--device", "cpu", "--compute-type", "int8", "--beam-size", "5", "--cache-dir", str(cache_dir),
-        "--offline", "--log-level", "warning", "--max-queue", "64", *extra,
+        "--model", MODEL, "--preload", "--device", "cpu", "--compute-type", "int8", "--beam-size", "5",
+        "--cache-dir", str(cache_dir), "--offline", "--log-level", "warning", "--max-queue", "64", *extra,
     ]  # fmt: skip
 
 
@@ -181,11 +179,10 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         (work / "cache").mkdir()
         (work / "wfw-data").mkdir()
         for flags in args.voxhost:
-            http_port, port = free_port(), free_port()
-            command = voxhost_command(http_port, port, work / "cache", shlex.split(flags))
-            health = f"http://{HOST}:{http_port}/health"
-            with serve("voxhost", command, port, work, health, args.startup_timeout):
-                status = httpx.get(f"http://{HOST}:{http_port}/status", timeout=10).json()
+            server_args = voxhost_args(work / "cache", shlex.split(flags))
+            with voxhost_server(server_args, work, args.startup_timeout) as server:
+                port = wyoming_port(server)
+                status = httpx.get(f"{server.url}/status", timeout=10).json()
                 layout = status["models"][0]["layout"]
                 name = f"voxhost ({layout['replicas']}x{layout['parallel']}, {layout['threads']} thr)"
                 results[name] = {
@@ -194,10 +191,11 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                     **asyncio.run(measure_server(port, clips, args, check, console, name)),
                 }
         for threads in args.wfw_threads:
-            port = free_port()
-            command = wfw_command(port, threads, model_dir, work / "wfw-data")
             name = f"wyoming-faster-whisper ({threads} thr)"
-            with serve(name.replace(" ", "_"), command, port, work, None, args.startup_timeout):
+            with wfw_server(
+                threads, model_dir, work / "wfw-data", work, args.startup_timeout, name=name.replace(" ", "_")
+            ) as server:
+                port = wyoming_port(server)
                 results[name] = asyncio.run(measure_server(port, clips, args, check, console, name))
     return {
         "machine": {"cpus": os.cpu_count()},

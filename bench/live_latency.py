@@ -26,8 +26,8 @@ from websockets.sync.client import connect
 
 from voxhost.audio import decode_audio, encode_audio
 from voxhost.audio.decode import float_to_pcm16
-from voxhost.benchmark import _serve
-from voxhost.wer import word_errors, words
+from voxhost.bench.harness import serve
+from voxhost.bench.wer import word_errors, words
 
 SENTENCES = (
     "Please turn off the lights in the living room.",
@@ -120,9 +120,10 @@ def main() -> None:
     with console.status("synthesizing utterances..."):
         audios = [utterance_audio(t) for t in texts]
     rows = []
+    flags = ["--model", "tiny.en", "--preload", *args.serve_arg]
     with (
         tempfile.TemporaryDirectory() as tmp,
-        _serve(["--model", "tiny.en", "--preload", *args.serve_arg], ["tiny.en"], Path(tmp), 120) as server,
+        serve(flags, log_dir=Path(tmp), models=["tiny.en"], timeout=120) as server,
     ):
         for text, audio in zip(texts, audios, strict=True):
             file_text = httpx.post(

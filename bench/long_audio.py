@@ -28,7 +28,7 @@ Before the timed runs, every variant transcribes the first 40 s of the recording
 (first-call costs, the VAD model's load). With `--repeat N` the variants take turns N times (who goes
 first rotates) and the medians are reported.
 
-Per variant: wall time, x real time (audio seconds / wall seconds), WER in percent (voxhost.wer's word
+Per variant: wall time, x real time (audio seconds / wall seconds), WER in percent (voxhost.bench.wer's word
 errors against the reference, over its word count), peak RSS; and the ratios against the targets:
 voxhost / in-process batched-8 (or the measured batch size nearest 8; <= 1.15x) and voxhost's WER minus
 in-process sequential's (<= 0.5 points). Nothing is asserted. The machine should be otherwise idle:
@@ -63,8 +63,9 @@ from rich.table import Table
 
 from long_speech import RATE, write_recording
 from voxhost import __version__
-from voxhost.benchmark import BenchmarkError, _machine, _serve
-from voxhost.wer import word_errors, words
+from voxhost.bench.common import BenchmarkError, machine_facts
+from voxhost.bench.harness import serve
+from voxhost.bench.wer import word_errors, words
 
 MODEL = "tiny.en"
 LANGUAGE = "en"
@@ -260,7 +261,7 @@ def voxhost_server(args: list[str], work: Path, startup_timeout: float, longest:
     process that was seen below it and is still alive killed."""
     import psutil
 
-    with _serve(args, [MODEL], work, startup_timeout) as server:
+    with serve(args, log_dir=work, models=[MODEL], timeout=startup_timeout) as server:
         timeout = httpx.Timeout(run_timeout(longest), connect=30.0)
         with httpx.Client(base_url=server.url, timeout=timeout) as client:
             vox = Voxhost(server.url, server.process.pid, client, server.log_tail)
@@ -569,7 +570,7 @@ def report(args: argparse.Namespace, measured: dict[str, Any], console: Console)
     return {
         "benchmark": "long_audio",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": machine_facts(),
         "versions": {
             "voxhost": __version__,
             "faster-whisper": _version("faster-whisper"),

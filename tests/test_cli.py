@@ -26,15 +26,15 @@ from typer.testing import CliRunner, Result
 from conftest import Recording, ServerFactory, Speech, assert_transcript, free_port
 from voxhost import __version__
 from voxhost.audio import encode_audio
-from voxhost.catalog import catalog_rows
+from voxhost.bench.wer import words
 from voxhost.cli import app
-from voxhost.cli_options import NOT_SERVE_FLAGS, SERVE_FIELDS, field_type
+from voxhost.cli.catalog import catalog_rows
+from voxhost.cli.options import NOT_SERVE_FLAGS, SERVE_FIELDS, field_type
+from voxhost.cli.progress import AudioSecondsColumn, RealTimeColumn
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.manager import longform
-from voxhost.progress import AudioSecondsColumn, RealTimeColumn
 from voxhost.settings import Settings, flag_name
-from voxhost.wer import words
 
 SERVE_FLAGS = (
     "--host", "--port", "--model", "--default-model", "--device", "--compute-type", "--threads", "--ttl",
@@ -141,7 +141,7 @@ def test_transcribe_decodes_each_file_just_before_transcribing_it(
     audio_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A long batch must not hold every file's audio in memory at once."""
-    import voxhost.transcriber
+    import voxhost.cli.transcribe
     from voxhost.audio import decode_audio as decode
 
     events: list[str] = []
@@ -155,7 +155,7 @@ def test_transcribe_decodes_each_file_just_before_transcribing_it(
         events.append("transcribe")
         return transcribe(self, *args, **kwargs)
 
-    monkeypatch.setattr(voxhost.transcriber, "decode_audio", recording_decode)
+    monkeypatch.setattr(voxhost.cli.transcribe, "decode_audio", recording_decode)
     monkeypatch.setattr(FasterWhisperEngine, "transcribe", recording_transcribe)
     result = invoke("transcribe", *map(str, audio_files))
     assert result.exit_code == 0, result.output
@@ -768,7 +768,7 @@ def test_a_bad_environment_variable_is_named(served: list[Settings], monkeypatch
 @pytest.mark.usefixtures("env")
 def test_other_commands_share_the_generated_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """transcribe, batch, models and doctor take the serve flags they share from the same definitions."""
-    import voxhost.doctor
+    import voxhost.cli.doctor
 
     checked: list[Settings] = []
 
@@ -776,7 +776,7 @@ def test_other_commands_share_the_generated_flags(monkeypatch: pytest.MonkeyPatc
         checked.append(settings)
         return 0
 
-    monkeypatch.setattr(voxhost.doctor, "run_doctor", run_doctor)
+    monkeypatch.setattr(voxhost.cli.doctor, "run_doctor", run_doctor)
     monkeypatch.setenv("VOXHOST_PORT", "9123")
     result = invoke("doctor", "-m", "base", "--offline", "--cache-dir", str(tmp_path))
     assert result.exit_code == 0, result.output

@@ -21,7 +21,7 @@ from websockets.sync.client import ClientConnection, connect
 from conftest import ServerProcess, Speech, assert_transcript, start_server, synthesize
 from voxhost.audio import encode_audio
 from voxhost.audio.decode import PcmConverter, float_to_pcm16
-from voxhost.streaming import agreed_prefix
+from voxhost.manager.live import agreed_prefix
 
 FIRST = "The quick brown fox jumps over the lazy dog. Please call Stella."
 SECOND = "Turn on the lights in the kitchen."

@@ -17,6 +17,7 @@ import pytest
 
 from conftest import Recording, ServerProcess, public_domain_text, read_aloud, start_server
 from voxhost.audio import chunks, encode_audio
+from voxhost.bench.wer import missing_sentences, word_errors, words
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.engines.sentences import MAX_SECONDS, group_words
@@ -24,7 +25,6 @@ from voxhost.manager import ModelManager
 from voxhost.manager.registry import parse_entry
 from voxhost.results import Segment, TranscribeOptions, Transcription, Word
 from voxhost.settings import Settings
-from voxhost.wer import missing_sentences, word_errors, words
 
 T = TypeVar("T")
 RATE = 16000

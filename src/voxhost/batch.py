@@ -24,11 +24,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from voxhost.audio import SAMPLE_RATE, decode_audio, probe_seconds
+from voxhost.cli.progress import AudioSecondsColumn, RealTimeColumn, follow
 from voxhost.errors import BadRequest, VoxhostError, file_error
 from voxhost.formats import as_text, render
 from voxhost.languages import normalize_language
 from voxhost.manager import ModelManager
-from voxhost.progress import AudioSecondsColumn, RealTimeColumn, follow
 from voxhost.results import TranscribeOptions, Transcription
 from voxhost.settings import Settings
 

@@ -92,7 +92,7 @@ async def ready(manager: ModelManager = Depends(get_manager)) -> JSONResponse:
     "/metrics", summary="Prometheus metrics", response_class=Response, responses=error_responses()
 )
 async def metrics(manager: ModelManager = Depends(get_manager)) -> Response:
-    from voxhost.metrics import CONTENT_TYPE
+    from voxhost.manager.metrics import CONTENT_TYPE
 
     return Response(manager.metrics.render(), media_type=CONTENT_TYPE)
 

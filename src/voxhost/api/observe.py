@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from voxhost.api.errors import error_response
 from voxhost.errors import ClientGone, ShuttingDown
 from voxhost.logs import request_context
-from voxhost.metrics import Metrics
+from voxhost.manager.metrics import Metrics
 
 T = TypeVar("T")
 log = logging.getLogger("voxhost.access")

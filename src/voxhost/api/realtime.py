@@ -1,6 +1,6 @@
 """Live transcription over WebSocket: voxhost's own protocol and a subset of OpenAI's Realtime API.
 
-Both are shells around `voxhost.streaming.LiveTranscriber`; they differ only in message shapes.
+Both are shells around `voxhost.manager.live.LiveTranscriber`; they differ only in message shapes.
 
 voxhost protocol, `WS /v1/audio/transcriptions/live?model=&language=&sample_rate=16000`:
   client -> server: binary frames of 16-bit little-endian mono PCM at `sample_rate`;
@@ -34,9 +34,9 @@ from voxhost.audio.decode import PcmConverter
 from voxhost.errors import BadRequest, StreamTooLong, VoxhostError
 from voxhost.languages import normalize_language
 from voxhost.manager import ModelManager
+from voxhost.manager.live import Emit, LiveEvent, LiveTranscriber, VadConfig, agreed_prefix
 from voxhost.results import TranscribeOptions, Transcription
 from voxhost.settings import Settings
-from voxhost.streaming import Emit, LiveEvent, LiveTranscriber, VadConfig, agreed_prefix
 
 log = logging.getLogger("voxhost.realtime")
 router = APIRouter(tags=["live"])

@@ -30,10 +30,10 @@ from voxhost.engines.base import TaskKind
 from voxhost.errors import BadRequest, MemoryBudgetExceeded, ModelLoadError, ShuttingDown, WorkerCrashed
 from voxhost.logs import note_model
 from voxhost.manager import longform
+from voxhost.manager.metrics import Metrics
 from voxhost.manager.process import Worker, WorkerFactory, process_worker
 from voxhost.manager.registry import ModelRegistry, ModelSpec
 from voxhost.manager.scheduler import Lane, Scheduler
-from voxhost.metrics import Metrics
 from voxhost.results import TranscribeOptions, Transcription, TranscriptUpdate
 from voxhost.settings import Settings
 

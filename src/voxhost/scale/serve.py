@@ -86,9 +86,7 @@ class EngineReplica:
     async def load_engine(self, model_id: str) -> Engine:
         spec = self.registry.get(model_id, self.task)
         log.info("loading %s in Ray Serve replica (pid %d)", spec.id, os.getpid())
-        return await asyncio.to_thread(
-            lambda: spec.load(self.config)
-        )
+        return await asyncio.to_thread(lambda: spec.load(self.config))
 
     async def describe(self) -> tuple[str, Any]:
         try:

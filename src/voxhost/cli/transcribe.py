@@ -23,6 +23,7 @@ from rich.progress import (
 )
 
 from voxhost.audio import SAMPLE_RATE, decode_audio, probe_seconds
+from voxhost.cli.progress import AudioSecondsColumn, RealTimeColumn, done_line, follow
 from voxhost.engines import ASREngine
 from voxhost.errors import BadRequest, VoxhostError, file_error
 from voxhost.formats import as_text, check_response_format, render
@@ -30,7 +31,6 @@ from voxhost.languages import normalize_language
 from voxhost.manager import longform
 from voxhost.manager.registry import ModelSpec, parse_entry
 from voxhost.manager.supervisor import Layout, engine_config, plan_layout
-from voxhost.progress import AudioSecondsColumn, RealTimeColumn, done_line, follow
 from voxhost.results import Task, TranscribeOptions
 from voxhost.settings import Settings
 

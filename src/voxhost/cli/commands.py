@@ -1,6 +1,6 @@
 """The `voxhost` command line. Each command maps its flags onto `Settings` and calls into the package.
 
-The flags that set a Settings field are generated from the field (voxhost.cli_options): `serve` takes one
+The flags that set a Settings field are generated from the field (voxhost.cli.options): `serve` takes one
 for every field, the other commands the few they use.
 """
 
@@ -13,7 +13,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from voxhost import __version__
-from voxhost.cli_options import SERVE_FIELDS, settings_flags
+from voxhost.cli.options import SERVE_FIELDS, settings_flags
 from voxhost.errors import VoxhostError
 from voxhost.settings import Settings, flag_name
 
@@ -101,14 +101,14 @@ def transcribe(
     **flags: Any,
 ) -> None:
     """Transcribe files: in this process (the model loads once for all files), or through --url."""
-    from voxhost.transcriber import TranscribeJob, run_transcribe
+    from voxhost.cli.transcribe import TranscribeJob, run_transcribe
 
     for path in files:
         if str(path) != "-" and not path.is_file():
             raise typer.BadParameter(f"File '{path}' does not exist.", param_hint="'files'")
     settings = _settings(log_level="warning", **flags)
     if live:
-        from voxhost.live_client import run_live
+        from voxhost.cli.live import run_live
 
         if len(files) != 1:
             raise typer.BadParameter("--live takes exactly one file (or '-' for stdin)")
@@ -167,7 +167,7 @@ def models(
     """List the models voxhost can serve, whether each is installed, and which ones are served."""
     if ctx.invoked_subcommand is not None:
         return
-    from voxhost.catalog import print_catalog
+    from voxhost.cli.catalog import print_catalog
 
     settings = _settings(**flags)
     raise typer.Exit(print_catalog(settings, as_json=as_json))
@@ -182,7 +182,7 @@ def models_pull(
     **flags: Any,
 ) -> None:
     """Download a model into the cache through its engine's own hub logic (needs the model hub)."""
-    from voxhost.store import pull
+    from voxhost.cli.store import pull
 
     settings = _settings(**flags)
     try:
@@ -204,7 +204,7 @@ def models_rm(
     **flags: Any,
 ) -> None:
     """Delete a model's files from the cache (an embedded model's joined file is made again on next use)."""
-    from voxhost.store import remove
+    from voxhost.cli.store import remove
 
     settings = _settings(**flags)
     try:
@@ -221,7 +221,7 @@ def models_du(**flags: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from voxhost.store import cached
+    from voxhost.cli.store import cached
 
     settings = _settings(**flags)
     table = Table(title=f"model cache: {settings.cache_dir}", show_edge=False)
@@ -259,7 +259,7 @@ def config(
 @settings_flags("models", "host", "port", "wyoming_uri", "cache_dir", "offline")
 def doctor(**flags: Any) -> None:
     """Check the install (engines, models, ports, CPU, cache) and say what to do about each problem."""
-    from voxhost.doctor import run_doctor
+    from voxhost.cli.doctor import run_doctor
 
     settings = _settings(**flags)
     raise typer.Exit(run_doctor(settings))
@@ -293,7 +293,7 @@ def bench(
 ) -> None:
     """Measure what serving costs: ASR overhead (the server vs in-process faster-whisper vs reloading the
     model per call), and/or TTS time to first audio and real-time factor (the server vs in-process)."""
-    from voxhost.benchmark import TASKS, TTS_MODELS, run_and_report
+    from voxhost.bench import TASKS, TTS_MODELS, run_and_report
 
     if task not in TASKS:
         raise typer.BadParameter(f"choose one of {', '.join(TASKS)}", param_hint="--task")
@@ -322,7 +322,7 @@ def speak(
     url: Annotated[str | None, Opt(help="Use a running server, e.g. http://127.0.0.1:8000.")] = None,
 ) -> None:
     """Synthesize speech to a file, in this process or through --url."""
-    from voxhost.speaker import SpeakJob, run_speak
+    from voxhost.cli.speak import SpeakJob, run_speak
 
     if text is None or text == "-":
         text = sys.stdin.read()
@@ -339,7 +339,7 @@ def status(
     watch: Annotated[float, Opt(min=0, help="Refresh every N seconds (0: once).")] = 0,
 ) -> None:
     """Show a running server's models, workers, memory and queues."""
-    from voxhost.status_view import run_status
+    from voxhost.cli.status import run_status
 
     raise typer.Exit(run_status(url, as_json=as_json, watch=watch))
 
