@@ -88,6 +88,14 @@ def run_with_manager(settings: Settings, body: Callable[[ModelManager], Awaitabl
     return asyncio.run(main())
 
 
+def ended(pid: int) -> bool:
+    """Whether the process is gone or a zombie (it may go between any two looks, so one look only)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def settings_for(
     engine: Engine, cache_dir: Path, *, model: str | None = None, **overrides: object
 ) -> Settings:
@@ -246,7 +254,7 @@ def test_hung_worker_times_out_and_is_replaced(engine: Engine, cache_dir: Path, 
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-        await until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", "it ends")
+        await until(lambda: ended(pid), "it ends")
         await answers_correctly(manager, engine, audio16k)
         (status,) = manager.status(engine.model)
         assert status.pid != pid
