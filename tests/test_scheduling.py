@@ -29,8 +29,8 @@ from voxhost.audio import decode_audio
 from voxhost.cli import app
 from voxhost.errors import MemoryBudgetExceeded
 from voxhost.manager import ModelManager, longform
+from voxhost.manager.layout import Layout, plan_layout
 from voxhost.manager.registry import parse_entry
-from voxhost.manager.supervisor import Layout, plan_layout
 from voxhost.results import TranscribeOptions
 from voxhost.settings import Settings
 

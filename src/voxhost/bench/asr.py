@@ -128,8 +128,8 @@ def run_asr_benchmark(
     in-process engine and the server's worker alike. `console`: where progress is shown (None: nowhere).
     """
     from voxhost.engines import ASREngine
+    from voxhost.manager.layout import engine_config
     from voxhost.manager.registry import parse_entry
-    from voxhost.manager.supervisor import engine_config
     from voxhost.results import TranscribeOptions
     from voxhost.settings import Settings
 

@@ -117,8 +117,8 @@ def run_tts_benchmark(
     from voxhost.audio.encode import PCM_RATE, SPEECH_FORMATS, StreamEncoder
     from voxhost.audio.text import split_sentences
     from voxhost.engines import TTSEngine
+    from voxhost.manager.layout import engine_config
     from voxhost.manager.registry import ModelSpec, parse_entry
-    from voxhost.manager.supervisor import engine_config
     from voxhost.settings import Settings
 
     if not 1 <= calls <= 10_000:

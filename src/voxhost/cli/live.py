@@ -23,9 +23,9 @@ from voxhost.audio.decode import SAMPLE_RATE, PcmConverter, decode_audio, float_
 from voxhost.engines import ASREngine
 from voxhost.errors import BadRequest
 from voxhost.languages import normalize_language
+from voxhost.manager.layout import engine_config
 from voxhost.manager.live import LiveEvent, LiveTranscriber
 from voxhost.manager.registry import parse_entry
-from voxhost.manager.supervisor import engine_config
 from voxhost.results import TranscribeOptions, Transcription
 from voxhost.settings import Settings
 

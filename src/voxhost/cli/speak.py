@@ -14,8 +14,8 @@ from rich.console import Console
 from voxhost.audio.encode import PCM_RATE, SPEECH_FORMATS, StreamEncoder
 from voxhost.engines import TTSEngine
 from voxhost.errors import BadRequest, VoxhostError
+from voxhost.manager.layout import engine_config
 from voxhost.manager.registry import ModelRegistry, parse_entry
-from voxhost.manager.supervisor import engine_config
 from voxhost.settings import Settings
 
 SUFFIX_FORMATS = {

@@ -29,8 +29,8 @@ from voxhost.errors import BadRequest, VoxhostError, file_error
 from voxhost.formats import as_text, check_response_format, render
 from voxhost.languages import normalize_language
 from voxhost.manager import longform
+from voxhost.manager.layout import Layout, engine_config, plan_layout
 from voxhost.manager.registry import ModelSpec, parse_entry
-from voxhost.manager.supervisor import Layout, engine_config, plan_layout
 from voxhost.results import Task, TranscribeOptions
 from voxhost.settings import Settings
 

@@ -9,6 +9,9 @@ Per model there are `replicas` worker processes, each running up to `parallel` i
 queue timeout, priority lanes (live streams, then short requests, then the pieces of long files).
 Workers' memory is kept within `max_memory_mb` by evicting the least recently used idle model before a
 load, and a worker whose RSS grows past `worker_max_rss_mb` is replaced between requests.
+
+Beside it: `layout.py` (how a model runs), `state.py` (what is known of each model while it runs),
+`status.py` (snapshots for the API), `longform.py` (long files), `scheduler.py` (admission).
 """
 
 from __future__ import annotations
@@ -16,177 +19,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from voxhost.audio.text import speakable
-from voxhost.engines import EngineConfig, engine_class
+from voxhost.engines import engine_class
 from voxhost.engines.base import TaskKind
 from voxhost.errors import BadRequest, MemoryBudgetExceeded, ModelLoadError, ShuttingDown, WorkerCrashed
 from voxhost.logs import note_model
 from voxhost.manager import longform
+from voxhost.manager.layout import Layout, engine_config, plan_layout
 from voxhost.manager.metrics import Metrics
 from voxhost.manager.process import Worker, WorkerFactory, process_worker
 from voxhost.manager.registry import ModelRegistry, ModelSpec
 from voxhost.manager.scheduler import Lane, Scheduler
+from voxhost.manager.state import Entry, Replica, process_rss
+from voxhost.manager.status import ModelStatus, model_status
 from voxhost.results import TranscribeOptions, Transcription, TranscriptUpdate
 from voxhost.settings import Settings
 
 log = logging.getLogger("voxhost.manager")
+__all__ = ["ModelManager", "ModelStatus"]
 
-State = Literal["unloaded", "loading", "ready", "failed", "crashed"]
 MiB = 2**20
 SAMPLE_RATE = 16000
 # What a worker process costs besides its model's weights: Python, numpy, the inference runtime.
 PROCESS_BASE_BYTES = 150 * MiB
 
 
-@dataclass(slots=True)
-class ModelStatus:
-    """A snapshot of one configured model, for /v1/models, /health, /status and `voxhost status`."""
-
-    id: str
-    engine: str
-    task: TaskKind
-    origin: str
-    source: str
-    description: str
-    aliases: list[str]
-    state: State
-    pid: int | None
-    loads: int
-    restarts: int
-    requests: int
-    in_flight: int
-    rss_bytes: int | None
-    last_error: str | None
-    info: dict[str, Any] = field(default_factory=dict)
-    layout: dict[str, int] = field(default_factory=dict)
-    workers: list[dict[str, Any]] = field(default_factory=list)
-    queue: dict[str, Any] = field(default_factory=dict)
-    recycles: int = 0
-    evictions: int = 0
-    last_used: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """How one model runs: worker processes, inferences in parallel per worker, CPU threads each."""
-
-    replicas: int
-    parallel: int
-    threads: int
-
-    @property
-    def slots(self) -> int:
-        return self.replicas * self.parallel
-
-
-def plan_layout(settings: Settings, spec: ModelSpec, cores: int | None = None) -> Layout:
-    """The layout of a model from the settings; 0 means "choose for this machine".
-
-    Measured on 2 cores (docs/benchmarks.md): one Whisper inference keeps two cores only partly busy, so
-    two inferences side by side serve about 1.3x the requests per second of one at a time. With one
-    thread each, a lone request takes 1.5x as long as with two; with two threads each, a lone request
-    is as fast as ever and two at once are about as fast as two single-threaded ones (a core's idle
-    moments in one inference are the other's working ones). So by default each worker runs one inference
-    per core (at most 4) and each inference gets `2 x cores / slots` threads, never more than the cores:
-    the full machine for a lone request, at most twice as many threads as cores under full load.
-    Engines whose library is not thread-safe (the TTS engines' phonemizer) run one inference per worker;
-    use replicas for more.
-    """
-    cores = cores or os.cpu_count() or 1
-    engine = engine_class(spec.engine)
-    replicas = settings.replicas
-    parallel = settings.parallel or engine.default_parallel(settings.device, cores)
-    parallel = max(1, min(parallel, engine.max_parallel))
-    threads = settings.threads or max(1, min(cores, 2 * cores // (replicas * parallel)))
-    return Layout(replicas, parallel, threads)
-
-
-@dataclass(eq=False)
-class _Replica:
-    """One worker process of a model and what runs on it."""
-
-    index: int
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    worker: Worker | None = None
-    loading: bool = False
-    in_flight: int = 0
-    retiring: bool = False  # over its RSS cap: takes no new requests; replaced once idle
-    load_rss: int | None = None
-
-    @property
-    def alive(self) -> bool:
-        return self.worker is not None and self.worker.alive
-
-
-@dataclass(eq=False)
-class _Entry:
-    spec: ModelSpec
-    layout: Layout
-    scheduler: Scheduler
-    replicas: list[_Replica]
-    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while nothing is in flight
-    changed: asyncio.Event = field(default_factory=asyncio.Event)  # a replica freed up or changed
-    loads: int = 0
-    restarts: int = 0
-    recycles: int = 0
-    evictions: int = 0
-    requests: int = 0
-    in_flight: int = 0
-    last_used: float = field(default_factory=time.monotonic)
-    last_error: str | None = None
-    rss_estimate: int | None = None  # the largest RSS seen of one of its workers
-    cap_warned: bool = False
-
-    @property
-    def loaded(self) -> bool:
-        return any(r.worker is not None for r in self.replicas)
-
-    @property
-    def state(self) -> State:
-        if any(r.loading for r in self.replicas):
-            return "loading"
-        if any(r.alive for r in self.replicas):
-            return "ready"
-        if any(r.worker is not None for r in self.replicas):
-            return "crashed"
-        return "failed" if self.last_error else "unloaded"
-
-
-def engine_config(settings: Settings, layout: Layout | None = None) -> EngineConfig:
-    return EngineConfig(
-        device=settings.device,
-        compute_type=settings.compute_type,
-        threads=layout.threads if layout else settings.threads,
-        parallel=layout.parallel if layout else 1,
-        beam_size=settings.beam_size,
-        cache_dir=settings.cache_dir,
-        offline=settings.offline,
-        voice_files=tuple(settings.voice_files),
-        tts_language=settings.tts_language,
-        tts_quick_start=settings.tts_quick_start,
-    )
-
-
 LOAD_WATCH_INTERVAL = 0.05  # seconds between memory checks of a loading worker
-
-
-def _rss(pid: int | None) -> int | None:
-    if pid is None:
-        return None
-    import psutil
-
-    try:
-        return int(psutil.Process(pid).memory_info().rss)
-    except psutil.Error:
-        return None
 
 
 class ModelManager:
@@ -202,14 +66,14 @@ class ModelManager:
         self._new_worker = workers
         self.registry = registry or ModelRegistry.from_settings(settings)
         self.metrics = metrics or Metrics()
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, Entry] = {}
         for spec in self.registry:
             layout = layouts(settings, spec)
             scheduler = Scheduler(
                 layout.slots, settings.max_queue, aging=settings.batch_aging, name=repr(spec.id)
             )
-            replicas = [_Replica(i) for i in range(layout.replicas)]
-            entry = _Entry(spec, layout, scheduler, replicas)
+            replicas = [Replica(i) for i in range(layout.replicas)]
+            entry = Entry(spec, layout, scheduler, replicas)
             entry.idle.set()
             self._entries[spec.id] = entry
         self._ttl_task: asyncio.Task[None] | None = None
@@ -275,7 +139,7 @@ class ModelManager:
         await self.close()
 
     # --- lifecycle -------------------------------------------------------------------------------
-    def _entry(self, name: str | None, task: TaskKind | None = None) -> _Entry:
+    def _entry(self, name: str | None, task: TaskKind | None = None) -> Entry:
         return self._entries[self.registry.get(name, task).id]
 
     async def load(self, name: str) -> ModelStatus:
@@ -294,21 +158,21 @@ class ModelManager:
         log.info("unloaded %s", entry.spec.id)
         return True
 
-    async def _drain(self, entry: _Entry, timeout: float) -> None:
+    async def _drain(self, entry: Entry, timeout: float) -> None:
         if entry.in_flight:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(entry.idle.wait(), timeout)
 
-    async def _stop_all(self, entry: _Entry) -> None:
+    async def _stop_all(self, entry: Entry) -> None:
         await asyncio.gather(*(self._stop_worker(r) for r in entry.replicas))
 
-    async def _stop_worker(self, replica: _Replica) -> None:
+    async def _stop_worker(self, replica: Replica) -> None:
         worker, replica.worker = replica.worker, None
         replica.retiring = False
         if worker is not None:
             await worker.stop()
 
-    async def _ensure_worker(self, entry: _Entry, replica: _Replica) -> Worker:
+    async def _ensure_worker(self, entry: Entry, replica: Replica) -> Worker:
         """The replica's live worker, loading the model first if needed: one load however many ask."""
         worker = replica.worker
         if worker is not None and worker.alive:
@@ -331,7 +195,7 @@ class ModelManager:
                 replica.loading = False
                 entry.changed.set()
 
-    async def _start_worker(self, entry: _Entry, replica: _Replica) -> Worker:
+    async def _start_worker(self, entry: Entry, replica: Replica) -> Worker:
         try:
             await self._make_room(entry)
         except MemoryBudgetExceeded as exc:
@@ -364,7 +228,7 @@ class ModelManager:
         seconds = time.perf_counter() - started
         replica.worker = worker
         replica.retiring = False
-        replica.load_rss = _rss(worker.pid)
+        replica.load_rss = process_rss(worker.pid)
         entry.rss_estimate = max(entry.rss_estimate or 0, replica.load_rss or 0) or None
         entry.loads += 1
         entry.last_error = None
@@ -391,14 +255,14 @@ class ModelManager:
                     await self._stop_all(entry)
 
     @staticmethod
-    def _idle(entry: _Entry) -> bool:
+    def _idle(entry: Entry) -> bool:
         return entry.in_flight == 0 and entry.scheduler.waiting == 0 and entry.scheduler.running == 0
 
     # --- memory ----------------------------------------------------------------------------------
     def workers_rss(self) -> int:
         """The summed RSS of every live worker process."""
         return sum(
-            _rss(r.worker.pid) or 0
+            process_rss(r.worker.pid) or 0
             for e in self._entries.values()
             for r in e.replicas
             if r.alive and r.worker
@@ -409,12 +273,12 @@ class ModelManager:
         to use, else its files' size plus what a worker process costs (the memory budget's guess)."""
         return self._estimate(self._entry(name))
 
-    def _estimate(self, entry: _Entry) -> int:
+    def _estimate(self, entry: Entry) -> int:
         if entry.rss_estimate:
             return entry.rss_estimate
         return entry.spec.disk_bytes(self.settings.cache_dir) + PROCESS_BASE_BYTES
 
-    async def _make_room(self, entry: _Entry) -> None:
+    async def _make_room(self, entry: Entry) -> None:
         """Evict least recently used idle models until one more worker of `entry` fits the budget."""
         budget = int(self.settings.max_memory_mb * MiB)
         if budget <= 0 or self._memory_lock is None:
@@ -444,7 +308,7 @@ class ModelManager:
                 victim.evictions += 1
                 await self._stop_all(victim)
 
-    async def _watch_load(self, entry: _Entry, worker: Worker) -> MemoryBudgetExceeded | None:
+    async def _watch_load(self, entry: Entry, worker: Worker) -> MemoryBudgetExceeded | None:
         """While a worker loads, stop it the moment the workers' memory passes the budget: the estimate
         `_make_room` went by is a guess (e.g. float32 compute of float16 weights doubles the memory)."""
         while True:
@@ -454,10 +318,10 @@ class ModelManager:
                 worker.kill()
                 return over
 
-    def _over_budget(self, entry: _Entry, worker: Worker) -> MemoryBudgetExceeded | None:
+    def _over_budget(self, entry: Entry, worker: Worker) -> MemoryBudgetExceeded | None:
         """The error for a loading worker that took the workers past the budget, else None. Notes the
         largest RSS seen, so the next attempt is refused up front instead of loading again."""
-        rss = _rss(worker.pid)
+        rss = process_rss(worker.pid)
         if rss is None:
             return None
         entry.rss_estimate = max(entry.rss_estimate or 0, rss)
@@ -479,12 +343,12 @@ class ModelManager:
             "(--max-memory-mb); it was stopped"
         )
 
-    def _after_request(self, entry: _Entry, replica: _Replica) -> None:
+    def _after_request(self, entry: Entry, replica: Replica) -> None:
         """Between requests: note the worker's memory, and retire it if it grew past the cap."""
         worker = replica.worker
         if worker is None or not worker.alive:
             return
-        rss = _rss(worker.pid)
+        rss = process_rss(worker.pid)
         if rss is None:
             return
         entry.rss_estimate = max(entry.rss_estimate or 0, rss)
@@ -510,7 +374,7 @@ class ModelManager:
         )
         replica.retiring = True
 
-    def _maybe_recycle(self, entry: _Entry, replica: _Replica) -> None:
+    def _maybe_recycle(self, entry: Entry, replica: Replica) -> None:
         if not replica.retiring or replica.in_flight or self._closing:
             return
 
@@ -531,7 +395,7 @@ class ModelManager:
         task.add_done_callback(self._background.discard)
 
     # --- requests --------------------------------------------------------------------------------
-    async def _reserve(self, entry: _Entry) -> _Replica:
+    async def _reserve(self, entry: Entry) -> Replica:
         """A replica with a free inference slot (the scheduler guarantees one exists, or soon will: a
         retiring replica comes back once replaced). Prefers live workers, then the least busy."""
         while True:
@@ -542,7 +406,7 @@ class ModelManager:
             await entry.changed.wait()
 
     @contextlib.contextmanager
-    def _counted(self, entry: _Entry, replica: _Replica) -> Iterator[None]:
+    def _counted(self, entry: Entry, replica: Replica) -> Iterator[None]:
         """Count a request on its replica and model: in-flight gauges, idle event (unload waits on it),
         TTL clock, the served count when it succeeds, and the recycling check once it is done."""
         replica.in_flight += 1
@@ -565,7 +429,7 @@ class ModelManager:
         return self.settings.queue_timeout or None
 
     @contextlib.asynccontextmanager
-    async def _admitted(self, entry: _Entry, lane: Lane, follow_up: bool = False) -> AsyncIterator[None]:
+    async def _admitted(self, entry: Entry, lane: Lane, follow_up: bool = False) -> AsyncIterator[None]:
         """Hold one of the entry's inference slots (queueing for it in `lane`) for the body. A follow-up
         (a later call of a long file already admitted) is neither refused by a full queue nor timed out."""
         note_model(entry.spec.id)
@@ -575,7 +439,7 @@ class ModelManager:
             yield
 
     @contextlib.asynccontextmanager
-    async def _on_worker(self, entry: _Entry) -> AsyncIterator[Worker]:
+    async def _on_worker(self, entry: Entry) -> AsyncIterator[Worker]:
         """A live worker with a free slot, counted as busy for the body (which holds a slot)."""
         replica = await self._reserve(entry)
         started = time.perf_counter()
@@ -584,7 +448,7 @@ class ModelManager:
         self.metrics.inferred(entry.spec.id, time.perf_counter() - started)
 
     async def _run(
-        self, entry: _Entry, method: str, lane: Lane, *, follow_up: bool = False, **kwargs: Any
+        self, entry: Entry, method: str, lane: Lane, *, follow_up: bool = False, **kwargs: Any
     ) -> Any:
         """Run one request on one of the entry's workers, on a fresh worker once more if it died."""
         attempts = 2 if self.settings.retry_on_crash else 1
@@ -600,7 +464,7 @@ class ModelManager:
         raise AssertionError("unreachable")
 
     async def _stream(
-        self, entry: _Entry, method: str, lane: Lane, **kwargs: Any
+        self, entry: Entry, method: str, lane: Lane, **kwargs: Any
     ) -> AsyncGenerator[Any, None]:
         """Like `_run` for generator methods. A crash before the first item is retried on a fresh
         worker; after it, the caller has partial output and gets the error. Use with `aclosing`."""
@@ -697,13 +561,13 @@ class ModelManager:
         )
 
     async def _transcribe_whole(
-        self, entry: _Entry, audio: np.ndarray, options: TranscribeOptions, lane: Lane
+        self, entry: Entry, audio: np.ndarray, options: TranscribeOptions, lane: Lane
     ) -> AsyncGenerator[TranscriptUpdate, None]:
         result: Transcription = await self._run(entry, "transcribe", lane, audio=audio, options=options)
         yield TranscriptUpdate(result.text, result.duration, result)
 
     async def _logged(
-        self, entry: _Entry, seconds: float, updates: AsyncGenerator[TranscriptUpdate, None]
+        self, entry: Entry, seconds: float, updates: AsyncGenerator[TranscriptUpdate, None]
     ) -> AsyncGenerator[TranscriptUpdate, None]:
         started = time.perf_counter()
         async with contextlib.aclosing(updates):
@@ -719,7 +583,7 @@ class ModelManager:
                     )
                 yield update
 
-    def _detects_language(self, entry: _Entry) -> bool:
+    def _detects_language(self, entry: Entry) -> bool:
         """Whether the model may detect a language (so a long file's first call must run alone)."""
         alive = next((r.worker for r in entry.replicas if r.alive and r.worker), None)
         return bool(alive.info.get("multilingual", True)) if alive else True
@@ -728,66 +592,8 @@ class ModelManager:
     def resolve(self, name: str | None, task: TaskKind | None = None) -> ModelSpec:
         return self.registry.get(name, task)
 
-    def _status(self, entry: _Entry) -> ModelStatus:
-        workers: list[dict[str, Any]] = []
-        for replica in entry.replicas:
-            worker = replica.worker
-            alive = replica.alive
-            workers.append(
-                {
-                    "replica": replica.index,
-                    "state": "loading"
-                    if replica.loading
-                    else ("ready" if alive else ("crashed" if worker else "unloaded")),
-                    "pid": worker.pid if alive and worker else None,
-                    "in_flight": replica.in_flight,
-                    "retiring": replica.retiring,
-                    "rss_bytes": _rss(worker.pid) if alive and worker else None,
-                }
-            )
-        live = [w for w in workers if w["pid"] is not None]
-        first = next((r.worker for r in entry.replicas if r.alive), None)
-        info = {k: v for k, v in (first.info if first else {}).items() if k not in ("pid", "rss_bytes")}
-        rss_values: list[int] = [w["rss_bytes"] for w in live if w["rss_bytes"] is not None]
-        scheduler = entry.scheduler
-        return ModelStatus(
-            id=entry.spec.id,
-            engine=entry.spec.engine,
-            task=entry.spec.task,
-            origin=entry.spec.origin,
-            source=entry.spec.source,
-            description=entry.spec.description,
-            aliases=self.registry.aliases_of(entry.spec.id),
-            state=entry.state,
-            pid=live[0]["pid"] if live else None,
-            loads=entry.loads,
-            restarts=entry.restarts,
-            requests=entry.requests,
-            in_flight=entry.in_flight,
-            rss_bytes=sum(rss_values) if rss_values else None,
-            last_error=entry.last_error,
-            info=info,
-            layout={
-                "replicas": entry.layout.replicas,
-                "parallel": entry.layout.parallel,
-                "threads": entry.layout.threads,
-            },
-            workers=workers,
-            queue={
-                "running": scheduler.running,
-                "waiting": scheduler.waiting,
-                "capacity": scheduler.capacity,
-                "max_queue": scheduler.max_queue,
-                "waiting_by_lane": scheduler.waiting_by_lane(),
-                "peak_running": scheduler.peak_running,
-                "rejected": scheduler.rejected,
-                "timed_out": scheduler.timed_out,
-                "cancelled": scheduler.cancelled,
-            },
-            recycles=entry.recycles,
-            evictions=entry.evictions,
-            last_used=time.time() - (time.monotonic() - entry.last_used) if entry.loads else None,
-        )
+    def _status(self, entry: Entry) -> ModelStatus:
+        return model_status(entry, self.registry.aliases_of(entry.spec.id))
 
     def status(self, name: str | None = None) -> list[ModelStatus]:
         if name is not None:

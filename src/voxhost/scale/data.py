@@ -20,8 +20,8 @@ from voxhost.batch import OUTPUTS, BatchJob, FileResult, transcribe_file
 from voxhost.engines import ASREngine
 from voxhost.errors import BadRequest
 from voxhost.manager import longform
+from voxhost.manager.layout import engine_config
 from voxhost.manager.registry import ModelRegistry
-from voxhost.manager.supervisor import engine_config
 from voxhost.results import TranscribeOptions, Transcription
 from voxhost.scale.serve import start_ray
 from voxhost.settings import Settings

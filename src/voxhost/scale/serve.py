@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from voxhost.engines import EngineConfig
 from voxhost.engines.base import Engine, TaskKind
 from voxhost.errors import ModelLoadError, QueueFull, WorkerCrashed, WorkerTimeout, from_wire, to_wire
+from voxhost.manager.layout import Layout, engine_config, plan_layout
 from voxhost.manager.protocol import Kind
 from voxhost.manager.registry import ModelRegistry, ModelSpec
-from voxhost.manager.supervisor import Layout, engine_config, plan_layout
 from voxhost.manager.worker import engine_call
 from voxhost.settings import Settings
 
