@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voxhost.audio.chunks import merge
+from voxhost.audio.chunks import Assembler
 from voxhost.errors import BadRequest
 from voxhost.formats import check_response_format, render
 from voxhost.languages import normalize_language
@@ -97,7 +97,10 @@ def test_an_echo_is_a_repeat_where_the_audio_holds_no_speech() -> None:
 def test_merging_pieces_puts_them_on_the_file_clock_and_numbers_them() -> None:
     first = Transcription("a", "en", 1.0, 5.0, segments=[_segment(" We will meet again tomorrow.", 0.01)])
     after = Transcription("c", "en", 1.0, 5.0, segments=[_segment(" Bye.", 0.02, start=1.5)])
-    merged = merge([(0.0, first), (10.0, after)], 15.0)
+    assembler = Assembler(15.0)
+    assembler.add(first, 0.0)
+    assembler.add(after, 10.0)
+    merged = assembler.result()
     assert merged.text == "We will meet again tomorrow. Bye."
     assert [(s.id, s.start, s.end) for s in merged.segments] == [(0, 0.0, 1.0), (1, 11.5, 12.5)]
     assert merged.segments[1].seek == 1000

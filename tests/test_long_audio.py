@@ -45,7 +45,6 @@ def test_speech_regions_are_packed_into_windows_of_at_most_thirty_seconds() -> N
         [(80 * s, 81 * s)],
     ]
     assert all(sum(b - a for a, b in w) <= 30 * s for w in windows if len(w) > 1)
-    assert chunks.batches(windows, 3) == [windows[:3], windows[3:]]
 
 
 def test_times_on_the_packed_speech_map_back_to_the_file() -> None:

@@ -105,12 +105,6 @@ def pack_windows(
     return windows
 
 
-def batches(windows: Sequence[list[Region]], size: int) -> list[list[list[Region]]]:
-    """Consecutive groups of at most `size` windows: what one decode call takes."""
-    size = max(1, size)
-    return [list(windows[i : i + size]) for i in range(0, len(windows), size)]
-
-
 def speech_audio(audio: np.ndarray, windows: Sequence[list[Region]]) -> np.ndarray:
     """The speech samples of `windows`, back to back: what a decode call sends to the worker (only this
     batch's speech crosses the pipe, never the whole file)."""
@@ -208,14 +202,6 @@ class Assembler:
             task=first.task if first else task,  # type: ignore[arg-type]
             segments=list(self.segments),
         )
-
-
-def merge(pieces: list[tuple[float, Transcription]], duration: float) -> Transcription:
-    """One transcription from pieces given as (offset in seconds, result)."""
-    assembler = Assembler(duration)
-    for offset, result in pieces:
-        assembler.add(result, offset)
-    return assembler.result()
 
 
 def context_tokens(segments: Sequence[Segment]) -> tuple[int, ...] | None:
