@@ -416,15 +416,16 @@ def _metrics(server: ServerProcess) -> dict[tuple[str, tuple[tuple[str, str], ..
 
 def test_metrics_follow_requests_loads_and_refusals(server: ServerProcess, speech: Speech) -> None:
     route = ("route", "/v1/audio/transcriptions")
-    ok_key = ("voxhost_requests_total", (("model", "tiny.en"), route, ("status", "200")))
-    bad_key = ("voxhost_requests_total", (("model", ""), route, ("status", "400")))
+    http = ("protocol", "http")
+    ok_key = ("voxhost_requests_total", (("model", "tiny.en"), http, route, ("status", "200")))
+    bad_key = ("voxhost_requests_total", (("model", ""), http, route, ("status", "400")))
     before = _metrics(server)
     assert post_audio(server, speech.encoded("wav"), data={"model": "tiny.en"}).status_code == 200
     assert post_audio(server, b"junk").status_code == 400
     after = _metrics(server)
     assert after[ok_key] == before.get(ok_key, 0) + 1
     assert after[bad_key] == before.get(bad_key, 0) + 1
-    count = ("voxhost_request_duration_seconds_count", (("model", "tiny.en"), route))
+    count = ("voxhost_request_duration_seconds_count", (("model", "tiny.en"), http, route))
     assert after[count] == before.get(count, 0) + 1
     inference = ("voxhost_inference_seconds_count", (("model", "tiny.en"),))
     assert after[inference] == before.get(inference, 0) + 1
@@ -457,7 +458,8 @@ def test_queue_refusals_show_in_metrics(
     after = _metrics(one_slot_server)
     assert after[("voxhost_queue_refusals_total", (("model", "tiny.en"), ("reason", "full")))] == 1
     route = ("route", "/v1/audio/transcriptions")
-    assert after[("voxhost_requests_total", (("model", "tiny.en"), route, ("status", "429")))] == 1
+    refused_key = (("model", "tiny.en"), ("protocol", "http"), route, ("status", "429"))
+    assert after[("voxhost_requests_total", refused_key)] == 1
 
 
 def test_request_ids_are_echoed_and_logged(server: ServerProcess, speech: Speech) -> None:

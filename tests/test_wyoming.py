@@ -318,3 +318,42 @@ def test_sigterm_lets_an_in_flight_request_finish(server_factory: ServerFactory,
     events = asyncio.run(main())
     assert_transcript(Transcript.from_event(events[-1]).text, speech.text)
     assert server.process.wait(30) in (0, -signal.SIGTERM)
+
+
+def test_wyoming_requests_are_in_the_request_metrics_and_the_access_log(
+    wy_server: ServerProcess, short_speech: Speech
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def counts() -> dict[tuple[str, str, str], float]:
+        text = httpx.get(wy_server.url + "/metrics", timeout=10).text
+        return {
+            (s.labels["route"], s.labels["model"], s.labels["status"]): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == "voxhost_requests_total" and s.labels.get("protocol") == "wyoming"
+        }
+
+    async def main() -> None:
+        await _transcribe(wy_server.wyoming_uri, _pcm(short_speech, 16000), 16000, 2, 1, "tiny.en")
+        async with AsyncClient.from_uri(wy_server.wyoming_uri) as client:
+            await client.write_event(Synthesize(text="Hello there.").event())
+            await _events_until(client, "audio-stop")
+            await client.write_event(Synthesize(text="Hello.", voice=SynthesizeVoice(name="nobody")).event())
+            await _events_until(client, "error")
+
+    before = counts()
+    asyncio.run(main())
+    after = counts()
+
+    def grew(key: tuple[str, str, str]) -> float:
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert grew(("transcribe", "tiny.en", "ok")) == 1
+    assert grew(("synthesize", "en_US-joe-medium", "ok")) == 1
+    assert sum(grew(k) for k in after if k[0] == "synthesize" and k[2] != "ok") == 1  # the unknown voice
+    lines = [line for line in wy_server.log().splitlines() if "voxhost.access" in line and "WYOMING" in line]
+    transcribe_lines = [line for line in lines if "WYOMING transcribe ok" in line and "model=tiny.en" in line]
+    assert transcribe_lines
+    request_id = transcribe_lines[-1].split("[", 1)[1].split("]", 1)[0]
+    assert request_id != "-"  # each Wyoming request has an id of its own on its lines

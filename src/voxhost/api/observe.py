@@ -62,7 +62,7 @@ class RequestObserver:
             finally:
                 route = getattr(scope.get("route"), "path", None) or "unmatched"
                 seconds = time.perf_counter() - started
-                self.metrics.request(route, context.model, status, seconds)
+                self.metrics.request(scope["type"], route, context.model, status, seconds)
                 level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
                 log.log(
                     level,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Awaitable
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
@@ -36,6 +37,7 @@ from voxhost.results import TranscribeOptions
 from voxhost.settings import Settings
 
 log = logging.getLogger("voxhost.wyoming")
+access_log = logging.getLogger("voxhost.access")
 T = TypeVar("T")
 GONE_POLL = 0.1  # seconds between checks that a waiting client is still connected
 
@@ -185,9 +187,42 @@ class WyomingHandler(AsyncEventHandler):
         self._streaming = False
         await self.write_event(Error(text=message, code=code).event())
 
+    @contextlib.asynccontextmanager
+    async def _request(self, route: str) -> AsyncIterator[None]:
+        """One Wyoming request (from its last event to the answer), in the same request metrics and
+        access log as HTTP's, with a request id of its own on every line it causes."""
+        started = time.perf_counter()
+        status = "ok"
+        with request_context() as context:
+            try:
+                yield
+            except VoxhostError as exc:
+                status = exc.code
+                raise
+            except (asyncio.CancelledError, ConnectionError):
+                status = "client_gone"
+                raise
+            finally:
+                seconds = time.perf_counter() - started
+                self.service.manager.metrics.request("wyoming", route, context.model, status, seconds)
+                access_log.info(
+                    "WYOMING %s %s %.3fs%s",
+                    route,
+                    status,
+                    seconds,
+                    f" model={context.model}" if context.model else "",
+                    extra={
+                        "route": route,
+                        "status": status,
+                        "seconds": round(seconds, 4),
+                        "model": context.model,
+                    },
+                )
+
     async def _dispatch(self, event: Event) -> None:
         if Describe.is_type(event.type):
-            await self.write_event((await self.service.info()).event())
+            async with self._request("describe"):
+                await self.write_event((await self.service.info()).event())
         elif Transcribe.is_type(event.type):
             request = Transcribe.from_event(event)
             self._reset_asr()
@@ -200,7 +235,8 @@ class WyomingHandler(AsyncEventHandler):
         elif AudioChunk.is_type(event.type):
             self._add_audio(AudioChunk.from_event(event))
         elif AudioStop.is_type(event.type):
-            await self._transcribe()
+            async with self._request("transcribe"):
+                await self._transcribe()
         elif SynthesizeStart.is_type(event.type):
             start_request = SynthesizeStart.from_event(event)
             voice = start_request.voice.name if start_request.voice else None
@@ -209,16 +245,18 @@ class WyomingHandler(AsyncEventHandler):
         elif SynthesizeChunk.is_type(event.type):
             await self._synthesize_chunk(SynthesizeChunk.from_event(event).text)
         elif SynthesizeStop.is_type(event.type):
-            await self._synthesize_stop()
+            async with self._request("synthesize"):
+                await self._synthesize_stop()
         elif Synthesize.is_type(event.type):
             if self._streaming:
                 return  # the compatibility copy of a streamed request: already being spoken
             synthesize = Synthesize.from_event(event)
             name = synthesize.voice.name if synthesize.voice else None
-            model, voice = await self.service.voice(name)
-            self._audio_started = False
-            await self._speak(synthesize.text, model, voice)
-            await self._finish_audio(model)
+            async with self._request("synthesize"):
+                model, voice = await self.service.voice(name)
+                self._audio_started = False
+                await self._speak(synthesize.text, model, voice)
+                await self._finish_audio(model)
         else:
             log.debug("ignoring wyoming event %s", event.type)
 

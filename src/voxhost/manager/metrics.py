@@ -29,12 +29,13 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "voxhost_requests", "Requests answered, by route, model and HTTP status.",
-            ["route", "model", "status"], registry=r,
+            "voxhost_requests", "Requests answered, by protocol, route, model and status (HTTP status; "
+            "Wyoming: ok or the error code).",
+            ["protocol", "route", "model", "status"], registry=r,
         )  # fmt: skip
         self.request_seconds = Histogram(
             "voxhost_request_duration_seconds", "Time from request to the end of its response.",
-            ["route", "model"], buckets=LATENCY_BUCKETS, registry=r,
+            ["protocol", "route", "model"], buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.queue_seconds = Histogram(
             "voxhost_queue_wait_seconds", "Time requests waited for an inference slot, by lane.",
@@ -57,9 +58,10 @@ class Metrics:
         self.registry.register(_ManagerCollector(manager))
 
     # --- events ----------------------------------------------------------------------------------
-    def request(self, route: str, model: str, status: int | str, seconds: float) -> None:
-        self.requests.labels(route, model, str(status)).inc()
-        self.request_seconds.labels(route, model).observe(seconds)
+    def request(self, protocol: str, route: str, model: str, status: int | str, seconds: float) -> None:
+        """One answered request of any front-end: `protocol` is http, websocket or wyoming."""
+        self.requests.labels(protocol, route, model, str(status)).inc()
+        self.request_seconds.labels(protocol, route, model).observe(seconds)
 
     def queued(self, model: str, lane: Lane, seconds: float) -> None:
         self.queue_seconds.labels(model, lane.name.lower()).observe(seconds)
