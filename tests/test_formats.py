@@ -105,3 +105,14 @@ def test_merging_pieces_puts_them_on_the_file_clock_and_numbers_them() -> None:
     assert [(s.id, s.start, s.end) for s in merged.segments] == [(0, 0.0, 1.0), (1, 11.5, 12.5)]
     assert merged.segments[1].seek == 1000
     assert merged.duration == 15.0
+
+
+def test_a_requested_language_is_read_in_one_place_for_every_front_end() -> None:
+    import dataclasses
+
+    from voxhost.results import TranscribeOptions
+
+    assert TranscribeOptions(language="English").language == "en"
+    assert TranscribeOptions(language=" pt_BR ").language == "pt"
+    assert TranscribeOptions(language="").language is None
+    assert dataclasses.replace(TranscribeOptions(language="EN"), prompt="x").language == "en"

@@ -27,7 +27,6 @@ from voxhost.audio import SAMPLE_RATE, decode_audio, probe_seconds
 from voxhost.cli.progress import AudioSecondsColumn, RealTimeColumn, follow
 from voxhost.errors import BadRequest, VoxhostError, file_error
 from voxhost.formats import as_text, render
-from voxhost.languages import normalize_language
 from voxhost.manager import ModelManager
 from voxhost.results import TranscribeOptions, Transcription
 from voxhost.settings import Settings
@@ -54,7 +53,7 @@ class BatchJob:
             raise BadRequest("--task must be transcribe or translate")
         return TranscribeOptions(
             task="translate" if self.task == "translate" else "transcribe",
-            language=normalize_language(self.language),
+            language=self.language,
             word_timestamps=True,
         )
 

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from voxhost.languages import normalize_language
+
 Task = Literal["transcribe", "translate"]
 
 
@@ -28,6 +30,10 @@ class TranscribeOptions:
     # of its last segment (a piece that only repeats it over silence is an echo).
     context_tokens: tuple[int, ...] | None = None
     context_text: str | None = None
+
+    def __post_init__(self) -> None:
+        # the one place a requested language is read: a code or English name, any case; None detects
+        object.__setattr__(self, "language", normalize_language(self.language))
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,6 @@ from voxhost.formats import (
     render,
     sse,
 )
-from voxhost.languages import normalize_language
 from voxhost.manager import ModelManager, longform
 from voxhost.results import Task, TranscribeOptions, TranscriptUpdate
 from voxhost.settings import Settings
@@ -94,7 +93,7 @@ def _options(form: Form, task: Task) -> tuple[TranscribeOptions, tuple[str, ...]
             )
     options = TranscribeOptions(
         task=task,
-        language=normalize_language(form.get("language")),
+        language=form.get("language"),
         prompt=form.get("prompt") or None,
         temperature=temperature or None,
         word_timestamps="word" in granularities,

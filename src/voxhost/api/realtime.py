@@ -114,7 +114,7 @@ async def live(websocket: WebSocket) -> None:
     try:
         rate = int(params.get("sample_rate", "16000"))
         converter = PcmConverter(rate, 2, 1)
-        options = TranscribeOptions(language=normalize_language(params.get("language")))
+        options = TranscribeOptions(language=params.get("language"))
         vad = VadConfig(min_silence=int(params.get("min_silence_ms", "500")) / 1000)
         live = _transcriber(manager, params.get("model"), options, vad, emit)
     except (VoxhostError, ValueError) as exc:

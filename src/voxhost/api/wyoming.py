@@ -30,7 +30,7 @@ from voxhost.audio.decode import PcmConverter, float_to_pcm16
 from voxhost.audio.text import split_complete
 from voxhost.engines import engine_class
 from voxhost.errors import BadAudio, BadRequest, PayloadTooLarge, VoxhostError
-from voxhost.languages import LANGUAGES, normalize_language
+from voxhost.languages import LANGUAGES
 from voxhost.logs import request_context
 from voxhost.manager import ModelManager
 from voxhost.results import TranscribeOptions
@@ -227,7 +227,7 @@ class WyomingHandler(AsyncEventHandler):
             request = Transcribe.from_event(event)
             self._reset_asr()
             self._asr_model = self.service.manager.resolve(request.name or None, "asr").id
-            self._language = normalize_language(request.language)
+            self._language = request.language
         elif AudioStart.is_type(event.type):
             start = AudioStart.from_event(event)
             self._converter = PcmConverter(start.rate, start.width, start.channels)

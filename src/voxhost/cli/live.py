@@ -22,7 +22,6 @@ from rich.text import Text
 from voxhost.audio.decode import SAMPLE_RATE, PcmConverter, decode_audio, float_to_pcm16
 from voxhost.engines import ASREngine
 from voxhost.errors import BadRequest
-from voxhost.languages import normalize_language
 from voxhost.manager.layout import engine_config
 from voxhost.manager.live import LiveEvent, LiveTranscriber
 from voxhost.manager.registry import parse_entry
@@ -103,7 +102,7 @@ async def _run_local(
     async def emit(event: LiveEvent) -> None:
         screen.show(event.as_dict())
 
-    options = TranscribeOptions(language=normalize_language(language))
+    options = TranscribeOptions(language=language)
     live = LiveTranscriber(transcribe, emit, options=options)
     async for chunk in _chunks(source, rate, pace):
         await live.feed(chunk)

@@ -27,7 +27,6 @@ from voxhost.cli.progress import AudioSecondsColumn, RealTimeColumn, done_line, 
 from voxhost.engines import ASREngine
 from voxhost.errors import BadRequest, VoxhostError, file_error
 from voxhost.formats import as_text, check_response_format, render
-from voxhost.languages import normalize_language
 from voxhost.manager import longform
 from voxhost.manager.layout import Layout, engine_config, plan_layout
 from voxhost.manager.registry import ModelSpec, parse_entry
@@ -118,7 +117,7 @@ def run_local(job: TranscribeJob, settings: Settings, console: Console) -> int:
     if not isinstance(engine, ASREngine):
         raise BadRequest(f"{spec.id} is not a speech-to-text model")
     task: Task = "translate" if job.task == "translate" else "transcribe"
-    options = TranscribeOptions(task=task, language=normalize_language(job.language), word_timestamps=False)
+    options = TranscribeOptions(task=task, language=job.language, word_timestamps=False)
     failures = 0
     columns = (BarColumn(), AudioSecondsColumn(), RealTimeColumn(), TimeRemainingColumn())
     with _progress(console, *columns) as progress:
