@@ -204,7 +204,7 @@ def test_loading_a_model_that_does_not_fit_evicts_the_least_recently_used_idle_o
         await manager.transcribe("tiny.en", audio16k[:16000], TranscribeOptions())
         tiny_rss = manager.status("tiny.en")[0].rss_bytes
         assert tiny_rss
-        base_estimate = manager._estimate(manager._entry("base"))
+        base_estimate = manager.memory_estimate("base")
         # room for either model alone, not for both
         manager.settings.max_memory_mb = (tiny_rss + base_estimate) / MiB - 1
         result = await manager.transcribe("base", audio16k, TranscribeOptions(language="en"))
@@ -214,7 +214,7 @@ def test_loading_a_model_that_does_not_fit_evicts_the_least_recently_used_idle_o
         assert base.state == "ready"
         # and back: tiny.en's load evicts base, now the least recently used idle model
         assert base.rss_bytes
-        tiny_estimate = manager._estimate(manager._entry("tiny.en"))  # what its worker used last time
+        tiny_estimate = manager.memory_estimate("tiny.en")  # what its worker used last time
         manager.settings.max_memory_mb = (base.rss_bytes + tiny_estimate) / MiB - 1
         await manager.transcribe("tiny.en", audio16k[:16000], TranscribeOptions())
         assert manager.status("base")[0].state == "unloaded"

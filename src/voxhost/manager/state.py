@@ -76,3 +76,8 @@ def process_rss(pid: int | None) -> int | None:
         return int(psutil.Process(pid).memory_info().rss)
     except psutil.Error:
         return None
+
+
+def is_idle(entry: Entry) -> bool:
+    """Nothing of the model is running or waiting: it may be unloaded (TTL) or evicted (memory)."""
+    return entry.in_flight == 0 and entry.scheduler.waiting == 0 and entry.scheduler.running == 0

@@ -32,11 +32,12 @@ from voxhost.errors import BadRequest, MemoryBudgetExceeded, ModelLoadError, Shu
 from voxhost.logs import note_model
 from voxhost.manager import longform
 from voxhost.manager.layout import Layout, engine_config, plan_layout
+from voxhost.manager.memory import MemoryBudget
 from voxhost.manager.metrics import Metrics
 from voxhost.manager.process import Worker, WorkerFactory, process_worker
 from voxhost.manager.registry import ModelRegistry, ModelSpec
 from voxhost.manager.scheduler import Lane, Scheduler
-from voxhost.manager.state import Entry, Replica, process_rss
+from voxhost.manager.state import Entry, Replica, is_idle, process_rss
 from voxhost.manager.status import ModelStatus, model_status
 from voxhost.results import TranscribeOptions, Transcription, TranscriptUpdate
 from voxhost.settings import Settings
@@ -44,10 +45,7 @@ from voxhost.settings import Settings
 log = logging.getLogger("voxhost.manager")
 __all__ = ["ModelManager", "ModelStatus"]
 
-MiB = 2**20
 SAMPLE_RATE = 16000
-# What a worker process costs besides its model's weights: Python, numpy, the inference runtime.
-PROCESS_BASE_BYTES = 150 * MiB
 
 
 LOAD_WATCH_INTERVAL = 0.05  # seconds between memory checks of a loading worker
@@ -78,6 +76,7 @@ class ModelManager:
             self._entries[spec.id] = entry
         self._ttl_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._memory = MemoryBudget(settings, self._entries)
         self._memory_lock: asyncio.Lock | None = None
         self._closing = False
         self._draining = False
@@ -212,7 +211,7 @@ class ModelManager:
             await worker.start(self.settings.load_timeout)
             if watch is not None:
                 watch.cancel()
-                over = await asyncio.to_thread(self._over_budget, entry, worker)
+                over = await asyncio.to_thread(self._memory.over_budget, entry, worker)
                 if over is not None:
                     raise over
         except BaseException as exc:
@@ -250,61 +249,25 @@ class ModelManager:
             await asyncio.sleep(min(max(ttl / 4, 0.05), 5.0))
             now = time.monotonic()
             for entry in self._entries.values():
-                if entry.loaded and self._idle(entry) and now - entry.last_used >= ttl:
+                if entry.loaded and is_idle(entry) and now - entry.last_used >= ttl:
                     log.info("%s idle for %.0fs; unloading", entry.spec.id, now - entry.last_used)
                     await self._stop_all(entry)
 
-    @staticmethod
-    def _idle(entry: Entry) -> bool:
-        return entry.in_flight == 0 and entry.scheduler.waiting == 0 and entry.scheduler.running == 0
-
-    # --- memory ----------------------------------------------------------------------------------
+    # --- memory (the rules: manager/memory.py) ------------------------------------------------------
     def workers_rss(self) -> int:
         """The summed RSS of every live worker process."""
-        return sum(
-            process_rss(r.worker.pid) or 0
-            for e in self._entries.values()
-            for r in e.replicas
-            if r.alive and r.worker
-        )
+        return self._memory.workers_rss()
 
     def memory_estimate(self, name: str) -> int:
-        """Bytes one more worker of the model is expected to take: the most one of its workers was seen
-        to use, else its files' size plus what a worker process costs (the memory budget's guess)."""
-        return self._estimate(self._entry(name))
-
-    def _estimate(self, entry: Entry) -> int:
-        if entry.rss_estimate:
-            return entry.rss_estimate
-        return entry.spec.disk_bytes(self.settings.cache_dir) + PROCESS_BASE_BYTES
+        """Bytes one more worker of the model is expected to take (the memory budget's guess)."""
+        return self._memory.estimate(self._entry(name))
 
     async def _make_room(self, entry: Entry) -> None:
         """Evict least recently used idle models until one more worker of `entry` fits the budget."""
-        budget = int(self.settings.max_memory_mb * MiB)
-        if budget <= 0 or self._memory_lock is None:
+        if self._memory.budget <= 0 or self._memory_lock is None:
             return
         async with self._memory_lock:
-            need = await asyncio.to_thread(self._estimate, entry)
-            while True:
-                used = await asyncio.to_thread(self.workers_rss)
-                if used + need <= budget:
-                    return
-                victims = [e for e in self._entries.values() if e is not entry and e.loaded and self._idle(e)]
-                if not victims:
-                    raise MemoryBudgetExceeded(
-                        f"loading {entry.spec.id!r} needs about {need / MiB:.0f} MiB; workers use "
-                        f"{used / MiB:.0f} of the {budget / MiB:.0f} MiB budget and no idle model can be "
-                        "unloaded to make room"
-                    )
-                victim = min(victims, key=lambda e: e.last_used)
-                log.info(
-                    "memory budget: evicting idle %s to load %s (%.0f + %.0f MiB > %.0f MiB)",
-                    victim.spec.id,
-                    entry.spec.id,
-                    used / MiB,
-                    need / MiB,
-                    budget / MiB,
-                )
+            while (victim := await asyncio.to_thread(self._memory.eviction, entry)) is not None:
                 victim.evictions += 1
                 await self._stop_all(victim)
 
@@ -313,66 +276,15 @@ class ModelManager:
         `_make_room` went by is a guess (e.g. float32 compute of float16 weights doubles the memory)."""
         while True:
             await asyncio.sleep(LOAD_WATCH_INTERVAL)
-            over = await asyncio.to_thread(self._over_budget, entry, worker)
+            over = await asyncio.to_thread(self._memory.over_budget, entry, worker)
             if over is not None:
                 worker.kill()
                 return over
 
-    def _over_budget(self, entry: Entry, worker: Worker) -> MemoryBudgetExceeded | None:
-        """The error for a loading worker that took the workers past the budget, else None. Notes the
-        largest RSS seen, so the next attempt is refused up front instead of loading again."""
-        rss = process_rss(worker.pid)
-        if rss is None:
-            return None
-        entry.rss_estimate = max(entry.rss_estimate or 0, rss)
-        budget = int(self.settings.max_memory_mb * MiB)
-        others = self.workers_rss()  # ready workers; the loading one is not among them yet
-        if others + rss <= budget:
-            return None
-        log.error(
-            "loading %s took %.0f MiB; with %.0f MiB in other workers that is past the %.0f MiB budget; "
-            "stopping it",
-            entry.spec.id,
-            rss / MiB,
-            others / MiB,
-            budget / MiB,
-        )
-        return MemoryBudgetExceeded(
-            f"loading {entry.spec.id!r} ran out of memory: it grew to {rss / MiB:.0f} MiB, and with "
-            f"{others / MiB:.0f} MiB in other workers that is past the {budget / MiB:.0f} MiB budget "
-            "(--max-memory-mb); it was stopped"
-        )
-
     def _after_request(self, entry: Entry, replica: Replica) -> None:
         """Between requests: note the worker's memory, and retire it if it grew past the cap."""
-        worker = replica.worker
-        if worker is None or not worker.alive:
-            return
-        rss = process_rss(worker.pid)
-        if rss is None:
-            return
-        entry.rss_estimate = max(entry.rss_estimate or 0, rss)
-        cap = int(self.settings.worker_max_rss_mb * MiB)
-        if cap <= 0 or rss <= cap or replica.retiring:
-            return
-        if replica.load_rss is not None and replica.load_rss >= cap:
-            if not entry.cap_warned:
-                entry.cap_warned = True
-                log.warning(
-                    "%s: a fresh worker already uses %.0f MiB, over worker_max_rss_mb (%.0f); not recycling",
-                    entry.spec.id,
-                    replica.load_rss / MiB,
-                    cap / MiB,
-                )
-            return
-        log.info(
-            "%s: worker pid %s uses %.0f MiB (cap %.0f); replacing it between requests",
-            entry.spec.id,
-            worker.pid,
-            rss / MiB,
-            cap / MiB,
-        )
-        replica.retiring = True
+        if self._memory.should_retire(entry, replica):
+            replica.retiring = True
 
     def _maybe_recycle(self, entry: Entry, replica: Replica) -> None:
         if not replica.retiring or replica.in_flight or self._closing:
@@ -602,12 +514,11 @@ class ModelManager:
 
     def memory(self, statuses: list[ModelStatus] | None = None) -> dict[str, Any]:
         """Workers' memory and its limits; from `statuses` when the caller has just read them."""
-        budget = int(self.settings.max_memory_mb * MiB)
         used = self.workers_rss() if statuses is None else sum(s.rss_bytes or 0 for s in statuses)
         return {
             "workers_rss_bytes": used,
-            "budget_bytes": budget or None,
-            "worker_max_rss_bytes": int(self.settings.worker_max_rss_mb * MiB) or None,
+            "budget_bytes": self._memory.budget or None,
+            "worker_max_rss_bytes": self._memory.cap or None,
         }
 
     def recent_inferences(self, name: str) -> list[dict[str, Any]]:
