@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -182,3 +185,49 @@ def server(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterato
     )
     yield proc
     proc.stop()
+
+
+# --- one model's state over HTTP, and requests in the background -------------------------------
+def model_status(server: ServerProcess) -> dict[str, Any]:
+    """The first model's entry in the server's /status."""
+    body: dict[str, Any] = httpx.get(server.url + "/status", timeout=10).json()
+    return body["models"][0]
+
+
+def wait_for_status(
+    server: ServerProcess, check: Callable[[dict[str, Any]], bool], what: str
+) -> dict[str, Any]:
+    for _ in range(600):
+        status = model_status(server)
+        if check(status):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"never saw {what}: {status}")
+
+
+def post_audio(server: ServerProcess, wav: bytes, timeout: float = 60, **kwargs: Any) -> httpx.Response:
+    """One transcription request over HTTP."""
+    url = server.url + "/v1/audio/transcriptions"
+    return httpx.post(url, files={"file": ("a.wav", wav)}, timeout=timeout, **kwargs)
+
+
+class BackgroundRequest:
+    """An HTTP request in a thread, so the test can act while it waits."""
+
+    def __init__(self, server: ServerProcess, wav: bytes, timeout: float = 120) -> None:
+        self.response: httpx.Response | None = None
+        self.error: Exception | None = None
+
+        def send() -> None:
+            try:
+                self.response = post_audio(server, wav, timeout)
+            except Exception as exc:
+                self.error = exc
+
+        self.thread = threading.Thread(target=send, daemon=True)
+        self.thread.start()
+
+    def result(self) -> httpx.Response:
+        self.thread.join(120)
+        assert self.response is not None, self.error
+        return self.response

@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 
 import httpx
-import numpy as np
 import psutil
 import pytest
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
@@ -27,9 +26,7 @@ from wyoming.tts import (
 )
 
 from conftest import ServerFactory, ServerProcess, Speech, assert_transcript, start_server
-from voxhost.audio.decode import PcmConverter, float_to_pcm16
-
-TIMEOUT = 120
+from wyoming_helpers import TIMEOUT, events_until, pcm_of, transcribe
 
 
 @pytest.fixture(scope="module")
@@ -44,49 +41,11 @@ def wy_server(tmp_path_factory: pytest.TempPathFactory, cache_dir: object) -> It
     server.stop()
 
 
-async def _events_until(client: AsyncClient, last: str) -> list[Event]:
-    events: list[Event] = []
-    while True:
-        event = await asyncio.wait_for(client.read_event(), TIMEOUT)
-        assert event is not None, f"connection closed; got {[e.type for e in events]}"
-        events.append(event)
-        if event.type in (last, "error"):
-            return events
-
-
-def _pcm(speech: Speech, rate: int, width: int = 2, channels: int = 1) -> bytes:
-    """The speech as interleaved PCM in the given format."""
-    converter = PcmConverter(speech.sample_rate, 2, 1, sample_rate=rate)
-    mono = np.concatenate([converter.convert(float_to_pcm16(speech.audio)), converter.flush()])
-    frames = np.repeat(mono[:, None], channels, axis=1).reshape(-1)
-    if width == 1:
-        return bytes((np.clip(frames, -1, 1) * 127 + 128).astype("u1").tobytes())
-    if width == 4:
-        # in float64: float32 rounds 2**31 - 1 up to 2**31, which overflows int32
-        return bytes((np.clip(frames, -1, 1).astype(np.float64) * (2**31 - 1)).astype("<i4").tobytes())
-    return float_to_pcm16(frames)
-
-
-async def _transcribe(
-    uri: str, pcm: bytes, rate: int, width: int, channels: int, model: str | None = None
-) -> list[Event]:
-    async with AsyncClient.from_uri(uri) as client:
-        await client.write_event(Transcribe(name=model, language="en").event())
-        await client.write_event(AudioStart(rate=rate, width=width, channels=channels).event())
-        step = rate * width * channels // 10  # 100 ms chunks
-        for i in range(0, len(pcm), step):
-            await client.write_event(
-                AudioChunk(rate=rate, width=width, channels=channels, audio=pcm[i : i + step]).event()
-            )
-        await client.write_event(AudioStop().event())
-        return await _events_until(client, "transcript")
-
-
 def test_describe_lists_models_and_voices(wy_server: ServerProcess) -> None:
     async def main() -> Info:
         async with AsyncClient.from_uri(wy_server.wyoming_uri) as client:
             await client.write_event(Describe().event())
-            (event,) = await _events_until(client, "info")
+            (event,) = await events_until(client, "info")
             return Info.from_event(event)
 
     info = asyncio.run(main())
@@ -112,7 +71,7 @@ def test_transcribe_any_audio_format(
     wy_server: ServerProcess, speech: Speech, rate: int, width: int, channels: int
 ) -> None:
     events = asyncio.run(
-        _transcribe(wy_server.wyoming_uri, _pcm(speech, rate, width, channels), rate, width, channels)
+        transcribe(wy_server.wyoming_uri, pcm_of(speech, rate, width, channels), rate, width, channels)
     )
     types = [e.type for e in events]
     assert types[0] == "transcript-start"
@@ -135,10 +94,10 @@ def test_synthesize_then_transcribe(wy_server: ServerProcess) -> None:
             await client.write_event(
                 Synthesize(text=text, voice=SynthesizeVoice(name=voice) if voice else None).event()
             )
-            spoken = await _events_until(client, "audio-stop")
+            spoken = await events_until(client, "audio-stop")
         start = AudioStart.from_event(spoken[0])
         pcm = b"".join(AudioChunk.from_event(e).audio for e in spoken if AudioChunk.is_type(e.type))
-        heard = await _transcribe(
+        heard = await transcribe(
             wy_server.wyoming_uri, pcm, start.rate, start.width, start.channels, "tiny.en"
         )
         return spoken, heard
@@ -158,14 +117,14 @@ def test_streaming_synthesis_speaks_sentences_as_text_arrives(wy_server: ServerP
             for piece in ("The first sen", "tence is here. ", "And the sec"):
                 await client.write_event(SynthesizeChunk(text=piece).event())
             # audio for the complete first sentence arrives before the text is finished
-            early = await _events_until(client, "audio-chunk")
+            early = await events_until(client, "audio-chunk")
             await client.write_event(SynthesizeChunk(text="ond one follows.").event())
             await client.write_event(SynthesizeStop().event())
             # the compatibility copy that streaming clients also send is ignored
             await client.write_event(
                 Synthesize(text="The first sentence is here. And the second one follows.").event()
             )
-            rest = await _events_until(client, "synthesize-stopped")
+            rest = await events_until(client, "synthesize-stopped")
             return early, rest
 
     early, rest = asyncio.run(main())
@@ -173,22 +132,22 @@ def test_streaming_synthesis_speaks_sentences_as_text_arrives(wy_server: ServerP
     assert [e.type for e in rest][-2:] == ["audio-stop", "synthesize-stopped"]
     assert SynthesizeStopped.is_type(rest[-1].type)
     pcm = b"".join(AudioChunk.from_event(e).audio for e in early + rest if AudioChunk.is_type(e.type))
-    heard = asyncio.run(_transcribe(wy_server.wyoming_uri, pcm, 22050, 2, 1, "tiny.en"))
+    heard = asyncio.run(transcribe(wy_server.wyoming_uri, pcm, 22050, 2, 1, "tiny.en"))
     assert_transcript(
         Transcript.from_event(heard[-1]).text, "The first sentence is here. And the second one follows.", 2
     )
 
 
 def test_concurrent_clients(wy_server: ServerProcess, short_speech: Speech) -> None:
-    pcm = _pcm(short_speech, 16000)
+    pcm = pcm_of(short_speech, 16000)
 
     async def main() -> list[list[Event]]:
-        asr = [_transcribe(wy_server.wyoming_uri, pcm, 16000, 2, 1) for _ in range(4)]
+        asr = [transcribe(wy_server.wyoming_uri, pcm, 16000, 2, 1) for _ in range(4)]
 
         async def tts() -> list[Event]:
             async with AsyncClient.from_uri(wy_server.wyoming_uri) as client:
                 await client.write_event(Synthesize(text="Good night.").event())
-                return await _events_until(client, "audio-stop")
+                return await events_until(client, "audio-stop")
 
         return await asyncio.gather(*asr, tts(), tts())
 
@@ -215,16 +174,16 @@ def test_bad_events_get_error_events_and_the_connection_survives(
                 SynthesizeStop().event(),
             ):
                 await client.write_event(bad)
-                (event,) = await _events_until(client, "error")
+                (event,) = await events_until(client, "error")
                 assert Error.is_type(event.type)
                 codes.append(str(Error.from_event(event).code))
             await client.write_event(Event(type="some-future-event", data={"x": 1}))  # ignored
             await client.write_event(Transcribe().event())
-            pcm = _pcm(short_speech, 16000)
+            pcm = pcm_of(short_speech, 16000)
             await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
             await client.write_event(AudioChunk(rate=16000, width=2, channels=1, audio=pcm).event())
             await client.write_event(AudioStop().event())
-            events = await _events_until(client, "transcript")
+            events = await events_until(client, "transcript")
             assert_transcript(Transcript.from_event(events[-1]).text, short_speech.text)
         return codes
 
@@ -254,7 +213,7 @@ def test_garbage_bytes_do_not_hurt_the_server(wy_server: ServerProcess) -> None:
 async def _describe(uri: str) -> Info:
     async with AsyncClient.from_uri(uri) as client:
         await client.write_event(Describe().event())
-        (event,) = await _events_until(client, "info")
+        (event,) = await events_until(client, "info")
         return Info.from_event(event)
 
 
@@ -268,7 +227,7 @@ def test_disconnect_mid_synthesis_frees_the_worker(wy_server: ServerProcess) -> 
             await client.write_event(
                 Synthesize(text=long_text, voice=SynthesizeVoice(name="jf_alpha")).event()
             )
-            await _events_until(client, "audio-chunk")
+            await events_until(client, "audio-chunk")
         # disconnected after the first audio
 
     asyncio.run(main())
@@ -284,7 +243,7 @@ def test_sigterm_stops_http_and_wyoming_with_no_orphans(
     server_factory: ServerFactory, short_speech: Speech
 ) -> None:
     server = server_factory("--model", "tiny.en", "--model", "en_US-joe-medium", "--preload")
-    events = asyncio.run(_transcribe(server.wyoming_uri, _pcm(short_speech, 16000), 16000, 2, 1))
+    events = asyncio.run(transcribe(server.wyoming_uri, pcm_of(short_speech, 16000), 16000, 2, 1))
     assert_transcript(Transcript.from_event(events[-1]).text, short_speech.text)
     children = psutil.Process(server.process.pid).children(recursive=True)
     assert len(children) >= 2  # one worker per model
@@ -304,7 +263,7 @@ def test_no_wyoming_flag(server_factory: ServerFactory) -> None:
 
 def test_sigterm_lets_an_in_flight_request_finish(server_factory: ServerFactory, speech: Speech) -> None:
     server = server_factory("--model", "tiny.en", "--preload")
-    pcm = _pcm(speech, 16000)
+    pcm = pcm_of(speech, 16000)
 
     async def main() -> list[Event]:
         async with AsyncClient.from_uri(server.wyoming_uri) as client:
@@ -313,7 +272,7 @@ def test_sigterm_lets_an_in_flight_request_finish(server_factory: ServerFactory,
             await client.write_event(AudioChunk(rate=16000, width=2, channels=1, audio=pcm).event())
             server.process.send_signal(signal.SIGTERM)  # mid-request: the answer must still come
             await client.write_event(AudioStop().event())
-            return await _events_until(client, "transcript")
+            return await events_until(client, "transcript")
 
     events = asyncio.run(main())
     assert_transcript(Transcript.from_event(events[-1]).text, speech.text)
@@ -335,12 +294,12 @@ def test_wyoming_requests_are_in_the_request_metrics_and_the_access_log(
         }
 
     async def main() -> None:
-        await _transcribe(wy_server.wyoming_uri, _pcm(short_speech, 16000), 16000, 2, 1, "tiny.en")
+        await transcribe(wy_server.wyoming_uri, pcm_of(short_speech, 16000), 16000, 2, 1, "tiny.en")
         async with AsyncClient.from_uri(wy_server.wyoming_uri) as client:
             await client.write_event(Synthesize(text="Hello there.").event())
-            await _events_until(client, "audio-stop")
+            await events_until(client, "audio-stop")
             await client.write_event(Synthesize(text="Hello.", voice=SynthesizeVoice(name="nobody")).event())
-            await _events_until(client, "error")
+            await events_until(client, "error")
 
     before = counts()
     asyncio.run(main())

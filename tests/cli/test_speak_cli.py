@@ -79,7 +79,7 @@ def test_every_setting_is_a_serve_flag() -> None:
 
 
 def test_the_readme_settings_reference_is_generated_from_the_settings() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     start = readme.index("| flag | environment | default | meaning |")
     end = readme.index("<!-- end of settings reference -->")
     assert readme[start:end] == reference_markdown(), "README is stale: voxhost config --reference"

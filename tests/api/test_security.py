@@ -157,7 +157,7 @@ def test_audio_longer_than_the_limit_is_refused(
 ) -> None:
     import asyncio
 
-    from test_wyoming import _pcm, _transcribe
+    from wyoming_helpers import pcm_of, transcribe
 
     assert short_speech.seconds < 4 < speech.seconds
     server = server_factory("--model", "tiny.en", "--max-audio-seconds", "4")
@@ -166,7 +166,7 @@ def test_audio_longer_than_the_limit_is_refused(
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "audio_too_long"
     assert "longer than the limit of 4s" in response.json()["error"]["message"]
-    events = asyncio.run(_transcribe(server.wyoming_uri, _pcm(speech, 16000), 16000, 2, 1))
+    events = asyncio.run(transcribe(server.wyoming_uri, pcm_of(speech, 16000), 16000, 2, 1))
     assert events[-1].type == "error"
     assert "limit of 4s" in events[-1].data["text"]
     short = httpx.post(url, files={"file": ("a.wav", short_speech.encoded("wav"))}, timeout=60)

@@ -11,7 +11,6 @@ import itertools
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -24,7 +23,17 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from conftest import ServerFactory, ServerProcess, Speech, assert_transcript, synthesize
+from conftest import (
+    BackgroundRequest,
+    ServerFactory,
+    ServerProcess,
+    Speech,
+    assert_transcript,
+    model_status,
+    post_audio,
+    synthesize,
+    wait_for_status,
+)
 from voxhost.audio import decode_audio
 from voxhost.cli import app
 from voxhost.errors import MemoryBudgetExceeded
@@ -281,6 +290,10 @@ def test_a_worker_that_grows_past_its_rss_cap_is_replaced_between_requests(
 
 
 # --- over HTTP: queue limits, timeouts, disconnects, metrics ---------------------------------------
+# the request held in a stopped worker, and the one queued behind it
+Held = tuple[int, BackgroundRequest, BackgroundRequest]
+
+
 @pytest.fixture
 def one_slot_server(server_factory: ServerFactory) -> ServerProcess:
     return server_factory(
@@ -288,53 +301,11 @@ def one_slot_server(server_factory: ServerFactory) -> ServerProcess:
     )  # fmt: skip
 
 
-def _status(server: ServerProcess) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(server.url + "/status", timeout=10).json()
-    return body["models"][0]
-
-
-def _wait_for(server: ServerProcess, check: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
-    for _ in range(600):
-        status = _status(server)
-        if check(status):
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"never saw {what}: {status}")
-
-
-def post_audio(server: ServerProcess, wav: bytes, timeout: float = 60, **kwargs: Any) -> httpx.Response:
-    """One transcription request over HTTP."""
-    url = server.url + "/v1/audio/transcriptions"
-    return httpx.post(url, files={"file": ("a.wav", wav)}, timeout=timeout, **kwargs)
-
-
-class _Background:
-    """An HTTP request in a thread, so the test can act while it waits."""
-
-    def __init__(self, server: ServerProcess, wav: bytes, timeout: float = 120) -> None:
-        self.response: httpx.Response | None = None
-        self.error: Exception | None = None
-
-        def send() -> None:
-            try:
-                self.response = post_audio(server, wav, timeout)
-            except Exception as exc:
-                self.error = exc
-
-        self.thread = threading.Thread(target=send, daemon=True)
-        self.thread.start()
-
-    def result(self) -> httpx.Response:
-        self.thread.join(120)
-        assert self.response is not None, self.error
-        return self.response
-
-
 @pytest.fixture
-def paused_worker(one_slot_server: ServerProcess, speech: Speech) -> Iterator[tuple[int, _Background]]:
+def paused_worker(one_slot_server: ServerProcess, speech: Speech) -> Iterator[tuple[int, BackgroundRequest]]:
     """The server's only slot busy with a request whose worker is stopped: nothing moves until SIGCONT."""
-    first = _Background(one_slot_server, speech.encoded("wav"))
-    status = _wait_for(one_slot_server, lambda s: s["in_flight"] == 1, "the first request in flight")
+    first = BackgroundRequest(one_slot_server, speech.encoded("wav"))
+    status = wait_for_status(one_slot_server, lambda s: s["in_flight"] == 1, "the first request in flight")
     pid = status["pid"]
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -345,17 +316,19 @@ def paused_worker(one_slot_server: ServerProcess, speech: Speech) -> Iterator[tu
 
 @pytest.fixture
 def full_queue(
-    one_slot_server: ServerProcess, paused_worker: tuple[int, _Background], speech: Speech
-) -> tuple[int, _Background, _Background]:
+    one_slot_server: ServerProcess, paused_worker: tuple[int, BackgroundRequest], speech: Speech
+) -> Held:
     """The paused worker's request in flight and a second one filling the queue (max_queue 1)."""
     pid, first = paused_worker
-    second = _Background(one_slot_server, speech.encoded("wav"))
-    _wait_for(one_slot_server, lambda s: s["queue"]["waiting"] == 1, "the second request queued")
+    second = BackgroundRequest(one_slot_server, speech.encoded("wav"))
+    wait_for_status(one_slot_server, lambda s: s["queue"]["waiting"] == 1, "the second request queued")
     return pid, first, second
 
 
 def test_full_queue_gives_429_and_loses_nothing_it_accepted(
-    one_slot_server: ServerProcess, full_queue: tuple[int, _Background, _Background], speech: Speech
+    one_slot_server: ServerProcess,
+    full_queue: Held,
+    speech: Speech,
 ) -> None:
     pid, first, second = full_queue
     refused = post_audio(one_slot_server, speech.encoded("wav"))
@@ -368,13 +341,13 @@ def test_full_queue_gives_429_and_loses_nothing_it_accepted(
         response = accepted.result()
         assert response.status_code == 200, response.text
         assert_transcript(response.json()["text"], speech.text)
-    status = _status(one_slot_server)
+    status = model_status(one_slot_server)
     assert status["queue"]["rejected"] == 1
     assert status["requests"] == 2
 
 
 def test_a_request_that_waits_past_the_queue_timeout_gets_503(
-    one_slot_server: ServerProcess, paused_worker: tuple[int, _Background], speech: Speech
+    one_slot_server: ServerProcess, paused_worker: tuple[int, BackgroundRequest], speech: Speech
 ) -> None:
     pid, first = paused_worker
     waited = post_audio(one_slot_server, speech.encoded("wav"))
@@ -383,26 +356,26 @@ def test_a_request_that_waits_past_the_queue_timeout_gets_503(
     assert "retry-after" in waited.headers
     os.kill(pid, signal.SIGCONT)
     assert first.result().status_code == 200
-    assert _status(one_slot_server)["queue"]["timed_out"] == 1
+    assert model_status(one_slot_server)["queue"]["timed_out"] == 1
 
 
 def test_a_client_that_disconnects_while_queued_leaves_the_queue(
-    one_slot_server: ServerProcess, paused_worker: tuple[int, _Background], speech: Speech
+    one_slot_server: ServerProcess, paused_worker: tuple[int, BackgroundRequest], speech: Speech
 ) -> None:
     pid, first = paused_worker
-    impatient = _Background(one_slot_server, speech.encoded("wav"), timeout=1.5)  # gives up, hangs up
+    impatient = BackgroundRequest(one_slot_server, speech.encoded("wav"), timeout=1.5)  # gives up, hangs up
     impatient.thread.join(30)
     assert isinstance(impatient.error, httpx.TimeoutException)
     _assert_dropped(one_slot_server, pid, first)
 
 
-def _assert_dropped(server: ServerProcess, pid: int, first: _Background) -> None:
+def _assert_dropped(server: ServerProcess, pid: int, first: BackgroundRequest) -> None:
     """The client that gave up left the queue, and its request never ran."""
-    status = _wait_for(server, lambda s: s["queue"]["cancelled"] == 1, "the queued request cancelled")
+    status = wait_for_status(server, lambda s: s["queue"]["cancelled"] == 1, "the queued request cancelled")
     assert status["queue"]["waiting"] == 0
     os.kill(pid, signal.SIGCONT)
     assert first.result().status_code == 200
-    assert _status(server)["requests"] == 1
+    assert model_status(server)["requests"] == 1
 
 
 def _metrics(server: ServerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -443,7 +416,9 @@ def test_metrics_follow_requests_loads_and_refusals(server: ServerProcess, speec
 
 
 def test_queue_refusals_show_in_metrics(
-    one_slot_server: ServerProcess, full_queue: tuple[int, _Background, _Background], speech: Speech
+    one_slot_server: ServerProcess,
+    full_queue: Held,
+    speech: Speech,
 ) -> None:
     pid, first, second = full_queue
     depth = _metrics(one_slot_server)
@@ -540,12 +515,14 @@ def test_json_logs_carry_request_ids(server_factory: ServerFactory) -> None:
 
 
 def test_wyoming_gets_an_error_event_when_the_queue_is_full(
-    one_slot_server: ServerProcess, full_queue: tuple[int, _Background, _Background], speech: Speech
+    one_slot_server: ServerProcess,
+    full_queue: Held,
+    speech: Speech,
 ) -> None:
-    from test_wyoming import _pcm, _transcribe
+    from wyoming_helpers import pcm_of, transcribe
 
     pid, first, second = full_queue
-    events = asyncio.run(_transcribe(one_slot_server.wyoming_uri, _pcm(speech, 16000), 16000, 2, 1))
+    events = asyncio.run(transcribe(one_slot_server.wyoming_uri, pcm_of(speech, 16000), 16000, 2, 1))
     assert events[-1].type == "error"
     assert events[-1].data["code"] == "queue_full"
     os.kill(pid, signal.SIGCONT)
@@ -554,25 +531,28 @@ def test_wyoming_gets_an_error_event_when_the_queue_is_full(
 
 
 def test_a_wyoming_client_that_hangs_up_while_queued_leaves_the_queue(
-    one_slot_server: ServerProcess, paused_worker: tuple[int, _Background], speech: Speech
+    one_slot_server: ServerProcess, paused_worker: tuple[int, BackgroundRequest], speech: Speech
 ) -> None:
     from wyoming.asr import Transcribe
     from wyoming.audio import AudioChunk, AudioStart, AudioStop
     from wyoming.client import AsyncClient
 
-    from test_wyoming import _pcm
+    from wyoming_helpers import pcm_of
 
     pid, first = paused_worker
 
     async def send_and_hang_up() -> None:
-        pcm = _pcm(speech, 16000)
+        pcm = pcm_of(speech, 16000)
         async with AsyncClient.from_uri(one_slot_server.wyoming_uri) as client:
             await client.write_event(Transcribe(language="en").event())
             await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
             await client.write_event(AudioChunk(rate=16000, width=2, channels=1, audio=pcm).event())
             await client.write_event(AudioStop().event())
             await asyncio.to_thread(
-                _wait_for, one_slot_server, lambda s: s["queue"]["waiting"] == 1, "the Wyoming request queued"
+                wait_for_status,
+                one_slot_server,
+                lambda s: s["queue"]["waiting"] == 1,
+                "the Wyoming request queued",
             )
 
     asyncio.run(send_and_hang_up())

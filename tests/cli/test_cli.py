@@ -567,32 +567,6 @@ def test_catalog_without_the_embedded_package(cache_dir: Path, monkeypatch: pyte
     assert rows["tiny.en"]["source"] == "embedded"
 
 
-# --- settings from the environment ----------------------------------------------------------------------
-
-
-def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VOXHOST_MODELS", "tiny.en, base")
-    monkeypatch.setenv("VOXHOST_PORT", "9123")
-    settings = Settings()
-    assert settings.models == ["tiny.en", "base"]
-    assert settings.port == 9123
-    monkeypatch.setenv("VOXHOST_MODELS", '["fast=tiny.en", "base"]')
-    assert Settings().models == ["fast=tiny.en", "base"]
-    assert Settings(port=8001).port == 8001  # explicit values (CLI flags) win over the environment
-
-
-def test_settings_reject_bad_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pydantic import ValidationError
-
-    monkeypatch.setenv("VOXHOST_PORT", "70000")
-    with pytest.raises(ValidationError, match="port"):
-        Settings()
-    monkeypatch.setenv("VOXHOST_PORT", "8000")
-    monkeypatch.setenv("VOXHOST_MODELS", " , ")
-    with pytest.raises(ValidationError, match="at least one model"):
-        Settings()
-
-
 # --- serve's flags, generated from the settings ---------------------------------------------------------
 
 # The flags whose name is not simply --field-name, as they have always been spelled.

@@ -23,13 +23,19 @@ import pytest
 from wyoming.asr import Transcribe
 from wyoming.client import AsyncClient
 
-from conftest import ServerFactory, ServerProcess, Speech, assert_transcript
-from test_scheduling import _Background, _wait_for
+from conftest import (
+    BackgroundRequest,
+    ServerFactory,
+    ServerProcess,
+    Speech,
+    assert_transcript,
+    wait_for_status,
+)
 
 
-def _hold_a_request(server: ServerProcess, speech: Speech) -> tuple[int, _Background]:
-    request = _Background(server, speech.encoded("wav"))
-    status = _wait_for(server, lambda s: s["in_flight"] == 1, "a request in flight")
+def _hold_a_request(server: ServerProcess, speech: Speech) -> tuple[int, BackgroundRequest]:
+    request = BackgroundRequest(server, speech.encoded("wav"))
+    status = wait_for_status(server, lambda s: s["in_flight"] == 1, "a request in flight")
     os.kill(status["pid"], signal.SIGSTOP)
     return status["pid"], request
 
@@ -212,8 +218,10 @@ def test_a_second_signal_exits_only_once_every_worker_is_reaped(
     workers, started = orphans.watch(server)
     assert len(workers) == 2, workers
     # a request held in flight keeps the drain waiting, so that the second signal cuts it short
-    request = _Background(server, speech.encoded("wav"))
-    status = _wait_for(server, lambda s: any(w["in_flight"] for w in s["workers"]), "a request in flight")
+    request = BackgroundRequest(server, speech.encoded("wav"))
+    status = wait_for_status(
+        server, lambda s: any(w["in_flight"] for w in s["workers"]), "a request in flight"
+    )
     (busy,) = [w["pid"] for w in status["workers"] if w["in_flight"]]
     assert busy in workers
     os.kill(busy, signal.SIGSTOP)
