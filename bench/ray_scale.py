@@ -29,7 +29,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from voxhost.batch import BatchJob, run_batch
+from voxhost.batch.job import BatchJob, run_batch
 from voxhost.bench import harness
 from voxhost.bench.common import Clip, synthesize_clip
 from voxhost.bench.wer import word_errors

@@ -159,7 +159,7 @@ class Settings(BaseSettings):
     ray: bool = Field(
         False,
         description="Serve through Ray Serve: engines run as Ray deployments instead of local workers "
-        "(needs voxhost[ray]; no Wyoming or live WebSockets there yet).",
+        "(needs voxhost[ray]); HTTP, WebSockets and Wyoming are served as locally.",
     )
     ray_address: str | None = Field(
         None, description="Ray cluster to join ('auto', or ray://host:10001); default: start a local Ray."

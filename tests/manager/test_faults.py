@@ -30,7 +30,7 @@ from voxhost.engines import EngineConfig
 from voxhost.errors import MemoryBudgetExceeded, ModelLoadError, WorkerCrashed, WorkerTimeout
 from voxhost.manager import ModelManager
 from voxhost.manager.registry import resolve_source
-from voxhost.results import TranscribeOptions
+from voxhost.manager.requests import SpeakRequest, TranscribeRequest
 from voxhost.settings import Settings
 
 T = TypeVar("T")
@@ -106,13 +106,10 @@ def settings_for(
 
 async def synthesize(manager: ModelManager, model: str) -> np.ndarray:
     """The whole speech of TEXT, as 16 kHz audio."""
-    _, info = await manager.tts_info(model)
-    chunks = []
-    async with contextlib.aclosing(manager.synthesize(model, TEXT)) as stream:
-        async for chunk in stream:
-            chunks.append(chunk)
-    audio = np.concatenate(chunks)
-    return decode_audio(encode_audio(audio, int(info["sample_rate"]), "wav"))
+    speech = await manager.speak(SpeakRequest(TEXT, model))
+    async with contextlib.aclosing(speech.chunks) as stream:
+        chunks = [chunk async for chunk in stream]
+    return decode_audio(encode_audio(np.concatenate(chunks), speech.sample_rate, "wav"))
 
 
 async def answers_correctly(
@@ -121,11 +118,11 @@ async def answers_correctly(
     """One request to the engine, checked: the transcript of the test speech, or speech that says TEXT."""
     model = model or engine.model
     if engine.task == "asr":
-        result = await manager.transcribe(model, audio16k, TranscribeOptions())
+        result = await manager.transcribe(TranscribeRequest(audio16k, model=model))
         assert_transcript(result.text, TEXT, max_errors=2)  # a fresh worker may hear "Ask her" as "esker"
     else:
         spoken = await synthesize(manager, model)
-        result = await manager.transcribe(ASR, spoken, TranscribeOptions())
+        result = await manager.transcribe(TranscribeRequest(spoken, model=ASR))
         assert_transcript(result.text, TEXT, max_errors=2)
 
 
@@ -134,7 +131,7 @@ def request(
 ) -> Awaitable[object]:
     """One request to the engine, unchecked (its outcome is what a test looks at)."""
     if engine.task == "asr":
-        return manager.transcribe(model or engine.model, audio16k, TranscribeOptions())
+        return manager.transcribe(TranscribeRequest(audio16k, model=model or engine.model))
     return synthesize(manager, model or engine.model)
 
 
@@ -356,12 +353,12 @@ def test_a_load_that_outgrows_the_memory_budget_is_stopped(cache_dir: Path, audi
         estimate = manager.memory_estimate("base")
         assert estimate < 450 * 2**20  # so it is the watch, not the estimate, that stops the load
         with pytest.raises(MemoryBudgetExceeded, match=r"ran out of memory.*450 MiB budget"):
-            await manager.transcribe("base", audio16k, TranscribeOptions())
+            await manager.transcribe(TranscribeRequest(audio16k, model="base"))
         (status,) = manager.status("base")
         assert (status.state, status.pid) == ("failed", None)
         assert not worker_processes()
         with pytest.raises(MemoryBudgetExceeded, match="needs about"):  # no second load that can't fit
-            await manager.transcribe("base", audio16k, TranscribeOptions())
+            await manager.transcribe(TranscribeRequest(audio16k, model="base"))
         assert not worker_processes()
         await answers_correctly(manager, ENGINES[0], audio16k)  # a model that fits is served
 

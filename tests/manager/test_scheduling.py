@@ -40,6 +40,7 @@ from voxhost.errors import MemoryBudgetExceeded
 from voxhost.manager import ModelManager, longform
 from voxhost.manager.layout import Layout, plan_layout
 from voxhost.manager.registry import parse_entry
+from voxhost.manager.requests import TranscribeRequest
 from voxhost.results import TranscribeOptions
 from voxhost.settings import Settings
 
@@ -82,9 +83,7 @@ def test_concurrent_requests_run_side_by_side(
 
     async def body(manager: ModelManager) -> None:
         await manager.load("tiny.en")
-        results = await asyncio.gather(
-            *(manager.transcribe(None, audio16k, TranscribeOptions()) for _ in range(4))
-        )
+        results = await asyncio.gather(*(manager.transcribe(TranscribeRequest(audio16k)) for _ in range(4)))
         for result in results:
             assert_transcript(result.text, speech.text)
         runs = manager.recent_inferences("tiny.en")
@@ -124,7 +123,7 @@ def test_one_slot_runs_requests_one_after_another(cache_dir: Path, audio16k: np.
 
     async def body(manager: ModelManager) -> None:
         clip = audio16k[: 16000 * 2]
-        await asyncio.gather(*(manager.transcribe(None, clip, TranscribeOptions()) for _ in range(3)))
+        await asyncio.gather(*(manager.transcribe(TranscribeRequest(clip)) for _ in range(3)))
         runs = manager.recent_inferences("tiny.en")
         assert len(runs) == 3
         assert not _overlapping(runs), runs
@@ -166,7 +165,7 @@ def test_long_audio_is_transcribed_in_bounded_calls(
     )
 
     async def body(manager: ModelManager) -> None:
-        result = await manager.transcribe(None, audio, TranscribeOptions(word_timestamps=True))
+        result = await manager.transcribe(TranscribeRequest(audio, TranscribeOptions(word_timestamps=True)))
         assert len(manager.recent_inferences("tiny.en")) >= calls
         assert_transcript(result.text, " ".join(sentences), max_errors=2)
         assert result.duration == pytest.approx(len(audio) / 16000)
@@ -191,7 +190,7 @@ def test_a_short_request_is_not_stuck_behind_a_long_file(
         done: list[str] = []
 
         async def request(name: str, clip: np.ndarray) -> None:
-            await manager.transcribe(None, clip, TranscribeOptions())
+            await manager.transcribe(TranscribeRequest(clip))
             done.append(name)
 
         long_file = asyncio.create_task(request("long", np.concatenate([audio, audio])))
@@ -204,51 +203,68 @@ def test_a_short_request_is_not_stuck_behind_a_long_file(
 
 
 # --- memory --------------------------------------------------------------------------------------
-def test_loading_a_model_that_does_not_fit_evicts_the_least_recently_used_idle_one(
-    cache_dir: Path, audio16k: np.ndarray
-) -> None:
+# Each test sets its limits from the size of freshly loaded workers, measured by a manager of its own
+# beforehand (the sizes move with library versions), and starts the manager under test with them.
+@pytest.fixture(scope="module")
+def fresh_rss(cache_dir: Path) -> dict[str, int]:
+    """Bytes a freshly loaded worker of tiny.en and of base takes, before any request."""
     settings = Settings(models=["tiny.en", "base"], cache_dir=cache_dir, parallel=1)
 
+    async def body(manager: ModelManager) -> dict[str, int]:
+        sizes = {}
+        for model in ("tiny.en", "base"):
+            status = await manager.load(model)
+            assert status.rss_bytes
+            sizes[model] = status.rss_bytes
+        return sizes
+
+    return run_with_manager(settings, body)
+
+
+def test_loading_a_model_that_does_not_fit_evicts_the_least_recently_used_idle_one(
+    cache_dir: Path, audio16k: np.ndarray, fresh_rss: dict[str, int]
+) -> None:
+    # room for either model alone, with half the smaller one to spare, never for both
+    budget = max(fresh_rss.values()) + min(fresh_rss.values()) / 2
+    settings = Settings(
+        models=["tiny.en", "base"], cache_dir=cache_dir, parallel=1, max_memory_mb=budget / MiB
+    )
+
     async def body(manager: ModelManager) -> None:
-        await manager.transcribe("tiny.en", audio16k[:16000], TranscribeOptions())
-        tiny_rss = manager.status("tiny.en")[0].rss_bytes
-        assert tiny_rss
-        base_estimate = manager.memory_estimate("base")
-        # room for either model alone, not for both
-        manager.settings.max_memory_mb = (tiny_rss + base_estimate) / MiB - 1
-        result = await manager.transcribe("base", audio16k, TranscribeOptions(language="en"))
+        await manager.transcribe(TranscribeRequest(audio16k[:16000], model="tiny.en"))
+        assert manager.status("tiny.en")[0].state == "ready"
+        result = await manager.transcribe(
+            TranscribeRequest(audio16k, TranscribeOptions(language="en"), "base")
+        )
         assert result.text
         tiny, base = manager.status("tiny.en")[0], manager.status("base")[0]
         assert (tiny.state, tiny.evictions) == ("unloaded", 1)
         assert base.state == "ready"
         # and back: tiny.en's load evicts base, now the least recently used idle model
-        assert base.rss_bytes
-        tiny_estimate = manager.memory_estimate("tiny.en")  # what its worker used last time
-        manager.settings.max_memory_mb = (base.rss_bytes + tiny_estimate) / MiB - 1
-        await manager.transcribe("tiny.en", audio16k[:16000], TranscribeOptions())
+        await manager.transcribe(TranscribeRequest(audio16k[:16000], model="tiny.en"))
         assert manager.status("base")[0].state == "unloaded"
         assert manager.status("base")[0].evictions == 1
+        assert manager.workers_rss() <= budget
 
     run_with_manager(settings, body)
 
 
 def test_a_busy_model_is_never_evicted_the_load_fails_clearly_instead(
-    cache_dir: Path, audio16k: np.ndarray
+    cache_dir: Path, audio16k: np.ndarray, fresh_rss: dict[str, int]
 ) -> None:
-    settings = Settings(models=["tiny.en", "base"], cache_dir=cache_dir, parallel=1)
+    budget_mb = (fresh_rss["tiny.en"] + 50 * MiB) / MiB  # tiny.en fits; nothing fits beside it
+    settings = Settings(models=["tiny.en", "base"], cache_dir=cache_dir, parallel=1, max_memory_mb=budget_mb)
 
     async def body(manager: ModelManager) -> None:
         await manager.load("tiny.en")
         (status,) = manager.status("tiny.en")
         assert status.pid
-        assert status.rss_bytes
-        manager.settings.max_memory_mb = status.rss_bytes / MiB + 10
-        busy = asyncio.create_task(manager.transcribe("tiny.en", audio16k, TranscribeOptions()))
+        busy = asyncio.create_task(manager.transcribe(TranscribeRequest(audio16k, model="tiny.en")))
         await _until(lambda: manager.status("tiny.en")[0].in_flight > 0)
         os.kill(status.pid, signal.SIGSTOP)  # stays busy until we say so
         try:
             with pytest.raises(MemoryBudgetExceeded, match="budget") as refused:
-                await manager.transcribe("base", audio16k, TranscribeOptions())
+                await manager.transcribe(TranscribeRequest(audio16k, model="base"))
             assert refused.value.status == 503
         finally:
             os.kill(status.pid, signal.SIGCONT)
@@ -260,19 +276,18 @@ def test_a_busy_model_is_never_evicted_the_load_fails_clearly_instead(
 
 
 def test_a_worker_that_grows_past_its_rss_cap_is_replaced_between_requests(
-    cache_dir: Path, audio16k: np.ndarray, speech: Speech
+    cache_dir: Path, audio16k: np.ndarray, speech: Speech, fresh_rss: dict[str, int]
 ) -> None:
-    settings = Settings(models=["tiny.en"], cache_dir=cache_dir, parallel=1)
+    # a fresh worker fits; its first inference's buffers take it past the cap
+    cap_mb = fresh_rss["tiny.en"] / MiB + 1
+    settings = Settings(models=["tiny.en"], cache_dir=cache_dir, parallel=1, worker_max_rss_mb=cap_mb)
 
     async def body(manager: ModelManager) -> None:
         await manager.load("tiny.en")
         (status,) = manager.status("tiny.en")
         assert status.pid
-        assert status.rss_bytes
         first_pid = status.pid
-        # a fresh worker fits; its first inference's buffers take it past the cap
-        manager.settings.worker_max_rss_mb = status.rss_bytes / MiB + 1
-        result = await manager.transcribe(None, audio16k, TranscribeOptions())
+        result = await manager.transcribe(TranscribeRequest(audio16k))
         assert_transcript(result.text, speech.text)  # the request that crossed the cap is answered
         for _ in range(300):
             (status,) = manager.status("tiny.en")
@@ -282,7 +297,7 @@ def test_a_worker_that_grows_past_its_rss_cap_is_replaced_between_requests(
         assert status.recycles == 1
         assert status.pid != first_pid
         assert not psutil.pid_exists(first_pid) or psutil.Process(first_pid).status() == psutil.STATUS_ZOMBIE
-        again = await manager.transcribe(None, audio16k, TranscribeOptions())
+        again = await manager.transcribe(TranscribeRequest(audio16k))
         assert again.text == result.text
         assert manager.status("tiny.en")[0].restarts == 0  # replaced on purpose, not after a crash
 

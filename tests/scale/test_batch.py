@@ -19,7 +19,7 @@ from rich.progress import Progress
 
 from conftest import Recording, Speech, assert_transcript
 from voxhost.audio import encode_audio
-from voxhost.batch import BatchJob, FileResult, _Tally, find_inputs, output_paths, run_batch
+from voxhost.batch.job import BatchJob, FileResult, _Tally, find_inputs, output_paths, run_batch
 from voxhost.manager import longform
 from voxhost.results import TranscriptUpdate
 from voxhost.settings import Settings

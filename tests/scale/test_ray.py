@@ -1,12 +1,16 @@
-"""voxhost on a local Ray (2 CPUs, a small object store): batch transcription on Ray Data, then the
-OpenAI API through Ray Serve, with the real tiny.en model and Piper voice. Skipped when Ray is not
-installed (`pip install voxhost[ray]`; the test extra installs it, so CI runs these)."""
+"""voxhost on a local Ray (2 CPUs, a small object store): batch transcription on Ray Data, then every
+front-end through one Ray Serve app (the OpenAI API, Wyoming, the live WebSocket and OpenAI Realtime),
+with the real tiny.en model and Piper voice. Skipped when Ray is not installed (`pip install
+voxhost[ray]`; the test extra installs it, so CI runs these)."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +18,23 @@ import httpx
 import numpy as np
 import openai
 import pytest
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+from wyoming.asr import Transcript
+from wyoming.audio import AudioChunk, AudioStart
+from wyoming.client import AsyncClient
+from wyoming.info import Describe, Info
+from wyoming.tts import Synthesize
 
-from conftest import Recording, Speech, assert_transcript, free_port
+from conftest import Recording, Speech, assert_transcript
 from voxhost.audio import encode_audio
-from voxhost.batch import BatchJob, output_paths, run_batch
+from voxhost.audio.decode import PcmConverter, float_to_pcm16
+from voxhost.batch.job import BatchJob, output_paths, run_batch
+from voxhost.bench.harness import free_ports
 from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.manager.registry import parse_entry
 from voxhost.settings import Settings
+from wyoming_helpers import events_until, pcm_of, transcribe
 
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
@@ -49,6 +63,18 @@ def test_deployment_options_come_from_the_settings() -> None:
     gateway = vserve.Gateway(scaled, {})
     assert gateway.layout(scaled, parse_entry("tiny.en")).slots == 2 * 5
     assert gateway.layout(scaled, parse_entry("en_US-joe-medium")).slots == 1 * 5
+
+
+def test_exposure_is_checked_with_the_real_wyoming_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wyoming runs on Ray too, so an open Wyoming listener beside API keys is refused before Ray starts."""
+
+    def no_ray(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("started Ray despite an unprotected Wyoming listener")
+
+    monkeypatch.setattr(vserve, "start_ray", no_ray)
+    settings = Settings(models=["tiny.en"], api_key="secret", wyoming_uri="tcp://0.0.0.0:10300")
+    with pytest.raises(SystemExit, match="--wyoming-open"):
+        vserve.run(settings, blocking=False)
 
 
 # Ray Data first: it needs the CPUs that the Serve deployments below hold once they are up.
@@ -108,12 +134,24 @@ def test_ray_data_actor_decodes_a_long_file_in_batched_windows(
     assert rows["audio_seconds"] == [pytest.approx(long_talk.seconds)]
 
 
+@dataclass(frozen=True)
+class RayServer:
+    url: str  # HTTP, through Serve's proxy
+    wyoming_uri: str  # the listener in the ingress replica
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http", "ws", 1)
+
+
 @pytest.fixture(scope="module")
-def serve_url(local_ray: None, cache_dir: Path) -> Iterator[str]:
-    port = free_port()
+def ray_server(local_ray: None, cache_dir: Path) -> Iterator[RayServer]:
+    """One Serve app for the module (Serve starts slowly): HTTP and Wyoming on free local ports."""
+    port, wyoming_port = free_ports(2)
     settings = Settings(
-        models=["tiny.en", "en_US-joe-medium"], host="127.0.0.1", port=port, cache_dir=cache_dir, threads=1
-    )
+        models=["tiny.en", "en_US-joe-medium"], host="127.0.0.1", port=port, cache_dir=cache_dir, threads=1,
+        wyoming_uri=f"tcp://127.0.0.1:{wyoming_port}",
+    )  # fmt: skip
     vserve.run(settings, blocking=False)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -126,8 +164,13 @@ def serve_url(local_ray: None, cache_dir: Path) -> Iterator[str]:
         time.sleep(0.5)
     else:
         raise AssertionError("Ray Serve did not become ready in 180 s")
-    yield url
+    yield RayServer(url, settings.wyoming_uri)
     serve.delete(vserve.APP_NAME)
+
+
+@pytest.fixture(scope="module")
+def serve_url(ray_server: RayServer) -> str:
+    return ray_server.url
 
 
 def test_openai_sdk_through_ray_serve(serve_url: str, speech: Speech) -> None:
@@ -155,3 +198,100 @@ def test_errors_through_ray_serve_keep_the_api_shape(serve_url: str) -> None:
     assert unknown_voice.status_code == 400  # raised inside the engine replica, rebuilt on the ingress
     assert "voice" in unknown_voice.json()["error"]["message"]
     assert httpx.get(serve_url + "/v1/models/nope", timeout=30).status_code == 404
+
+
+def test_wyoming_through_ray_serve(ray_server: RayServer, speech: Speech, short_speech: Speech) -> None:
+    """The ingress replica ran the app's lifespan, so Wyoming listens there, on the Serve deployments."""
+
+    async def describe() -> Info:
+        async with AsyncClient.from_uri(ray_server.wyoming_uri) as client:
+            await client.write_event(Describe().event())
+            (event,) = await events_until(client, "info")
+            return Info.from_event(event)
+
+    async def synthesize(text: str) -> tuple[AudioStart, bytes]:
+        async with AsyncClient.from_uri(ray_server.wyoming_uri) as client:
+            await client.write_event(Synthesize(text=text).event())
+            spoken = await events_until(client, "audio-stop")
+        assert spoken[0].type == "audio-start", [e.type for e in spoken]
+        pcm = b"".join(AudioChunk.from_event(e).audio for e in spoken if AudioChunk.is_type(e.type))
+        return AudioStart.from_event(spoken[0]), pcm
+
+    info = asyncio.run(describe())
+    (asr,) = info.asr
+    assert [m.name for m in asr.models] == ["tiny.en"]
+    (tts,) = info.tts  # the voices come from the TTS deployment's replica
+    assert [v.name for v in tts.voices] == ["en_US-joe-medium"]
+
+    events = asyncio.run(transcribe(ray_server.wyoming_uri, pcm_of(speech, 22050), 22050, 2, 1))
+    assert [e.type for e in events][-2:] == ["transcript-stop", "transcript"]
+    assert_transcript(Transcript.from_event(events[-1]).text, speech.text)
+
+    start, pcm = asyncio.run(synthesize(short_speech.text))
+    assert start.rate == 22050
+    assert len(pcm) / 2 / start.rate > 1.0
+    heard = asyncio.run(transcribe(ray_server.wyoming_uri, pcm, start.rate, start.width, start.channels))
+    assert_transcript(Transcript.from_event(heard[-1]).text, short_speech.text, max_errors=2)
+
+
+def _pcm16(speech: Speech, rate: int) -> bytes:
+    converter = PcmConverter(speech.sample_rate, 2, 1, sample_rate=rate)
+    audio = np.concatenate([converter.convert(float_to_pcm16(speech.audio)), converter.flush()])
+    return float_to_pcm16(audio)
+
+
+def _messages_until(
+    ws: ClientConnection, kind: str, count: int = 1, timeout: float = 120
+) -> list[dict[str, Any]]:
+    """The server's JSON messages up to the `count`th of `kind` (or raise after `timeout` s)."""
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while sum(m.get("type") == kind for m in messages) < count:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {count} {kind} in {messages}"
+        try:
+            messages.append(json.loads(ws.recv(timeout=left)))
+        except TimeoutError:
+            raise AssertionError(f"no {count} {kind} in {messages}") from None
+    return messages
+
+
+def test_live_websocket_through_ray_serve(ray_server: RayServer, speech: Speech) -> None:
+    """Serve's proxy carries the WebSocket to the ingress; its decodes run on the ASR deployment."""
+    rate = 16000
+    audio = bytes(2 * rate // 2) + _pcm16(speech, rate) + bytes(2 * rate)  # speech, then 1 s of silence
+    with connect(ray_server.ws_url + "/v1/audio/transcriptions/live?language=en", max_size=None) as ws:
+        (ready,) = _messages_until(ws, "ready")
+        assert ready["sample_rate"] == rate
+        for i in range(0, len(audio), rate // 5):  # 100 ms messages, as fast as they go
+            ws.send(audio[i : i + rate // 5])
+        ws.send(json.dumps({"type": "stop"}))
+        messages = _messages_until(ws, "done")
+    finals = [m for m in messages if m["type"] == "final"]
+    assert finals, messages
+    assert_transcript(" ".join(f["text"] for f in finals), speech.text)
+    assert not [m for m in messages if m["type"] == "error"]
+
+
+def test_openai_realtime_through_ray_serve(ray_server: RayServer, short_speech: Speech) -> None:
+    url = ray_server.ws_url + "/v1/realtime?intent=transcription"
+    with connect(url, subprotocols=[Subprotocol("realtime")], max_size=None) as ws:
+        assert ws.subprotocol == "realtime"  # the proxy passes the handshake's choice on
+        _messages_until(ws, "transcription_session.created")
+        ws.send(json.dumps({
+            "type": "transcription_session.update",
+            "session": {
+                "input_audio_transcription": {"model": "whisper-1", "language": "en"},
+                "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
+            },
+        }))  # fmt: skip
+        _messages_until(ws, "transcription_session.updated")
+        audio = bytes(2 * 24000 // 4) + _pcm16(short_speech, 24000) + bytes(2 * 24000)
+        for i in range(0, len(audio), 4800):
+            chunk = base64.b64encode(audio[i : i + 4800]).decode()
+            ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+        messages = _messages_until(ws, "conversation.item.input_audio_transcription.completed")
+    kinds = [m["type"] for m in messages]
+    assert kinds.index("input_audio_buffer.speech_started") < kinds.index("input_audio_buffer.committed")
+    (completed,) = [m for m in messages if m["type"].endswith(".completed")]
+    assert_transcript(completed["transcript"], short_speech.text)

@@ -1,28 +1,22 @@
-"""FastAPI dependencies shared by the routers."""
+"""FastAPI dependencies shared by the routers.
+
+They take the `HTTPConnection` both a `Request` and a `WebSocket` are, so the same function serves HTTP
+routes (`Depends(get_manager)`) and WebSocket handlers (called with their socket).
+"""
 
 from __future__ import annotations
 
-from fastapi import Request, WebSocket
+from starlette.requests import HTTPConnection
 
 from voxhost.manager import ModelManager
 from voxhost.settings import Settings
 
 
-def get_manager(request: Request) -> ModelManager:
-    manager: ModelManager = request.app.state.manager
+def get_manager(connection: HTTPConnection) -> ModelManager:
+    manager: ModelManager = connection.app.state.manager
     return manager
 
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def get_manager_ws(websocket: WebSocket) -> ModelManager:
-    manager: ModelManager = websocket.app.state.manager
-    return manager
-
-
-def get_settings_ws(websocket: WebSocket) -> Settings:
-    settings: Settings = websocket.app.state.settings
+def get_settings(connection: HTTPConnection) -> Settings:
+    settings: Settings = connection.app.state.settings
     return settings

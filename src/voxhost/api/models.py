@@ -30,9 +30,8 @@ def model_object(status: ModelStatus, *, alias_of: str | None = None) -> dict[st
     }
     if alias_of is not None:
         body["alias_of"] = status.id
-    languages = status.info.get("languages")
-    if languages is not None:
-        body["languages"] = languages
+    if status.info is not None and status.info.languages:
+        body["languages"] = list(status.info.languages)
     return body
 
 

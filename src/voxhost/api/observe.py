@@ -1,5 +1,5 @@
 """Request ids, access log lines and request metrics for every HTTP request and WebSocket session,
-plus the helper that cancels a request's work when its client goes away.
+and how an HTTP client's hang-up is seen (the manager cancels the request's work on it).
 
 A plain ASGI middleware (not Starlette's BaseHTTPMiddleware), so streamed responses and WebSockets pass
 through untouched and the request context is the same task's context the handlers run in.
@@ -8,21 +8,19 @@ through untouched and the request context is the same task's context the handler
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voxhost.api.errors import error_response
-from voxhost.errors import ClientGone, ShuttingDown
+from voxhost.errors import ShuttingDown
 from voxhost.logs import request_context
+from voxhost.manager.cancel import Gone
 from voxhost.manager.metrics import Metrics
 
-T = TypeVar("T")
 log = logging.getLogger("voxhost.access")
 QUIET_ROUTES = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
 
@@ -109,56 +107,14 @@ async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
-async def _disconnected(request: Request) -> None:
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
+def disconnected(request: Request) -> Gone:
+    """How the manager sees this HTTP client hang up (`manager/cancel.py`): an `http.disconnect`.
+    Pass it once the request body has been read."""
 
+    async def gone() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                return
 
-async def while_connected(request: Request, items: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
-    """The items of `items` for as long as the client stays; when it goes, the generator is closed at
-    once (cancelling the work behind it, not just the next write) and ClientGone is raised. Call once
-    the request body has been read."""
-    watcher = asyncio.ensure_future(_disconnected(request))
-    try:
-        async with contextlib.aclosing(items):
-            while True:
-                step = asyncio.ensure_future(anext(items))
-                try:
-                    await asyncio.wait({step, watcher}, return_when=asyncio.FIRST_COMPLETED)
-                except asyncio.CancelledError:
-                    step.cancel()
-                    raise
-                if not step.done():
-                    step.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await step
-                    raise ClientGone("the client disconnected; its request was cancelled")
-                try:
-                    item = step.result()
-                except StopAsyncIteration:
-                    return
-                yield item
-    finally:
-        watcher.cancel()
-
-
-async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, cancelling it if the client disconnects first (its queued or running request is
-    then dropped, not finished for nobody). Call once the request body has been read."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
-    try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    finally:
-        watcher.cancel()
-    if task in done:
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-    raise ClientGone("the client disconnected; its request was cancelled")
+    return gone

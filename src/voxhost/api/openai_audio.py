@@ -11,11 +11,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from voxhost.api.deps import get_manager, get_settings
+from voxhost.api.deps import get_manager
 from voxhost.api.errors import error_body, error_responses
 from voxhost.api.multipart import Form, read_form
-from voxhost.api.observe import while_connected
-from voxhost.audio import decode_audio
+from voxhost.api.observe import disconnected
 from voxhost.errors import BadRequest, VoxhostError
 from voxhost.formats import (
     CONTENT_TYPES,
@@ -29,8 +28,8 @@ from voxhost.formats import (
     sse,
 )
 from voxhost.manager import ModelManager, longform
+from voxhost.manager.requests import TranscribeRequest
 from voxhost.results import Task, TranscribeOptions, TranscriptUpdate
-from voxhost.settings import Settings
 
 router = APIRouter(tags=["audio"])
 log = logging.getLogger("voxhost.http")
@@ -108,8 +107,8 @@ def _stream_flag(form: Form) -> bool:
     return value in ("true", "1")
 
 
-async def _handle(request: Request, task: Task, manager: ModelManager, settings: Settings) -> Response:
-    form = await read_form(request, settings.max_upload_bytes)
+async def _handle(request: Request, task: Task, manager: ModelManager) -> Response:
+    form = await read_form(request, manager.limits.upload_bytes)
     upload = form.files.get("file")
     if upload is None:
         raise BadRequest("the form has no 'file' part with the audio", param="file")
@@ -118,9 +117,10 @@ async def _handle(request: Request, task: Task, manager: ModelManager, settings:
     if stream:
         check_stream_format(response_format)
     options, granularities = _options(form, task)
-    spec = manager.resolve(form.get("model") or None, "asr")  # unknown model: 404 before any decoding
-    audio = await asyncio.to_thread(decode_audio, upload.data, max_seconds=settings.max_audio_seconds)
-    updates = while_connected(request, manager.transcribe_stream(spec.id, audio, options))
+    model = manager.resolve(form.get("model") or None, "asr").id  # unknown model: 404 before decoding
+    audio = await asyncio.to_thread(manager.limits.decode, upload.data)
+    wanted = TranscribeRequest(audio, options, model)
+    updates = manager.transcribe_stream(wanted, gone=disconnected(request))
     if stream:
         return await _event_stream(updates)
     result = await longform.collect(updates)
@@ -165,29 +165,16 @@ async def _events(
             yield sse(error_body(exc))
 
 
-@router.post(
-    "/v1/audio/transcriptions",
-    summary="Transcribe audio into the input language",
-    openapi_extra=_form_schema("transcribe"),
-    responses=error_responses(400, 404, 413, 429, 504),
-)
-async def transcriptions(
-    request: Request,
-    manager: ModelManager = Depends(get_manager),
-    settings: Settings = Depends(get_settings),
-) -> Response:
-    return await _handle(request, "transcribe", manager, settings)
+def _route(task: Task, path: str, summary: str) -> None:
+    """One of the two audio routes: the same form, the same handling, one task each."""
+
+    async def endpoint(request: Request, manager: ModelManager = Depends(get_manager)) -> Response:
+        return await _handle(request, task, manager)
+
+    endpoint.__name__ = "transcriptions" if task == "transcribe" else "translations"
+    responses = error_responses(400, 404, 413, 429, 504)
+    router.post(path, summary=summary, openapi_extra=_form_schema(task), responses=responses)(endpoint)
 
 
-@router.post(
-    "/v1/audio/translations",
-    summary="Translate audio into English text",
-    openapi_extra=_form_schema("translate"),
-    responses=error_responses(400, 404, 413, 429, 504),
-)
-async def translations(
-    request: Request,
-    manager: ModelManager = Depends(get_manager),
-    settings: Settings = Depends(get_settings),
-) -> Response:
-    return await _handle(request, "translate", manager, settings)
+_route("transcribe", "/v1/audio/transcriptions", "Transcribe audio into the input language")
+_route("translate", "/v1/audio/translations", "Translate audio into English text")

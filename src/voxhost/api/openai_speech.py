@@ -8,16 +8,18 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
+import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from voxhost.api.deps import get_manager
 from voxhost.api.errors import error_responses
-from voxhost.api.observe import unless_disconnected
+from voxhost.api.observe import disconnected
 from voxhost.audio.encode import PCM_RATE, SPEECH_FORMATS, StreamEncoder
-from voxhost.errors import BadRequest, VoxhostError
+from voxhost.errors import BadRequest, ClientGone, VoxhostError
 from voxhost.manager import ModelManager
+from voxhost.manager.requests import SpeakRequest, Speech
 
 router = APIRouter(tags=["audio"])
 log = logging.getLogger("voxhost.http")
@@ -67,33 +69,23 @@ async def speech(
     http_request: Request,
     manager: ModelManager = Depends(get_manager),
 ) -> StreamingResponse:
-    text = request.input.strip()
-    if not text:
-        raise BadRequest("input is empty", param="input")
-    chunks = manager.synthesize(request.model, text, request.voice, request.speed, request.language)
+    wanted = SpeakRequest(request.input, request.model, request.voice, request.speed, request.language)
+    speech = await manager.speak(wanted, gone=disconnected(http_request))
+    rate = speech.sample_rate
+    encoder = StreamEncoder(request.response_format, rate, _output_rate(request, rate))
     try:
-        spec, info = await manager.tts_info(request.model)
+        # The first sentence is awaited before answering, so that a failed model or text it cannot
+        # speak is a proper error status rather than a broken stream.
+        first = await anext(speech.chunks, None)
     except BaseException:
-        await chunks.aclose()
+        await speech.aclose()
         raise
-    encoder = StreamEncoder(
-        request.response_format, info["sample_rate"], _output_rate(request, info["sample_rate"])
-    )
-    try:
-        # The first sentence is awaited before answering, so that an unknown voice or a failed model
-        # is a proper error status rather than a broken stream.
-        first = await unless_disconnected(http_request, anext(chunks))
-    except StopAsyncIteration:
-        first = None
-    except BaseException:
-        await chunks.aclose()
-        raise
-    headers = {"X-Sample-Rate": str(encoder.sample_rate), "X-Voxhost-Model": spec.id}
-    return StreamingResponse(_body(chunks, first, encoder), media_type=encoder.content_type, headers=headers)
+    headers = {"X-Sample-Rate": str(encoder.sample_rate), "X-Voxhost-Model": speech.model}
+    return StreamingResponse(_body(speech, first, encoder), media_type=encoder.content_type, headers=headers)
 
 
-async def _body(chunks: Any, first: Any, encoder: StreamEncoder) -> AsyncIterator[bytes]:
-    async with contextlib.aclosing(chunks):
+async def _body(speech: Speech, first: np.ndarray | None, encoder: StreamEncoder) -> AsyncIterator[bytes]:
+    async with contextlib.aclosing(speech.chunks) as chunks:
         if first is not None:
             yield await asyncio.to_thread(encoder.encode, first)
             try:
@@ -101,6 +93,8 @@ async def _body(chunks: Any, first: Any, encoder: StreamEncoder) -> AsyncIterato
                     data = await asyncio.to_thread(encoder.encode, chunk)
                     if data:
                         yield data
+            except ClientGone:
+                return
             except VoxhostError as exc:
                 # the status line is long gone: end the audio cleanly where it got to, and say why
                 log.error("speech stream ended early: %s", exc.message)
@@ -110,11 +104,11 @@ async def _body(chunks: Any, first: Any, encoder: StreamEncoder) -> AsyncIterato
 @router.get("/v1/audio/voices", summary="Voices of the TTS models", responses=error_responses(404))
 async def voices(model: str | None = None, manager: ModelManager = Depends(get_manager)) -> dict[str, Any]:
     """The voices each TTS model serves (loading it if needed), with OpenAI voice names mapped onto them."""
-    names = [model] if model else [s.id for s in manager.status() if s.task == "tts"]
-    data = []
-    for name in names:
-        spec, info = await manager.tts_info(name)
-        for voice in info["voices"]:
-            aliases = [a for a, v in info["voice_aliases"].items() if v == voice["id"]]
-            data.append({**voice, "model": spec.id, "sample_rate": info["sample_rate"], "aliases": aliases})
+    data = [
+        {
+            "id": v.id, "name": v.id, "language": v.language, **({"gender": v.gender} if v.gender else {}),
+            "model": v.model, "sample_rate": v.sample_rate, "aliases": list(v.aliases),
+        }
+        for v in await manager.voices(model or None)
+    ]  # fmt: skip
     return {"object": "list", "data": data}

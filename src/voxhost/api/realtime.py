@@ -26,34 +26,22 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from voxhost.api.deps import get_manager_ws, get_settings_ws
+from voxhost.api.deps import get_manager
+from voxhost.api.errors import error_body
 from voxhost.audio.decode import PcmConverter
-from voxhost.errors import BadRequest, StreamTooLong, VoxhostError
+from voxhost.errors import BadJson, BadRequest, StreamTooLong, VoxhostError
 from voxhost.languages import normalize_language
 from voxhost.manager import ModelManager
-from voxhost.manager.live import Emit, LiveEvent, LiveTranscriber, VadConfig, agreed_prefix
-from voxhost.results import TranscribeOptions, Transcription
-from voxhost.settings import Settings
+from voxhost.manager.live import LiveEvent, LiveTranscriber, VadConfig, agreed_prefix
+from voxhost.results import TranscribeOptions
 
 log = logging.getLogger("voxhost.realtime")
 router = APIRouter(tags=["live"])
 
 OPENAI_RATE = 24000
 ITEM = "conversation.item.input_audio_transcription"
-
-
-def _transcriber(
-    manager: ModelManager, model: str | None, options: TranscribeOptions, vad: VadConfig, emit: Emit
-) -> LiveTranscriber:
-    model_id = manager.resolve(model or None, "asr").id
-
-    async def transcribe(audio: np.ndarray, opts: TranscribeOptions) -> Transcription:
-        return await manager.transcribe(model_id, audio, opts, live=True)
-
-    return LiveTranscriber(transcribe, emit, options=options, vad=vad)
 
 
 def _sender(websocket: WebSocket) -> Callable[[dict[str, Any]], Coroutine[Any, Any, None]]:
@@ -66,24 +54,6 @@ def _sender(websocket: WebSocket) -> Callable[[dict[str, Any]], Coroutine[Any, A
                 await websocket.send_json(message)
 
     return send
-
-
-class _Limits:
-    """The per-session limits of a live stream: message size and total audio."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.max_message = settings.max_ws_message_kb * 1024
-        self.max_seconds = settings.max_stream_seconds
-
-    def message(self, size: int) -> None:
-        if size > self.max_message:
-            raise BadRequest(f"audio messages are limited to {self.max_message} bytes")
-
-    def stream(self, live: LiveTranscriber) -> None:
-        if live.now > self.max_seconds:
-            raise StreamTooLong(
-                f"the stream reached the limit of {self.max_seconds:g}s of audio; start a new one"
-            )
 
 
 def _subprotocol(websocket: WebSocket) -> str | None:
@@ -103,7 +73,7 @@ def _error(exc: VoxhostError) -> dict[str, Any]:
 
 @router.websocket("/v1/audio/transcriptions/live")
 async def live(websocket: WebSocket) -> None:
-    manager, settings = get_manager_ws(websocket), get_settings_ws(websocket)
+    manager = get_manager(websocket)
     await websocket.accept(subprotocol=_subprotocol(websocket))
     send = _sender(websocket)
 
@@ -116,14 +86,14 @@ async def live(websocket: WebSocket) -> None:
         converter = PcmConverter(rate, 2, 1)
         options = TranscribeOptions(language=params.get("language"))
         vad = VadConfig(min_silence=int(params.get("min_silence_ms", "500")) / 1000)
-        live = _transcriber(manager, params.get("model"), options, vad, emit)
+        live = manager.live_session(params.get("model") or None, options, vad, emit)
     except (VoxhostError, ValueError) as exc:
         error = exc if isinstance(exc, VoxhostError) else BadRequest(f"bad parameter: {exc}")
         await websocket.send_json(_error(error))
         await websocket.close(code=1008)
         return
     await send({"type": "ready", "sample_rate": rate, "model": params.get("model")})
-    limits = _Limits(settings)
+    limits = manager.limits
     try:
         while True:
             message = await websocket.receive()
@@ -134,7 +104,7 @@ async def live(websocket: WebSocket) -> None:
                     data: bytes = message["bytes"]
                     limits.message(len(data))
                     await live.feed(converter.convert(data))
-                    limits.stream(live)
+                    limits.stream(live.now)
                 else:
                     command = json.loads(message.get("text") or "null")
                     kind = command.get("type") if isinstance(command, dict) else None
@@ -164,9 +134,9 @@ async def live(websocket: WebSocket) -> None:
 class _RealtimeSession:
     """One OpenAI Realtime transcription session."""
 
-    def __init__(self, websocket: WebSocket, manager: ModelManager, settings: Settings) -> None:
+    def __init__(self, websocket: WebSocket, manager: ModelManager) -> None:
         self.ws = websocket
-        self.limits = _Limits(settings)
+        self.limits = manager.limits
         self._send = _sender(websocket)
         self.manager = manager
         self.items: dict[int, str] = {}  # utterance -> item id
@@ -181,7 +151,7 @@ class _RealtimeSession:
 
     def _new_transcriber(self) -> LiveTranscriber:
         options = TranscribeOptions(language=self.language, prompt=self.prompt)
-        return _transcriber(self.manager, self.model, options, self.vad, self.emit)
+        return self.manager.live_session(self.model or None, options, self.vad, self.emit)
 
     @staticmethod
     def _new_item() -> str:
@@ -274,7 +244,7 @@ class _RealtimeSession:
                 raise BadRequest("input_audio_buffer.append needs base64 pcm16 audio in 'audio'") from None
             self.limits.message(len(data))
             await self.live.feed(self.converter.convert(data))
-            self.limits.stream(self.live)
+            self.limits.stream(self.live.now)
         elif kind == "input_audio_buffer.commit":
             if not await self.live.commit():
                 raise BadRequest("the input audio buffer holds no speech to commit")
@@ -287,9 +257,9 @@ class _RealtimeSession:
 
 @router.websocket("/v1/realtime")
 async def realtime(websocket: WebSocket) -> None:
-    manager, settings = get_manager_ws(websocket), get_settings_ws(websocket)
+    manager = get_manager(websocket)
     await websocket.accept(subprotocol=_subprotocol(websocket))
-    session = _RealtimeSession(websocket, manager, settings)
+    session = _RealtimeSession(websocket, manager)
     await session.send("transcription_session.created", session=session.session())
     try:
         while True:
@@ -300,24 +270,9 @@ async def realtime(websocket: WebSocket) -> None:
                     raise BadRequest("events must be JSON objects")
                 await session.handle(message)
             except json.JSONDecodeError:
-                await session.send(
-                    "error",
-                    error={
-                        "type": "invalid_request_error",
-                        "code": "invalid_json",
-                        "message": "events must be JSON",
-                    },
-                )
+                await session.send("error", **error_body(BadJson("events must be JSON")))
             except VoxhostError as exc:
-                await session.send(
-                    "error",
-                    error={
-                        "type": exc.error_type,
-                        "code": exc.code,
-                        "message": exc.message,
-                        "param": exc.param,
-                    },
-                )
+                await session.send("error", **error_body(exc))
                 if isinstance(exc, StreamTooLong):
                     await websocket.close(code=1008)
                     return

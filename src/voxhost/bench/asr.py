@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +31,6 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from voxhost import __version__
 from voxhost.audio import decode_audio
 from voxhost.bench.common import (
     HTTP_PROBE,
@@ -46,20 +42,23 @@ from voxhost.bench.common import (
     WORKER,
     BenchmarkError,
     Clip,
+    RunOptions,
     cell,
     load_clip,
-    machine_facts,
+    model_spec,
     note,
     progress_bar,
     ratio_of,
+    report_head,
     stage,
     summarize,
     synthesize_clip,
     verdict,
 )
-from voxhost.bench.harness import serve
+from voxhost.bench.harness import serve_with_client
 from voxhost.bench.rounds import PipeProbe, evenly_spread, interleaved, profile_manager, settler, timed
-from voxhost.errors import VoxhostError
+from voxhost.engines.base import ModelInfo
+from voxhost.manager.requests import TranscribeRequest
 
 if TYPE_CHECKING:
     from voxhost.manager import ModelManager
@@ -113,25 +112,19 @@ def run_asr_benchmark(
     *,
     wav: Path | None = None,
     reload_calls: int | None = None,
-    threads: int | None = None,
-    profile: bool = True,
-    settle_seconds: float = 0.1,
-    cache_dir: Path | None = None,
-    startup_timeout: float = 300.0,
+    run: RunOptions = RunOptions(),
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Measure the contenders described in the module docstring; return every figure as plain data.
 
     `calls` timed calls of each contender (`reload_calls`, default `calls // 2`, of reload-per-call),
     after one untimed warm-up call each; then `rss_calls` server requests between two worker RSS readings.
-    `wav` replaces the Piper clip (and `clip_seconds`). `threads` defaults to one per core, for the
-    in-process engine and the server's worker alike. `console`: where progress is shown (None: nowhere).
+    `wav` replaces the Piper clip (and `clip_seconds`). `run.threads` applies to the in-process engine
+    and the server's worker alike. `console`: where progress is shown (None: nowhere).
     """
     from voxhost.engines import ASREngine
     from voxhost.manager.layout import engine_config
-    from voxhost.manager.registry import parse_entry
     from voxhost.results import TranscribeOptions
-    from voxhost.settings import Settings
 
     if not 1 <= calls <= 10_000:
         raise BenchmarkError("calls must be between 1 and 10000")
@@ -140,18 +133,9 @@ def run_asr_benchmark(
     if not 0.5 <= clip_seconds <= 600:
         raise BenchmarkError("clip_seconds must be between 0.5 and 600")
     reload_calls = max(1, calls // 2) if reload_calls is None else max(0, min(reload_calls, calls))
-    threads = threads or os.cpu_count() or 1
-
-    try:
-        overrides: dict[str, Any] = {"models": [model], "threads": threads, "ttl": 0, "log_level": "warning"}
-        if cache_dir is not None:
-            overrides["cache_dir"] = cache_dir
-        settings = Settings(**overrides)
-        spec = parse_entry(model)
-    except VoxhostError as exc:
-        raise BenchmarkError(exc.message) from None
-    except ValueError as exc:
-        raise BenchmarkError(str(exc)) from None
+    threads, profile, settle_seconds = run.thread_count, run.profile, run.settle_seconds
+    settings = run.settings([model])
+    spec = model_spec(model)
     if spec.task != "asr":
         raise BenchmarkError(f"{spec.id} is not a speech-to-text model")
     config = engine_config(settings)
@@ -179,29 +163,16 @@ def run_asr_benchmark(
     load_times: list[float] = []
 
     with contextlib.ExitStack() as stack:
-        log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="voxhost-bench-")))
-        loading = contextlib.ExitStack()
-        stack.callback(loading.close)
+        loading = stack.enter_context(contextlib.ExitStack())  # the spinner, until every model is loaded
         loading.enter_context(stage(console, "starting voxhost serve and loading the models..."))
-        server = stack.enter_context(
-            serve(server_args, log_dir=log_dir, models=(spec.id,), timeout=startup_timeout)
-        )
-        client = stack.enter_context(
-            httpx.Client(base_url=server.url, timeout=httpx.Timeout(30.0, read=600.0))
-        )
+        server, client = serve_with_client(stack, server_args, models=(spec.id,), timeout=run.startup_timeout)
         engine = load_engine()
         described = engine.describe()
 
         loop: asyncio.AbstractEventLoop | None = None
         manager: ModelManager | None = None
         if profile:
-            loop, manager = profile_manager(stack, settings)
-            try:
-                loop.run_until_complete(manager.load(spec.id))
-            except VoxhostError as exc:
-                raise BenchmarkError(
-                    f"the profile's worker could not load {spec.id}: {exc.message}"
-                ) from None
+            loop, manager = profile_manager(stack, settings, [spec.id])
         loading.close()
 
         def in_process() -> None:
@@ -222,7 +193,9 @@ def run_asr_benchmark(
         def worker_direct() -> None:
             assert loop is not None
             assert manager is not None
-            texts[WORKER] = loop.run_until_complete(manager.transcribe(spec.id, clip.audio, options)).text
+            texts[WORKER] = loop.run_until_complete(
+                manager.transcribe(TranscribeRequest(clip.audio, options, spec.id))
+            ).text
 
         def decode_only() -> None:
             decode_audio(clip.wav)
@@ -295,7 +268,7 @@ def _report(
     reload_calls: int,
     rss_calls: int,
     threads: int,
-    described: dict[str, Any],
+    described: ModelInfo,
     beam_size: int,
     settle_seconds: float,
     rounds: list[dict[str, float]],
@@ -382,10 +355,7 @@ def _report(
     }
     server_ratio = ratios["server_vs_in_process"]
     return {
-        "benchmark": "asr_overhead",
-        "voxhost": __version__,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine_facts(),
+        **report_head("asr_overhead"),
         "config": {
             "model": model,
             "model_id": spec_id,
@@ -393,8 +363,8 @@ def _report(
             "reload_calls": reload_calls,
             "rss_calls": rss_calls,
             "threads": threads,
-            "device": described.get("device"),
-            "compute_type": described.get("compute_type"),
+            "device": described.device,
+            "compute_type": described.compute_type,
             "beam_size": beam_size,
             "settle_seconds": settle_seconds,
             "profile": profile,

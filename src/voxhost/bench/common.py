@@ -1,22 +1,28 @@
-"""What the benchmarks share: the error they stop with, the speech clip, statistics, machine facts and
-console helpers."""
+"""What the benchmarks share: the error they stop with, how a run is set up, the speech clip, statistics,
+machine facts and console helpers."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from voxhost import __version__
 from voxhost.audio import SAMPLE_RATE, decode_audio, encode_audio
 from voxhost.errors import VoxhostError
+
+if TYPE_CHECKING:
+    from voxhost.manager.registry import ModelSpec
+    from voxhost.settings import Settings
 
 # Targets the figures are compared against (reported, never asserted).
 TARGET_SERVER_RATIO = 1.05
@@ -38,6 +44,67 @@ HTTP_PROBE = "http_upload_only"
 
 class BenchmarkError(Exception):
     """The benchmark could not run; the message says why and what to do."""
+
+
+@contextlib.contextmanager
+def _setup_errors() -> Iterator[None]:
+    """What goes wrong setting a run up (a setting out of range, an unknown model) as a BenchmarkError."""
+    try:
+        yield
+    except VoxhostError as exc:
+        raise BenchmarkError(exc.message) from None
+    except ValueError as exc:
+        raise BenchmarkError(str(exc)) from None
+
+
+def model_spec(entry: str) -> ModelSpec:
+    """The model a `--model` entry names (`parse_entry`); BenchmarkError if no engine knows it."""
+    from voxhost.manager.registry import parse_entry
+
+    with _setup_errors():
+        return parse_entry(entry)
+
+
+# --- the run ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How a benchmark runs, whichever it is: the knobs `voxhost bench --task asr` and `--task tts` share."""
+
+    threads: int | None = None  # per inference, in this process and in the server (None: one per core)
+    profile: bool = True  # also time the parts of the server's overhead, each on its own
+    settle_seconds: float = 0.1  # the pause between two calls
+    cache_dir: Path | None = None  # the model cache (None: the settings' default)
+    startup_timeout: float = 300.0  # seconds the server may take to start and load its models
+
+    @property
+    def thread_count(self) -> int:
+        return self.threads or os.cpu_count() or 1
+
+    def settings(self, models: Sequence[str]) -> Settings:
+        """What the in-process contenders and the profile's manager run with: `models`, `thread_count`
+        threads, models kept loaded, quiet logs; BenchmarkError for a bad value."""
+        from voxhost.settings import Settings
+
+        overrides: dict[str, Any] = {
+            "models": list(models),
+            "threads": self.thread_count,
+            "ttl": 0,
+            "log_level": "warning",
+        }
+        if self.cache_dir is not None:
+            overrides["cache_dir"] = self.cache_dir
+        with _setup_errors():
+            return Settings(**overrides)
+
+
+def report_head(benchmark: str) -> dict[str, Any]:
+    """The first keys of every report: which benchmark, which voxhost, when, and on what machine."""
+    return {
+        "benchmark": benchmark,
+        "voxhost": __version__,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_facts(),
+    }
 
 
 # --- the clip -------------------------------------------------------------------------------------------

@@ -3,10 +3,10 @@
 
 `start_server` launches it (HTTP on a free port; Wyoming on another one when asked, `--no-wyoming`
 otherwise), waits until /health answers 200 and, when given models, until they are all `ready`, and fails
-fast, with the log, if the process exits or a model fails to load. `serve` is the same as a context
-manager that always stops it. `launch` and `wait_ready` are the two halves, for servers that are not
-voxhost (bench/wyoming_asr.py's reference server). Nothing here binds anything but 127.0.0.1, and every
-wait is bounded.
+fast, with the log, if the process exits or a model fails to load. The `ServerProcess` it returns is
+also a context manager that always stops it: `with serve(...) as server:` (`serve` is `start_server`).
+`launch` and `wait_ready` are the two halves, for servers that are not voxhost (bench/wyoming_asr.py's
+reference server). Nothing here binds anything but 127.0.0.1, and every wait is bounded.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,19 @@ class ServerProcess:
                 times = process.cpu_times()
                 cpu += float(times.user + times.system)
         return {"rss_mb": round(rss / 1_000_000, 1), "cpu_s": round(cpu, 3)}
+
+    def __enter__(self) -> ServerProcess:
+        """The processes below the server are noted on the way in, so that any of them that outlives it
+        is killed by `stop`, which runs on the way out whatever happens."""
+        try:
+            self.processes()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM, SIGKILL if it has not exited after `timeout` s; then SIGKILL to any process noted
@@ -227,28 +241,15 @@ def _states(health: Any, models: Sequence[str]) -> dict[str, Any]:
     return {model: (listed.get(model) or {}).get("state") for model in models}
 
 
-@contextlib.contextmanager
-def serve(
-    args: Sequence[str] = (),
-    *,
-    log_dir: Path,
-    models: Sequence[str] = (),
-    wyoming: bool = False,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 60,
-    health_headers: Mapping[str, str] | None = None,
-    ready: Callable[[ServerProcess, float], bool] | None = None,
-    log_lines: int | None = 30,
-) -> Iterator[ServerProcess]:
-    """`start_server(...)` for the block's duration, stopped on the way out whatever happens. The
-    processes below the server are noted once it is ready, so that any of them that outlives it is
-    killed."""
-    server = start_server(
-        args, log_dir=log_dir, models=models, wyoming=wyoming, env=env, timeout=timeout,
-        health_headers=health_headers, ready=ready, log_lines=log_lines,
-    )  # fmt: skip
-    try:
-        server.processes()
-        yield server
-    finally:
-        server.stop()
+serve = start_server  # the name `with serve(...) as server:` blocks read best with
+
+
+def serve_with_client(
+    stack: contextlib.ExitStack, args: Sequence[str], *, models: Sequence[str], timeout: float
+) -> tuple[ServerProcess, httpx.Client]:
+    """`serve(args)`, logging to a temporary folder, and an HTTP client of it (30 s timeouts, 10 min to
+    read an answer), for a benchmark; all of it stopped and removed when `stack` unwinds."""
+    log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="voxhost-bench-")))
+    server = stack.enter_context(serve(args, log_dir=log_dir, models=models, timeout=timeout))
+    client = stack.enter_context(httpx.Client(base_url=server.url, timeout=httpx.Timeout(30.0, read=600.0)))
+    return server, client

@@ -7,14 +7,15 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-from voxhost.bench.common import note
+from voxhost.bench.common import BenchmarkError, note
+from voxhost.errors import VoxhostError
 
 if TYPE_CHECKING:
     from voxhost.manager import ModelManager
@@ -62,9 +63,10 @@ class PipeProbe:
 
 
 def profile_manager(
-    stack: contextlib.ExitStack, settings: Settings
+    stack: contextlib.ExitStack, settings: Settings, models: Sequence[str] = ()
 ) -> tuple[asyncio.AbstractEventLoop, ModelManager]:
-    """A ModelManager on its own event loop, for the no-HTTP profile; closed when `stack` unwinds."""
+    """A ModelManager on its own event loop, for the no-HTTP profile, with `models` loaded (in order);
+    closed when `stack` unwinds."""
     from voxhost.manager import ModelManager
 
     loop = asyncio.new_event_loop()
@@ -76,6 +78,11 @@ def profile_manager(
         loop.close()
 
     stack.callback(close)
+    for model in models:
+        try:
+            loop.run_until_complete(manager.load(model))
+        except VoxhostError as exc:
+            raise BenchmarkError(f"the profile's worker could not load {model}: {exc.message}") from None
     return loop, manager
 
 

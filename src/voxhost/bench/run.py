@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,12 +11,12 @@ from typing import Any
 from rich.console import Console
 
 from voxhost.bench.asr import print_report, run_asr_benchmark
-from voxhost.bench.common import BenchmarkError
+from voxhost.bench.common import BenchmarkError, RunOptions
 from voxhost.bench.tts import TTS_MODELS, print_tts_report, run_tts_benchmark
 
 TASKS = ("asr", "tts", "all")
 TTS_ONLY = ("text", "formats")
-TTS_OPTIONS = ("threads", "profile", "settle_seconds", "cache_dir", "startup_timeout", *TTS_ONLY)
+RUN_OPTIONS = tuple(f.name for f in dataclasses.fields(RunOptions))  # what both tasks take
 
 
 def run_and_report(
@@ -30,23 +31,26 @@ def run_and_report(
     **kwargs: Any,
 ) -> int:
     """Run `task` (asr, tts or all), print the tables, and write the JSON to `json_path` ('-': stdout,
-    tables then go to stderr). For tts, `model` is the ASR model the server also serves; `kwargs` go to
-    `run_asr_benchmark`, and those of them `run_tts_benchmark` takes to it too."""
+    tables then go to stderr). For tts, `model` is the ASR model the server also serves. `kwargs`: the
+    `RunOptions` both tasks take, `text` and `formats` for tts, the rest for `run_asr_benchmark`."""
     to_stdout = json_path is not None and str(json_path) == "-"
     console = Console(stderr=to_stdout)
     progress = Console(stderr=True)
     reports: dict[str, dict[str, Any]] = {}
+    run = RunOptions(**{k: v for k, v in kwargs.items() if k in RUN_OPTIONS})
     try:
         if task not in TASKS:
             raise BenchmarkError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
         if task in ("asr", "all"):
-            options = {k: v for k, v in kwargs.items() if k not in TTS_ONLY}
-            reports["asr"] = run_asr_benchmark(calls, rss_calls, model, wav=wav, console=progress, **options)
+            options = {k: v for k, v in kwargs.items() if k not in (*RUN_OPTIONS, *TTS_ONLY)}
+            reports["asr"] = run_asr_benchmark(
+                calls, rss_calls, model, wav=wav, run=run, console=progress, **options
+            )
             print_report(reports["asr"], console)
         if task in ("tts", "all"):
-            options = {k: v for k, v in kwargs.items() if k in TTS_OPTIONS}
+            options = {k: v for k, v in kwargs.items() if k in TTS_ONLY}
             reports["tts"] = run_tts_benchmark(
-                calls, tts_models, asr_model=model, console=progress, **options
+                calls, tts_models, asr_model=model, run=run, console=progress, **options
             )
             print_tts_report(reports["tts"], console)
     except BenchmarkError as exc:

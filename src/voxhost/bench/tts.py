@@ -17,21 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import numpy as np
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from voxhost import __version__
 from voxhost.audio import SAMPLE_RATE, decode_audio
 from voxhost.bench.common import (
     HTTP_PROBE,
@@ -42,20 +36,22 @@ from voxhost.bench.common import (
     TARGET_SERVER_RATIO,
     WORKER,
     BenchmarkError,
+    RunOptions,
     cell,
     distribution,
     load_average,
-    machine_facts,
     median_ms,
+    model_spec,
     progress_bar,
     ratio_of,
+    report_head,
     stage,
     summarize,
     verdict,
 )
-from voxhost.bench.harness import serve
+from voxhost.bench.harness import serve_with_client
 from voxhost.bench.rounds import PipeProbe, interleaved, profile_manager, settler, timed
-from voxhost.errors import VoxhostError
+from voxhost.manager.requests import SpeakRequest
 
 if TYPE_CHECKING:
     from voxhost.manager import ModelManager
@@ -100,11 +96,7 @@ def run_tts_benchmark(
     text: str = TTS_TEXT,
     formats: Sequence[str] = TTS_FORMATS,
     asr_model: str | None = "tiny.en",
-    threads: int | None = None,
-    profile: bool = True,
-    settle_seconds: float = 0.1,
-    cache_dir: Path | None = None,
-    startup_timeout: float = 300.0,
+    run: RunOptions = RunOptions(),
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Time to first audio and real-time factor of each TTS model in `models`, in-process and through the
@@ -112,14 +104,14 @@ def run_tts_benchmark(
 
     `calls` timed calls of each contender after one untimed warm-up call each, all of them interleaved in
     one round-robin over the models. `asr_model`: also served (idle) by the server, as a real deployment
-    would be; None serves the TTS models only. `threads`: the server's `--threads` (default: one per core).
+    would be; None serves the TTS models only. `run.threads`: the server's `--threads` and the in-process
+    engines' threads.
     """
     from voxhost.audio.encode import PCM_RATE, SPEECH_FORMATS, StreamEncoder
     from voxhost.audio.text import split_sentences
     from voxhost.engines import TTSEngine
     from voxhost.manager.layout import engine_config
-    from voxhost.manager.registry import ModelSpec, parse_entry
-    from voxhost.settings import Settings
+    from voxhost.manager.registry import ModelSpec
 
     if not 1 <= calls <= 10_000:
         raise BenchmarkError("calls must be between 1 and 10000")
@@ -129,23 +121,10 @@ def run_tts_benchmark(
         raise BenchmarkError(f"formats must be among {', '.join(SPEECH_FORMATS)}")
     if not text.strip():
         raise BenchmarkError("the text is empty")
-    threads = threads or os.cpu_count() or 1
-    try:
-        overrides: dict[str, Any] = {
-            "models": list(models),
-            "threads": threads,
-            "ttl": 0,
-            "log_level": "warning",
-        }
-        if cache_dir is not None:
-            overrides["cache_dir"] = cache_dir
-        settings = Settings(**overrides)
-        specs = [parse_entry(m) for m in models]
-        asr_spec = parse_entry(asr_model) if asr_model else None
-    except VoxhostError as exc:
-        raise BenchmarkError(exc.message) from None
-    except ValueError as exc:
-        raise BenchmarkError(str(exc)) from None
+    threads, profile, settle_seconds = run.thread_count, run.profile, run.settle_seconds
+    settings = run.settings(models)
+    specs = [model_spec(m) for m in models]
+    asr_spec = model_spec(asr_model) if asr_model else None
     for spec in specs:
         if spec.task != "tts":
             raise BenchmarkError(f"{spec.id} is not a text-to-speech model")
@@ -172,16 +151,9 @@ def run_tts_benchmark(
     first_sentence = split_sentences(text)[0]
 
     with contextlib.ExitStack() as stack:
-        log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="voxhost-bench-")))
-        loading = contextlib.ExitStack()
-        stack.callback(loading.close)
+        loading = stack.enter_context(contextlib.ExitStack())  # the spinner, until every model is loaded
         loading.enter_context(stage(console, "starting voxhost serve and loading the models..."))
-        server = stack.enter_context(
-            serve(server_args, log_dir=log_dir, models=wait_for, timeout=startup_timeout)
-        )
-        client = stack.enter_context(
-            httpx.Client(base_url=server.url, timeout=httpx.Timeout(30.0, read=600.0))
-        )
+        _, client = serve_with_client(stack, server_args, models=wait_for, timeout=run.startup_timeout)
         engines = {spec.id: load_engine(spec) for spec in specs}
         # one whole synthesis each: the first chunk is what the profile's parts work on
         first_chunks = {mid: next(iter(list(e.synthesize(text)))) for mid, e in engines.items()}
@@ -190,14 +162,7 @@ def run_tts_benchmark(
         manager: ModelManager | None = None
         pipe: PipeProbe | None = None
         if profile:
-            loop, manager = profile_manager(stack, settings)
-            for spec in specs:
-                try:
-                    loop.run_until_complete(manager.load(spec.id))
-                except VoxhostError as exc:
-                    raise BenchmarkError(
-                        f"the profile's worker could not load {spec.id}: {exc.message}"
-                    ) from None
+            loop, manager = profile_manager(stack, settings, [spec.id for spec in specs])
             pipe = PipeProbe(limit=(calls + 1) * len(specs) + 10)
             stack.callback(pipe.close)
         loading.close()
@@ -247,7 +212,8 @@ def run_tts_benchmark(
                 started = time.perf_counter()
                 ttfb: float | None = None
                 samples = 0
-                async with contextlib.aclosing(manager.synthesize(model_id, text)) as chunks:
+                speech = await manager.speak(SpeakRequest(text, model_id))
+                async with contextlib.aclosing(speech.chunks) as chunks:
                     async for chunk in chunks:
                         if ttfb is None:
                             ttfb = time.perf_counter() - started
@@ -423,10 +389,7 @@ def _tts_report(
         rows.extend(model_rows)
     verdicts = [r["met"] for r in rows]
     return {
-        "benchmark": "tts_latency",
-        "voxhost": __version__,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine_facts(),
+        **report_head("tts_latency"),
         "config": {
             "models": list(described),
             "formats": formats,

@@ -143,7 +143,7 @@ def batch(
     **flags: Any,
 ) -> None:
     """Transcribe every audio file in a folder; files already done are skipped (resumable)."""
-    from voxhost.batch import BatchJob, run_batch
+    from voxhost.batch.job import BatchJob, run_batch
 
     models = [model] if model else None
     settings = _settings(models=models, log_level="warning", **flags)

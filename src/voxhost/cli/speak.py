@@ -26,6 +26,10 @@ SUFFIX_FORMATS = {
 
 @dataclass(frozen=True)
 class SpeakJob:
+    """What `voxhost speak` was asked to do: `text` spoken into `output` ('-': stdout), by `model` and
+    `voice` (None: the defaults), as `output_format` (None: from the suffix), through the server at `url`
+    (None: in this process)."""
+
     text: str
     output: Path
     model: str | None = None

@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import importlib.util
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -98,6 +98,68 @@ class EngineInfo:
         return importlib.util.find_spec(self.library) is not None
 
 
+@dataclass(frozen=True, slots=True)
+class VoiceInfo:
+    """One voice of a loaded TTS model."""
+
+    id: str
+    language: str  # as the engine names it (Piper: en_US, Kokoro: en-us, ja...)
+    gender: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What a loaded model is and can do: an engine's `describe()`, sent once by its worker (as plain
+    data, `to_wire`) and read by the manager and the front-ends."""
+
+    sample_rate: int  # of the audio the model takes (ASR) or makes (TTS)
+    languages: tuple[str, ...] = ()  # ASR: what it transcribes; TTS: what its voices speak
+    multilingual: bool = False  # ASR: may detect the language and translate
+    voices: tuple[VoiceInfo, ...] = ()  # TTS: the first is the default
+    voice_aliases: Mapping[str, str] = field(default_factory=dict)  # OpenAI voice names -> voice ids
+    device: str | None = None
+    compute_type: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> ModelInfo:
+        return cls(
+            sample_rate=int(data["sample_rate"]),
+            languages=tuple(data.get("languages", ())),
+            multilingual=bool(data.get("multilingual", False)),
+            voices=tuple(VoiceInfo(**voice) for voice in data.get("voices", ())),
+            voice_aliases=dict(data.get("voice_aliases", {})),
+            device=data.get("device"),
+            compute_type=data.get("compute_type"),
+        )
+
+    def has_voice(self, name: str) -> bool:
+        return any(v.id == name for v in self.voices) or name in self.voice_aliases
+
+    def voice_id(self, name: str | None) -> str:
+        """The voice id a requested name means: a voice's own id, an OpenAI voice name, or (for none)
+        the default voice."""
+        if not self.voices:
+            raise BadRequest("this model has no voices", param="voice")
+        if not name:
+            return self.voices[0].id
+        if any(v.id == name for v in self.voices):
+            return name
+        if name in self.voice_aliases:
+            return self.voice_aliases[name]
+        raise BadRequest(
+            f"unknown voice {name!r}; this model has {', '.join(v.id for v in self.voices)} "
+            f"(and the OpenAI names {', '.join(sorted(self.voice_aliases))})",
+            param="voice",
+        )
+
+    def aliases_of(self, voice: str) -> list[str]:
+        """The OpenAI voice names that mean `voice`."""
+        return [alias for alias, target in self.voice_aliases.items() if target == voice]
+
+
 class Engine(ABC):
     """One loaded model. Subclasses set `name`, `task` and `about`; every concrete engine class in a
     module of `voxhost.engines` is found by its `name` (`voxhost.engines.engine_class`)."""
@@ -152,8 +214,8 @@ class Engine(ABC):
         """Load the model from a local path or hub name. Runs once per worker process."""
 
     @abstractmethod
-    def describe(self) -> dict[str, Any]:
-        """Plain-data facts about the loaded model (languages, sample rate, voices...)."""
+    def describe(self) -> ModelInfo:
+        """What the loaded model is and can do (sample rate, languages, voices...)."""
 
 
 class ASREngine(Engine):
@@ -195,12 +257,21 @@ class TTSEngine(Engine):
         """The rate of the float32 mono chunks `synthesize` yields."""
 
     @abstractmethod
-    def voices(self) -> list[dict[str, Any]]:
-        """The voices one loaded model serves: dicts with at least `id`, plus `language`, `gender`."""
+    def voices(self) -> list[VoiceInfo]:
+        """The voices one loaded model serves; the first is its default."""
 
     @abstractmethod
     def voice_aliases(self) -> dict[str, str]:
         """OpenAI voice names (alloy, echo, ...) mapped onto this model's voices."""
+
+    def describe(self) -> ModelInfo:
+        voices = tuple(self.voices())
+        return ModelInfo(
+            sample_rate=self.sample_rate,
+            languages=tuple(dict.fromkeys(v.language for v in voices)),
+            voices=voices,
+            voice_aliases=self.voice_aliases(),
+        )
 
     @abstractmethod
     def synthesize(
@@ -210,16 +281,4 @@ class TTSEngine(Engine):
 
     def resolve_voice(self, voice: str | None) -> str:
         """A voice id of this model for a requested name: its own id, an OpenAI alias, or the default."""
-        ids: list[str] = [str(v["id"]) for v in self.voices()]
-        if voice is None or voice == "":
-            return ids[0]
-        if voice in ids:
-            return voice
-        aliases = self.voice_aliases()
-        if voice in aliases:
-            return aliases[voice]
-        raise BadRequest(
-            f"unknown voice {voice!r}; this model has {', '.join(ids)} "
-            f"(and the OpenAI names {', '.join(sorted(aliases))})",
-            param="voice",
-        )
+        return self.describe().voice_id(voice)

@@ -13,7 +13,7 @@ import numpy as np
 
 from voxhost.audio.chunks import WINDOW_SECONDS, SpeechMap
 from voxhost.engines.assets import assemble_parts, package_dir
-from voxhost.engines.base import ASREngine, EmbeddedModel, EngineConfig, EngineInfo, trim_memory
+from voxhost.engines.base import ASREngine, EmbeddedModel, EngineConfig, EngineInfo, ModelInfo, trim_memory
 from voxhost.engines.sentences import DecodedWindow, sentence_segments
 from voxhost.errors import BadRequest
 from voxhost.results import Segment, TranscribeOptions, Transcription, Word, is_echo
@@ -167,14 +167,14 @@ class FasterWhisperEngine(ASREngine):
     def languages(self) -> list[str]:
         return list(self._model.supported_languages) if self.multilingual else ["en"]
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "multilingual": self.multilingual,
-            "languages": self.languages(),
-            "device": self._device,
-            "compute_type": self._compute_type,
-            "sample_rate": 16000,
-        }
+    def describe(self) -> ModelInfo:
+        return ModelInfo(
+            sample_rate=16000,
+            languages=tuple(self.languages()),
+            multilingual=self.multilingual,
+            device=self._device,
+            compute_type=self._compute_type,
+        )
 
     def _check(self, options: TranscribeOptions) -> None:
         if options.task == "translate" and not self.multilingual:

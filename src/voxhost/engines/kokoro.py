@@ -11,7 +11,7 @@ import numpy as np
 
 from voxhost.audio.text import speech_chunks
 from voxhost.engines.assets import assemble_parts, package_dir
-from voxhost.engines.base import EmbeddedModel, EngineConfig, EngineInfo, TTSEngine
+from voxhost.engines.base import EmbeddedModel, EngineConfig, EngineInfo, TTSEngine, VoiceInfo
 from voxhost.errors import BadRequest
 
 MODEL_FILE = "kokoro-v1.0.int8.onnx"
@@ -119,32 +119,19 @@ class KokoroEngine(TTSEngine):
     def sample_rate(self) -> int:
         return 24000
 
-    def voices(self) -> list[dict[str, Any]]:
+    def voices(self) -> list[VoiceInfo]:
         return [
-            {
-                "id": name,
-                "name": name,
-                "language": LANGUAGES.get(name[:1], "unknown"),
-                "gender": GENDERS.get(name[1:2], "unknown"),
-            }
+            VoiceInfo(name, LANGUAGES.get(name[:1], "unknown"), GENDERS.get(name[1:2], "unknown"))
             for name in sorted(self._voices)
         ]
 
     def voice_aliases(self) -> dict[str, str]:
         voices = self.voices()
-        female = [v["id"] for v in voices if v["gender"] == "female"] or [v["id"] for v in voices]
-        male = [v["id"] for v in voices if v["gender"] == "male"] or female
+        female = [v.id for v in voices if v.gender == "female"] or [v.id for v in voices]
+        male = [v.id for v in voices if v.gender == "male"] or female
         aliases = {alias: female[i % len(female)] for i, alias in enumerate(FEMALE_ALIASES)}
         aliases.update({alias: male[i % len(male)] for i, alias in enumerate(MALE_ALIASES)})
         return aliases
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "sample_rate": self.sample_rate,
-            "voices": self.voices(),
-            "voice_aliases": self.voice_aliases(),
-            "language": self._language,
-        }
 
     def synthesize(
         self, text: str, voice: str | None = None, speed: float = 1.0, language: str | None = None

@@ -11,7 +11,7 @@ import numpy as np
 
 from voxhost.audio.text import speech_chunks
 from voxhost.engines.assets import package_dir
-from voxhost.engines.base import EmbeddedModel, EngineConfig, EngineInfo, TTSEngine
+from voxhost.engines.base import EmbeddedModel, EngineConfig, EngineInfo, TTSEngine, VoiceInfo
 from voxhost.errors import BadRequest
 
 # Piper's own voice naming: <lang>_<REGION>-<name>-<quality>, as its download logic expects.
@@ -133,21 +133,13 @@ class PiperEngine(TTSEngine):
     def sample_rate(self) -> int:
         return int(self._voice.config.sample_rate)
 
-    def voices(self) -> list[dict[str, Any]]:
-        if self._speakers:
-            return [{"id": s, "name": s, "language": self._language} for s in self._speakers]
-        return [{"id": self._name, "name": self._name, "language": self._language}]
+    def voices(self) -> list[VoiceInfo]:
+        names = list(self._speakers) if self._speakers else [self._name]
+        return [VoiceInfo(name, self._language) for name in names]
 
     def voice_aliases(self) -> dict[str, str]:
-        ids = [v["id"] for v in self.voices()]
+        ids = [v.id for v in self.voices()]
         return {alias: ids[i % len(ids)] for i, alias in enumerate(OPENAI_VOICES)}
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "sample_rate": self.sample_rate,
-            "voices": self.voices(),
-            "voice_aliases": self.voice_aliases(),
-        }
 
     def synthesize(
         self, text: str, voice: str | None = None, speed: float = 1.0, language: str | None = None

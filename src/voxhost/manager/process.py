@@ -21,20 +21,9 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol
 
 from voxhost.engines import EngineConfig
+from voxhost.engines.base import ModelInfo
 from voxhost.errors import ModelLoadError, WorkerCrashed, WorkerTimeout, from_wire
 from voxhost.manager import protocol
-from voxhost.manager.protocol import (
-    Call,
-    Cancel,
-    Chunk,
-    Error,
-    LoadFailed,
-    Ping,
-    Pong,
-    Ready,
-    Result,
-    Shutdown,
-)
 from voxhost.manager.registry import ModelSpec
 from voxhost.manager.worker import worker_main
 
@@ -111,14 +100,14 @@ class Worker(Protocol):
     """Where one replica of a model runs, as the manager sees it: a local worker process
     (`WorkerProcess`) or a Ray Serve deployment (`voxhost.scale.serve.ServeWorker`)."""
 
-    info: dict[str, Any]
+    info: ModelInfo | None  # what the loaded model is (None until it has loaded)
     timings: collections.deque[tuple[float, float]]
 
     @property
     def pid(self) -> int | None: ...
     @property
     def alive(self) -> bool: ...
-    async def start(self, timeout: float) -> dict[str, Any]: ...
+    async def start(self, timeout: float) -> ModelInfo: ...
     async def stop(self, grace: float = 5.0) -> None: ...
     def kill(self) -> None: ...
     async def call(self, method: str, timeout: float, **kwargs: Any) -> Any: ...
@@ -147,11 +136,11 @@ class WorkerProcess:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         # per streaming call: its chunks, then its result or the exception that ends it
-        self._streams: dict[int, asyncio.Queue[Chunk | Result | Exception]] = {}
+        self._streams: dict[int, asyncio.Queue[protocol.Chunk | protocol.Result | Exception]] = {}
         self._send_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready: asyncio.Future[dict[str, Any]] | None = None
-        self.info: dict[str, Any] = {}
+        self._ready: asyncio.Future[ModelInfo] | None = None
+        self.info: ModelInfo | None = None
         # (started, finished) on the worker's monotonic clock (system-wide) for its recent requests
         self.timings: collections.deque[tuple[float, float]] = collections.deque(maxlen=256)
         self.exited = False
@@ -162,7 +151,7 @@ class WorkerProcess:
         self.exitcode: int | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
-    async def start(self, timeout: float) -> dict[str, Any]:
+    async def start(self, timeout: float) -> ModelInfo:
         """Spawn the worker and wait until its model is loaded. Raises ModelLoadError otherwise."""
         self._loop = asyncio.get_running_loop()
         self._ready = self._loop.create_future()
@@ -201,7 +190,7 @@ class WorkerProcess:
             return
         if self.alive:  # sent from a thread: a stuck worker's full pipe must not block the event loop
             with contextlib.suppress(OSError, ValueError, TimeoutError):
-                await asyncio.wait_for(asyncio.to_thread(self._send, Shutdown()), grace)
+                await asyncio.wait_for(asyncio.to_thread(self._send, protocol.Shutdown()), grace)
         if not await asyncio.to_thread(self._reaped.wait, grace):
             log.warning("worker for %s did not stop in %.0fs; killing it", self.spec.id, grace)
             self._process.kill()
@@ -219,7 +208,7 @@ class WorkerProcess:
         caller gets WorkerTimeout; the next request starts a fresh worker.
         """
         try:
-            return await self._request(timeout, lambda request_id: Call(request_id, method, kwargs))
+            return await self._request(timeout, lambda request_id: protocol.Call(request_id, method, kwargs))
         except TimeoutError:
             raise self._stuck(timeout) from None
 
@@ -235,7 +224,7 @@ class WorkerProcess:
     async def ping(self, timeout: float = 2.0) -> dict[str, Any]:
         """The worker's own stats (pid, loads, requests served, RSS); answered even while busy.
         Raises TimeoutError when the worker does not answer."""
-        result: dict[str, Any] = await self._request(timeout, Ping)
+        result: dict[str, Any] = await self._request(timeout, protocol.Ping)
         return result
 
     async def stream(self, method: str, timeout: float, **kwargs: Any) -> AsyncGenerator[Any, None]:
@@ -247,17 +236,17 @@ class WorkerProcess:
         if self.exited or self._killed or self._loop is None:
             raise self._crash_error()
         request_id = next(self._ids)
-        queue: asyncio.Queue[Chunk | Result | Exception] = asyncio.Queue()
+        queue: asyncio.Queue[protocol.Chunk | protocol.Result | Exception] = asyncio.Queue()
         self._streams[request_id] = queue
         finished = False
         try:
             try:
                 async with asyncio.timeout(timeout):
-                    await asyncio.to_thread(self._send, Call(request_id, method, kwargs))
+                    await asyncio.to_thread(self._send, protocol.Call(request_id, method, kwargs))
                 while True:
                     async with asyncio.timeout(timeout):
                         answer = await queue.get()
-                    if isinstance(answer, Chunk):
+                    if isinstance(answer, protocol.Chunk):
                         yield answer.item
                         continue
                     finished = True
@@ -272,7 +261,7 @@ class WorkerProcess:
             self._streams.pop(request_id, None)
             if not finished and not self.exited and self._loop is not None:
                 # fire and forget: this may run while the caller is being cancelled
-                self._loop.run_in_executor(None, self._send_quietly, Cancel(request_id))
+                self._loop.run_in_executor(None, self._send_quietly, protocol.Cancel(request_id))
 
     def _send_quietly(self, message: protocol.Request) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -350,31 +339,31 @@ class WorkerProcess:
         except protocol.ProtocolError:
             log.error("ignoring a message from worker %s that is not a reply", self.spec.id)
             return
-        if isinstance(reply, Ready | LoadFailed):
+        if isinstance(reply, protocol.Ready | protocol.LoadFailed):
             if self._ready is not None and not self._ready.done():
-                if isinstance(reply, Ready):
-                    self._ready.set_result(reply.info)
+                if isinstance(reply, protocol.Ready):
+                    self._ready.set_result(ModelInfo.from_wire(reply.info))
                 else:
                     reason = from_wire(reply.error).message
                     self._ready.set_exception(ModelLoadError(f"loading {self.spec.id!r} failed: {reason}"))
             return
-        if isinstance(reply, Result) and reply.timing is not None:
+        if isinstance(reply, protocol.Result) and reply.timing is not None:
             self.timings.append(reply.timing)
         queue = self._streams.get(reply.request_id)
         if queue is not None:
-            if isinstance(reply, Error):
+            if isinstance(reply, protocol.Error):
                 queue.put_nowait(from_wire(reply.error))
-            elif isinstance(reply, Chunk | Result):
+            elif isinstance(reply, protocol.Chunk | protocol.Result):
                 queue.put_nowait(reply)
             return
         future = self._pending.get(reply.request_id)
         if future is None or future.done():
             return  # its caller gave up (timeout or disconnect)
-        if isinstance(reply, Result):
+        if isinstance(reply, protocol.Result):
             future.set_result(reply.value)
-        elif isinstance(reply, Pong):
+        elif isinstance(reply, protocol.Pong):
             future.set_result(reply.stats)
-        elif isinstance(reply, Error):
+        elif isinstance(reply, protocol.Error):
             future.set_exception(from_wire(reply.error))
 
     def _on_exit(self, exitcode: int | None) -> None:

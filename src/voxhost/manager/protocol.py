@@ -14,7 +14,8 @@ Server -> worker (`Request`):
 
 Worker -> server (`Reply`):
 
-- `Ready(info)`, once, after the model loaded; or `LoadFailed(error)`, once, and the worker exits.
+- `Ready(info)`, once, after the model loaded (its `ModelInfo` as plain data); or `LoadFailed(error)`,
+  once, and the worker exits.
 - `Chunk(request_id, item)`: one item of a streaming call.
 - `Result(request_id, value, timing)`: a call's return value (None after a stream) and its
   (started, finished) on the worker's `time.monotonic` clock, which is system-wide.
@@ -92,7 +93,7 @@ class Shutdown(NamedTuple):
 
 # --- worker -> server --------------------------------------------------------------------------------
 class Ready(NamedTuple):
-    """The model loaded: `engine.describe()` plus load_seconds, pid, loads, requests, rss_bytes."""
+    """The model loaded: `engine.describe()` as plain data (`ModelInfo.to_wire`)."""
 
     info: dict[str, Any]
 

@@ -84,40 +84,32 @@ def resolve_source(source: str, model_id: str | None = None) -> ModelSpec:
     for engine in engines().values():
         embedded = engine.embedded_models().get(source)
         if embedded is not None and embedded.installed:
-            return ModelSpec(
-                id=model_id or source,
-                engine=engine.name,
-                task=engine.task,
-                origin="embedded",
-                source=source,
-                description=embedded.description,
-            )
+            return _spec(engine, "embedded", source, model_id or source, embedded.description)
     path = Path(source).expanduser()
     if path.exists():
         for engine in engines().values():
             if engine.detect_local(path):
-                return ModelSpec(
-                    id=model_id or path.name,
-                    engine=engine.name,
-                    task=engine.task,
-                    origin="local",
-                    source=str(path.resolve()),
-                    description=f"{engine.name} model from {path.name}",
-                )
+                description = f"{engine.name} model from {path.name}"
+                return _spec(engine, "local", str(path.resolve()), model_id or path.name, description)
         raise ModelNotFound(f"{source!r} exists but holds no model that any engine recognises")
     for engine in engines().values():
         if engine.is_hub_name(source):
-            return ModelSpec(
-                id=model_id or source,
-                engine=engine.name,
-                task=engine.task,
-                origin="hub",
-                source=source,
-                description=f"{engine.name} model {source} (downloaded on first load)",
-            )
+            description = f"{engine.name} model {source} (downloaded on first load)"
+            return _spec(engine, "hub", source, model_id or source, description)
     raise ModelNotFound(
         f"unknown model {source!r}: not an installed embedded model, a model directory, or a name any "
         "engine can download"
+    )
+
+
+def _spec(engine: type[Engine], origin: Origin, source: str, model_id: str, description: str) -> ModelSpec:
+    return ModelSpec(
+        id=model_id,
+        engine=engine.name,
+        task=engine.task,
+        origin=origin,
+        source=source,
+        description=description,
     )
 
 

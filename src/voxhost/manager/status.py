@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from voxhost.engines.base import TaskKind
+from voxhost.engines.base import ModelInfo, TaskKind
 from voxhost.manager.state import Entry, State, process_rss
 
 
@@ -29,7 +29,7 @@ class ModelStatus:
     in_flight: int
     rss_bytes: int | None
     last_error: str | None
-    info: dict[str, Any] = field(default_factory=dict)
+    info: ModelInfo | None = None  # what the loaded model is and can do; None while not loaded
     layout: dict[str, int] = field(default_factory=dict)
     workers: list[dict[str, Any]] = field(default_factory=list)
     queue: dict[str, Any] = field(default_factory=dict)
@@ -58,7 +58,6 @@ def model_status(entry: Entry, aliases: list[str]) -> ModelStatus:
         )
     live = [w for w in workers if w["pid"] is not None]
     first = next((r.worker for r in entry.replicas if r.alive), None)
-    info = {k: v for k, v in (first.info if first else {}).items() if k not in ("pid", "rss_bytes")}
     rss_values: list[int] = [w["rss_bytes"] for w in live if w["rss_bytes"] is not None]
     scheduler = entry.scheduler
     return ModelStatus(
@@ -77,7 +76,7 @@ def model_status(entry: Entry, aliases: list[str]) -> ModelStatus:
         in_flight=entry.in_flight,
         rss_bytes=sum(rss_values) if rss_values else None,
         last_error=entry.last_error,
-        info=info,
+        info=first.info if first else None,
         layout={
             "replicas": entry.layout.replicas,
             "parallel": entry.layout.parallel,

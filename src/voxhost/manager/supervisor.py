@@ -25,17 +25,26 @@ from typing import Any
 
 import numpy as np
 
-from voxhost.audio.text import speakable
 from voxhost.engines import engine_class
-from voxhost.engines.base import TaskKind
-from voxhost.errors import BadRequest, MemoryBudgetExceeded, ModelLoadError, ShuttingDown, WorkerCrashed
+from voxhost.engines.base import ModelInfo, TaskKind
+from voxhost.errors import (
+    MemoryBudgetExceeded,
+    ModelLoadError,
+    ShuttingDown,
+    WorkerCrashed,
+)
 from voxhost.logs import note_model
 from voxhost.manager import longform
+from voxhost.manager.cancel import Gone, while_present
+from voxhost.manager.catalog import Catalog, loaded_info
 from voxhost.manager.layout import Layout, engine_config, plan_layout
+from voxhost.manager.limits import RequestLimits
+from voxhost.manager.live import Emit, LiveTranscriber, VadConfig
 from voxhost.manager.memory import MemoryBudget
 from voxhost.manager.metrics import Metrics
 from voxhost.manager.process import Worker, WorkerFactory, process_worker
 from voxhost.manager.registry import ModelRegistry, ModelSpec
+from voxhost.manager.requests import ModelCard, SpeakRequest, Speech, TranscribeRequest, Voice
 from voxhost.manager.scheduler import Lane, Scheduler
 from voxhost.manager.state import Entry, Replica, is_idle, process_rss
 from voxhost.manager.status import ModelStatus, model_status
@@ -64,6 +73,7 @@ class ModelManager:
         self._new_worker = workers
         self.registry = registry or ModelRegistry.from_settings(settings)
         self.metrics = metrics or Metrics()
+        self.limits = RequestLimits(settings)
         self._entries: dict[str, Entry] = {}
         for spec in self.registry:
             layout = layouts(settings, spec)
@@ -77,6 +87,7 @@ class ModelManager:
         self._ttl_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._memory = MemoryBudget(settings, self._entries)
+        self.catalog = Catalog(self._entries, self._entry, self._load_info)
         self._memory_lock: asyncio.Lock | None = None
         self._closing = False
         self._draining = False
@@ -397,80 +408,39 @@ class ModelManager:
                         raise
                     log.warning("%s; retrying on a fresh worker", exc.message)
 
-    def synthesize(
-        self,
-        model: str | None,
-        text: str,
-        voice: str | None = None,
-        speed: float = 1.0,
-        language: str | None = None,
-    ) -> AsyncGenerator[np.ndarray, None]:
-        """Stream float32 audio at the model's `sample_rate`, one chunk per sentence as each is ready.
-        The text's rules are checked here, for every front-end, before anything is loaded or queued."""
-        entry = self._entry(model, "tts")
-        limit = self.settings.max_input_chars
-        if len(text) > limit:
-            raise BadRequest(
-                f"the text is {len(text)} characters; the limit is {limit} (--max-input-chars)", param="input"
-            )
-        text = speakable(text)
-        if not text.strip():
-            raise BadRequest("the text has nothing to speak", param="input")
-        return self._stream(
-            entry, "synthesize", Lane.INTERACTIVE, text=text, voice=voice, speed=speed, language=language
-        )
-
-    async def tts_info(self, model: str | None) -> tuple[ModelSpec, dict[str, Any]]:
-        """A TTS model's spec and facts (sample rate, voices, voice aliases); loads it if needed."""
-        entry = self._entry(model, "tts")
-        alive = [r.worker for r in entry.replicas if r.alive and r.worker]
-        worker = alive[0] if alive else await self._ensure_worker(entry, entry.replicas[0])
-        return entry.spec, worker.info
-
-    async def transcribe(
-        self,
-        model: str | None,
-        audio: np.ndarray,
-        options: TranscribeOptions,
-        *,
-        live: bool = False,
-    ) -> Transcription:
-        """Transcribe float32 16 kHz mono audio (see `transcribe_stream`); the whole result at once."""
-        return await longform.collect(self.transcribe_stream(model, audio, options, live=live))
+    # --- the request API (typed in requests.py): every front-end's one way in ----------------------
+    async def transcribe(self, request: TranscribeRequest, gone: Gone | None = None) -> Transcription:
+        """The whole transcription of the request's audio at once (see `transcribe_stream`)."""
+        return await longform.collect(self.transcribe_stream(request, gone))
 
     def transcribe_stream(
-        self,
-        model: str | None,
-        audio: np.ndarray,
-        options: TranscribeOptions,
-        *,
-        live: bool = False,
+        self, request: TranscribeRequest, gone: Gone | None = None
     ) -> AsyncGenerator[TranscriptUpdate, None]:
-        """Transcribe float32 16 kHz mono audio, yielding text as it is decoded, in file order; the last
+        """Transcribe the request's audio, yielding text as it is decoded, in file order; the last
         update carries the whole result. Live streams' decodes go first; audio longer than
         `chunk_seconds` is a long file, worked on in bounded calls at batch priority so that it never
-        holds up others (`manager/longform.py`). Closing the generator early (the client went away)
-        cancels the work not yet done."""
-        entry = self._entry(model, "asr")
-        if live or not longform.is_long(audio, self.settings):
-            return self._transcribe_whole(entry, audio, options, Lane.LIVE if live else Lane.INTERACTIVE)
+        holds up others (`manager/longform.py`). The work stops when the client is `gone` (or the
+        generator is closed early), the calls not yet run are dropped."""
+        entry = self._entry(request.model, "asr")
+        self.limits.audio(len(request.audio))
+        audio, options = request.audio, request.options
+        if request.live or not longform.is_long(audio, self.settings):
+            lane = Lane.LIVE if request.live else Lane.INTERACTIVE
+            return while_present(self._transcribe_whole(entry, audio, options, lane), gone)
 
         def call(method: str, *, follow_up: bool, **kwargs: Any) -> Awaitable[Any]:
             return self._run(entry, method, Lane.BATCH, follow_up=follow_up, **kwargs)
 
-        return self._logged(
-            entry,
-            len(audio) / SAMPLE_RATE,
-            longform.long_updates(
-                call,
-                audio,
-                options,
-                self.settings,
-                engine=engine_class(entry.spec.engine),
-                concurrency=entry.layout.slots,
-                detects_language=self._detects_language(entry),
-            ),
+        updates = longform.long_updates(
+            call,
+            audio,
+            options,
+            self.settings,
+            engine=engine_class(entry.spec.engine),
+            concurrency=entry.layout.slots,
+            detects_language=self._detects_language(entry),
         )
+        return while_present(self._logged(entry, len(audio) / SAMPLE_RATE, updates), gone)
 
     async def _transcribe_whole(
         self, entry: Entry, audio: np.ndarray, options: TranscribeOptions, lane: Lane
@@ -497,8 +467,60 @@ class ModelManager:
 
     def _detects_language(self, entry: Entry) -> bool:
         """Whether the model may detect a language (so a long file's first call must run alone)."""
-        alive = next((r.worker for r in entry.replicas if r.alive and r.worker), None)
-        return bool(alive.info.get("multilingual", True)) if alive else True
+        info = loaded_info(entry)
+        return info.multilingual if info is not None else True
+
+    def live_session(
+        self, model: str | None, options: TranscribeOptions, vad: VadConfig, emit: Emit
+    ) -> LiveTranscriber:
+        """A live transcription session (streaming VAD, partials, finals: `manager/live.py`) on one ASR
+        model, resolved now, so that an unknown one is refused before the session starts."""
+        model_id = self._entry(model, "asr").spec.id
+
+        async def transcribe(audio: np.ndarray, opts: TranscribeOptions) -> Transcription:
+            return await self.transcribe(TranscribeRequest(audio, opts, model_id, live=True))
+
+        return LiveTranscriber(transcribe, emit, options=options, vad=vad)
+
+    async def speak(self, request: SpeakRequest, gone: Gone | None = None) -> Speech:
+        """Speech for the request's text, streamed: the model and voice it means, its sample rate, and
+        the audio chunk by chunk (one per sentence) as each is ready. The text's rules and the voice are
+        checked here, before anything is queued (the model is loaded if needed: its voices are known
+        once it is)."""
+        if request.model is not None:
+            self.resolve(request.model, "tts")  # an unknown model is a 404 before the text's rules
+        text = self.limits.text(request.text)
+        entry, voice = await self.catalog.voice(request.model, request.voice)
+        info = await self.catalog.info(entry)
+        chunks = self._stream(
+            entry,
+            "synthesize",
+            Lane.INTERACTIVE,
+            text=text,
+            voice=voice,
+            speed=request.speed,
+            language=request.language,
+        )
+        return Speech(entry.spec.id, voice, info.sample_rate, while_present(chunks, gone))
+
+    async def voice(self, model: str | None, name: str | None) -> Voice:
+        """The voice a request's model and voice name mean (`Catalog.voice`), e.g. to check a streamed
+        request's voice before its text arrives."""
+        entry, voice = await self.catalog.voice(model, name)
+        return await self.catalog.voice_of(entry, voice)
+
+    async def voices(self, model: str | None = None) -> list[Voice]:
+        """Every voice of the TTS model (or of every TTS model), loading them if needed."""
+        return await self.catalog.voices(model)
+
+    async def describe(self) -> list[ModelCard]:
+        """Every served model: what it is, who made it, its languages and its voices."""
+        return await self.catalog.describe()
+
+    async def _load_info(self, entry: Entry) -> ModelInfo:
+        info = (await self._ensure_worker(entry, entry.replicas[0])).info
+        assert info is not None, "a started worker knows its model"
+        return info
 
     # --- status ----------------------------------------------------------------------------------
     def resolve(self, name: str | None, task: TaskKind | None = None) -> ModelSpec:

@@ -151,7 +151,7 @@ def worker_main(
     load_seconds = time.perf_counter() - started
     log.info("loaded %s in %.2fs (pid %d)", spec.id, load_seconds, os.getpid())
     worker = _Worker(conn, spec, engine, parallel)
-    worker.send(Ready({**info, "load_seconds": load_seconds, **worker.stats()}))
+    worker.send(Ready(info.to_wire()))
     worker.serve()
     # Skip interpreter teardown: model libraries can take long (or crash) freeing their state, and the
     # whole point of a worker process is that ending it frees everything.

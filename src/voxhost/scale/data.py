@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from voxhost.batch import OUTPUTS, BatchJob, FileResult, transcribe_file
+from voxhost.batch.files import OUTPUTS, FileResult, transcribe_file
 from voxhost.engines import ASREngine
 from voxhost.errors import BadRequest
 from voxhost.manager import longform
@@ -60,18 +60,20 @@ class Transcriber:
         return asyncio.run(longform.collect(updates))
 
 
-def run_on_ray(job: BatchJob, settings: Settings, files: list[Path]) -> Iterator[FileResult]:
-    """Transcribe `files` on the Ray cluster (`--ray-address`, else a local Ray) with `job.actors`
-    actors; yields each file's result as the dataset streams back."""
+def run_on_ray(
+    settings: Settings, files: list[Path], model: str | None, options: TranscribeOptions, actors: int
+) -> Iterator[FileResult]:
+    """Transcribe `files` with `model` on the Ray cluster (`--ray-address`, else a local Ray) with
+    `actors` actors, each holding the model; yields each file's result as the dataset streams back."""
     import ray.data
 
     start_ray(settings.ray_address)
     threads = settings.threads or 1
     dataset = ray.data.from_items([{"path": str(path)} for path in files]).map_batches(
         Transcriber,
-        fn_constructor_args=(settings.model_copy(update={"threads": threads}), job.model, job.options()),
+        fn_constructor_args=(settings.model_copy(update={"threads": threads}), model, options),
         batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=job.actors),
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=threads,
     )
     for row in dataset.iter_rows():

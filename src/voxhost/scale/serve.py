@@ -9,6 +9,9 @@
 - The ingress deployment serves voxhost's FastAPI app. Its `ModelManager` is the one of the local server
   (aliases, priority lanes, 429s, long audio in pieces, retries, metrics), with `ServeWorker` in place
   of worker processes: a request goes to the engine deployment with its model id as the multiplexed id.
+- Every front-end of the local server runs on that manager. Serve's HTTP proxy forwards WebSockets to the
+  ingress (the live stream and OpenAI Realtime), and the ingress replica runs the app's ASGI lifespan,
+  which starts the Wyoming listener there (see `Gateway.app`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import AsyncGenerator, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from voxhost.engines import EngineConfig
-from voxhost.engines.base import Engine, TaskKind
+from voxhost.engines.base import Engine, ModelInfo, TaskKind
 from voxhost.errors import ModelLoadError, QueueFull, WorkerCrashed, WorkerTimeout, from_wire, to_wire
 from voxhost.manager.layout import Layout, engine_config, plan_layout
 from voxhost.manager.protocol import Kind
@@ -91,7 +94,7 @@ class EngineReplica:
     async def describe(self) -> tuple[str, Any]:
         try:
             _, engine = await self._engine()
-            return Kind.READY, {**engine.describe(), "pid": os.getpid()}
+            return Kind.READY, (engine.describe().to_wire(), os.getpid())
         except BaseException as exc:
             return Kind.LOAD_FAILED, to_wire(exc)
 
@@ -126,9 +129,10 @@ class ServeWorker:
     def __init__(self, handle: Any, spec: ModelSpec) -> None:
         self.spec = spec
         self._handle: Any = handle.options(multiplexed_model_id=spec.id)
-        self.info: dict[str, Any] = {}
+        self.info: ModelInfo | None = None
         self.timings: collections.deque[tuple[float, float]] = collections.deque(maxlen=256)
         self._stopped = False
+        self._pid: int | None = None  # of the replica that answered the load, for /health
 
     @property
     def pid(self) -> int | None:
@@ -138,11 +142,12 @@ class ServeWorker:
     def alive(self) -> bool:
         return not self._stopped
 
-    async def start(self, timeout: float) -> dict[str, Any]:
+    async def start(self, timeout: float) -> ModelInfo:
         kind, value = await self._remote(timeout, self._handle.describe.remote())
         if kind != Kind.READY:
             raise ModelLoadError(f"loading {self.spec.id!r} failed: {from_wire(value).message}")
-        self.info = dict(value)
+        info, self._pid = value
+        self.info = ModelInfo.from_wire(info)
         return self.info
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -180,7 +185,7 @@ class ServeWorker:
             items.cancel()
 
     async def ping(self, timeout: float = 2.0) -> dict[str, Any]:
-        return {"pid": self.info.get("pid"), "deployment": self.spec.task, "ray": True}
+        return {"pid": self._pid, "deployment": self.spec.task, "ray": True}
 
     async def _remote(self, timeout: float, response: Any) -> Any:
         try:
@@ -231,11 +236,18 @@ class Gateway:
         return Layout(1, _parallel(settings, spec.task) * replicas, settings.threads)
 
     def app(self) -> FastAPI:
+        """voxhost's app, every front-end included. Serve runs its lifespan in the ingress replica (at
+        replica start, and the shutdown when Serve stops the replica), so the Wyoming listener binds
+        `--wyoming-uri` on the machine of the ingress replica: that is the node where `serve --ray` runs
+        when Ray is local; on a multi-node cluster, whichever node Serve places the ingress on (the Ray
+        dashboard's Serve page shows which; it is not pinned), unlike HTTP, which Serve's proxies serve
+        on every node. The ingress has one replica: a second one on the same machine could not bind the
+        port, and one on another machine would be a second Wyoming server at another address."""
         from voxhost.api.http import create_app
         from voxhost.manager import ModelManager
 
-        # The engine deployments queue and place the work; one "worker" per model stands for them all.
-        settings = self.settings.model_copy(update={"wyoming": False, "preload": False})
+        # The engine deployments load the models: nothing to preload on the ingress.
+        settings = self.settings.model_copy(update={"preload": False})
         return create_app(settings, ModelManager(settings, workers=self.worker, layouts=self.layout))
 
 
@@ -262,8 +274,15 @@ def build(settings: Settings) -> Any:
         def __serve_build_asgi_app__(self) -> FastAPI:
             return self.gateway.app()
 
+    # One replica: it holds the Wyoming listener, and the manager's queues and priority lanes are its own.
+    # When Serve stops it, requests and WebSocket sessions in flight, then the app's lifespan shutdown
+    # (Wyoming's requests, the manager), get --shutdown-grace in all, as on a local server.
     ingress: Any = serve.deployment(
-        name="ingress", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000
+        name="ingress",
+        num_replicas=1,
+        ray_actor_options={"num_cpus": 0},
+        max_ongoing_requests=1000,
+        graceful_shutdown_timeout_s=settings.shutdown_grace,
     )(serve.ingress()(Ingress))
     return ingress.bind(**{task: engine_deployment(task) for task in tasks})
 
@@ -280,18 +299,21 @@ def start_ray(address: str | None, **options: Any) -> None:
 
 
 def run(settings: Settings, *, blocking: bool = True) -> None:
-    """Deploy on the Ray cluster at `--ray-address` (or a local one) and serve HTTP at --host/--port."""
+    """Deploy on the Ray cluster at `--ray-address` (or a local one) and serve HTTP at --host/--port
+    (and Wyoming at --wyoming-uri, from the ingress replica)."""
     from ray import serve
 
     from voxhost.logs import configure_logging
     from voxhost.server import check_exposure
 
     configure_logging(settings.log_level, settings.log_format)
-    check_exposure(settings.model_copy(update={"wyoming": False}))
+    check_exposure(settings)
     start_ray(settings.ray_address)
     serve.start(http_options={"host": settings.host, "port": settings.port})
     serve.run(build(settings), name=APP_NAME, route_prefix="/", blocking=False)
     log.info("voxhost on Ray Serve at http://%s:%d", settings.host, settings.port)
+    if settings.wyoming:
+        log.info("Wyoming at %s on the ingress replica's node", settings.wyoming_uri)
     if blocking:
         try:
             while True:

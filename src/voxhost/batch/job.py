@@ -3,8 +3,9 @@
 Locally the files go through the model manager (resident workers, as many at once as the model has
 inference slots); with `--ray` they go through Ray Data (`voxhost.scale.data`), an actor pool holding the
 model. Either way each file gets FILE.json (verbose), FILE.txt, FILE.srt and FILE.vtt beside its path
-relative to the input folder, written atomically, so a file whose outputs all exist is done and a rerun
-skips it. A file that fails is reported and the batch goes on; `summary.json` lists everything.
+relative to the input folder (rendered by `voxhost.batch.files`, what both ways share), written
+atomically, so a file whose outputs all exist is done and a rerun skips it. A file that fails is
+reported and the batch goes on; `summary.json` lists everything.
 """
 
 from __future__ import annotations
@@ -14,32 +15,34 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from voxhost.audio import SAMPLE_RATE, decode_audio, probe_seconds
+from voxhost.audio import decode_audio, probe_seconds
+from voxhost.batch.files import OUTPUTS, FileResult
 from voxhost.cli.progress import AudioSecondsColumn, RealTimeColumn, follow
-from voxhost.errors import BadRequest, VoxhostError, file_error
-from voxhost.formats import as_text, render
+from voxhost.errors import BadRequest, VoxhostError
 from voxhost.manager import ModelManager
-from voxhost.results import TranscribeOptions, Transcription
+from voxhost.manager.requests import TranscribeRequest
+from voxhost.results import TranscribeOptions
 from voxhost.settings import Settings
 
 AUDIO_SUFFIXES = frozenset(
     {".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".webm", ".weba", ".mka"}
 )
-OUTPUTS: dict[str, str] = {"json": "verbose_json", "txt": "text", "srt": "srt", "vtt": "vtt"}  # ext: format
 SUMMARY = "summary.json"
 
 
 @dataclass(frozen=True)
 class BatchJob:
+    """What `voxhost batch` was asked to do: transcribe (or translate) the audio files under `input_dir`
+    into `output_dir` with `model` (None: the default), on local workers or on `actors` Ray Data actors."""
+
     input_dir: Path
     output_dir: Path
     model: str | None = None
@@ -58,16 +61,6 @@ class BatchJob:
         )
 
 
-@dataclass
-class FileResult:
-    """What became of one input file: its rendered outputs, or why it failed."""
-
-    path: Path
-    outputs: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    audio_seconds: float = 0.0
-
-
 def find_inputs(input_dir: Path) -> list[Path]:
     """The audio files under `input_dir`, by extension, in a stable order."""
     return sorted(p for p in input_dir.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
@@ -84,31 +77,6 @@ def is_done(job: BatchJob, path: Path) -> bool:
     return all(p.exists() for p in output_paths(job, path).values())
 
 
-def render_outputs(result: Transcription) -> dict[str, str]:
-    """The four output files' contents for one transcription."""
-    return {
-        ext: as_text(render(result, fmt, ("segment", "word")))  # type: ignore[arg-type]
-        for ext, fmt in OUTPUTS.items()
-    }
-
-
-def _failed(path: Path, exc: VoxhostError | OSError) -> FileResult:
-    return FileResult(path, error=file_error(exc))
-
-
-def _done(path: Path, result: Transcription, samples: int) -> FileResult:
-    return FileResult(path, render_outputs(result), audio_seconds=samples / SAMPLE_RATE)
-
-
-def transcribe_file(path: Path, transcribe: Callable[[np.ndarray], Transcription]) -> FileResult:
-    """Decode and transcribe one file in this process (a Ray Data actor); a failure is a result too."""
-    try:
-        audio = decode_audio(path.read_bytes())
-        return _done(path, transcribe(audio), len(audio))
-    except (VoxhostError, OSError) as exc:
-        return _failed(path, exc)
-
-
 async def _transcribe_on(
     manager: ModelManager,
     model: str,
@@ -120,10 +88,11 @@ async def _transcribe_on(
     `reached` how far into its audio the transcript has got (long files report as they go)."""
     try:
         audio = await asyncio.to_thread(lambda: decode_audio(path.read_bytes()))
-        updates = manager.transcribe_stream(model, audio, options)
-        return _done(path, await follow(updates, lambda seconds: reached(path, seconds)), len(audio))
+        updates = manager.transcribe_stream(TranscribeRequest(audio, options, model))
+        transcript = await follow(updates, lambda seconds: reached(path, seconds))
+        return FileResult.transcribed(path, transcript, len(audio))
     except (VoxhostError, OSError) as exc:
-        return _failed(path, exc)
+        return FileResult.failed(path, exc)
 
 
 def write_outputs(job: BatchJob, result: FileResult) -> None:
@@ -237,7 +206,7 @@ def run_batch(job: BatchJob, settings: Settings, console: Console | None = None)
             elif job.ray:
                 from voxhost.scale.data import run_on_ray
 
-                for result in run_on_ray(job, settings, pending):
+                for result in run_on_ray(settings, pending, job.model, job.options(), job.actors):
                     done(result)
             else:
                 asyncio.run(_run_local(job, settings, pending, done, tally.advance))

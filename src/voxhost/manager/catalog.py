@@ -1,0 +1,118 @@
+"""What the served models are and which voice a name means, for every front-end: the voices of the TTS
+models, the languages of the ASR models, and the cards `describe` answers with (Wyoming `info`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from voxhost.engines import engine_class
+from voxhost.engines.base import ModelInfo, TaskKind, VoiceInfo
+from voxhost.errors import BadRequest, ModelNotFound
+from voxhost.languages import LANGUAGES
+from voxhost.manager.requests import ModelCard, Voice
+from voxhost.manager.state import Entry
+
+
+def loaded_info(entry: Entry) -> ModelInfo | None:
+    """What the model is, as a live worker of it said when it loaded; None while none is loaded."""
+    return next((r.worker.info for r in entry.replicas if r.alive and r.worker and r.worker.info), None)
+
+
+def _voice(entry: Entry, info: ModelInfo, voice: VoiceInfo) -> Voice:
+    aliases = tuple(info.aliases_of(voice.id))
+    return Voice(voice.id, entry.spec.id, voice.language, voice.gender, info.sample_rate, aliases)
+
+
+class Catalog:
+    def __init__(
+        self,
+        entries: dict[str, Entry],
+        lookup: Callable[[str | None, TaskKind], Entry],
+        load: Callable[[Entry], Awaitable[ModelInfo]],
+    ) -> None:
+        self._entries = entries
+        self._entry = lookup
+        self._load = load
+
+    async def info(self, entry: Entry) -> ModelInfo:
+        """What the model is (`ModelInfo`), from a live worker, or loading one."""
+        info = loaded_info(entry)
+        return info if info is not None else await self._load(entry)
+
+    def _tts(self) -> list[Entry]:
+        return [e for e in self._entries.values() if e.spec.task == "tts"]
+
+    async def voice(self, model: str | None, voice: str | None) -> tuple[Entry, str]:
+        """The model and voice id a request means. With a model: one of its voices (its id, an OpenAI
+        voice name, or the default for none). Without: the default model's voice of that name, else
+        the model of that name (a Wyoming client may name a model as its voice), else the served model
+        that has a voice of that name."""
+        if model or not voice:
+            entry = self._entry(model, "tts")
+            return entry, (await self.info(entry)).voice_id(voice)
+        default = self._entry(None, "tts")
+        if (await self.info(default)).has_voice(voice):
+            return default, (await self.info(default)).voice_id(voice)
+        with contextlib.suppress(ModelNotFound):
+            named = self._entry(voice, "tts")
+            return named, (await self.info(named)).voice_id(None)
+        others = [e for e in self._tts() if e is not default]
+        others.sort(key=lambda e: loaded_info(e) is None)  # loaded models first: no load to look
+        for entry in others:
+            info = await self.info(entry)
+            if any(v.id == voice for v in info.voices):
+                return entry, voice
+        known = [v.id for e in [default, *others] if (i := loaded_info(e)) for v in i.voices]
+        raise BadRequest(f"unknown voice {voice!r}; the voices are {', '.join(known)}", param="voice")
+
+    async def voices(self, model: str | None = None) -> list[Voice]:
+        """Every voice of the TTS model (or of every TTS model), loading them if needed."""
+        found: list[Voice] = []
+        for entry in [self._entry(model, "tts")] if model else self._tts():
+            info = await self.info(entry)
+            found.extend(_voice(entry, info, v) for v in info.voices)
+        return found
+
+    async def voice_of(self, entry: Entry, voice_id: str) -> Voice:
+        info = await self.info(entry)
+        return next(_voice(entry, info, v) for v in info.voices if v.id == voice_id)
+
+    async def describe(self) -> list[ModelCard]:
+        """Every served model: what it is, who made it, its languages and its voices (TTS models are
+        loaded to know their voices)."""
+        cards = []
+        for entry in self._entries.values():
+            spec = entry.spec
+            about = engine_class(spec.engine).about
+            voices: tuple[Voice, ...] = ()
+            if spec.task == "tts":
+                voices = tuple(await self.voices(spec.id))
+                languages = tuple(dict.fromkeys(v.language for v in voices))
+            else:
+                languages = self._asr_languages(entry)
+            cards.append(
+                ModelCard(
+                    spec.id,
+                    spec.task,
+                    spec.engine,
+                    spec.description,
+                    about.attribution,
+                    about.url,
+                    languages=languages,
+                    voices=voices,
+                )
+            )
+        return cards
+
+    def _asr_languages(self, entry: Entry) -> tuple[str, ...]:
+        """What an ASR model transcribes: as it said when it loaded, else as its package says (an
+        embedded English-only model), else every language Whisper knows."""
+        info = loaded_info(entry)
+        if info is not None:
+            return info.languages
+        spec = entry.spec
+        embedded = engine_class(spec.engine).embedded_models().get(spec.source)
+        if spec.origin == "embedded" and embedded is not None and not embedded.multilingual:
+            return ("en",)
+        return tuple(LANGUAGES)
