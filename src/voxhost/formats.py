@@ -1,4 +1,5 @@
-"""Shape transcription results the way OpenAI's API returns them: json, text, srt, vtt, verbose_json."""
+"""Shape transcription results the way OpenAI's API returns them: json, text, srt, vtt, verbose_json
+(and the stream events); `diarized_json` is declined, as no served model labels speakers."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from typing import Any, Literal
 
 from voxhost.errors import BadRequest
 from voxhost.languages import language_name
-from voxhost.results import Transcription
+from voxhost.results import TokenLogprob, Transcription
 
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 RESPONSE_FORMATS: tuple[str, ...] = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES: tuple[str, ...] = ("segment", "word")
+LOGPROB_FORMATS: tuple[str, ...] = ("json", "verbose_json")  # the formats with a place for `logprobs`
+NO_DIARIZATION = "no diarization model is served here, so speakers are not told apart"
 
 CONTENT_TYPES: dict[str, str] = {
     "json": "application/json",
@@ -24,6 +27,12 @@ CONTENT_TYPES: dict[str, str] = {
 
 
 def check_response_format(value: str) -> ResponseFormat:
+    if value == "diarized_json":
+        raise BadRequest(
+            f"response_format diarized_json labels each segment with its speaker; {NO_DIARIZATION} "
+            f"(ask for one of {', '.join(RESPONSE_FORMATS)})",
+            param="response_format",
+        )
     if value not in RESPONSE_FORMATS:
         raise BadRequest(
             f"response_format {value!r} is not one of {', '.join(RESPONSE_FORMATS)}", param="response_format"
@@ -59,14 +68,30 @@ def usage(result: Transcription) -> dict[str, Any]:
     return {"type": "duration", "seconds": math.ceil(result.duration)}
 
 
-def to_json(result: Transcription) -> dict[str, Any]:
-    return {"text": result.text, "usage": usage(result)}
+def logprob_entries(logprobs: list[TokenLogprob]) -> list[dict[str, Any]]:
+    return [{"token": lp.token, "logprob": lp.logprob, "bytes": lp.bytes} for lp in logprobs]
+
+
+def detected_languages(result: Transcription) -> list[dict[str, str]]:
+    """`languages`, as gpt-transcribe answers it: the language the audio was decoded in."""
+    return [{"code": result.language}] if result.language else []
+
+
+def to_json(result: Transcription, languages: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"text": result.text}
+    if languages:
+        body["languages"] = detected_languages(result)
+    if result.logprobs is not None:
+        body["logprobs"] = logprob_entries(result.logprobs)
+    body["usage"] = usage(result)
+    return body
 
 
 def to_verbose_json(result: Transcription, granularities: tuple[str, ...] = ("segment",)) -> dict[str, Any]:
     body: dict[str, Any] = {
         "task": result.task,
-        "language": language_name(result.language),
+        # a translation's text is English, and OpenAI names that as its language
+        "language": "english" if result.task == "translate" else language_name(result.language),
         "duration": round(result.duration, 3),
         "text": result.text,
     }
@@ -90,6 +115,8 @@ def to_verbose_json(result: Transcription, granularities: tuple[str, ...] = ("se
         body["words"] = [
             {"word": w.word.strip(), "start": round(w.start, 3), "end": round(w.end, 3)} for w in result.words
         ]
+    if result.logprobs is not None:
+        body["logprobs"] = logprob_entries(result.logprobs)
     body["usage"] = usage(result)
     return body
 
@@ -122,12 +149,21 @@ def token_usage(result: Transcription, prompt_tokens: int = 0) -> dict[str, Any]
     }
 
 
-def delta_event(text: str) -> dict[str, Any]:
-    return {"type": "transcript.text.delta", "delta": text}
+def delta_event(text: str, logprobs: list[TokenLogprob] | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {"type": "transcript.text.delta", "delta": text}
+    if logprobs is not None:
+        event["logprobs"] = logprob_entries(logprobs)
+    return event
 
 
-def done_event(result: Transcription) -> dict[str, Any]:
-    return {"type": "transcript.text.done", "text": result.text, "usage": token_usage(result)}
+def done_event(result: Transcription, languages: bool = False) -> dict[str, Any]:
+    event: dict[str, Any] = {"type": "transcript.text.done", "text": result.text}
+    if languages:
+        event["languages"] = detected_languages(result)
+    if result.logprobs is not None:
+        event["logprobs"] = logprob_entries(result.logprobs)
+    event["usage"] = token_usage(result)
+    return event
 
 
 def sse(event: dict[str, Any]) -> bytes:
@@ -140,11 +176,16 @@ def as_text(body: str | dict[str, Any]) -> str:
 
 
 def render(
-    result: Transcription, fmt: ResponseFormat, granularities: tuple[str, ...] = ()
+    result: Transcription,
+    fmt: ResponseFormat,
+    granularities: tuple[str, ...] = (),
+    *,
+    languages: bool = False,
 ) -> str | dict[str, Any]:
-    """The response body: a dict for the JSON formats, text for the others."""
+    """The response body: a dict for the JSON formats, text for the others. `languages`: the json
+    answer says which language was decoded (asked for with `languages`)."""
     if fmt == "json":
-        return to_json(result)
+        return to_json(result, languages)
     if fmt == "verbose_json":
         return to_verbose_json(result, granularities or ("segment",))
     if fmt == "srt":

@@ -16,6 +16,16 @@ Task = Literal["transcribe", "translate"]
 
 
 @dataclass(frozen=True, slots=True)
+class VadParameters:
+    """How voice activity detection finds the speech that is decoded (OpenAI's `chunking_strategy`);
+    a field left None keeps the default of the path that decodes the audio."""
+
+    threshold: float | None = None  # speech probability (Silero VAD) above which a frame is speech
+    silence_ms: int | None = None  # a pause at least this long ends a stretch of speech
+    padding_ms: int | None = None  # audio kept around each stretch of speech
+
+
+@dataclass(frozen=True, slots=True)
 class TranscribeOptions:
     task: Task = "transcribe"
     language: str | None = None
@@ -25,6 +35,14 @@ class TranscribeOptions:
     word_timestamps: bool = False
     beam_size: int | None = None  # None: the server's configured beam size
     vad_filter: bool = False
+    hotwords: str | None = None  # words to favour (OpenAI's `keywords`), as faster-whisper's `hotwords`
+    logprobs: bool = False  # return the output's log-probabilities (OpenAI's `include[]=logprobs`)
+    # The languages the audio may be in (OpenAI's `languages`): detection picks among them.
+    languages: tuple[str, ...] | None = None
+    # Voice activity detection over the whole request (OpenAI's `chunking_strategy`): silence is left
+    # out of what is decoded. None: a short file is decoded as one block, a long one as the server's
+    # long-file path finds its speech.
+    vad: VadParameters | None = None
     # For the pieces of a long file decoded in order: the previous piece's output tokens (timestamp
     # tokens included), which condition this piece as Whisper conditions its own windows, and the text
     # of its last segment (a piece that only repeats it over silence is an echo).
@@ -34,6 +52,9 @@ class TranscribeOptions:
     def __post_init__(self) -> None:
         # the one place a requested language is read: a code or English name, any case; None detects
         object.__setattr__(self, "language", normalize_language(self.language))
+        if self.languages is not None:
+            found = (normalize_language(code) for code in self.languages)
+            object.__setattr__(self, "languages", tuple(dict.fromkeys(c for c in found if c)) or None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +81,16 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One output token and its log-probability, as OpenAI's `logprobs` entries: the token's text and
+    its UTF-8 bytes (a token may hold part of a character)."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+@dataclass(frozen=True, slots=True)
 class Transcription:
     text: str
     language: str
@@ -67,6 +98,7 @@ class Transcription:
     duration: float
     task: Task = "transcribe"
     segments: list[Segment] = field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None  # when asked for (`TranscribeOptions.logprobs`)
 
     @property
     def words(self) -> list[Word]:
@@ -81,6 +113,7 @@ class TranscriptUpdate:
     text: str
     seconds: float
     result: Transcription | None = None
+    logprobs: list[TokenLogprob] | None = None  # those of `text`, when they were asked for
 
 
 def is_echo(segment: Segment, previous_text: str | None, has_speech: Callable[[float, float], bool]) -> bool:

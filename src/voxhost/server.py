@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import uvicorn
 
+from voxhost.api import discovery
 from voxhost.api.auth import is_loopback, load_keys
 from voxhost.api.http import create_app
 from voxhost.logs import configure_logging
@@ -32,6 +33,11 @@ def check_exposure(settings: Settings) -> None:
             "the port can use it. Set --api-key (or VOXHOST_API_KEY) or bind 127.0.0.1.",
             settings.host or "every interface",
         )
+    if settings.wyoming and settings.zeroconf is not None:
+        try:
+            discovery.check(settings)
+        except discovery.DiscoveryError as exc:
+            raise SystemExit(str(exc)) from None
     wyoming_host = urlparse(settings.wyoming_uri).hostname if settings.wyoming else None
     if wyoming_host is not None and not is_loopback(wyoming_host):
         if keys and not settings.wyoming_open:

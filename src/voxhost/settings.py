@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     wyoming_uri: str = Field(
         "tcp://127.0.0.1:10300", description="Where Wyoming listens: tcp://HOST:PORT or unix://PATH."
     )
+    zeroconf: str | None = Field(
+        None,
+        description="Announce the Wyoming server on the local network over zeroconf (mDNS), as Home "
+        "Assistant discovers it, under this name ('' for voxhost); needs a --wyoming-uri that other "
+        "machines reach, e.g. tcp://0.0.0.0:10300 (none: no announcement).",
+    )
 
     # --- access --------------------------------------------------------------------------------
     api_key: Annotated[list[str], NoDecode] = Field(
@@ -60,11 +66,19 @@ class Settings(BaseSettings):
     )
     default_model: str | None = Field(
         None,
-        description="Default model of its task, for requests naming none or an alias such as whisper-1 or "
-        "tts-1 (default: the first model of each task).",
+        description="Default model of its task, for requests naming none or one of OpenAI's model names "
+        "(whisper-1, gpt-4o-transcribe, gpt-4o-mini-transcribe, gpt-transcribe, gpt-realtime-whisper... "
+        "mean the default ASR model; tts-1, gpt-4o-mini-tts... the default TTS model) (default: the first "
+        "model of each task).",
     )
     hd_tts_model: str | None = Field(
         None, description="Model behind the alias tts-1-hd (default: a served Kokoro model, else tts-1's)."
+    )
+    aliases: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="More model names: `NAME=MODEL` serves the configured model MODEL as NAME too, or "
+        "instead of the default for one of OpenAI's names (e.g. gpt-4o-transcribe=base). All names are "
+        "listed in /v1/models.",
     )
     voice_files: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="Extra voice files (.npz style vectors) for Kokoro models."
@@ -190,7 +204,7 @@ class Settings(BaseSettings):
         "text", description="Log lines as text, or as one JSON object each (with request ids)."
     )
 
-    @field_validator("models", "voice_files", "api_key", "cors_origins", mode="before")
+    @field_validator("models", "voice_files", "api_key", "cors_origins", "aliases", mode="before")
     @classmethod
     def _split_lists(cls, value: object) -> object:
         if isinstance(value, str):
@@ -215,7 +229,12 @@ class Settings(BaseSettings):
 
 
 # Settings whose `voxhost serve` flag is not simply --field-name (repeatable flags are singular).
-FLAG_NAMES = {"models": "--model", "voice_files": "--voice-file", "cors_origins": "--cors-origin"}
+FLAG_NAMES = {
+    "models": "--model",
+    "voice_files": "--voice-file",
+    "cors_origins": "--cors-origin",
+    "aliases": "--alias",
+}
 
 
 def flag_name(field: str) -> str:

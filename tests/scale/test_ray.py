@@ -275,7 +275,8 @@ def test_live_websocket_through_ray_serve(ray_server: RayServer, speech: Speech)
 
 def test_openai_realtime_through_ray_serve(ray_server: RayServer, short_speech: Speech) -> None:
     url = ray_server.ws_url + "/v1/realtime?intent=transcription"
-    with connect(url, subprotocols=[Subprotocol("realtime")], max_size=None) as ws:
+    beta = {"OpenAI-Beta": "realtime=v1"}  # the beta protocol, as older clients announce it
+    with connect(url, subprotocols=[Subprotocol("realtime")], additional_headers=beta, max_size=None) as ws:
         assert ws.subprotocol == "realtime"  # the proxy passes the handshake's choice on
         _messages_until(ws, "transcription_session.created")
         ws.send(json.dumps({

@@ -1,9 +1,11 @@
-"""OpenAI's audio endpoints: `/v1/audio/transcriptions` and `/v1/audio/translations`."""
+"""OpenAI's audio endpoints: `/v1/audio/transcriptions` and `/v1/audio/translations`: the form's fields
+parsed into the manager's request, or declined with the reason; the answer in the format asked for."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -19,6 +21,8 @@ from voxhost.errors import BadRequest, VoxhostError
 from voxhost.formats import (
     CONTENT_TYPES,
     GRANULARITIES,
+    LOGPROB_FORMATS,
+    NO_DIARIZATION,
     RESPONSE_FORMATS,
     check_response_format,
     check_stream_format,
@@ -29,10 +33,36 @@ from voxhost.formats import (
 )
 from voxhost.manager import ModelManager, longform
 from voxhost.manager.requests import TranscribeRequest
-from voxhost.results import Task, TranscribeOptions, TranscriptUpdate
+from voxhost.results import Task, TranscribeOptions, TranscriptUpdate, VadParameters
 
 router = APIRouter(tags=["audio"])
 log = logging.getLogger("voxhost.http")
+
+# The fields of OpenAI's forms (the SDK's TranscriptionCreateParams and TranslationCreateParams) that
+# this front-end reads; an array field also comes as `NAME[]`, the chunking object as `NAME[KEY]`.
+TRANSCRIPTION_FIELDS: tuple[str, ...] = (
+    "file", "model", "prompt", "response_format", "temperature", "language", "stream",
+    "timestamp_granularities", "include", "keywords", "languages", "chunking_strategy",
+)  # fmt: skip
+TRANSLATION_FIELDS: tuple[str, ...] = ("file", "model", "prompt", "response_format", "temperature")
+CHUNKING_FIELDS: tuple[str, ...] = ("type", "threshold", "prefix_padding_ms", "silence_duration_ms")
+# The fields it declines, and why: a request that sends one is answered 400 with the reason.
+DECLINED_FIELDS: dict[str, str] = {
+    "known_speaker_names": f"known_speaker_names name speakers for diarization; {NO_DIARIZATION}",
+    "known_speaker_references": f"known_speaker_references are samples of speakers for diarization; "
+    f"{NO_DIARIZATION}",
+}
+# What the stream events (the SDK's TranscriptionStreamEvent) carry, and what they never do.
+STREAM_EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "transcript.text.delta": ("type", "delta", "logprobs"),
+    "transcript.text.done": ("type", "text", "languages", "logprobs", "usage"),
+}
+DECLINED_EVENT_FIELDS: dict[str, str] = {
+    "transcript.text.delta.segment_id": f"the diarized segment of a delta; {NO_DIARIZATION}",
+    "transcript.text.segment": f"diarized segments with their speakers; {NO_DIARIZATION}",
+}
+INCLUDES: tuple[str, ...] = ("logprobs",)
+MAX_CHUNKING_MS = 60_000
 
 
 def _form_schema(task: Task) -> dict[str, Any]:
@@ -44,7 +74,7 @@ def _form_schema(task: Task) -> dict[str, Any]:
         },
         "model": {
             "type": "string",
-            "description": "Model id or alias (e.g. whisper-1); default model if omitted.",
+            "description": "Model id or alias (e.g. whisper-1, gpt-4o-transcribe); default model if omitted.",
         },
         "prompt": {"type": "string"},
         "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS), "default": "json"},
@@ -57,9 +87,32 @@ def _form_schema(task: Task) -> dict[str, Any]:
         },
     }
     if task == "transcribe":
-        properties["timestamp_granularities[]"] = {
-            "type": "array",
-            "items": {"type": "string", "enum": list(GRANULARITIES)},
+        properties |= {
+            "languages[]": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Languages the audio may be in; the likeliest of them is decoded.",
+            },
+            "timestamp_granularities[]": {
+                "type": "array",
+                "items": {"type": "string", "enum": list(GRANULARITIES)},
+            },
+            "include[]": {
+                "type": "array",
+                "items": {"type": "string", "enum": list(INCLUDES)},
+                "description": "logprobs: each output token's log-probability (json, verbose_json, stream).",
+            },
+            "keywords[]": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Words or names to favour while decoding (Whisper's hotwords).",
+            },
+            "chunking_strategy": {
+                "type": "string",
+                "description": "auto, or a server_vad object (as JSON or as chunking_strategy[KEY] fields: "
+                "threshold, silence_duration_ms, prefix_padding_ms): voice activity detection finds the "
+                "speech that is decoded.",
+            },
         }
     return {
         "requestBody": {
@@ -73,16 +126,83 @@ def _form_schema(task: Task) -> dict[str, Any]:
     }
 
 
+def _values(form: Form, name: str) -> list[str]:
+    """An array field's values (`NAME[]` or `NAME`), stripped, empty ones left out."""
+    return [v.strip() for v in form.get_all(f"{name}[]", name) if v.strip()]
+
+
+def _decline(form: Form) -> None:
+    for name, reason in DECLINED_FIELDS.items():
+        if _values(form, name):
+            raise BadRequest(reason, param=name)
+
+
+def _chunking(form: Form) -> VadParameters | None:
+    """`chunking_strategy`: "auto" (voice activity detection with voxhost's settings), or a server_vad
+    object, as JSON or as `chunking_strategy[KEY]` fields (the SDK's way); absent: None."""
+    param = "chunking_strategy"
+    strategy: dict[str, Any] = {
+        key[len(param) + 1 : -1]: value
+        for key, values in form.fields.items()
+        if key.startswith(param + "[") and key.endswith("]")
+        for value in values[-1:]
+    }
+    raw = (form.get(param) or "").strip()
+    if not strategy:
+        if raw in ("", "null"):
+            return None
+        if raw == "auto":
+            return VadParameters()
+        try:
+            strategy = json.loads(raw) if raw.startswith("{") else {}
+        except ValueError:
+            strategy = {}
+        if not isinstance(strategy, dict) or not strategy:
+            raise BadRequest("chunking_strategy must be 'auto' or a server_vad object", param=param)
+    if strategy.get("type") != "server_vad":
+        raise BadRequest(
+            f"chunking_strategy's type must be server_vad, not {strategy.get('type')!r}", param=param
+        )
+    unknown = sorted(set(strategy) - set(CHUNKING_FIELDS))
+    if unknown:
+        raise BadRequest(
+            f"chunking_strategy has no field {unknown[0]!r} (it takes {', '.join(CHUNKING_FIELDS)})",
+            param=param,
+        )
+    threshold = strategy.get("threshold")
+    if threshold is not None:
+        threshold = _number(threshold, f"{param}.threshold", 0.0, 1.0)
+    return VadParameters(
+        threshold=threshold,
+        silence_ms=_milliseconds(strategy.get("silence_duration_ms"), f"{param}.silence_duration_ms"),
+        padding_ms=_milliseconds(strategy.get("prefix_padding_ms"), f"{param}.prefix_padding_ms"),
+    )
+
+
+def _number(value: object, param: str, low: float, high: float) -> float:
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise BadRequest(f"{param} must be a number", param=param) from None
+    if not low <= number <= high:
+        raise BadRequest(f"{param} must be between {low:g} and {high:g}", param=param)
+    return number
+
+
+def _milliseconds(value: object, param: str) -> int | None:
+    if value is None:
+        return None
+    number = _number(value, param, 0, MAX_CHUNKING_MS)
+    if not number.is_integer():
+        raise BadRequest(f"{param} must be a whole number of milliseconds", param=param)
+    return int(number)
+
+
 def _options(form: Form, task: Task) -> tuple[TranscribeOptions, tuple[str, ...]]:
     temperature = 0.0
     raw_temperature = form.get("temperature")
     if raw_temperature:
-        try:
-            temperature = float(raw_temperature)
-        except ValueError:
-            raise BadRequest("temperature must be a number", param="temperature") from None
-        if not 0.0 <= temperature <= 1.0:
-            raise BadRequest("temperature must be between 0 and 1", param="temperature")
+        temperature = _number(raw_temperature, "temperature", 0.0, 1.0)
     granularities = tuple(dict.fromkeys(form.get_all("timestamp_granularities[]", "timestamp_granularities")))
     for granularity in granularities:
         if granularity not in GRANULARITIES:
@@ -90,12 +210,21 @@ def _options(form: Form, task: Task) -> tuple[TranscribeOptions, tuple[str, ...]
                 f"timestamp_granularities must be among {', '.join(GRANULARITIES)}, not {granularity!r}",
                 param="timestamp_granularities",
             )
+    include = _values(form, "include")
+    for item in include:
+        if item not in INCLUDES:
+            raise BadRequest(f"include takes {', '.join(INCLUDES)}, not {item!r}", param="include")
+    keywords = _values(form, "keywords")
     options = TranscribeOptions(
         task=task,
         language=form.get("language"),
         prompt=form.get("prompt") or None,
         temperature=temperature or None,
         word_timestamps="word" in granularities,
+        hotwords=", ".join(keywords) or None,
+        logprobs="logprobs" in include,
+        languages=tuple(_values(form, "languages")) or None,
+        vad=_chunking(form),
     )
     return options, granularities
 
@@ -112,25 +241,33 @@ async def _handle(request: Request, task: Task, manager: ModelManager) -> Respon
     upload = form.files.get("file")
     if upload is None:
         raise BadRequest("the form has no 'file' part with the audio", param="file")
+    _decline(form)
     response_format = check_response_format(form.get("response_format") or "json")
     stream = _stream_flag(form)
     if stream:
         check_stream_format(response_format)
     options, granularities = _options(form, task)
+    if options.logprobs and not stream and response_format not in LOGPROB_FORMATS:
+        raise BadRequest(
+            f"include=logprobs comes in the json and verbose_json answers (and stream events), "
+            f"not with response_format {response_format}",
+            param="include",
+        )
     model = manager.resolve(form.get("model") or None, "asr").id  # unknown model: 404 before decoding
     audio = await asyncio.to_thread(manager.limits.decode, upload.data)
     wanted = TranscribeRequest(audio, options, model)
     updates = manager.transcribe_stream(wanted, gone=disconnected(request))
+    languages = options.languages is not None
     if stream:
-        return await _event_stream(updates)
+        return await _event_stream(updates, languages)
     result = await longform.collect(updates)
-    body = render(result, response_format, granularities)
+    body = render(result, response_format, granularities, languages=languages)
     if isinstance(body, dict):
         return JSONResponse(body)
     return PlainTextResponse(body, media_type=CONTENT_TYPES[response_format])
 
 
-async def _event_stream(updates: AsyncGenerator[TranscriptUpdate, None]) -> Response:
+async def _event_stream(updates: AsyncGenerator[TranscriptUpdate, None], languages: bool) -> Response:
     """`stream=true`: text events as the audio is decoded. The first update is awaited before answering,
     so that a full queue or a failed model is a proper error status rather than a broken stream."""
     try:
@@ -139,24 +276,31 @@ async def _event_stream(updates: AsyncGenerator[TranscriptUpdate, None]) -> Resp
         await updates.aclose()
         raise
     return StreamingResponse(
-        _events(first, updates), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        _events(first, updates, languages),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
     )
 
 
 async def _events(
-    first: TranscriptUpdate, updates: AsyncGenerator[TranscriptUpdate, None]
+    first: TranscriptUpdate, updates: AsyncGenerator[TranscriptUpdate, None], languages: bool
 ) -> AsyncIterator[bytes]:
     told = ""  # the first delta starts without the leading space, so the deltas add up to the text
+    told_logprobs = 0
     async with contextlib.aclosing(updates):
         try:
             update: TranscriptUpdate | None = first
             while update is not None:
                 delta = update.text if told else update.text.lstrip()
+                logprobs = update.logprobs
+                if logprobs is None and update.result is not None and update.result.logprobs is not None:
+                    logprobs = update.result.logprobs[told_logprobs:]  # a file decoded in one call
                 if delta:
                     told += delta
-                    yield sse(delta_event(delta))
+                    told_logprobs += len(logprobs or [])
+                    yield sse(delta_event(delta, logprobs))
                 if update.result is not None:
-                    yield sse(done_event(update.result))
+                    yield sse(done_event(update.result, languages))
                     return
                 update = await anext(updates, None)
         except VoxhostError as exc:

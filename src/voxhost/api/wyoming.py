@@ -26,6 +26,7 @@ from wyoming.server import AsyncEventHandler
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from voxhost import __version__
+from voxhost.api.discovery import Announcement
 from voxhost.api.observe import record
 from voxhost.audio.decode import float_to_pcm16
 from voxhost.audio.text import split_complete
@@ -272,6 +273,8 @@ class WyomingServer:
         self.uri = settings.wyoming_uri
         self._server: asyncio.base_events.Server | None = None
         self._handlers: dict[asyncio.Task[None], WyomingHandler] = {}
+        # --zeroconf: checked here, before any model loads; announced while listening
+        self._announcement = Announcement(settings) if settings.zeroconf is not None else None
 
     async def start(self) -> None:
         parsed = urlparse(self.uri)
@@ -282,6 +285,8 @@ class WyomingServer:
         else:
             raise ValueError(f"Wyoming URI must be tcp://HOST:PORT or unix://PATH, not {self.uri!r}")
         log.info("Wyoming listening on %s", self.uri)
+        if self._announcement is not None:
+            await self._announcement.start(self._server.sockets)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         handler = WyomingHandler(reader, writer, self.manager)
@@ -307,6 +312,8 @@ class WyomingServer:
             self._server.close()
 
     async def stop(self, grace: float = 30.0) -> None:
+        if self._announcement is not None:
+            await self._announcement.stop()
         if self._server is None:
             return
         self._server.close()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from voxhost.results import Segment, Transcription
+from voxhost.results import Segment, TokenLogprob, Transcription, TranscriptUpdate
 
 SAMPLE_RATE = 16000
 WINDOW_SECONDS = 30.0  # Whisper's input length: one window of speech
@@ -174,23 +174,36 @@ def shift(
 @dataclass
 class Assembler:
     """Collects the results of a long file's calls, in file order, into one transcription. Each piece's
-    segments are renumbered; `text_since` gives what was added since the last look (stream deltas)."""
+    segments are renumbered; `since` gives what was added since the last look (stream deltas)."""
 
     duration: float
     segments: list[Segment] = dataclasses.field(default_factory=list)
     first: Transcription | None = None
+    logprobs: list[TokenLogprob] | None = None  # when the pieces have them
     _told: int = 0
+    _told_logprobs: int = 0
 
     def add(self, result: Transcription, offset: float = 0.0) -> None:
         if self.first is None:
             self.first = result
         self.segments.extend(shift(result.segments, offset, len(self.segments)))
+        if result.logprobs is not None:
+            self.logprobs = [*(self.logprobs or []), *result.logprobs]
 
     def text_since(self) -> str:
         """The text of the segments added since the previous call."""
         new = self.segments[self._told :]
         self._told = len(self.segments)
         return "".join(s.text for s in new)
+
+    def since(self, seconds: float) -> TranscriptUpdate:
+        """An update with the text (and log-probabilities) added since the previous one, `seconds`
+        into the file."""
+        logprobs = None
+        if self.logprobs is not None:
+            logprobs = self.logprobs[self._told_logprobs :]
+            self._told_logprobs = len(self.logprobs)
+        return TranscriptUpdate(self.text_since(), seconds, logprobs=logprobs)
 
     def result(self, task: str = "transcribe", language: str = "en") -> Transcription:
         first = self.first
@@ -201,6 +214,7 @@ class Assembler:
             duration=self.duration,
             task=first.task if first else task,  # type: ignore[arg-type]
             segments=list(self.segments),
+            logprobs=self.logprobs,
         )
 
 

@@ -6,16 +6,18 @@ import io
 import logging
 import os
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import av
 import numpy as np
 
+from voxhost.audio import g711
 from voxhost.errors import AudioTooLong, BadAudio
 
 log = logging.getLogger("voxhost.audio")
 
 SAMPLE_RATE = 16000
+Codec = Literal["pcm", "pcmu", "pcma"]  # linear PCM, or G.711 mu-law / A-law
 # WAV and FLAC declare everything in their first bytes; skipping FFmpeg's long format probe saves ~6 ms a
 # request. Other formats (MP3 with big ID3 tags, MP4 with the index at the end) keep the full probe.
 _FAST_PROBE = {"probesize": "32768", "analyzeduration": "0"}
@@ -138,19 +140,24 @@ def probe_seconds(path: Path) -> float | None:
 
 
 class PcmConverter:
-    """Convert raw interleaved PCM chunks (as Wyoming and streaming clients send them) to float32 mono at
-    `sample_rate`, keeping the resampler's state across chunks of one stream."""
+    """Convert raw interleaved PCM chunks (as Wyoming and streaming clients send them, linear or G.711) to
+    float32 mono at `sample_rate`, keeping the resampler's state across chunks of one stream."""
 
     SAMPLE_FORMATS: ClassVar[dict[int, str]] = {1: "u8", 2: "s16", 4: "s32"}
 
-    def __init__(self, rate: int, width: int, channels: int, sample_rate: int = SAMPLE_RATE) -> None:
+    def __init__(
+        self, rate: int, width: int, channels: int, sample_rate: int = SAMPLE_RATE, codec: Codec = "pcm"
+    ) -> None:
+        """`codec` "pcm" is linear PCM of `width` bytes; "pcmu" / "pcma" are G.711 (one byte a sample)."""
+        if codec != "pcm" and width != 1:
+            raise BadAudio(f"{codec} has one byte a sample, not {width}")
         if width not in self.SAMPLE_FORMATS:
             raise BadAudio(f"unsupported sample width {width} bytes (use 1, 2 or 4)")
         if not 1 <= channels <= 8:
             raise BadAudio(f"unsupported channel count {channels}")
         if not 1000 <= rate <= 384000:
             raise BadAudio(f"unsupported sample rate {rate}")
-        self.rate, self.width, self.channels = rate, width, channels
+        self.rate, self.width, self.channels, self.codec = rate, width, channels, codec
         self._frame_bytes = width * channels
         self._layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
         self._resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
@@ -162,11 +169,13 @@ class PcmConverter:
         self._rest = data[usable:]
         if not usable:
             return np.zeros(0, dtype=np.float32)
-        dtype = {1: "u1", 2: "<i2", 4: "<i4"}[self.width]
-        samples = np.frombuffer(data[:usable], dtype=dtype).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(
-            samples, format=self.SAMPLE_FORMATS[self.width], layout=self._layout
-        )
+        if self.codec == "pcm":
+            dtype = {1: "u1", 2: "<i2", 4: "<i4"}[self.width]
+            samples = np.frombuffer(data[:usable], dtype=dtype).reshape(1, -1)
+            sample_format = self.SAMPLE_FORMATS[self.width]
+        else:
+            samples, sample_format = g711.decode(data[:usable], self.codec).reshape(1, -1), "s16"
+        frame = av.AudioFrame.from_ndarray(samples, format=sample_format, layout=self._layout)
         frame.sample_rate = self.rate
         return self._collect(self._resampler.resample(frame))
 

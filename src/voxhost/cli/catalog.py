@@ -13,7 +13,7 @@ from rich.table import Table
 
 from voxhost.engines import engines
 from voxhost.errors import VoxhostError
-from voxhost.manager.registry import ModelRegistry, ModelSpec, parse_entry
+from voxhost.manager.registry import TASK_ALIASES, ModelRegistry, ModelSpec, parse_entry
 from voxhost.settings import Settings
 
 
@@ -54,7 +54,7 @@ def catalog_rows(settings: Settings) -> list[CatalogRow]:
             row = _row(entry, "?", "?", "?", "no", entry)
             row["note"] = exc.message
             broken.append(row)
-    registry = ModelRegistry(specs, settings.default_model)
+    registry = ModelRegistry(specs, settings.default_model, settings.hd_tts_model, settings.aliases)
 
     rows: dict[tuple[str, str], CatalogRow] = {}  # by (source, name)
     for engine in engines().values():
@@ -100,9 +100,12 @@ def _table(rows: list[CatalogRow]) -> Table:
     table.add_column("source", no_wrap=True)
     table.add_column("installed", no_wrap=True)
     table.add_column("served as", min_width=9)
+    openai_names = {name for names in TASK_ALIASES.values() for name in names}
     for row in rows:
-        served = ", ".join(row["served"])
-        if row["default"] and len(row["served"]) == 1:  # with aliases (whisper-1) it is the default anyway
+        # OpenAI's model names (whisper-1, gpt-4o-transcribe, tts-1...) in one word: `--json` lists them
+        own = [name for name in row["served"] if name not in openai_names]
+        served = ", ".join(own + (["OpenAI's names"] if len(own) < len(row["served"]) else []))
+        if row["default"] and len(row["served"]) == 1:  # with OpenAI's names it is the default anyway
             served += " (default)"
         cells = (row["name"], row["engine"], row["task"], row["source"], row["installed"], served)
         table.add_row(*(escape(cell) for cell in cells))

@@ -120,6 +120,12 @@ class ModelInfo:
     device: str | None = None
     compute_type: str | None = None
 
+    @classmethod
+    def of_voices(cls, sample_rate: int, voices: list[VoiceInfo], aliases: dict[str, str]) -> ModelInfo:
+        """A TTS model's info: its voices, their languages and the OpenAI names onto them."""
+        languages = tuple(dict.fromkeys(v.language for v in voices))
+        return cls(sample_rate, languages, voices=tuple(voices), voice_aliases=aliases)
+
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -217,6 +223,12 @@ class Engine(ABC):
     def describe(self) -> ModelInfo:
         """What the loaded model is and can do (sample rate, languages, voices...)."""
 
+    @classmethod
+    def describe_files(cls, location: str, config: EngineConfig) -> ModelInfo | None:
+        """What `describe` would say, read from the model's files without loading it (cheap: no model
+        library, no weights), so that listings answer at once; None when the files cannot tell."""
+        return None
+
 
 class ASREngine(Engine):
     task: ClassVar[TaskKind] = "asr"
@@ -265,13 +277,7 @@ class TTSEngine(Engine):
         """OpenAI voice names (alloy, echo, ...) mapped onto this model's voices."""
 
     def describe(self) -> ModelInfo:
-        voices = tuple(self.voices())
-        return ModelInfo(
-            sample_rate=self.sample_rate,
-            languages=tuple(dict.fromkeys(v.language for v in voices)),
-            voices=voices,
-            voice_aliases=self.voice_aliases(),
-        )
+        return ModelInfo.of_voices(self.sample_rate, self.voices(), self.voice_aliases())
 
     @abstractmethod
     def synthesize(

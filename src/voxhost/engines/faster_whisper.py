@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
+import functools
+import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,12 +20,23 @@ from voxhost.engines.assets import assemble_parts, package_dir
 from voxhost.engines.base import ASREngine, EmbeddedModel, EngineConfig, EngineInfo, ModelInfo, trim_memory
 from voxhost.engines.sentences import DecodedWindow, sentence_segments
 from voxhost.errors import BadRequest
-from voxhost.results import Segment, TranscribeOptions, Transcription, Word, is_echo
+from voxhost.results import (
+    Segment,
+    TokenLogprob,
+    TranscribeOptions,
+    Transcription,
+    VadParameters,
+    Word,
+    is_echo,
+)
 
 # Whisper's fallback schedule, used when the client asks for temperature 0 (OpenAI's semantics).
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 SAMPLE_RATE = 16000
+# Keywords go into the prompt of every 30 s window, before the up to 223 tokens of text that came
+# before it; Whisper's 448 positions must still leave room for the window's own text.
+MAX_KEYWORD_TOKENS = 64
 
 
 def _locate_tiny_en(cache_dir: Path) -> Path:
@@ -97,9 +112,13 @@ class FasterWhisperEngine(ASREngine):
 
     def __init__(self, model: Any, config: EngineConfig, device: str, compute_type: str) -> None:
         self._model = model
+        self._scores = _AlignmentScores(model.model)
+        model.model = self._scores  # every call goes through; `align` is noted for `logprobs`
         self._config = config
         self._device = device
         self._compute_type = compute_type
+        self._eot: int = model.hf_tokenizer.token_to_id("<|endoftext|>")
+        self._token_bytes: dict[int, bytes] = {}
 
     @classmethod
     def embedded_models(cls) -> dict[str, EmbeddedModel]:
@@ -188,6 +207,32 @@ class FasterWhisperEngine(ASREngine):
                 f"(supported: {', '.join(self.languages())})",
                 param="language",
             )
+        if options.hotwords:
+            size = len(self._encode(" " + options.hotwords.strip()))
+            if size > MAX_KEYWORD_TOKENS:
+                raise BadRequest(
+                    f"the keywords are {size} tokens long; at most {MAX_KEYWORD_TOKENS} fit in Whisper's "
+                    "prompt beside the text before each window",
+                    param="keywords",
+                )
+
+    def _language(self, audio: np.ndarray, options: TranscribeOptions) -> str | None:
+        """The language to decode in: the one asked for; else, of the `languages` the audio may be in,
+        the one Whisper finds likeliest in its first 30 s; else None (Whisper detects it)."""
+        if options.language is not None or not options.languages:
+            return options.language
+        known = [code for code in options.languages if code in self.languages()]
+        if not known:
+            raise BadRequest(
+                f"none of the languages {', '.join(options.languages)} is supported by this model "
+                f"(supported: {', '.join(self.languages())})",
+                param="languages",
+            )
+        if len(known) == 1:
+            return known[0]
+        _, _, likelihoods = self._model.detect_language(audio)
+        found = dict(likelihoods)
+        return max(known, key=lambda code: float(found.get(code, 0.0)))
 
     def transcribe(
         self,
@@ -199,55 +244,62 @@ class FasterWhisperEngine(ASREngine):
         temperature: float | tuple[float, ...] = (
             FALLBACK_TEMPERATURES if not options.temperature else options.temperature
         )
-        segments_iter, info = self._model.transcribe(
-            audio,
-            language=options.language,
-            task=options.task,
-            initial_prompt=self._initial_prompt(options),
-            temperature=temperature,
-            beam_size=options.beam_size or self._config.beam_size,
-            word_timestamps=options.word_timestamps,
-            vad_filter=options.vad_filter,
-        )
         duration = len(audio) / SAMPLE_RATE
 
         def has_speech(start: float, end: float) -> bool:
             return self._has_speech(audio, start, end)
 
         segments: list[Segment] = []
-        for seg in segments_iter:
-            # Whisper now and then ends the last segment in the padding after the audio
-            end = min(float(seg.end), duration)
-            words = None
-            if seg.words is not None:
-                words = [
-                    Word(
-                        word=w.word,
-                        start=min(float(w.start), duration),
-                        end=min(float(w.end), duration),
-                        probability=float(w.probability),
-                    )
-                    for w in seg.words
-                ]
-            segment = Segment(
-                id=len(segments),
-                seek=int(seg.seek),
-                start=min(float(seg.start), end),
-                end=end,
-                text=seg.text,
-                tokens=[int(t) for t in seg.tokens],
-                temperature=float(seg.temperature or 0.0),
-                avg_logprob=float(seg.avg_logprob),
-                compression_ratio=float(seg.compression_ratio),
-                no_speech_prob=float(seg.no_speech_prob),
-                words=words,
+        logprobs: list[TokenLogprob] = []
+        with self._scores.recording(options.logprobs) as scores:
+            segments_iter, info = self._model.transcribe(
+                audio,
+                language=self._language(audio, options),
+                task=options.task,
+                initial_prompt=self._initial_prompt(options),
+                temperature=temperature,
+                beam_size=options.beam_size or self._config.beam_size,
+                # the token log-probabilities come from aligning the words (see _AlignmentScores)
+                word_timestamps=options.word_timestamps or options.logprobs,
+                vad_filter=options.vad_filter or options.vad is not None,
+                vad_parameters=vad_options(options.vad) if options.vad is not None else None,
+                hotwords=options.hotwords or None,
             )
-            # Whisper's classic echo: the text before (a prompt, the previous piece) again over silence
-            previous = segments[-1].text if segments else (options.context_text or options.prompt)
-            if not is_echo(segment, previous, has_speech):
-                segments.append(segment)
-            if progress is not None:
-                progress(end)
+            for seg in segments_iter:
+                # Whisper now and then ends the last segment in the padding after the audio
+                end = min(float(seg.end), duration)
+                words = None
+                if seg.words is not None and options.word_timestamps:
+                    words = [
+                        Word(
+                            word=w.word,
+                            start=min(float(w.start), duration),
+                            end=min(float(w.end), duration),
+                            probability=float(w.probability),
+                        )
+                        for w in seg.words
+                    ]
+                segment = Segment(
+                    id=len(segments),
+                    seek=int(seg.seek),
+                    start=min(float(seg.start), end),
+                    end=end,
+                    text=seg.text,
+                    tokens=[int(t) for t in seg.tokens],
+                    temperature=float(seg.temperature or 0.0),
+                    avg_logprob=float(seg.avg_logprob),
+                    compression_ratio=float(seg.compression_ratio),
+                    no_speech_prob=float(seg.no_speech_prob),
+                    words=words,
+                )
+                scored = self._logprobs(scores, segment.tokens, segment.avg_logprob)
+                # Whisper's classic echo: the text before (a prompt, the previous piece) again over silence
+                previous = segments[-1].text if segments else (options.context_text or options.prompt)
+                if not is_echo(segment, previous, has_speech):
+                    segments.append(segment)
+                    logprobs += scored
+                if progress is not None:
+                    progress(end)
         return Transcription(
             text="".join(s.text for s in segments).strip(),
             language=info.language,
@@ -255,7 +307,27 @@ class FasterWhisperEngine(ASREngine):
             duration=float(info.duration),
             task=options.task,
             segments=segments,
+            logprobs=logprobs if options.logprobs else None,
         )
+
+    def _logprobs(self, scores: _Scores | None, tokens: Sequence[int], average: float) -> list[TokenLogprob]:
+        """The log-probabilities of a decoded segment's text tokens (none when not asked for). A
+        segment whose tokens were not aligned (none seen so far) gets its average log-probability."""
+        if scores is None:
+            return []
+        text = [int(t) for t in tokens if t < self._eot]
+        found = scores.take(text)
+        values = found if found is not None else [average] * len(text)
+        return [self._token_logprob(token, value) for token, value in zip(text, values, strict=True)]
+
+    def _token_logprob(self, token: int, logprob: float) -> TokenLogprob:
+        raw = self._token_bytes.get(token)
+        if raw is None:
+            piece = self._model.hf_tokenizer.id_to_token(token) or ""
+            decoder = _byte_decoder()
+            raw = bytes(decoder[c] for c in piece if c in decoder)
+            self._token_bytes[token] = raw
+        return TokenLogprob(token=raw.decode("utf-8", "replace"), logprob=logprob, bytes=list(raw))
 
     def _initial_prompt(self, options: TranscribeOptions) -> str | list[int] | None:
         """The client's prompt, followed by the previous piece's tokens when this is a piece of a long
@@ -270,13 +342,14 @@ class FasterWhisperEngine(ASREngine):
         return ids
 
     # --- long audio, batched ---------------------------------------------------------------------
-    def speech_regions(self, audio: np.ndarray) -> list[tuple[int, int]]:
+    def speech_regions(self, audio: np.ndarray, vad: VadParameters | None = None) -> list[tuple[int, int]]:
         """Where `audio` holds speech, as [start, end) sample offsets: Silero VAD with the settings of
-        faster-whisper's batched pipeline (regions of at most a window, short pauses kept inside)."""
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
+        faster-whisper's batched pipeline (regions of at most a window, short pauses kept inside), or
+        the request's own (`chunking_strategy`)."""
+        from faster_whisper.vad import get_speech_timestamps
 
         found = get_speech_timestamps(
-            audio, VadOptions(max_speech_duration_s=WINDOW_SECONDS, min_silence_duration_ms=160)
+            audio, vad_options(vad, max_speech_duration_s=WINDOW_SECONDS, min_silence_duration_ms=160)
         )
         return [(int(r["start"]), int(r["end"])) for r in found]
 
@@ -310,23 +383,27 @@ class FasterWhisperEngine(ASREngine):
         timeline = SpeechMap([region for window in windows for region in window])
         # A pipeline per call: it keeps per-call state (the last word's time), and calls may run at once.
         pipeline = BatchedInferencePipeline(self._model)
-        segments_iter, info = pipeline.transcribe(
-            audio[:position],
-            language=options.language,
-            task=options.task,
-            initial_prompt=options.prompt or None,
-            temperature=options.temperature or 0.0,
-            beam_size=options.beam_size or self._config.beam_size,
-            word_timestamps=True,
-            without_timestamps=True,
-            clip_timestamps=clips,
-            batch_size=max(1, len(clips)),
-        )
         starts = [clip["start"] for clip in clips]
         decoded: dict[int, list[Any]] = {}
-        for seg in segments_iter:
-            index = max(0, bisect.bisect_right(starts, float(seg.start) + 1e-6) - 1)
-            decoded.setdefault(index, []).append(seg)
+        logprobs: list[TokenLogprob] = []
+        with self._scores.recording(options.logprobs) as scores:
+            segments_iter, info = pipeline.transcribe(
+                audio[:position],
+                language=self._language(audio[:position], options),
+                task=options.task,
+                initial_prompt=options.prompt or None,
+                temperature=options.temperature or 0.0,
+                beam_size=options.beam_size or self._config.beam_size,
+                word_timestamps=True,
+                without_timestamps=True,
+                clip_timestamps=clips,
+                batch_size=max(1, len(clips)),
+                hotwords=options.hotwords or None,
+            )
+            for seg in segments_iter:
+                index = max(0, bisect.bisect_right(starts, float(seg.start) + 1e-6) - 1)
+                decoded.setdefault(index, []).append(seg)
+                logprobs += self._logprobs(scores, seg.tokens, float(seg.avg_logprob))
         found: list[DecodedWindow] = []
         last = 0.0
         for index in sorted(decoded):
@@ -353,6 +430,7 @@ class FasterWhisperEngine(ASREngine):
             duration=timeline.packed_samples / SAMPLE_RATE,
             task=options.task,
             segments=segments,
+            logprobs=logprobs if options.logprobs else None,
         )
 
 
@@ -364,3 +442,109 @@ class _Whole:
     start: float
     end: float
     probability: float = 1.0
+
+
+def vad_options(vad: VadParameters | None, **defaults: Any) -> Any:
+    """faster-whisper's `VadOptions`: its defaults, then `defaults`, then what the request set."""
+    from faster_whisper.vad import VadOptions
+
+    asked = {} if vad is None else {
+        "threshold": vad.threshold,
+        "min_silence_duration_ms": vad.silence_ms,
+        "speech_pad_ms": vad.padding_ms,
+    }  # fmt: skip
+    return VadOptions(**{**defaults, **{name: value for name, value in asked.items() if value is not None}})
+
+
+# --- token log-probabilities ---------------------------------------------------------------------
+@dataclass(slots=True)
+class _Run:
+    """The text tokens of one aligned window and their probabilities."""
+
+    tokens: list[int]
+    probabilities: list[float]
+
+
+@dataclass(slots=True)
+class _Scores:
+    """The aligned windows of one transcription, in decoding order, read segment by segment."""
+
+    runs: list[_Run] = field(default_factory=list)
+    _run: int = 0
+    _at: int = 0
+
+    def take(self, tokens: list[int]) -> list[float] | None:
+        """The log-probabilities of a segment's text tokens: the next place they occur in the windows
+        aligned so far (segments come in order; each is a stretch of its window's tokens)."""
+        if not tokens:
+            return []
+        run, at = self._run, self._at
+        while run < len(self.runs):
+            found = self.runs[run]
+            for start in range(at, len(found.tokens) - len(tokens) + 1):
+                if found.tokens[start : start + len(tokens)] == tokens:
+                    self._run, self._at = run, start + len(tokens)
+                    chosen = found.probabilities[start : start + len(tokens)]
+                    return [math.log(max(p, 1e-30)) for p in chosen]
+            run, at = run + 1, 0
+        return None
+
+
+class _AlignmentScores:
+    """faster-whisper's CTranslate2 model with every call passed through, and `align`'s token
+    probabilities kept for the transcriptions that ask for log-probabilities (on their thread).
+
+    Word timestamps align each decoded window's text tokens with the audio (CTranslate2's `align`): a
+    pass of the decoder over those tokens, which gives the probability of each one given the audio
+    and the tokens before it in the window (faster-whisper averages them into word probabilities).
+    CTranslate2's beam search returns no per-token scores, so these are the tokens' log-probabilities."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self._local = threading.local()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def align(
+        self, features: Any, start_sequence: Any, text_tokens: Any, num_frames: Any, **kwargs: Any
+    ) -> Any:
+        results = self._model.align(features, start_sequence, text_tokens, num_frames, **kwargs)
+        scores: _Scores | None = getattr(self._local, "scores", None)
+        if scores is not None:
+            for tokens, result in zip(text_tokens, results, strict=False):
+                probabilities = [float(p) for p in result.text_token_probs][: len(tokens)]
+                scores.runs.append(_Run([int(t) for t in tokens], probabilities))
+        return results
+
+    @contextlib.contextmanager
+    def recording(self, wanted: bool) -> Iterator[_Scores | None]:
+        """The windows aligned on this thread while in the block (None when not `wanted`)."""
+        if not wanted:
+            yield None
+            return
+        scores = _Scores()
+        self._local.scores = scores
+        try:
+            yield scores
+        finally:
+            self._local.scores = None
+
+
+@functools.cache
+def _byte_decoder() -> dict[str, int]:
+    """The characters of GPT-2's byte-level alphabet (Whisper's tokenizer spells every byte as one
+    printable character) back to their bytes."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    chars = list(printable)
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return {chr(char): byte for byte, char in zip(printable, chars, strict=True)}

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from voxhost.audio.text import speech_chunks
 from voxhost.engines.assets import assemble_parts, package_dir
-from voxhost.engines.base import EmbeddedModel, EngineConfig, EngineInfo, TTSEngine, VoiceInfo
+from voxhost.engines.base import EmbeddedModel, EngineConfig, EngineInfo, ModelInfo, TTSEngine, VoiceInfo
 from voxhost.errors import BadRequest
 
 MODEL_FILE = "kokoro-v1.0.int8.onnx"
@@ -29,11 +29,14 @@ LANGUAGES = {
     "p": "pt-br",
 }
 GENDERS = {"f": "female", "m": "male"}
-FEMALE_ALIASES = ("alloy", "coral", "nova", "sage", "shimmer")
-MALE_ALIASES = ("ash", "ballad", "echo", "fable", "onyx", "verse")
+# OpenAI's voice names by the gender of their voices (together, piper.OPENAI_VOICES); new names go at
+# the end of theirs, so that the names already there keep their voices.
+FEMALE_ALIASES = ("alloy", "coral", "nova", "sage", "shimmer", "marin")
+MALE_ALIASES = ("ash", "ballad", "echo", "fable", "onyx", "verse", "cedar")
 
 
 ASSEMBLED = "models/kokoro-v1.0-int8"
+SAMPLE_RATE = 24000
 
 
 def _locate_embedded(cache_dir: Path) -> Path:
@@ -77,6 +80,29 @@ def load_voices(files: list[Path]) -> dict[str, np.ndarray]:
     return voices
 
 
+def _voices(names: Iterable[str]) -> list[VoiceInfo]:
+    """Voices by Kokoro's naming: language letter, gender letter, name (af_heart, jm_kumo)."""
+    return [
+        VoiceInfo(name, LANGUAGES.get(name[:1], "unknown"), GENDERS.get(name[1:2], "unknown"))
+        for name in sorted(set(names))
+    ]
+
+
+def _aliases(voices: list[VoiceInfo], language: str) -> dict[str, str]:
+    """OpenAI's names onto voices of the same gender, in turn, among the voices of the text language
+    (`--tts-language`) when there are some, else among all; a voice named after the OpenAI one
+    (Kokoro's af_nova, am_echo) is that name's. A gender with no voice takes the other's."""
+    own = [v for v in voices if v.language == language] or voices
+    female = [v.id for v in own if v.gender == "female"] or [v.id for v in own]
+    male = [v.id for v in own if v.gender == "male"] or female
+    aliases: dict[str, str] = {}
+    for names, pool in ((FEMALE_ALIASES, female), (MALE_ALIASES, male)):
+        for i, alias in enumerate(names):
+            named = next((v for v in pool if v.partition("_")[2] == alias), None)
+            aliases[alias] = named or pool[i % len(pool)]
+    return aliases
+
+
 class KokoroEngine(TTSEngine):
     name: ClassVar[str] = "kokoro"
     about: ClassVar[EngineInfo] = EngineInfo(
@@ -117,21 +143,25 @@ class KokoroEngine(TTSEngine):
 
     @property
     def sample_rate(self) -> int:
-        return 24000
+        return SAMPLE_RATE
 
     def voices(self) -> list[VoiceInfo]:
-        return [
-            VoiceInfo(name, LANGUAGES.get(name[:1], "unknown"), GENDERS.get(name[1:2], "unknown"))
-            for name in sorted(self._voices)
-        ]
+        return _voices(self._voices)
 
     def voice_aliases(self) -> dict[str, str]:
-        voices = self.voices()
-        female = [v.id for v in voices if v.gender == "female"] or [v.id for v in voices]
-        male = [v.id for v in voices if v.gender == "male"] or female
-        aliases = {alias: female[i % len(female)] for i, alias in enumerate(FEMALE_ALIASES)}
-        aliases.update({alias: male[i % len(male)] for i, alias in enumerate(MALE_ALIASES)})
-        return aliases
+        return _aliases(self.voices(), self._language)
+
+    @classmethod
+    def describe_files(cls, location: str, config: EngineConfig) -> ModelInfo | None:
+        found = find_files(Path(location))
+        if found is None:
+            return None
+        names: list[str] = []
+        for file in [*found[1], *config.voice_files]:
+            with np.load(file) as data:  # an .npz archive: its index, no voice is read
+                names.extend(data.files)
+        voices = _voices(names)
+        return ModelInfo.of_voices(SAMPLE_RATE, voices, _aliases(voices, config.tts_language))
 
     def synthesize(
         self, text: str, voice: str | None = None, speed: float = 1.0, language: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +12,13 @@ import numpy as np
 
 from voxhost.audio.text import speech_chunks
 from voxhost.engines.assets import package_dir
-from voxhost.engines.base import EmbeddedModel, EngineConfig, EngineInfo, TTSEngine, VoiceInfo
+from voxhost.engines.base import EmbeddedModel, EngineConfig, EngineInfo, ModelInfo, TTSEngine, VoiceInfo
 from voxhost.errors import BadRequest
 
 # Piper's own voice naming: <lang>_<REGION>-<name>-<quality>, as its download logic expects.
 VOICE_NAME = re.compile(r"^[a-z]{2,3}_[A-Z]{2}-[^-/]+-(x_low|low|medium|high)$")
+# OpenAI's voice names, as clients send them (Home Assistant's default is marin). Every one means a voice
+# of every model; new names go at the end, so that the names already there keep their voices.
 OPENAI_VOICES = (
     "alloy",
     "ash",
@@ -28,6 +31,8 @@ OPENAI_VOICES = (
     "sage",
     "shimmer",
     "verse",
+    "marin",
+    "cedar",
 )
 
 
@@ -53,6 +58,17 @@ def find_onnx(path: Path) -> Path | None:
         models = [p for p in sorted(path.glob("*.onnx")) if p.with_suffix(".onnx.json").is_file()]
         return models[0] if len(models) == 1 else None
     return None
+
+
+def _voices(name: str, language: str, speakers: dict[str, int]) -> list[VoiceInfo]:
+    """A model's voices: its speakers (a multi-speaker model), else the model itself."""
+    return [VoiceInfo(voice, language) for voice in (list(speakers) or [name])]
+
+
+def _aliases(voices: list[VoiceInfo]) -> dict[str, str]:
+    """Every OpenAI name onto the voice (a one-speaker model) or in turn onto its speakers: Piper's
+    configs say nothing of a speaker's gender."""
+    return {alias: voices[i % len(voices)].id for i, alias in enumerate(OPENAI_VOICES)}
 
 
 class PiperEngine(TTSEngine):
@@ -134,12 +150,24 @@ class PiperEngine(TTSEngine):
         return int(self._voice.config.sample_rate)
 
     def voices(self) -> list[VoiceInfo]:
-        names = list(self._speakers) if self._speakers else [self._name]
-        return [VoiceInfo(name, self._language) for name in names]
+        return _voices(self._name, self._language, self._speakers)
 
     def voice_aliases(self) -> dict[str, str]:
-        ids = [v.id for v in self.voices()]
-        return {alias: ids[i % len(ids)] for i, alias in enumerate(OPENAI_VOICES)}
+        return _aliases(self.voices())
+
+    @classmethod
+    def describe_files(cls, location: str, config: EngineConfig) -> ModelInfo | None:
+        path = Path(location)
+        if not path.exists() and cls.is_hub_name(location):
+            path = cls.hub_cache_paths(location, config.cache_dir)[0]  # downloaded before, or not yet
+        onnx = find_onnx(path)
+        if onnx is None:
+            return None
+        data = json.loads(onnx.with_suffix(".onnx.json").read_text(encoding="utf-8"))
+        speakers = dict(data.get("speaker_id_map") or {}) if data.get("num_speakers", 1) > 1 else {}
+        language = str((data.get("espeak") or {}).get("voice") or onnx.stem.split("-")[0])
+        voices = _voices(onnx.stem, language, speakers)
+        return ModelInfo.of_voices(int(data["audio"]["sample_rate"]), voices, _aliases(voices))
 
     def synthesize(
         self, text: str, voice: str | None = None, speed: float = 1.0, language: str | None = None

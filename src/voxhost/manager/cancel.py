@@ -27,7 +27,11 @@ async def _first(work: asyncio.Future[T], watcher: asyncio.Future[None]) -> T:
     try:
         await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
+        # the caller is cancelled: stop the work and wait for it, so that the generator behind it is
+        # not closed while it is still running
         work.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await work
         raise
     if work.done():
         return work.result()

@@ -3,6 +3,7 @@ models, the languages of the ASR models, and the cards `describe` answers with (
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
@@ -30,15 +31,30 @@ class Catalog:
         entries: dict[str, Entry],
         lookup: Callable[[str | None, TaskKind], Entry],
         load: Callable[[Entry], Awaitable[ModelInfo]],
+        read_files: Callable[[Entry], ModelInfo | None],
     ) -> None:
         self._entries = entries
         self._entry = lookup
         self._load = load
+        self._read_files = read_files
+        self._from_files: dict[str, ModelInfo | None] = {}
 
     async def info(self, entry: Entry) -> ModelInfo:
         """What the model is (`ModelInfo`), from a live worker, or loading one."""
         info = loaded_info(entry)
         return info if info is not None else await self._load(entry)
+
+    async def listed(self, entry: Entry) -> ModelInfo:
+        """What the model is, for listings: from a live worker, else from its files (read once, no
+        model loaded: a `describe` that Home Assistant sends at every set-up loads nothing), else by
+        loading it (an engine whose files cannot tell)."""
+        info = loaded_info(entry)
+        if info is not None:
+            return info
+        model = entry.spec.id
+        if model not in self._from_files:
+            self._from_files[model] = await asyncio.to_thread(self._read_files, entry)
+        return self._from_files[model] or await self._load(entry)
 
     def _tts(self) -> list[Entry]:
         return [e for e in self._entries.values() if e.spec.task == "tts"]
@@ -50,37 +66,50 @@ class Catalog:
         that has a voice of that name."""
         if model or not voice:
             entry = self._entry(model, "tts")
-            return entry, (await self.info(entry)).voice_id(voice)
+            info = await self.info(entry)
+            if voice and not info.has_voice(voice) and model != entry.spec.id:
+                # an OpenAI model name (tts-1) with a voice another served model has: UIs list every
+                # model's voices and send their one configured model name
+                other = await self._having(voice, exclude=entry)
+                if other is not None:
+                    return other, voice
+            return entry, info.voice_id(voice)
         default = self._entry(None, "tts")
         if (await self.info(default)).has_voice(voice):
             return default, (await self.info(default)).voice_id(voice)
         with contextlib.suppress(ModelNotFound):
             named = self._entry(voice, "tts")
             return named, (await self.info(named)).voice_id(None)
-        others = [e for e in self._tts() if e is not default]
-        others.sort(key=lambda e: loaded_info(e) is None)  # loaded models first: no load to look
-        for entry in others:
-            info = await self.info(entry)
-            if any(v.id == voice for v in info.voices):
-                return entry, voice
-        known = [v.id for e in [default, *others] if (i := loaded_info(e)) for v in i.voices]
+        found = await self._having(voice, exclude=default)
+        if found is not None:
+            return found, voice
+        known = [v.id for e in self._tts() if (i := loaded_info(e)) for v in i.voices]
         raise BadRequest(f"unknown voice {voice!r}; the voices are {', '.join(known)}", param="voice")
+
+    async def _having(self, voice: str, exclude: Entry) -> Entry | None:
+        """The served TTS model (other than `exclude`) with a voice of that id; loaded models first."""
+        others = [e for e in self._tts() if e is not exclude]
+        others.sort(key=lambda e: loaded_info(e) is None)  # no load to look at a loaded one
+        for entry in others:
+            if any(v.id == voice for v in (await self.listed(entry)).voices):
+                return entry
+        return None
 
     async def voices(self, model: str | None = None) -> list[Voice]:
         """Every voice of the TTS model (or of every TTS model), loading them if needed."""
         found: list[Voice] = []
         for entry in [self._entry(model, "tts")] if model else self._tts():
-            info = await self.info(entry)
+            info = await self.listed(entry)
             found.extend(_voice(entry, info, v) for v in info.voices)
         return found
 
     async def voice_of(self, entry: Entry, voice_id: str) -> Voice:
-        info = await self.info(entry)
+        info = await self.listed(entry)
         return next(_voice(entry, info, v) for v in info.voices if v.id == voice_id)
 
     async def describe(self) -> list[ModelCard]:
-        """Every served model: what it is, who made it, its languages and its voices (TTS models are
-        loaded to know their voices)."""
+        """Every served model: what it is, who made it, its languages and its voices (read from the
+        models' files: nothing is loaded to answer)."""
         cards = []
         for entry in self._entries.values():
             spec = entry.spec

@@ -6,7 +6,13 @@ growing utterance is re-decoded every `partial_interval` seconds; the words two 
 agree on are *committed* and never change again (local agreement), the rest is shown as tentative. When
 the speaker pauses for `min_silence` seconds, the whole utterance is decoded once more with the normal
 settings, so the final text is what a file transcription of that utterance gives. Every front-end
-(voxhost's WebSocket protocol, the OpenAI Realtime subset) is a thin shell around this class.
+(voxhost's WebSocket protocol, OpenAI's Realtime API) is a thin shell around this class.
+
+`VadConfig` holds the turn-detection settings, and `server_vad` / `semantic_vad` read OpenAI's two
+kinds of turn detection onto it. Semantic turn detection has no model of its own here: the transcript
+decides. Once the speaker has been silent for the eagerness's shortest pause, the turn ends if the text
+said so far ends a sentence (Whisper punctuates what sounds finished); otherwise it waits, up to the
+eagerness's longest pause, for more speech (an "and um..." that trails off keeps the turn open).
 """
 
 from __future__ import annotations
@@ -21,13 +27,14 @@ from typing import Any, Literal
 import numpy as np
 
 from voxhost.audio.decode import SAMPLE_RATE
-from voxhost.errors import VoxhostError
+from voxhost.errors import BadRequest, VoxhostError
 from voxhost.results import TranscribeOptions, Transcription
 
 WINDOW = 512  # samples per VAD decision (32 ms), what Silero expects at 16 kHz
 CONTEXT = 64
 
-EventKind = Literal["speech_started", "partial", "speech_stopped", "final", "error"]
+# "dropped": an utterance too short to transcribe (a click, a cough) ended without a final
+EventKind = Literal["speech_started", "partial", "speech_stopped", "final", "dropped", "error"]
 Transcribe = Callable[[np.ndarray, TranscribeOptions], Coroutine[Any, Any, Transcription]]
 
 
@@ -42,6 +49,7 @@ class LiveEvent:
     delta: str = ""  # partials: words committed by this event
     language: str | None = None
     code: str = ""  # errors: the error code
+    result: Transcription | None = None  # finals: the whole result (segments, logprobs, duration)
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": self.kind, "utterance": self.utterance, "start": round(self.start, 3)}
@@ -111,6 +119,61 @@ class VadConfig:
     min_speech: float = 0.25  # shorter blips are dropped without a model call
     max_utterance: float = 30.0  # a longer utterance is finalized and a new one begun
     enabled: bool = True  # False: only `commit()` ends an utterance (OpenAI turn_detection null)
+    # semantic turn detection: after `min_silence`, an utterance whose text does not end a sentence yet
+    # goes on until this much silence (None: `min_silence` always ends it)
+    max_silence: float | None = None
+
+
+# OpenAI's semantic_vad eagerness: (the pause that ends a finished sentence, the longest pause). Their
+# longest pauses (low 8 s, medium 4 s, high 2 s; auto is medium) are OpenAI's documented maximums.
+SEMANTIC_EAGERNESS: dict[str, tuple[float, float]] = {
+    "low": (1.0, 8.0),
+    "medium": (0.5, 4.0),
+    "auto": (0.5, 4.0),
+    "high": (0.3, 2.0),
+}
+VAD_LIMITS = {"threshold": (0.0, 1.0), "prefix_padding_ms": (0, 10_000), "silence_duration_ms": (1, 10_000)}
+
+
+def server_vad(
+    threshold: float | None = None,
+    prefix_padding_ms: int | None = None,
+    silence_duration_ms: int | None = None,
+) -> VadConfig:
+    """OpenAI's `server_vad` turn detection (None: OpenAI's default for that field). Raises BadRequest,
+    with the field as `param`, for a value out of its range (`VAD_LIMITS`)."""
+    given = {"threshold": threshold, "prefix_padding_ms": prefix_padding_ms,
+             "silence_duration_ms": silence_duration_ms}  # fmt: skip
+    for name, value in given.items():
+        low, high = VAD_LIMITS[name]
+        if value is not None and not low <= value <= high:
+            raise BadRequest(f"{name} must be between {low} and {high}, not {value}", param=name)
+    return VadConfig(
+        threshold=0.5 if threshold is None else threshold,
+        prefix_padding=(300 if prefix_padding_ms is None else prefix_padding_ms) / 1000,
+        min_silence=(500 if silence_duration_ms is None else silence_duration_ms) / 1000,
+    )
+
+
+def semantic_vad(eagerness: str | None = None) -> VadConfig:
+    """OpenAI's `semantic_vad` turn detection: the eagerness sets the pauses (see the module's doc)."""
+    choice = eagerness or "auto"
+    if choice not in SEMANTIC_EAGERNESS:
+        raise BadRequest(f"eagerness must be one of {', '.join(SEMANTIC_EAGERNESS)}", param="eagerness")
+    shortest, longest = SEMANTIC_EAGERNESS[choice]
+    return VadConfig(min_silence=shortest, max_silence=longest)
+
+
+_CLOSERS = "\"'\u201d\u2019\u00bb)]"  # quotes and brackets that may follow a sentence's last mark
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether a transcript reads as finished: it ends with a sentence's last mark (or says nothing).
+    An ellipsis is Whisper's mark for speech that trails off: not finished."""
+    text = text.strip().rstrip(_CLOSERS)
+    if text.endswith(("...", "\u2026")):
+        return False
+    return not text or text[-1] in ".?!\u3002\uff1f\uff01"
 
 
 FIRST_PARTIAL = 0.35  # seconds of speech before the first partial decode
@@ -174,13 +237,28 @@ class LiveTranscriber:
         self._count = 0
         self._partial: asyncio.Task[None] | None = None
         self._finals: list[asyncio.Task[None]] = []  # in order; each awaits the one before
-        self._partial_options = TranscribeOptions(
-            task=self.options.task,
-            language=self.options.language,
-            prompt=self.options.prompt,
+        self._partial_options = self._partial_settings(self.options)
+
+    @staticmethod
+    def _partial_settings(options: TranscribeOptions) -> TranscribeOptions:
+        """Partials decode greedily, without the extras only a final reports (log-probabilities)."""
+        return TranscribeOptions(
+            task=options.task,
+            language=options.language,
+            prompt=options.prompt,
+            hotwords=options.hotwords,
             temperature=0.0,
             beam_size=1,
         )
+
+    def reconfigure(self, settings: LiveTranscriber) -> None:
+        """Go on with another session's model, options and VAD settings (one the manager has just made
+        for a client's new settings): the audio buffered and the utterance in progress are kept."""
+        self.transcribe = settings.transcribe
+        self.options = settings.options
+        self.vad = settings.vad
+        self.partial_interval = settings.partial_interval
+        self._partial_options = self._partial_settings(settings.options)
 
     @property
     def now(self) -> float:
@@ -226,17 +304,40 @@ class LiveTranscriber:
         if prob >= self.vad.threshold - 0.15:
             current.silence = 0
             current.voiced += WINDOW
-            return
-        current.silence += WINDOW
-        if not self.vad.enabled:
-            return
-        if current.silence >= self.vad.min_silence * SAMPLE_RATE:
+        elif self.vad.enabled:
+            current.silence += WINDOW
+            if current.silence >= self.vad.min_silence * SAMPLE_RATE and self._turn_over(current):
+                await self._end_utterance()
+                return
+            if current.silence >= SPECULATE_AFTER * SAMPLE_RATE and self._speculate_now(current):
+                if current.speculation is not None:
+                    current.speculation[1].cancel()
+                decode = self.transcribe(current.audio(), self.options)
+                current.speculation = (current.voiced, asyncio.create_task(decode))
+        # speech that goes on and on (or a client that never commits) is cut into utterances this long
+        if current.samples >= self.vad.max_utterance * SAMPLE_RATE:
             await self._end_utterance()
-        elif current.speculation is None and current.silence >= SPECULATE_AFTER * SAMPLE_RATE:
-            decode = self.transcribe(current.audio(), self.options)
-            current.speculation = (current.voiced, asyncio.create_task(decode))
-        if current is self._current and current.samples >= self.vad.max_utterance * SAMPLE_RATE:
-            await self._end_utterance()
+
+    def _speculate_now(self, utterance: _Utterance) -> bool:
+        """Whether to start the final decode now, in case the speaker is done: at the first pause, and
+        under semantic turn detection at every later one too (the decode is what tells the turn is over)."""
+        if utterance.speculation is None:
+            return True
+        return self.vad.max_silence is not None and utterance.speculation[0] != utterance.voiced
+
+    def _turn_over(self, utterance: _Utterance) -> bool:
+        """Whether the silence so far ends the turn: always under server VAD; under semantic turn
+        detection once the speculative decode of the speech so far ends a sentence, or at `max_silence`."""
+        longest = self.vad.max_silence
+        if longest is None or utterance.silence >= longest * SAMPLE_RATE:
+            return True
+        speculation = utterance.speculation
+        if speculation is None or speculation[0] != utterance.voiced or not speculation[1].done():
+            return False  # what was said is not known yet
+        decode = speculation[1]
+        if decode.cancelled() or decode.exception() is not None:
+            return True  # the final reports the error
+        return ends_sentence(decode.result().text)
 
     async def _start_utterance(self) -> None:
         windows, self._preroll = self._preroll, []
@@ -246,8 +347,10 @@ class LiveTranscriber:
         self._count += 1
         await self.emit(LiveEvent("speech_started", utterance.index, utterance.start))
 
-    async def _report(self, utterance: _Utterance, exc: VoxhostError) -> None:
-        await self.emit(LiveEvent("error", utterance.index, utterance.start, text=exc.message, code=exc.code))
+    async def _report(self, utterance: _Utterance, exc: VoxhostError, end: float | None = None) -> None:
+        """A decode failed: a partial's (no `end`: the utterance goes on) or the final's (with its end)."""
+        event = LiveEvent("error", utterance.index, utterance.start, end, text=exc.message, code=exc.code)
+        await self.emit(event)
 
     async def _run_partial(self, utterance: _Utterance, samples: int) -> None:
         try:
@@ -292,8 +395,10 @@ class LiveTranscriber:
             if previous is not None:
                 await previous
             await self.emit(LiveEvent("speech_stopped", utterance.index, utterance.start, end))
-            if utterance.voiced < self.vad.min_speech * SAMPLE_RATE or samples <= 0:
-                return  # a click or a cough: no final
+            # a click or a cough: no final (an utterance the client committed is always transcribed)
+            if (self.vad.enabled and utterance.voiced < self.vad.min_speech * SAMPLE_RATE) or samples <= 0:
+                await self.emit(LiveEvent("dropped", utterance.index, utterance.start, end))
+                return
             speculation = utterance.speculation
             try:
                 # nothing was said since the speculative decode began: it is the final
@@ -304,13 +409,14 @@ class LiveTranscriber:
                         speculation[1].cancel()
                     result = await self.transcribe(utterance.audio(samples), self.options)
             except VoxhostError as exc:
-                await self._report(utterance, exc)
+                await self._report(utterance, exc, end)
                 return
             await self.emit(
                 LiveEvent(
-                    "final", utterance.index, utterance.start, end, text=result.text, language=result.language
+                    "final", utterance.index, utterance.start, end, text=result.text,
+                    language=result.language, result=result,
                 )
-            )
+            )  # fmt: skip
 
         self._finals.append(asyncio.create_task(finalize()))
         self._finals = [t for t in self._finals if not t.done()]

@@ -10,6 +10,10 @@ process (`engine_caller`). Both get the same segments, text and streamed updates
   first text comes within seconds.
 - `sequential`: pieces of about `PIECE_SECONDS` cut at pauses, decoded in order, each conditioned on
   the previous piece's output tokens.
+
+A request's own voice activity detection (`TranscribeOptions.vad`, OpenAI's `chunking_strategy`) finds
+the speech on the batched path (`speech_regions`) and leaves the silence out of each sequential piece
+(faster-whisper's VAD filter, in the engine).
 """
 
 from __future__ import annotations
@@ -82,7 +86,7 @@ async def sequential(
         )
         assembler.add(result, start / SAMPLE_RATE)
         previous = result.segments or previous
-        yield TranscriptUpdate(assembler.text_since(), end / SAMPLE_RATE)
+        yield assembler.since(end / SAMPLE_RATE)
     yield TranscriptUpdate("", len(audio) / SAMPLE_RATE, assembler.result(options.task))
 
 
@@ -104,6 +108,8 @@ async def batched(
     running: collections.deque[tuple[asyncio.Future[Transcription], float]] = collections.deque()
     language = options.language
     calls = 0
+    # the request's own voice activity detection (`chunking_strategy`) finds the speech to decode
+    vad = {"vad": options.vad} if options.vad is not None else {}
 
     def decode(windows: list[list[chunks.Region]]) -> None:
         nonlocal calls
@@ -122,14 +128,14 @@ async def batched(
         result = await future
         running.popleft()
         assembler.add(result)
-        return TranscriptUpdate(assembler.text_since(), done_at)
+        return assembler.since(done_at)
 
     try:
         pending: list[chunks.Region] = []  # speech not yet in a closed window
         ready: list[list[chunks.Region]] = []  # closed windows not yet sent
         spans = chunks.spans(audio, VAD_SPAN_SECONDS)
         for index, (start, end) in enumerate(spans):
-            found = await call("speech_regions", follow_up=index > 0, audio=audio[start:end])
+            found = await call("speech_regions", follow_up=index > 0, audio=audio[start:end], **vad)
             pending += [(start + a, start + b) for a, b in found]
             last = index == len(spans) - 1
             windows = chunks.pack_windows(pending)
@@ -205,7 +211,7 @@ async def _whole(
     call: Caller, audio: np.ndarray, options: TranscribeOptions
 ) -> AsyncGenerator[TranscriptUpdate, None]:
     result: Transcription = await call("transcribe", follow_up=False, audio=audio, options=options)
-    yield TranscriptUpdate(result.text, result.duration, result)
+    yield TranscriptUpdate(result.text, result.duration, result, result.logprobs)
 
 
 def in_process_updates(

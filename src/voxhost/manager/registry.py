@@ -3,27 +3,55 @@
 A configured model entry resolves, in this order, to: a model embedded in an installed package, a local
 directory, or a name the engine's own download logic fetches and caches. Requests can only name models
 that were configured (by id or alias), so no request can make the server read an arbitrary path.
+
+OpenAI's model names are aliases: each transcription model name (the HTTP API's and Realtime's) means the
+default ASR model, each speech model name the default TTS model, and tts-1-hd the HD speech model (a
+served Kokoro model unless `--hd-tts-model` says otherwise). `--alias NAME=MODEL` points any name,
+OpenAI's or a new one, at another configured model.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from voxhost.engines import Engine, EngineConfig, engine_class, engines
-from voxhost.engines.base import TaskKind
+from voxhost.engines.base import ModelInfo, TaskKind
 from voxhost.errors import ModelLoadError, ModelNotFound
+
+log = logging.getLogger("voxhost.registry")
 
 if TYPE_CHECKING:
     from voxhost.settings import Settings
 
 Origin = Literal["embedded", "local", "hub"]
 
-# OpenAI model names that clients send; they map to the default model of their task.
-TASK_ALIASES: dict[TaskKind, tuple[str, ...]] = {"asr": ("whisper-1",), "tts": ("tts-1", "tts-1-hd")}
-HD_ALIAS = "tts-1-hd"
+# OpenAI's model names that clients send: the SDK's `AudioModel` and `SpeechModel`, Realtime's
+# transcription models (`AudioTranscription.model`, as LiveKit's `STTModels` lists them too) and the
+# dated snapshots. Each means the default model of its task.
+TRANSCRIPTION_MODEL_NAMES: tuple[str, ...] = (
+    "whisper-1",
+    "gpt-transcribe",
+    "gpt-4o-transcribe",
+    "gpt-4o-mini-transcribe",
+    "gpt-4o-mini-transcribe-2025-03-20",
+    "gpt-4o-mini-transcribe-2025-12-15",
+    "gpt-4o-transcribe-diarize",
+    "gpt-realtime-whisper",  # Realtime only
+    "gpt-live-transcribe",  # Realtime only
+)
+SPEECH_MODEL_NAMES: tuple[str, ...] = (
+    "tts-1",
+    "tts-1-hd",
+    "gpt-4o-mini-tts",
+    "gpt-4o-mini-tts-2025-03-20",
+    "gpt-4o-mini-tts-2025-12-15",
+)
+TASK_ALIASES: dict[TaskKind, tuple[str, ...]] = {"asr": TRANSCRIPTION_MODEL_NAMES, "tts": SPEECH_MODEL_NAMES}
+HD_ALIAS = "tts-1-hd"  # the HD speech model when one is chosen or Kokoro is served, else the default's
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +85,16 @@ class ModelSpec:
                 f"{self.id} needs the {self.engine} engine, which is not installed: {engine.about.install}"
             )
         return engine.load(self.location(config), config)
+
+    def describe_files(self, config: EngineConfig) -> ModelInfo | None:
+        """What the model is, from its files, without loading it (`Engine.describe_files`); may assemble
+        an embedded model into the cache, once. None when its files cannot tell (or are not here)."""
+        engine = engine_class(self.engine)
+        try:
+            return engine.describe_files(self.location(config), config)
+        except (OSError, ValueError, KeyError) as exc:
+            log.debug("cannot describe %s from its files: %s", self.id, exc)
+            return None
 
     def disk_bytes(self, cache_dir: Path) -> int:
         """The size of the model's files, as a guess at its memory before it was ever loaded: the
@@ -121,11 +159,23 @@ def parse_entry(entry: str) -> ModelSpec:
     return resolve_source(entry.strip())
 
 
+def parse_alias(entry: str) -> tuple[str, str]:
+    """`NAME=MODEL` (an `--alias` entry) as (NAME, MODEL); ValueError if it is not one."""
+    name, sep, model = (part.strip() for part in entry.partition("="))
+    if not sep or not name or not model:
+        raise ValueError(f"an alias is NAME=MODEL, not {entry!r}")
+    return name, model
+
+
 class ModelRegistry:
     """The configured models, by id and alias."""
 
     def __init__(
-        self, specs: list[ModelSpec], default_model: str | None = None, hd_tts_model: str | None = None
+        self,
+        specs: list[ModelSpec],
+        default_model: str | None = None,
+        hd_tts_model: str | None = None,
+        aliases: list[str] | tuple[str, ...] = (),
     ) -> None:
         self._specs: dict[str, ModelSpec] = {}
         self._aliases: dict[str, str] = {}
@@ -156,17 +206,32 @@ class ModelRegistry:
                 self._aliases[HD_ALIAS] = chosen.id
             elif kokoro:
                 self._aliases[HD_ALIAS] = kokoro[0]
+        # --alias NAME=MODEL: a name of one's own, or another model for one of OpenAI's
+        for entry in aliases:
+            name, model = parse_alias(entry)
+            if name in self._specs:
+                raise ValueError(f"the alias {name!r} is also the id of a configured model")
+            if model not in self._specs:
+                raise ModelNotFound(f"the alias {name}={model} names no configured model id")
+            self._aliases[name] = model
 
     @classmethod
     def from_entries(
-        cls, entries: list[str], default_model: str | None = None, hd_tts_model: str | None = None
+        cls,
+        entries: list[str],
+        default_model: str | None = None,
+        hd_tts_model: str | None = None,
+        aliases: list[str] | tuple[str, ...] = (),
     ) -> ModelRegistry:
-        return cls([parse_entry(e) for e in entries], default_model, hd_tts_model)
+        return cls([parse_entry(e) for e in entries], default_model, hd_tts_model, aliases)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelRegistry:
-        """The models a configuration serves (`--model`, `--default-model`, `--hd-tts-model`)."""
-        return cls.from_entries(settings.models, settings.default_model, settings.hd_tts_model)
+        """The models a configuration serves (`--model`, `--default-model`, `--hd-tts-model`,
+        `--alias`)."""
+        return cls.from_entries(
+            settings.models, settings.default_model, settings.hd_tts_model, settings.aliases
+        )
 
     def _lookup(self, name: str) -> ModelSpec | None:
         if name in self._specs:

@@ -87,7 +87,7 @@ class ModelManager:
         self._ttl_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._memory = MemoryBudget(settings, self._entries)
-        self.catalog = Catalog(self._entries, self._entry, self._load_info)
+        self.catalog = Catalog(self._entries, self._entry, self._load_info, self._read_files)
         self._memory_lock: asyncio.Lock | None = None
         self._closing = False
         self._draining = False
@@ -516,6 +516,9 @@ class ModelManager:
     async def describe(self) -> list[ModelCard]:
         """Every served model: what it is, who made it, its languages and its voices."""
         return await self.catalog.describe()
+
+    def _read_files(self, entry: Entry) -> ModelInfo | None:
+        return entry.spec.describe_files(engine_config(self.settings, entry.layout))
 
     async def _load_info(self, entry: Entry) -> ModelInfo:
         info = (await self._ensure_worker(entry, entry.replicas[0])).info
