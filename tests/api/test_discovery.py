@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Any, ClassVar
 
 import ifaddr
@@ -72,7 +73,7 @@ async def _serve_briefly(settings: Settings) -> None:
     await server.start()
     try:
         host, port = settings.wyoming_uri.removeprefix("tcp://").rsplit(":", 1)
-        _, writer = await asyncio.open_connection("127.0.0.1" if host == "0.0.0.0" else host, int(port))
+        _, writer = await asyncio.open_connection(host, int(port))
         writer.close()  # it listens, announced or not
     finally:
         await server.stop(grace=1)
@@ -147,14 +148,24 @@ def test_nothing_is_announced_by_default(monkeypatch: pytest.MonkeyPatch) -> Non
     settings = Settings(wyoming_uri=f"tcp://127.0.0.1:{free_port()}")
     assert settings.zeroconf is None
     asyncio.run(_serve_briefly(settings))
-    # on every interface too: listening beyond loopback is not asking to be announced
-    asyncio.run(_serve_briefly(Settings(wyoming_uri=f"tcp://0.0.0.0:{free_port()}")))
     assert made == []
 
 
-def test_the_wyoming_server_is_announced_while_it_listens(recorder: type[RecordingZeroconf]) -> None:
-    port = free_port()
-    asyncio.run(_serve_briefly(Settings(zeroconf="Kitchen", wyoming_uri=f"tcp://0.0.0.0:{port}")))
+def _unlistening_socket() -> socket.socket:
+    """A TCP socket bound to every interface, as a `tcp://0.0.0.0:PORT` listener's is, but not listening:
+    nothing can connect to it (tests serve nothing beyond loopback)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("0.0.0.0", 0))
+    return sock
+
+
+def test_a_listener_on_every_interface_is_announced_at_the_machines_addresses(
+    recorder: type[RecordingZeroconf],
+) -> None:
+    announcement = discovery.Announcement(Settings(zeroconf="Kitchen", wyoming_uri="tcp://0.0.0.0:10300"))
+    with _unlistening_socket() as sock:
+        asyncio.run(announcement.start([sock]))
+        port = sock.getsockname()[1]
     (made,) = recorder.made
     ((info, how),) = made.registered
     assert info.type == "_wyoming._tcp.local."
@@ -163,15 +174,38 @@ def test_the_wyoming_server_is_announced_while_it_listens(recorder: type[Recordi
     assert info.parsed_addresses() == ["192.168.1.20", "10.0.0.7"]
     assert info.decoded_properties["program"] == "voxhost"
     assert how == {"allow_name_change": True}  # a second voxhost on the network becomes Kitchen-2
-    assert made.closed  # withdrawn (goodbye packets) when the server stopped
+    asyncio.run(announcement.stop())
+    assert made.closed  # withdrawn (goodbye packets)
+
+
+def test_the_wyoming_server_announces_while_it_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server hands its listening sockets to the announcement once it listens, and withdraws it when
+    it stops (the announcement itself stands in here: a loopback listener is not announceable)."""
+    calls: list[tuple[str, Any]] = []
+
+    class Recorded:
+        def __init__(self, settings: Settings) -> None:
+            calls.append(("made", settings.zeroconf))
+
+        async def start(self, sockets: Any) -> None:
+            calls.append(("start", sorted(sock.getsockname()[1] for sock in sockets)))
+
+        async def stop(self) -> None:
+            calls.append(("stop", None))
+
+    monkeypatch.setattr("voxhost.api.wyoming.Announcement", Recorded)
+    port = free_port()
+    asyncio.run(_serve_briefly(Settings(zeroconf="Kitchen", wyoming_uri=f"tcp://127.0.0.1:{port}")))
+    assert calls == [("made", "Kitchen"), ("start", [port]), ("stop", None)]
 
 
 def test_a_network_without_multicast_costs_the_announcement_not_the_server(
     recorder: type[RecordingZeroconf], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(RecordingZeroconf, "fail_with", OSError(19, "No such device"))
-    with caplog.at_level(logging.ERROR, logger="voxhost.discovery"):
-        asyncio.run(_serve_briefly(Settings(zeroconf="", wyoming_uri=f"tcp://0.0.0.0:{free_port()}")))
+    announcement = discovery.Announcement(Settings(zeroconf="", wyoming_uri="tcp://0.0.0.0:10300"))
+    with caplog.at_level(logging.ERROR, logger="voxhost.discovery"), _unlistening_socket() as sock:
+        asyncio.run(announcement.start([sock]))  # no error out of it: Wyoming goes on serving
     assert "could not announce the Wyoming server over zeroconf" in caplog.text
 
 
