@@ -77,12 +77,17 @@ def detected_languages(result: Transcription) -> list[dict[str, str]]:
     return [{"code": result.language}] if result.language else []
 
 
-def to_json(result: Transcription, languages: bool = False) -> dict[str, Any]:
-    body: dict[str, Any] = {"text": result.text}
+def _details(body: dict[str, Any], result: Transcription, languages: bool) -> dict[str, Any]:
+    """`body` with what was asked for beside the text: the detected language, the logprobs."""
     if languages:
         body["languages"] = detected_languages(result)
     if result.logprobs is not None:
         body["logprobs"] = logprob_entries(result.logprobs)
+    return body
+
+
+def to_json(result: Transcription, languages: bool = False) -> dict[str, Any]:
+    body = _details({"text": result.text}, result, languages)
     body["usage"] = usage(result)
     return body
 
@@ -157,11 +162,7 @@ def delta_event(text: str, logprobs: list[TokenLogprob] | None = None) -> dict[s
 
 
 def done_event(result: Transcription, languages: bool = False) -> dict[str, Any]:
-    event: dict[str, Any] = {"type": "transcript.text.done", "text": result.text}
-    if languages:
-        event["languages"] = detected_languages(result)
-    if result.logprobs is not None:
-        event["logprobs"] = logprob_entries(result.logprobs)
+    event = _details({"type": "transcript.text.done", "text": result.text}, result, languages)
     event["usage"] = token_usage(result)
     return event
 
