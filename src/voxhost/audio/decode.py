@@ -90,7 +90,8 @@ def _declared_seconds(
         declared = float(stream.duration * stream.time_base)
     elif container.duration is not None:
         declared = float(container.duration) / av.time_base
-    bit_rate = stream.bit_rate or container.bit_rate
+    # PyAV's stream raises AttributeError for a bit rate its codec context does not have (a damaged header)
+    bit_rate = getattr(stream, "bit_rate", None) or container.bit_rate
     if declared is not None and bit_rate:
         declared = min(declared, size * 8 / bit_rate)
     return declared
