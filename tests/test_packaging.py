@@ -143,10 +143,11 @@ def test_the_home_assistant_addon_options_are_voxhost_settings(monkeypatch: pyte
             if bound:
                 Settings(**{key: field_type(key)(bound)})
     # each option reaches voxhost as its setting, through run.py
-    given = {**options, "default_model": "base", "tts_language": "ja", "api_key": "k1,k2", "threads": 2}
+    given = {**options, "default_model": "base", "tts_language": "ja", "api_key": "k1,k2", "threads": 2,
+             "wyoming_endpoint": 1.3, "vocabulary": "Kitchen,Nguyen"}  # fmt: skip
     settings = addon_settings(monkeypatch, given)
     for key, value in given.items():
-        expected = value.split(",") if key == "api_key" else value
+        expected = value.split(",") if key in ("api_key", "vocabulary") else value
         assert getattr(settings, key) == expected, key
     # the Supervisor leaves an optional option out, or sends it empty: voxhost's default
     assert addon_settings(monkeypatch, {**options, "api_key": ""}).api_key == []
@@ -206,3 +207,23 @@ def test_the_home_assistant_addon_builds_this_voxhost() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert set(extras.split(",")) <= set(pyproject["project"]["optional-dependencies"])
     assert 'CMD ["python3", "/run.py"]' in dockerfile
+
+
+def test_the_repository_is_an_addon_repository_with_one_addon() -> None:
+    """Added by git URL, the Supervisor reads repository.yaml and takes every config.yaml/json in the
+    tree for an add-on: there must be exactly the one."""
+    repository = yaml.safe_load((ROOT / "repository.yaml").read_text())
+    assert repository["name"] == "voxhost"
+    assert set(repository) <= {"name", "url", "maintainer"}
+    found = [
+        path.relative_to(ROOT)
+        for suffix in ("yaml", "yml", "json")
+        for path in ROOT.rglob(f"config.{suffix}")
+    ]
+    # what a clone holds: not the virtual environment or build output a checkout may have beside it
+    configs = sorted(
+        path.as_posix()
+        for path in found
+        if not any(part.startswith(".") or part in ("build", "dist") for part in path.parts)
+    )
+    assert configs == ["homeassistant/voxhost/config.yaml"]

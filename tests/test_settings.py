@@ -28,3 +28,14 @@ def test_settings_reject_bad_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("VOXHOST_MODELS", " , ")
     with pytest.raises(ValidationError, match="at least one model"):
         Settings()
+
+
+def test_vocabulary_is_names_from_the_environment_or_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().vocabulary == []
+    monkeypatch.setenv("VOXHOST_VOCABULARY", " Living Room, Nguyen,, joaquin ")
+    assert Settings().vocabulary == ["Living Room", "Nguyen", "joaquin"]
+    monkeypatch.setenv("VOXHOST_VOCABULARY", '["Kitchen", "Joe Quinn"]')
+    assert Settings().vocabulary == ["Kitchen", "Joe Quinn"]
+    # each --vocabulary flag may hold several names; a name comes once, as first written
+    flags = ["Kitchen, Nguyen", "nguyen", " Sheboygan ", "KITCHEN"]
+    assert Settings(vocabulary=flags).vocabulary == ["Kitchen", "Nguyen", "Sheboygan"]

@@ -39,6 +39,21 @@ class Settings(BaseSettings):
         "Assistant discovers it, under this name ('' for voxhost); needs a --wyoming-uri that other "
         "machines reach, e.g. tcp://0.0.0.0:10300 (none: no announcement).",
     )
+    wyoming_endpoint: float = Field(
+        0.8,
+        ge=0,
+        le=10,
+        description="Seconds of silence after speech that end a Wyoming utterance streamed live (a "
+        "device that never sends audio-stop gets its transcript then); audio sent faster than real "
+        "time (a file) is never cut; 0: off, only audio-stop ends it.",
+    )
+    wyoming_speech_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds of live-streamed Wyoming audio without speech after which the answer is an "
+        "empty transcript (with --wyoming-endpoint on).",
+    )
 
     # --- access --------------------------------------------------------------------------------
     api_key: Annotated[list[str], NoDecode] = Field(
@@ -97,6 +112,13 @@ class Settings(BaseSettings):
         0, ge=0, description="CPU threads per inference (0: 2 x cores / inference slots, at most the cores)."
     )
     beam_size: int = Field(5, ge=1, le=20, description="Beam size for Whisper decoding.")
+    vocabulary: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Words Whisper should favour in every transcription: the names of your rooms, devices "
+        "and people, comma-separated (e.g. `Living Room, Nguyen, Joaquin`), after a request's own "
+        "keywords. As many as fit in Whisper's prompt are used, in the order given (64 tokens: some 15 "
+        "to 20 names); the log names those left out.",
+    )
     ttl: float = Field(
         0, ge=0, description="Seconds a model may sit idle before its worker is stopped (0: stay loaded)."
     )
@@ -222,6 +244,20 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one model must be configured")
         return value
+
+    @field_validator("vocabulary", mode="before")
+    @classmethod
+    def _vocabulary_names(cls, value: object) -> object:
+        # Each flag may hold several names, as the environment variable does; a name is given once
+        # (in the case first written), as Whisper needs it only once.
+        items = cls._split_lists(value)
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            return items  # the list type reports what is wrong
+        names: dict[str, str] = {}
+        for name in (part.strip() for item in items for part in item.split(",")):
+            if name:
+                names.setdefault(name.casefold(), name)
+        return list(names.values())
 
     @property
     def max_upload_bytes(self) -> int:

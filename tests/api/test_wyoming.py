@@ -6,6 +6,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psutil
@@ -25,7 +26,12 @@ from wyoming.tts import (
     SynthesizeVoice,
 )
 
-from conftest import ServerFactory, ServerProcess, Speech, assert_transcript, start_server
+from conftest import Recording, ServerFactory, ServerProcess, Speech, assert_transcript, start_server
+from voxhost.api.wyoming import info_event
+from voxhost.audio.decode import float_to_pcm16
+from voxhost.bench.wer import missing_sentences, words
+from voxhost.manager import ModelManager
+from voxhost.settings import Settings
 from wyoming_helpers import TIMEOUT, events_until, pcm_of, transcribe
 
 
@@ -41,7 +47,7 @@ def wy_server(tmp_path_factory: pytest.TempPathFactory, cache_dir: object) -> It
     server.stop()
 
 
-def test_describe_lists_models_and_voices(wy_server: ServerProcess) -> None:
+def test_describe_lists_models_and_voices(wy_server: ServerProcess, cache_dir: Path) -> None:
     async def main() -> Info:
         async with AsyncClient.from_uri(wy_server.wyoming_uri) as client:
             await client.write_event(Describe().event())
@@ -49,19 +55,33 @@ def test_describe_lists_models_and_voices(wy_server: ServerProcess) -> None:
             return Info.from_event(event)
 
     info = asyncio.run(main())
+    assert Info.from_event(info.event()) == info
     (asr,) = info.asr
     models = {m.name: m for m in asr.models}
     assert models["tiny.en"].languages == ["en"]
     assert "de" in models["base"].languages
     assert asr.supports_transcript_streaming
+    assert asr.requires_external_vad
     assert asr.version
     assert asr.attribution.name == "voxhost"
-    assert "faster-whisper" in models["tiny.en"].attribution.url
+    assert models["tiny.en"].attribution.name.startswith("OpenAI Whisper")
+    assert all(m.installed and m.version and m.attribution.url.startswith("http") for m in models.values())
     (tts,) = info.tts
     voices = {v.name: v for v in tts.voices}
     assert {"en_US-joe-medium", "jf_alpha", "jm_kumo"} <= set(voices)
     assert tts.supports_synthesize_streaming
-    assert voices["en_US-joe-medium"].languages == ["en-us"]
+    joe = voices["en_US-joe-medium"]
+    assert (joe.languages, joe.version, joe.speakers) == (["en_US"], "1.0.0", None)
+    assert (voices["jf_alpha"].languages, voices["jf_alpha"].version) == (["ja_JP"], "1.0")
+    assert voices["jm_kumo"].description == "jm_kumo (male, kokoro)"
+    # the models are loaded (--preload): what their workers say is what their files say, unloaded
+    # (tests/api/test_wyoming_info.py); Whisper's language lists may come in another order
+    settings = Settings(models=["tiny.en", "base", "en_US-joe-medium", "kokoro"], cache_dir=cache_dir)
+    from_files = info_event(asyncio.run(ModelManager(settings).describe()))
+    assert from_files.tts == info.tts
+    for model, read in zip(asr.models, from_files.asr[0].models, strict=True):
+        assert (read.name, read.version, read.attribution) == (model.name, model.version, model.attribution)
+        assert set(read.languages) == set(model.languages)
 
 
 @pytest.mark.parametrize(
@@ -316,3 +336,21 @@ def test_wyoming_requests_are_in_the_request_metrics_and_the_access_log(
     assert transcribe_lines
     request_id = transcribe_lines[-1].split("[", 1)[1].split("]", 1)[0]
     assert request_id != "-"  # each Wyoming request has an id of its own on its lines
+
+
+def test_a_long_recording_streams_its_transcript_as_it_is_decoded(
+    wy_server: ServerProcess, long_talk: Recording
+) -> None:
+    """45 s sent at once, as a file: its text comes as transcript-chunk events, one per decode call of
+    the long path (two 30 s windows on a CPU are one batched call: one chunk here; the piece-by-piece
+    order is the manager's stream, tested over HTTP), and every sentence is in the transcript."""
+    pcm = float_to_pcm16(long_talk.audio)
+    events = asyncio.run(transcribe(wy_server.wyoming_uri, pcm, 16000, 2, 1, model="tiny.en"))
+    types = [event.type for event in events]
+    assert types[0] == "transcript-start"
+    assert types[-2:] == ["transcript-stop", "transcript"]
+    chunks = [TranscriptChunk.from_event(e).text for e in events if TranscriptChunk.is_type(e.type)]
+    assert chunks
+    text = Transcript.from_event(events[-1]).text
+    assert words(" ".join(chunks)) == words(text)
+    assert missing_sentences(text, long_talk.sentences) == []

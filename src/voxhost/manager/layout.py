@@ -58,4 +58,5 @@ def engine_config(settings: Settings, layout: Layout | None = None) -> EngineCon
         voice_files=tuple(settings.voice_files),
         tts_language=settings.tts_language,
         tts_quick_start=settings.tts_quick_start,
+        vocabulary=tuple(settings.vocabulary),
     )

@@ -74,11 +74,14 @@ class PcmIntake:
         self._received = 0
         self._samples = 0
 
-    def add(self, data: bytes, rate: int, width: int, channels: int) -> None:
-        """One piece; a piece in another format than the last starts a new conversion."""
+    def add(self, data: bytes, rate: int, width: int, channels: int) -> np.ndarray:
+        """One piece, and its samples as converted (for whoever listens as audio arrives); a piece in
+        another format than the last starts a new conversion."""
         converter = self._converter
+        flushed: np.ndarray | None = None
         if (rate, width, channels) != (converter.rate, converter.width, converter.channels):
-            self._pieces.append(converter.flush())
+            flushed = converter.flush()
+            self._pieces.append(flushed)
             self._converter = PcmConverter(rate, width, channels)
         self._received += len(data)
         self.limits.upload(self._received)
@@ -86,6 +89,7 @@ class PcmIntake:
         self._samples += len(converted)
         self.limits.audio(self._samples)
         self._pieces.append(converted)
+        return converted if flushed is None else np.concatenate([flushed, converted])
 
     def audio(self) -> np.ndarray:
         """Everything received, as one float32 16 kHz array."""

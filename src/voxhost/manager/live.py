@@ -50,6 +50,7 @@ class LiveEvent:
     language: str | None = None
     code: str = ""  # errors: the error code
     result: Transcription | None = None  # finals: the whole result (segments, logprobs, duration)
+    error: VoxhostError | None = None  # errors: what was raised
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": self.kind, "utterance": self.utterance, "start": round(self.start, 3)}
@@ -176,9 +177,11 @@ def ends_sentence(text: str) -> bool:
     return not text or text[-1] in ".?!\u3002\uff1f\uff01"
 
 
+PARTIAL_INTERVAL = 0.6  # seconds of new speech between partial decodes
 FIRST_PARTIAL = 0.35  # seconds of speech before the first partial decode
 STEADY = 0.15  # seconds of confident speech at the end of the audio before a partial decode starts
 SPECULATE_AFTER = 0.1  # seconds of silence after which the final decode starts, in case the speaker is done
+PACED = 0.5  # with a clock: the share of a pause's length it must also last in real time to count
 TAIL = 0.2  # seconds of trailing silence kept in an utterance: Whisper ends words better with some room
 Emit = Callable[[LiveEvent], Coroutine[Any, Any, None]]
 
@@ -191,6 +194,7 @@ class _Utterance:
     samples: int = 0
     voiced: int = 0  # samples the VAD called speech
     silence: int = 0  # trailing samples of silence
+    silence_since: float = 0.0  # the clock when the trailing silence began to arrive
     run: int = 0  # trailing samples the VAD is confident are speech
     partial_at: int = 0  # `voiced` when the last partial decode started
     hypothesis: list[str] = field(default_factory=list)
@@ -214,6 +218,10 @@ class LiveTranscriber:
     a partial is only started when none is running (the newest audio wins), and the final decode is
     started speculatively once the speaker has been silent for `TAIL` seconds, so that when the silence
     reaches `min_silence` the final is usually ready at once.
+
+    With a `clock` (seconds, e.g. `time.monotonic`), a pause only counts once it has also lasted in real
+    time (at least `PACED` of its length): audio sent faster than it plays (a file) has no pauses, so its
+    speakers are never cut off mid-recording and no decode is started on a guess.
     """
 
     def __init__(
@@ -222,9 +230,11 @@ class LiveTranscriber:
         emit: Emit,
         options: TranscribeOptions | None = None,
         vad: VadConfig | None = None,
-        partial_interval: float = 0.6,
+        partial_interval: float = PARTIAL_INTERVAL,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.transcribe = transcribe
+        self.clock = clock
         self.emit = emit
         self.options = options or TranscribeOptions()
         self.vad = vad or VadConfig()
@@ -263,6 +273,17 @@ class LiveTranscriber:
     @property
     def now(self) -> float:
         return self._received / SAMPLE_RATE
+
+    @property
+    def speaking(self) -> bool:
+        """Whether an utterance is in progress (speech began and its turn has not ended)."""
+        return self._current is not None
+
+    def _paced(self, utterance: _Utterance) -> bool:
+        """Whether the utterance's trailing silence arrived at about the pace it plays (see the class)."""
+        if self.clock is None:
+            return True
+        return self.clock() - utterance.silence_since >= PACED * utterance.silence / SAMPLE_RATE
 
     async def feed(self, audio: np.ndarray) -> None:
         """Add float32 16 kHz samples."""
@@ -305,11 +326,14 @@ class LiveTranscriber:
             current.silence = 0
             current.voiced += WINDOW
         elif self.vad.enabled:
+            if current.silence == 0 and self.clock is not None:
+                current.silence_since = self.clock()
             current.silence += WINDOW
-            if current.silence >= self.vad.min_silence * SAMPLE_RATE and self._turn_over(current):
+            paced = self._paced(current)
+            if current.silence >= self.vad.min_silence * SAMPLE_RATE and paced and self._turn_over(current):
                 await self._end_utterance()
                 return
-            if current.silence >= SPECULATE_AFTER * SAMPLE_RATE and self._speculate_now(current):
+            if current.silence >= SPECULATE_AFTER * SAMPLE_RATE and paced and self._speculate_now(current):
                 if current.speculation is not None:
                     current.speculation[1].cancel()
                 decode = self.transcribe(current.audio(), self.options)
@@ -349,7 +373,8 @@ class LiveTranscriber:
 
     async def _report(self, utterance: _Utterance, exc: VoxhostError, end: float | None = None) -> None:
         """A decode failed: a partial's (no `end`: the utterance goes on) or the final's (with its end)."""
-        event = LiveEvent("error", utterance.index, utterance.start, end, text=exc.message, code=exc.code)
+        event = LiveEvent("error", utterance.index, utterance.start, end, text=exc.message, code=exc.code,
+                          error=exc)  # fmt: skip
         await self.emit(event)
 
     async def _run_partial(self, utterance: _Utterance, samples: int) -> None:
@@ -458,6 +483,10 @@ class LiveTranscriber:
 
     async def close(self) -> None:
         """The client went away: stop waiting for anything."""
+        self.cancel()
+
+    def cancel(self) -> None:
+        """Cancel every decode in flight (`close` for callers that are not coroutines)."""
         for task in [self._partial, *self._finals]:
             if task is not None:
                 task.cancel()

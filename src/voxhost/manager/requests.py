@@ -66,18 +66,23 @@ class Voice:
     gender: str | None
     sample_rate: int
     aliases: tuple[str, ...]  # the OpenAI voice names that mean this voice on this model
+    locale: str | None = None  # the language as a locale tag (en_US), the same for every engine
 
 
 @dataclass(frozen=True, slots=True)
 class ModelCard:
-    """What a served model is, for `describe` answers (Wyoming `info`): who made it, its languages,
-    and its voices (TTS)."""
+    """What a served model is, for `describe` answers (Wyoming `info`): who made it and where it is
+    from, its version, its languages, and its voices (TTS). All of it from a live worker, else from the
+    model's files and package (`Catalog.listed`): nothing is loaded to answer where they tell."""
 
     id: str
     task: TaskKind
     engine: str
     description: str
-    attribution: str
-    url: str
-    languages: tuple[str, ...] = ()
+    attribution: str  # who made the model (and the library that runs it)
+    url: str  # where the model is from: its package's or hub's page, else its engine's
+    languages: tuple[str, ...] = ()  # ASR: Whisper's codes (en); TTS: its voices' locales (en_US)
     voices: tuple[Voice, ...] = ()
+    version: str | None = None  # the model's own (its files'), else its package's; None: not known
+    installed: bool = True  # its engine is installed (else it cannot load)
+    multi_speaker: bool = False  # TTS: the voices are the speakers of one voice (a multi-speaker Piper model)

@@ -37,9 +37,10 @@ from voxhost.logs import note_model
 from voxhost.manager import longform
 from voxhost.manager.cancel import Gone, while_present
 from voxhost.manager.catalog import Catalog, loaded_info
+from voxhost.manager.endpoint import Endpointer
 from voxhost.manager.layout import Layout, engine_config, plan_layout
 from voxhost.manager.limits import RequestLimits
-from voxhost.manager.live import Emit, LiveTranscriber, VadConfig
+from voxhost.manager.live import PARTIAL_INTERVAL, Emit, LiveTranscriber, VadConfig
 from voxhost.manager.memory import MemoryBudget
 from voxhost.manager.metrics import Metrics
 from voxhost.manager.process import Worker, WorkerFactory, process_worker
@@ -471,7 +472,13 @@ class ModelManager:
         return info.multilingual if info is not None else True
 
     def live_session(
-        self, model: str | None, options: TranscribeOptions, vad: VadConfig, emit: Emit
+        self,
+        model: str | None,
+        options: TranscribeOptions,
+        vad: VadConfig,
+        emit: Emit,
+        partials: bool = True,
+        clock: Callable[[], float] | None = None,
     ) -> LiveTranscriber:
         """A live transcription session (streaming VAD, partials, finals: `manager/live.py`) on one ASR
         model, resolved now, so that an unknown one is refused before the session starts."""
@@ -480,7 +487,21 @@ class ModelManager:
         async def transcribe(audio: np.ndarray, opts: TranscribeOptions) -> Transcription:
             return await self.transcribe(TranscribeRequest(audio, opts, model_id, live=True))
 
-        return LiveTranscriber(transcribe, emit, options=options, vad=vad)
+        interval = PARTIAL_INTERVAL if partials else 0.0
+        return LiveTranscriber(transcribe, emit, options, vad, partial_interval=interval, clock=clock)
+
+    def endpointer(
+        self, model: str | None, options: TranscribeOptions, silence: float, timeout: float
+    ) -> Endpointer:
+        """Server-side endpointing of a live stream (`manager/endpoint.py`): its utterance ends after
+        `silence` seconds of silence after speech; a stream without speech for `timeout` seconds is
+        answered empty. No utterance is cut short of the request's audio limit."""
+        vad = VadConfig(min_silence=silence, max_utterance=self.limits.audio_seconds)
+
+        def start(emit: Emit) -> LiveTranscriber:
+            return self.live_session(model, options, vad, emit, partials=False, clock=time.monotonic)
+
+        return Endpointer(start, timeout, options.language)
 
     async def speak(self, request: SpeakRequest, gone: Gone | None = None) -> Speech:
         """Speech for the request's text, streamed: the model and voice it means, its sample rate, and
