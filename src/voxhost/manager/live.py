@@ -216,8 +216,9 @@ class LiveTranscriber:
 
     Model calls run in background tasks, so the VAD keeps up with incoming audio while a decode runs:
     a partial is only started when none is running (the newest audio wins), and the final decode is
-    started speculatively once the speaker has been silent for `TAIL` seconds, so that when the silence
-    reaches `min_silence` the final is usually ready at once.
+    started speculatively at every pause, once the speaker has been silent for `SPECULATE_AFTER`
+    seconds, so that when the silence reaches `min_silence` the final is usually ready at once. Speech
+    that goes on cancels the guess (a pause mid-sentence must not use up the one the turn's end needs).
 
     With a `clock` (seconds, e.g. `time.monotonic`), a pause only counts once it has also lasted in real
     time (at least `PACED` of its length): audio sent faster than it plays (a file) has no pauses, so its
@@ -325,6 +326,9 @@ class LiveTranscriber:
         if prob >= self.vad.threshold - 0.15:
             current.silence = 0
             current.voiced += WINDOW
+            if current.speculation is not None:  # the speaker went on: that guess is out of date
+                current.speculation[1].cancel()
+                current.speculation = None
         elif self.vad.enabled:
             if current.silence == 0 and self.clock is not None:
                 current.silence_since = self.clock()
@@ -333,21 +337,12 @@ class LiveTranscriber:
             if current.silence >= self.vad.min_silence * SAMPLE_RATE and paced and self._turn_over(current):
                 await self._end_utterance()
                 return
-            if current.silence >= SPECULATE_AFTER * SAMPLE_RATE and paced and self._speculate_now(current):
-                if current.speculation is not None:
-                    current.speculation[1].cancel()
+            if current.silence >= SPECULATE_AFTER * SAMPLE_RATE and paced and current.speculation is None:
                 decode = self.transcribe(current.audio(), self.options)
                 current.speculation = (current.voiced, asyncio.create_task(decode))
         # speech that goes on and on (or a client that never commits) is cut into utterances this long
         if current.samples >= self.vad.max_utterance * SAMPLE_RATE:
             await self._end_utterance()
-
-    def _speculate_now(self, utterance: _Utterance) -> bool:
-        """Whether to start the final decode now, in case the speaker is done: at the first pause, and
-        under semantic turn detection at every later one too (the decode is what tells the turn is over)."""
-        if utterance.speculation is None:
-            return True
-        return self.vad.max_silence is not None and utterance.speculation[0] != utterance.voiced
 
     def _turn_over(self, utterance: _Utterance) -> bool:
         """Whether the silence so far ends the turn: always under server VAD; under semantic turn
