@@ -208,3 +208,22 @@ def test_hanging_up_mid_stream_leaves_the_server_serving(
 
     events = asyncio.run(main())
     assert_transcript(events[-1].data["text"], command.text)
+
+
+def test_a_stream_that_begins_with_a_burst_is_still_endpointed(
+    endpoint_server: ServerProcess, command: Speech
+) -> None:
+    """A pipeline that held audio while it woke up sends it at once, then goes on live: the burst is
+    heard with the rest, and the end of the speech still ends the utterance."""
+    audio = pcm(command)
+    burst = 2 * int(1.2 * RATE)  # the first 1.2 s, within the stream's slack ahead of real time
+
+    async def main() -> list[Event]:
+        async with AsyncClient.from_uri(endpoint_server.wyoming_uri) as client:
+            await start(client)
+            await send(client, audio[:burst], realtime=False)
+            events, _ = await stream_until_answered(client, audio[burst:], max_silence=5.0)
+            return events
+
+    events = asyncio.run(main())
+    assert_transcript(events[-1].data["text"], command.text)
