@@ -296,7 +296,7 @@ class WyomingHandler(AsyncEventHandler):
 
     def _begin_audio(self, rate: int, width: int, channels: int) -> None:
         """A stream begins: its audio is gathered, and with endpointing on, listened to as it comes."""
-        self._reset_asr_audio()
+        self._stop_endpointing()
         self._intake = PcmIntake(self.manager.limits, rate, width, channels)
         silence, timeout = self._endpoint
         if silence <= 0:
@@ -307,10 +307,6 @@ class WyomingHandler(AsyncEventHandler):
             return  # no ASR model to listen with: audio-stop reports it, once
         self._endpointer = endpointer
         self._answering = asyncio.create_task(self._answer_at_endpoint(endpointer))
-
-    def _reset_asr_audio(self) -> None:
-        self._intake = None
-        self._stop_endpointing()
 
     async def _answer_at_endpoint(self, endpointer: Endpointer) -> None:
         """Answer the stream once the endpointer has ended its utterance (unless audio-stop came first:

@@ -199,7 +199,8 @@ class _Utterance:
     partial_at: int = 0  # `voiced` when the last partial decode started
     hypothesis: list[str] = field(default_factory=list)
     committed: list[str] = field(default_factory=list)
-    speculation: tuple[int, asyncio.Task[Transcription]] | None = None  # (voiced samples then, decode)
+    # the final decode started at the current pause: of all that was said (speech cancels it)
+    speculation: asyncio.Task[Transcription] | None = None
 
     @property
     def final_samples(self) -> int:
@@ -327,7 +328,7 @@ class LiveTranscriber:
             current.silence = 0
             current.voiced += WINDOW
             if current.speculation is not None:  # the speaker went on: that guess is out of date
-                current.speculation[1].cancel()
+                current.speculation.cancel()
                 current.speculation = None
         elif self.vad.enabled:
             if current.silence == 0 and self.clock is not None:
@@ -339,7 +340,7 @@ class LiveTranscriber:
                 return
             if current.silence >= SPECULATE_AFTER * SAMPLE_RATE and paced and current.speculation is None:
                 decode = self.transcribe(current.audio(), self.options)
-                current.speculation = (current.voiced, asyncio.create_task(decode))
+                current.speculation = asyncio.create_task(decode)
         # speech that goes on and on (or a client that never commits) is cut into utterances this long
         if current.samples >= self.vad.max_utterance * SAMPLE_RATE:
             await self._end_utterance()
@@ -350,10 +351,9 @@ class LiveTranscriber:
         longest = self.vad.max_silence
         if longest is None or utterance.silence >= longest * SAMPLE_RATE:
             return True
-        speculation = utterance.speculation
-        if speculation is None or speculation[0] != utterance.voiced or not speculation[1].done():
+        decode = utterance.speculation
+        if decode is None or not decode.done():
             return False  # what was said is not known yet
-        decode = speculation[1]
         if decode.cancelled() or decode.exception() is not None:
             return True  # the final reports the error
         return ends_sentence(decode.result().text)
@@ -419,14 +419,11 @@ class LiveTranscriber:
             if (self.vad.enabled and utterance.voiced < self.vad.min_speech * SAMPLE_RATE) or samples <= 0:
                 await self.emit(LiveEvent("dropped", utterance.index, utterance.start, end))
                 return
-            speculation = utterance.speculation
             try:
-                # nothing was said since the speculative decode began: it is the final
-                if speculation is not None and speculation[0] == utterance.voiced:
-                    result = await speculation[1]
+                # a speculative decode still there began after the last speech: it is the final
+                if utterance.speculation is not None:
+                    result = await utterance.speculation
                 else:
-                    if speculation is not None:
-                        speculation[1].cancel()
                     result = await self.transcribe(utterance.audio(samples), self.options)
             except VoxhostError as exc:
                 await self._report(utterance, exc, end)
