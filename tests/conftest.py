@@ -25,6 +25,18 @@ SENTENCES = (
     # no names: tiny.en sometimes hears "Please call Stella" as "place called Stella" or "caustella"
     "Ask her to bring these things with her from the store.",
 )
+TEXT = " ".join(SENTENCES)  # what the speech tests have said, and transcribe back
+# Six sentences: synthesis streams sentence by sentence, so the first audio comes long before the last.
+LONG_TEXT = " ".join(
+    [
+        "This is the first sentence of a long answer.",
+        "Here comes the second one, a little longer than the first.",
+        "The third sentence talks about the weather, which is sunny today.",
+        "The fourth sentence lists apples, pears, plums and cherries.",
+        "The fifth sentence says that the answer is nearly done.",
+        "And this sixth sentence ends it.",
+    ]
+)
 
 
 @dataclass(frozen=True)

@@ -29,23 +29,12 @@ import pytest
 import typing_extensions
 from openai.types.audio.speech_create_params import SpeechCreateParams
 
-from conftest import ServerProcess, assert_transcript, start_server
+from conftest import LONG_TEXT, TEXT, ServerProcess, assert_transcript, start_server
 from voxhost.api.openai_speech import SpeechRequest, VoiceRef
 from voxhost.audio import decode_audio, encode_audio
 from voxhost.engines.kokoro import FEMALE_ALIASES, MALE_ALIASES, KokoroEngine
 
-TEXT = "The quick brown fox jumps over the lazy dog. Ask her to bring these things with her from the store."
 SHORT = "The quick brown fox jumps over the lazy dog."  # for Kokoro, slower than Piper on a CPU
-LONG_TEXT = " ".join(
-    [
-        "This is the first sentence of a long answer.",
-        "Here comes the second one, a little longer than the first.",
-        "The third sentence talks about the weather, which is sunny today.",
-        "The fourth sentence lists apples, pears, plums and cherries.",
-        "The fifth sentence says that the answer is nearly done.",
-        "And this sixth sentence ends it.",
-    ]
-)
 PIPER, KOKORO = "en_US-joe-medium", "kokoro"
 MAX_EVENTS = 10_000  # every read of a stream is bounded
 

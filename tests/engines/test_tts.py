@@ -13,21 +13,9 @@ import numpy as np
 import openai
 import pytest
 
-from conftest import ServerProcess, assert_transcript, start_server
+from conftest import LONG_TEXT, TEXT, ServerProcess, assert_transcript, start_server
 from voxhost.audio import decode_audio
 from voxhost.audio.text import split_sentences
-
-TEXT = "The quick brown fox jumps over the lazy dog. Ask her to bring these things with her from the store."
-LONG_TEXT = " ".join(
-    [
-        "This is the first sentence of a long answer.",
-        "Here comes the second one, a little longer than the first.",
-        "The third sentence talks about the weather, which is sunny today.",
-        "The fourth sentence lists apples, pears, plums and cherries.",
-        "The fifth sentence says that the answer is nearly done.",
-        "And this sixth sentence ends it.",
-    ]
-)
 
 
 @pytest.fixture(scope="module")
