@@ -214,6 +214,8 @@ class Engine(ABC):
     name: ClassVar[str]
     task: ClassVar[TaskKind]
     about: ClassVar[EngineInfo]
+    # The methods a request may call through the worker pipe (set by each kind's base class below).
+    methods: ClassVar[frozenset[str]] = frozenset()
     # How many inferences one loaded model may run at once from different threads.
     max_parallel: ClassVar[int] = 1
     # Whether `download` draws its own progress bars (else `voxhost models pull` shows a spinner).
@@ -278,6 +280,7 @@ class Engine(ABC):
 
 class ASREngine(Engine):
     task: ClassVar[TaskKind] = "asr"
+    methods: ClassVar[frozenset[str]] = frozenset({"transcribe", "speech_regions", "transcribe_windows"})
     # Whether the engine decodes long audio in batches of speech windows (`speech_regions` and
     # `transcribe_windows`); otherwise long files go in pieces through `transcribe`, one after another.
     batched: ClassVar[bool] = False
@@ -308,6 +311,7 @@ class TTSEngine(Engine):
     """Text to speech. `synthesize` yields audio as each sentence is ready, so callers can stream."""
 
     task: ClassVar[TaskKind] = "tts"
+    methods: ClassVar[frozenset[str]] = frozenset({"synthesize", "voices"})
 
     @property
     @abstractmethod

@@ -36,16 +36,10 @@ from voxhost.manager.protocol import (
 )
 from voxhost.manager.registry import ModelSpec
 
-# The engine methods a request may call, by task. Nothing else is reachable through the pipe.
-TASK_METHODS: dict[str, frozenset[str]] = {
-    "asr": frozenset({"transcribe", "speech_regions", "transcribe_windows"}),
-    "tts": frozenset({"synthesize", "voices"}),
-}
-
-
 def engine_call(engine: Engine, spec: ModelSpec, method: str, kwargs: dict[str, Any]) -> Any:
-    """Run one request's engine method; only the methods of the model's task are reachable."""
-    if method not in TASK_METHODS[spec.task]:
+    """Run one request's engine method; only the methods its engine kind declares (`Engine.methods`)
+    are reachable through the pipe."""
+    if method not in type(engine).methods:
         raise BadRequest(f"{spec.id} does not support {method!r}")
     return getattr(engine, method)(**kwargs)
 
