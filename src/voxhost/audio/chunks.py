@@ -141,6 +141,16 @@ class SpeechMap:
         into = min(max(sample - self._packed_starts[index], 0), self._lengths[index])
         return (self._file_starts[index] + into) / self._rate
 
+    def to_packed(self, seconds: float) -> int:
+        """The sample of the packed audio that holds the file time `seconds` (a time in a pause is
+        taken to the nearest edge of the region before it)."""
+        if not self._lengths:
+            return round(seconds * self._rate)
+        sample = round(seconds * self._rate)
+        index = max(0, min(bisect.bisect_right(self._file_starts, sample) - 1, len(self._lengths) - 1))
+        into = min(max(sample - self._file_starts[index], 0), self._lengths[index])
+        return self._packed_starts[index] + into
+
 
 # --- putting results back together ---------------------------------------------------------------
 def shift(
@@ -226,3 +236,35 @@ def context_tokens(segments: Sequence[Segment]) -> tuple[int, ...] | None:
         return None
     tokens = tuple(t for s in segments for t in s.tokens)
     return tokens or None
+
+
+# --- coverage: every stretch of speech reached by decoded words -----------------------------------
+Span = tuple[float, float]  # [start, end) in seconds
+
+
+def uncovered(regions: Iterable[Span], covered: Iterable[Span], *, pad: float, minimum: float) -> list[Span]:
+    """The parts of `regions` (speech, in seconds) that no `covered` span (decoded words or segments),
+    widened by `pad` on each side, reaches; only parts at least `minimum` seconds long. Whisper can end
+    a window early (an end-of-text token before its last speech): what this returns is speech that
+    came back as no words."""
+    reach = sorted((start - pad, end + pad) for start, end in covered if end >= start)
+    merged: list[list[float]] = []
+    for start, end in reach:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    found: list[Span] = []
+    for start, end in regions:
+        at = start
+        for lo, hi in merged:
+            if hi <= at:
+                continue
+            if lo >= end:
+                break
+            if lo - at >= minimum:
+                found.append((at, lo))
+            at = max(at, hi)
+        if end - at >= minimum:
+            found.append((at, end))
+    return found

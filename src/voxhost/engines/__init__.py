@@ -15,7 +15,7 @@ import pkgutil
 from voxhost.engines.base import ASREngine, EmbeddedModel, Engine, EngineConfig, EngineInfo, TTSEngine
 from voxhost.errors import BadRequest
 
-_NOT_ENGINES = frozenset({"base", "assets", "sentences"})  # the package's shared modules
+_NOT_ENGINES = frozenset({"base", "assets", "sentences", "whisper_scores"})  # the package's shared modules
 
 
 @functools.cache

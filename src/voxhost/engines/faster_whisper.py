@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import bisect
-import contextlib
+import dataclasses
 import functools
 import logging
-import math
 import os
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from voxhost.audio.chunks import WINDOW_SECONDS, SpeechMap
+from voxhost.audio.chunks import WINDOW_SECONDS, SpeechMap, shift, uncovered
 from voxhost.engines.assets import assemble_parts, package_dir
 from voxhost.engines.base import ASREngine, EmbeddedModel, EngineConfig, EngineInfo, ModelInfo, trim_memory
-from voxhost.engines.sentences import DecodedWindow, sentence_segments
+from voxhost.engines.sentences import DecodedWindow, Piece, sentence_segments
+from voxhost.engines.whisper_scores import AlignmentScores, Scores, byte_decoder
 from voxhost.errors import BadRequest
 from voxhost.results import (
     Segment,
@@ -39,6 +38,18 @@ SAMPLE_RATE = 16000
 # before it; Whisper's 448 positions must still leave room for the window's own text. The request's
 # keywords and the server's vocabulary share this one budget.
 MAX_KEYWORD_TOKENS = 64
+PROMPT_TOKENS = 223  # the text before a window that conditions it, as faster-whisper keeps it
+# Speech that comes back as no words is decoded again (`audio.chunks.uncovered`): a stretch of a window's
+# speech this long with no word reaching it (a word reaches `COVER_PAD` around itself, as voice
+# activity detection pads speech), or, in a sequential decode, speech of at least `MIN_SPEECH` found in
+# a gap of at least `GAP_SECONDS` between segments.
+COVER_PAD = 0.3
+MIN_UNCOVERED = 1.0
+GAP_SECONDS = 0.5
+MIN_SPEECH = 0.25
+MAX_WORD_SECONDS = 2.0  # a word reaches no further than this: a stretched last word is no coverage
+CLIP_SLACK = 0.05  # seconds a batched segment's start may fall before its clip's
+RECOVERIES = 4  # decodes again, at most, of one call's sequential audio or one batched window
 
 log = logging.getLogger("voxhost.engines.faster_whisper")
 
@@ -116,7 +127,7 @@ class FasterWhisperEngine(ASREngine):
 
     def __init__(self, model: Any, config: EngineConfig, device: str, compute_type: str) -> None:
         self._model = model
-        self._scores = _AlignmentScores(model.model)
+        self._scores = AlignmentScores(model.model)
         model.model = self._scores  # every call goes through; `align` is noted for `logprobs`
         self._config = config
         self._device = device
@@ -289,6 +300,27 @@ class FasterWhisperEngine(ASREngine):
         progress: Callable[[float], None] | None = None,
     ) -> Transcription:
         self._check(options)
+        decoded, info = self._decode(audio, options, progress)
+        decoded = self._cover_gaps(audio, decoded, options)
+        segments = [dataclasses.replace(seg, id=index) for index, (seg, _) in enumerate(decoded)]
+        return Transcription(
+            text="".join(s.text for s in segments).strip(),
+            language=info.language,
+            language_probability=float(info.language_probability),
+            duration=float(info.duration),
+            task=options.task,
+            segments=segments,
+            logprobs=[lp for _, scored in decoded for lp in scored] if options.logprobs else None,
+        )
+
+    def _decode(
+        self,
+        audio: np.ndarray,
+        options: TranscribeOptions,
+        progress: Callable[[float], None] | None = None,
+    ) -> tuple[list[tuple[Segment, list[TokenLogprob]]], Any]:
+        """One sequential decode (Whisper's own 30 s windows, with timestamps): each segment with the
+        log-probabilities of its tokens (empty unless asked for), and faster-whisper's info."""
         temperature: float | tuple[float, ...] = (
             FALLBACK_TEMPERATURES if not options.temperature else options.temperature
         )
@@ -297,8 +329,7 @@ class FasterWhisperEngine(ASREngine):
         def has_speech(start: float, end: float) -> bool:
             return self._has_speech(audio, start, end)
 
-        segments: list[Segment] = []
-        logprobs: list[TokenLogprob] = []
+        decoded: list[tuple[Segment, list[TokenLogprob]]] = []
         with self._scores.recording(options.logprobs) as scores:
             segments_iter, info = self._model.transcribe(
                 audio,
@@ -307,7 +338,7 @@ class FasterWhisperEngine(ASREngine):
                 initial_prompt=self._initial_prompt(options),
                 temperature=temperature,
                 beam_size=options.beam_size or self._config.beam_size,
-                # the token log-probabilities come from aligning the words (see _AlignmentScores)
+                # the token log-probabilities come from aligning the words (see AlignmentScores)
                 word_timestamps=options.word_timestamps or options.logprobs,
                 vad_filter=options.vad_filter or options.vad is not None,
                 vad_parameters=vad_options(options.vad) if options.vad is not None else None,
@@ -328,7 +359,7 @@ class FasterWhisperEngine(ASREngine):
                         for w in seg.words
                     ]
                 segment = Segment(
-                    id=len(segments),
+                    id=len(decoded),
                     seek=int(seg.seek),
                     start=min(float(seg.start), end),
                     end=end,
@@ -342,23 +373,128 @@ class FasterWhisperEngine(ASREngine):
                 )
                 scored = self._logprobs(scores, segment.tokens, segment.avg_logprob)
                 # Whisper's classic echo: the text before (a prompt, the previous piece) again over silence
-                previous = segments[-1].text if segments else (options.context_text or options.prompt)
+                previous = decoded[-1][0].text if decoded else (options.context_text or options.prompt)
                 if not is_echo(segment, previous, has_speech):
-                    segments.append(segment)
-                    logprobs += scored
+                    decoded.append((segment, scored))
                 if progress is not None:
                     progress(end)
-        return Transcription(
-            text="".join(s.text for s in segments).strip(),
-            language=info.language,
-            language_probability=float(info.language_probability),
-            duration=float(info.duration),
-            task=options.task,
-            segments=segments,
-            logprobs=logprobs if options.logprobs else None,
-        )
+        return decoded, info
 
-    def _logprobs(self, scores: _Scores | None, tokens: Sequence[int], average: float) -> list[TokenLogprob]:
+    # --- no speech left without words (audio.chunks.uncovered) -------------------------------------
+    def _cover_gaps(
+        self, audio: np.ndarray, decoded: list[tuple[Segment, list[TokenLogprob]]], options: TranscribeOptions
+    ) -> list[tuple[Segment, list[TokenLogprob]]]:
+        """A sequential decode with the speech it left out decoded again: where no segment reaches,
+        voice activity detection (the request's own, if it set one) looks for speech; from the first
+        speech found to the end of its gap, the audio is decoded on its own (`_recover`), and the
+        segments go in time order with the rest; again while speech is left without words (at most
+        `RECOVERIES` times a call, never twice from the same place)."""
+        duration = len(audio) / SAMPLE_RATE
+        tried: set[float] = set()
+        while len(tried) < RECOVERIES:
+            spans = [(seg.start, seg.end) for seg, _ in decoded]
+            gaps = uncovered([(0.0, duration)], spans, pad=COVER_PAD, minimum=GAP_SECONDS)
+            found = (
+                (speech[0], hi) for lo, hi in gaps for speech in self._speech(audio, lo, hi, options.vad)
+            )
+            start, hi = next(((t, hi) for t, hi in found if round(t, 2) not in tried), (None, 0.0))
+            if start is None:
+                break
+            tried.add(round(start, 2))
+            before = "".join(seg.text for seg, _ in decoded if seg.start < start)
+            lo = max(0.0, start - COVER_PAD)
+            recovered = self._recover(
+                audio[round(lo * SAMPLE_RATE) : round(hi * SAMPLE_RATE)], before, options
+            )
+            moved = shift([seg for seg, _ in recovered], lo, 0, limit=hi - lo)
+            again = [(seg, scored) for seg, (_, scored) in zip(moved, recovered, strict=True)]
+            decoded = sorted([*decoded, *again], key=lambda item: item[0].start)
+        return decoded
+
+    def _speech(
+        self, audio: np.ndarray, lo: float, hi: float, vad: VadParameters | None
+    ) -> list[tuple[float, float]]:
+        """Stretches of at least `MIN_SPEECH` seconds of speech in [lo, hi) seconds of `audio`."""
+        from faster_whisper.vad import get_speech_timestamps
+
+        start = round(lo * SAMPLE_RATE)
+        found = get_speech_timestamps(
+            audio[start : round(hi * SAMPLE_RATE)],
+            vad_options(vad, min_silence_duration_ms=500, speech_pad_ms=0),
+        )
+        return [
+            ((start + int(r["start"])) / SAMPLE_RATE, (start + int(r["end"])) / SAMPLE_RATE)
+            for r in found
+            if int(r["end"]) - int(r["start"]) >= MIN_SPEECH * SAMPLE_RATE
+        ]
+
+    def _recover(
+        self, clip: np.ndarray, before: str, options: TranscribeOptions, words: bool = False
+    ) -> list[tuple[Segment, list[TokenLogprob]]]:
+        """Speech that came back as no words, decoded again on its own: sequentially, with timestamps,
+        conditioned on the text before it, then (if that gives nothing) without it. Segments on the
+        clip's own clock. Speech that holds no words both times is said so in the log."""
+        context = self._encode(before)[-PROMPT_TOKENS:] if before.strip() else []
+        for tokens in [context, []] if context else [[]]:
+            again = dataclasses.replace(
+                options,
+                word_timestamps=words or options.word_timestamps,
+                vad_filter=False,
+                vad=None,
+                context_tokens=tuple(tokens) or None,
+                context_text=before.strip() or None if tokens else None,
+            )
+            decoded, _ = self._decode(clip, again)
+            found = [(seg, scored) for seg, scored in decoded if seg.text.strip()]
+            if found:
+                return found
+        log.warning(
+            "%.2f s of speech decoded to no words, with and without the text before it",
+            len(clip) / SAMPLE_RATE,
+        )
+        return []
+
+    def _cover_windows(
+        self,
+        audio: np.ndarray,
+        windows: list[list[tuple[int, int]]],
+        timeline: SpeechMap,
+        pieces: list[list[Piece]],
+        options: TranscribeOptions,
+    ) -> None:
+        """A batch decode with the speech it left out decoded again. A window with speech that no word
+        reaches (Whisper ended it early, or skipped a sentence) is decoded again on its own from there
+        to its end (`_recover`), its words from there on replaced (an alignment of text cut short
+        places words where they were not said); again while speech is left without words (at most
+        `RECOVERIES` times a window, each from further on)."""
+        for index, window in enumerate(windows):
+            regions = [(start / SAMPLE_RATE, end / SAMPLE_RATE) for start, end in window]
+            window_end = timeline.to_packed(regions[-1][1]) if regions else 0
+            done = -1.0
+            for _ in range(RECOVERIES):
+                covered = [_reach(w) for piece in pieces[index] for w in piece.words]
+                gaps = uncovered(regions, covered, pad=COVER_PAD, minimum=MIN_UNCOVERED)
+                lo = next((start for start, _ in gaps if start > done), None)
+                if lo is None:
+                    break
+                done = lo
+                kept = [head for piece in pieces[index] if (head := piece.split(lo)[0]).words]
+                earlier = (w for window in pieces[:index] for piece in window for w in piece.words)
+                before = "".join(w.word for w in [*earlier, *(w for p in kept for w in p.words)])
+                first = timeline.to_packed(lo)
+                pieces[index] = kept
+                for seg, scored in self._recover(audio[first:window_end], before, options, words=True):
+                    moved = [
+                        dataclasses.replace(
+                            w,
+                            start=timeline.to_file(first / SAMPLE_RATE + w.start),
+                            end=timeline.to_file(first / SAMPLE_RATE + w.end, is_end=True),
+                        )
+                        for w in seg.words or []
+                    ]
+                    pieces[index].append(Piece(moved, scored, seg.avg_logprob, seg.no_speech_prob))
+
+    def _logprobs(self, scores: Scores | None, tokens: Sequence[int], average: float) -> list[TokenLogprob]:
         """The log-probabilities of a decoded segment's text tokens (none when not asked for). A
         segment whose tokens were not aligned (none seen so far) gets its average log-probability."""
         if scores is None:
@@ -372,7 +508,7 @@ class FasterWhisperEngine(ASREngine):
         raw = self._token_bytes.get(token)
         if raw is None:
             piece = self._model.hf_tokenizer.id_to_token(token) or ""
-            decoder = _byte_decoder()
+            decoder = byte_decoder()
             raw = bytes(decoder[c] for c in piece if c in decoder)
             self._token_bytes[token] = raw
         return TokenLogprob(token=raw.decode("utf-8", "replace"), logprob=logprob, bytes=list(raw))
@@ -432,8 +568,7 @@ class FasterWhisperEngine(ASREngine):
         # A pipeline per call: it keeps per-call state (the last word's time), and calls may run at once.
         pipeline = BatchedInferencePipeline(self._model)
         starts = [clip["start"] for clip in clips]
-        decoded: dict[int, list[Any]] = {}
-        logprobs: list[TokenLogprob] = []
+        pieces: list[list[Piece]] = [[] for _ in windows]
         with self._scores.recording(options.logprobs) as scores:
             segments_iter, info = pipeline.transcribe(
                 audio[:position],
@@ -449,25 +584,36 @@ class FasterWhisperEngine(ASREngine):
                 hotwords=self.hotwords(options.hotwords),
             )
             for seg in segments_iter:
-                index = max(0, bisect.bisect_right(starts, float(seg.start) + 1e-6) - 1)
-                decoded.setdefault(index, []).append(seg)
-                logprobs += self._logprobs(scores, seg.tokens, float(seg.avg_logprob))
+                # the clip it came from (its start can be a rounding before the clip's own)
+                index = max(0, bisect.bisect_right(starts, float(seg.start) + CLIP_SLACK) - 1)
+                words = [
+                    Word(
+                        word=w.word,
+                        start=timeline.to_file(float(w.start)),
+                        end=timeline.to_file(float(w.end), is_end=True),
+                        probability=float(w.probability),
+                    )
+                    for w in seg.words or [_Whole(seg.text, seg.start, seg.end)]
+                ]
+                scored = self._logprobs(scores, seg.tokens, float(seg.avg_logprob))
+                pieces[index].append(Piece(words, scored, float(seg.avg_logprob), float(seg.no_speech_prob)))
+        self._cover_windows(audio, windows, timeline, pieces, options)
         found: list[DecodedWindow] = []
+        logprobs: list[TokenLogprob] = []
         last = 0.0
-        for index in sorted(decoded):
-            words: list[Word] = []
-            for seg in decoded[index]:
-                raw = seg.words or [_Whole(seg.text, seg.start, seg.end)]
-                for w in raw:
-                    begin = max(timeline.to_file(float(w.start)), last)
-                    finish = max(timeline.to_file(float(w.end), is_end=True), begin)
-                    words.append(Word(word=w.word, start=begin, end=finish, probability=float(w.probability)))
+        for window_pieces in pieces:
+            if not window_pieces:
+                continue
+            ordered: list[Word] = []  # in time: a word starts no earlier than the one before
+            for piece in window_pieces:
+                for w in piece.words:
+                    begin = max(w.start, last)
+                    ordered.append(dataclasses.replace(w, start=begin, end=max(w.end, begin)))
                     last = begin
-            first = decoded[index][0]
+                logprobs += piece.logprobs
+            first = window_pieces[0]
             found.append(
-                DecodedWindow(
-                    words, float(first.avg_logprob), float(first.no_speech_prob), options.temperature or 0.0
-                )
+                DecodedWindow(ordered, first.avg_logprob, first.no_speech_prob, options.temperature or 0.0)
             )
         segments = sentence_segments(found, self._encode)
         trim_memory()
@@ -492,6 +638,12 @@ class _Whole:
     probability: float = 1.0
 
 
+def _reach(word: Word) -> tuple[float, float]:
+    """The time a decoded word accounts for: at most `MAX_WORD_SECONDS` (an alignment can stretch a
+    window's last word over speech that was never decoded)."""
+    return word.start, min(word.end, word.start + MAX_WORD_SECONDS)
+
+
 def vad_options(vad: VadParameters | None, **defaults: Any) -> Any:
     """faster-whisper's `VadOptions`: its defaults, then `defaults`, then what the request set."""
     from faster_whisper.vad import VadOptions
@@ -502,97 +654,3 @@ def vad_options(vad: VadParameters | None, **defaults: Any) -> Any:
         "speech_pad_ms": vad.padding_ms,
     }  # fmt: skip
     return VadOptions(**{**defaults, **{name: value for name, value in asked.items() if value is not None}})
-
-
-# --- token log-probabilities ---------------------------------------------------------------------
-@dataclass(slots=True)
-class _Run:
-    """The text tokens of one aligned window and their probabilities."""
-
-    tokens: list[int]
-    probabilities: list[float]
-
-
-@dataclass(slots=True)
-class _Scores:
-    """The aligned windows of one transcription, in decoding order, read segment by segment."""
-
-    runs: list[_Run] = field(default_factory=list)
-    _run: int = 0
-    _at: int = 0
-
-    def take(self, tokens: list[int]) -> list[float] | None:
-        """The log-probabilities of a segment's text tokens: the next place they occur in the windows
-        aligned so far (segments come in order; each is a stretch of its window's tokens)."""
-        if not tokens:
-            return []
-        run, at = self._run, self._at
-        while run < len(self.runs):
-            found = self.runs[run]
-            for start in range(at, len(found.tokens) - len(tokens) + 1):
-                if found.tokens[start : start + len(tokens)] == tokens:
-                    self._run, self._at = run, start + len(tokens)
-                    chosen = found.probabilities[start : start + len(tokens)]
-                    return [math.log(max(p, 1e-30)) for p in chosen]
-            run, at = run + 1, 0
-        return None
-
-
-class _AlignmentScores:
-    """faster-whisper's CTranslate2 model with every call passed through, and `align`'s token
-    probabilities kept for the transcriptions that ask for log-probabilities (on their thread).
-
-    Word timestamps align each decoded window's text tokens with the audio (CTranslate2's `align`): a
-    pass of the decoder over those tokens, which gives the probability of each one given the audio
-    and the tokens before it in the window (faster-whisper averages them into word probabilities).
-    CTranslate2's beam search returns no per-token scores, so these are the tokens' log-probabilities."""
-
-    def __init__(self, model: Any) -> None:
-        self._model = model
-        self._local = threading.local()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._model, name)
-
-    def align(
-        self, features: Any, start_sequence: Any, text_tokens: Any, num_frames: Any, **kwargs: Any
-    ) -> Any:
-        results = self._model.align(features, start_sequence, text_tokens, num_frames, **kwargs)
-        scores: _Scores | None = getattr(self._local, "scores", None)
-        if scores is not None:
-            for tokens, result in zip(text_tokens, results, strict=False):
-                probabilities = [float(p) for p in result.text_token_probs][: len(tokens)]
-                scores.runs.append(_Run([int(t) for t in tokens], probabilities))
-        return results
-
-    @contextlib.contextmanager
-    def recording(self, wanted: bool) -> Iterator[_Scores | None]:
-        """The windows aligned on this thread while in the block (None when not `wanted`)."""
-        if not wanted:
-            yield None
-            return
-        scores = _Scores()
-        self._local.scores = scores
-        try:
-            yield scores
-        finally:
-            self._local.scores = None
-
-
-@functools.cache
-def _byte_decoder() -> dict[str, int]:
-    """The characters of GPT-2's byte-level alphabet (Whisper's tokenizer spells every byte as one
-    printable character) back to their bytes."""
-    printable = [
-        *range(ord("!"), ord("~") + 1),
-        *range(ord("¡"), ord("¬") + 1),
-        *range(ord("®"), ord("ÿ") + 1),
-    ]
-    chars = list(printable)
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return {chr(char): byte for byte, char in zip(printable, chars, strict=True)}

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from voxhost.results import Segment, Word
+from voxhost.results import Segment, TokenLogprob, Word
 
 SENTENCE_END = (".", "?", "!", "…", "。", "？", "！")
 CLAUSE_END = (",", ";", ":", "、", "，", "；", "：")
@@ -99,3 +99,28 @@ def sentence_segments(
                 )
             )
     return segments
+
+
+@dataclass(slots=True)
+class Piece:
+    """One decoded stretch of a window: its words on the file's clock, in order, and the
+    log-probabilities of its tokens (empty unless asked for)."""
+
+    words: list[Word]
+    logprobs: list[TokenLogprob]
+    avg_logprob: float
+    no_speech_prob: float
+
+    def split(self, at: float) -> tuple[Piece, Piece]:
+        """The words before `at` and the rest; the log-probabilities cut where the earlier words'
+        text ends (tokens spell the words' text byte for byte)."""
+        head = [w for w in self.words if w.start < at]
+        size = len("".join(w.word for w in head).encode("utf-8"))
+        cut, seen = 0, 0
+        while cut < len(self.logprobs) and seen < size:
+            seen += len(self.logprobs[cut].bytes)
+            cut += 1
+        return (
+            Piece(head, self.logprobs[:cut], self.avg_logprob, self.no_speech_prob),
+            Piece(self.words[len(head) :], self.logprobs[cut:], self.avg_logprob, self.no_speech_prob),
+        )

@@ -1,0 +1,154 @@
+"""No word lost at the end of a window: every stretch of speech comes back covered by words.
+
+Whisper sometimes ends a window early (an end-of-text token before the window's last speech); on which
+window depends on the CPU's float arithmetic. The engine checks what it decoded against the speech and
+decodes what no word reached again, on its own. Shown three ways: the arithmetic; a real decode made to
+stop early (the batched decoder held to a few tokens, a sequential decode that loses its last sentence),
+with the guarantee switched off first (the words are gone: the test can fail) and then on (they are
+back); and recordings cut at many lengths, each ending with a known sentence, on both long paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import Recording, public_domain_text, read_aloud
+from voxhost.audio import chunks
+from voxhost.bench.wer import missing_sentences
+from voxhost.engines import faster_whisper
+from voxhost.engines.base import EngineConfig
+from voxhost.engines.faster_whisper import FasterWhisperEngine
+from voxhost.manager import longform
+from voxhost.manager.registry import parse_entry
+from voxhost.results import TranscribeOptions, Transcription
+from voxhost.settings import Settings
+
+RATE = 16000
+
+
+def test_uncovered_finds_speech_no_word_reaches() -> None:
+    regions = [(0.0, 10.0), (12.0, 14.0), (20.0, 21.0)]
+    words = [(0.5, 1.0), (1.1, 6.0)]  # the first region's last four seconds and the second region: none
+    found = chunks.uncovered(regions, words, pad=0.3, minimum=1.0)
+    assert found == [(6.3, 10.0), (12.0, 14.0), (20.0, 21.0)]
+    # words up to the end reach everything; a short leftover (the padding of voice detection) is no loss
+    assert chunks.uncovered([(0.0, 6.5)], [(0.4, 6.0)], pad=0.3, minimum=1.0) == []
+    # a gap between words inside a region counts too
+    assert chunks.uncovered([(0.0, 10.0)], [(0.0, 3.0), (8.0, 10.0)], pad=0.3, minimum=1.0) == [(3.3, 7.7)]
+
+
+def test_a_packed_time_maps_back_and_forth() -> None:
+    timeline = chunks.SpeechMap([(RATE, 2 * RATE), (5 * RATE, 7 * RATE)])
+    assert timeline.to_packed(1.5) == RATE // 2
+    assert timeline.to_packed(6.0) == 2 * RATE
+    assert timeline.to_file(timeline.to_packed(6.25) / RATE) == pytest.approx(6.25)
+
+
+@pytest.fixture(scope="module")
+def engine() -> FasterWhisperEngine:
+    config = EngineConfig(threads=2)
+    return FasterWhisperEngine.load(parse_entry("tiny.en").location(config), config)
+
+
+@pytest.fixture(scope="module")
+def reading() -> Recording:
+    """About eighty seconds of sentences with pauses of half a second, as in a real reading."""
+    return read_aloud(public_domain_text()[:14], pauses=(0.5, 0.6), seed=11)
+
+
+def tail(recording: Recording, count: int) -> tuple[np.ndarray, list[str]]:
+    """The recording up to the pause's end after its `count`-th sentence (half a second later), and
+    the sentences it holds."""
+    end = recording.starts[count] if count < len(recording.starts) else recording.seconds
+    return recording.audio[: int(end * RATE)], recording.sentences[:count]
+
+
+def long_result(engine: FasterWhisperEngine, audio: np.ndarray, options: TranscribeOptions, path: str) -> Any:
+    settings = Settings(models=["tiny.en"], long_audio=path)  # type: ignore[arg-type]
+    assert longform.is_long(audio, settings)
+
+    async def main() -> Transcription:
+        return await longform.collect(longform.in_process_updates(engine, audio, options, settings))
+
+    return asyncio.run(main())
+
+
+def _capped_batches(monkeypatch: pytest.MonkeyPatch, tokens: int) -> None:
+    """The batched decoder stops after `tokens` tokens a window: a real decode that ends early, as
+    Whisper does now and then with an early end-of-text token."""
+    from faster_whisper import BatchedInferencePipeline
+
+    original = BatchedInferencePipeline.transcribe
+
+    def capped(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return original(self, *args, **{**kwargs, "max_new_tokens": tokens})
+
+    monkeypatch.setattr(BatchedInferencePipeline, "transcribe", capped)
+
+
+def test_a_window_that_ends_early_is_decoded_again(
+    engine: FasterWhisperEngine, reading: Recording, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audio, sentences = tail(reading, 12)  # about 45 s: two windows
+    options = TranscribeOptions(word_timestamps=True)
+    _capped_batches(monkeypatch, 40)
+    with monkeypatch.context() as off:
+        off.setattr(faster_whisper, "uncovered", lambda *args, **kwargs: [])
+        lost = long_result(engine, audio, options, "batched")
+    assert len(missing_sentences(lost.text, sentences)) >= 2, lost.text  # the control: words are gone
+    found = long_result(engine, audio, options, "batched")
+    assert missing_sentences(found.text, sentences) == [], found.text
+    words = found.words
+    assert [w.start for w in words] == sorted(w.start for w in words)
+    assert all(0 <= w.start <= w.end <= len(audio) / RATE for w in words)
+
+
+def test_a_sequential_decode_that_loses_its_last_sentence_gets_it_back(
+    engine: FasterWhisperEngine, reading: Recording, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path of short requests, sequential pieces and live and Wyoming finals: Whisper's segments
+    end one sentence early (its last segment is dropped, as an early end-of-text token drops it)."""
+    audio, sentences = tail(reading, 5)
+    model = engine._model
+    original = model.transcribe
+
+    def early(clip: np.ndarray, **kwargs: Any) -> Any:
+        segments, info = original(clip, **kwargs)
+        found = list(segments)
+        return (iter(found[:-1] if len(clip) > 8 * RATE else found), info)
+
+    monkeypatch.setattr(model, "transcribe", early)
+    with monkeypatch.context() as off:
+        off.setattr(faster_whisper, "uncovered", lambda *args, **kwargs: [])
+        lost = engine.transcribe(audio, TranscribeOptions())
+    assert missing_sentences(lost.text, sentences) == [len(sentences) - 1], lost.text
+    for options in (TranscribeOptions(), TranscribeOptions(word_timestamps=True, logprobs=True)):
+        found = engine.transcribe(audio, options)
+        assert missing_sentences(found.text, sentences) == [], found.text
+        assert [s.id for s in found.segments] == list(range(len(found.segments)))
+        assert [s.start for s in found.segments] == sorted(s.start for s in found.segments)
+        if options.logprobs:
+            assert found.logprobs is not None
+            assert "".join(lp.token for lp in found.logprobs).strip() == found.text
+
+
+@pytest.mark.parametrize("path", ["batched", "sequential"])
+def test_every_tail_of_a_reading_ends_with_its_last_sentence(
+    engine: FasterWhisperEngine, reading: Recording, path: str
+) -> None:
+    """The recording cut half a second after each of its sentences that end between 30 s and 75 s (about
+    every 6 seconds), on both long paths: the last sentence is always in the answer."""
+    counts = [n for n in range(1, len(reading.starts)) if 30 <= reading.starts[n] <= 75]
+    assert len(counts) >= 7
+    lost = {}
+    for count in counts:
+        audio, sentences = tail(reading, count)
+        result = long_result(engine, audio, TranscribeOptions(), path)
+        missing = missing_sentences(result.text, sentences)
+        if missing:
+            lost[round(len(audio) / RATE, 1)] = missing
+    assert lost == {}, lost
