@@ -32,6 +32,7 @@ RATE = 16000
 # A shopping list read twice, and a speaker who says "yes, okay" again and again: every repeat is speech.
 SHOPPING = ["Two cartons of milk.", "A loaf of brown bread.", "Six large eggs.", "A bag of green apples."]
 YES = "Yes, okay."
+WORD_MARGIN = 4  # word errors over faster-whisper's own in a reading of some 600 words
 
 
 # --- units: windows, clocks, sentences ------------------------------------------------------------
@@ -117,10 +118,6 @@ def in_process(book: Recording) -> Transcription:
     return engine.transcribe(book.audio, TranscribeOptions())
 
 
-def wer(text: str, reference: str) -> float:
-    return 100 * word_errors(text, reference) / len(words(reference))
-
-
 def run_with_manager(settings: Settings, body: Callable[[ModelManager], Awaitable[T]]) -> T:
     async def main() -> T:
         async with ModelManager(settings) as manager:
@@ -129,8 +126,9 @@ def run_with_manager(settings: Settings, body: Callable[[ModelManager], Awaitabl
     return asyncio.run(main())
 
 
-def check_segments(result: Transcription, recording: Recording) -> None:
-    """Sentence-sized segments where the sentences are, words in order inside the file."""
+def check_segments(result: Transcription, recording: Recording, *, with_words: bool) -> None:
+    """Sentence-sized segments where the sentences are; with words (asked for, on the segments), the
+    words in order inside the file."""
     segments = result.segments
     assert [s.id for s in segments] == list(range(len(segments)))
     assert all(s.end - s.start <= MAX_SECONDS + 0.5 for s in segments), max(s.end - s.start for s in segments)
@@ -140,7 +138,8 @@ def check_segments(result: Transcription, recording: Recording) -> None:
     near = sum(any(abs(t - s) < 0.7 for s in starts) for t in recording.starts)
     assert near >= 0.9 * len(recording.starts), f"{near} of {len(recording.starts)} sentences start a segment"
     found = result.words
-    if found:
+    assert bool(found) == with_words
+    if with_words:
         assert [w.start for w in found] == sorted(w.start for w in found)
         assert all(0 <= w.start <= w.end <= recording.seconds for w in found)
 
@@ -156,10 +155,12 @@ def test_every_sentence_of_a_long_recording_comes_back(
     )
     assert missing_sentences(result.text, book.sentences) == []
     assert missing_sentences(in_process.text, book.sentences) == []
-    ours, theirs = wer(result.text, book.text), wer(in_process.text, book.text)
-    assert ours <= theirs + 0.5, f"WER {ours:.2f} % against faster-whisper's own {theirs:.2f} %"
+    # no worse than faster-whisper's own beyond a few words in the whole reading: one word of another
+    # CPU's float arithmetic is no defect, a lost sentence (every sentence is looked for above) is
+    ours, theirs = word_errors(result.text, book.text), word_errors(in_process.text, book.text)
+    assert ours <= theirs + WORD_MARGIN, f"{ours} word errors against faster-whisper's own {theirs}"
     assert result.duration == pytest.approx(book.seconds)
-    check_segments(result, book)
+    check_segments(result, book, with_words=True)
 
 
 def count(text: str, phrase: str) -> int:
@@ -340,7 +341,7 @@ def test_every_response_format_on_the_long_path(
             for s in verbose["segments"]
         ],
     )
-    check_segments(result, book)
+    check_segments(result, book, with_words=False)  # the words come beside the segments here
     times = [(w["start"], w["end"]) for w in verbose["words"]]
     assert len(times) > 0.9 * len(words(book.text))
     assert [t[0] for t in times] == sorted(t[0] for t in times)
