@@ -206,6 +206,15 @@ def model_status(server: ServerProcess) -> dict[str, Any]:
     return body["models"][0]
 
 
+def until(check: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    """Poll `check` until it holds (every 50 ms, for at most `seconds`): the way tests wait for state."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never saw {what} in {seconds} s")
+        time.sleep(0.05)
+
+
 def wait_for_status(
     server: ServerProcess, check: Callable[[dict[str, Any]], bool], what: str
 ) -> dict[str, Any]:

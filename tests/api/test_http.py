@@ -12,7 +12,7 @@ import openai
 import psutil
 import pytest
 
-from conftest import ServerFactory, ServerProcess, Speech, assert_transcript
+from conftest import ServerFactory, ServerProcess, Speech, assert_transcript, until
 
 FORMATS = ("wav", "mp3", "flac", "opus", "m4a", "webm", "aac")
 
@@ -221,8 +221,11 @@ def test_health_and_load_unload_endpoints(server_factory: ServerFactory, short_s
     assert psutil.Process(pid).ppid() == server.process.pid
     # a worker killed behind the server's back shows in /health, and the next request recovers
     os.kill(pid, signal.SIGKILL)
-    time.sleep(0.5)
-    assert httpx.get(server.url + "/health").json()["models"]["tiny.en"]["state"] == "crashed"
+
+    def crashed() -> bool:
+        return httpx.get(server.url + "/health").json()["models"]["tiny.en"]["state"] == "crashed"
+
+    until(crashed, "the killed worker shown as crashed in /health")
     response = httpx.post(
         server.url + "/v1/audio/transcriptions",
         files={"file": ("a.wav", short_speech.encoded("wav"))},

@@ -104,7 +104,6 @@ def test_live_at_real_time_pace(live_server: ServerProcess, utterances: tuple[Sp
     ) as ws:
         reader = Reader(ws)
         stream(ws, reader, silence(0.5, rate), rate, pace=1.0)
-        speech_start = reader.sent
         stream(ws, reader, pcm(first, rate), rate, pace=1.0)
         speech_end = reader.sent
         stream(ws, reader, silence(1.5, rate) + pcm(second, rate) + silence(1.5, rate), rate, pace=1.0)
@@ -113,9 +112,8 @@ def test_live_at_real_time_pace(live_server: ServerProcess, utterances: tuple[Sp
     assert reader.of("ready")
     partials = [(sent, m) for sent, m in reader.messages if m["type"] == "partial" and m["utterance"] == 0]
     assert partials, "no partial results"
-    # words appeared while the first sentence was still being spoken
+    # words appeared while the first sentence was still being spoken (how soon: bench/live_latency.py)
     assert partials[0][0] < speech_end
-    assert partials[0][0] - speech_start < 2.5
     # committed text only grows: what was shown as stable never changes
     committed = [m["committed"].split() for _, m in partials]
     for before, after in itertools.pairwise(committed):
@@ -263,10 +261,12 @@ def test_openai_realtime_manual_commit_and_errors(
         )
         reader.wait_for("error", 5)
         _append(ws, pcm(second, 24000) + silence(1.5, 24000))
-        time.sleep(1.0)
-        assert not reader.of("conversation.item.input_audio_transcription.completed")  # no server VAD
         ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
         reader.wait_for("conversation.item.input_audio_transcription.completed")
+        # no server VAD: nothing was transcribed before the client's commit
+        kinds = [m["type"] for _, m in reader.messages]
+        done = kinds.index("conversation.item.input_audio_transcription.completed")
+        assert kinds.index("input_audio_buffer.committed") < done, kinds
     assert_transcript(
         reader.of("conversation.item.input_audio_transcription.completed")[0]["transcript"], SECOND
     )

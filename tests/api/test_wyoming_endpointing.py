@@ -19,6 +19,9 @@ from wyoming_helpers import TIMEOUT, events_until, pcm_of
 RATE = 16000
 CHUNK = 1024  # samples per audio-chunk, as a satellite sends them (64 ms)
 SPEECH_TIMEOUT = 3.0  # the server's --wyoming-speech-timeout here
+# Silence streamed after the speech while the answer is awaited: a bound against a hang, not a latency
+# target (the time from the end of speech to the transcript is bench/wyoming_endpoint.py's figure).
+ANSWER_BOUND = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -66,20 +69,16 @@ async def start(client: AsyncClient) -> None:
     await client.write_event(AudioStart(rate=RATE, width=2, channels=1).event())
 
 
-async def stream_until_answered(
-    client: AsyncClient, speech: bytes, max_silence: float
-) -> tuple[list[Event], float]:
+async def stream_until_answered(client: AsyncClient, speech: bytes, max_silence: float) -> list[Event]:
     """Stream the speech, then silence (for at most `max_silence` s) until the transcript arrives, never
-    sending audio-stop. Returns the events and the seconds from the end of the speech to the transcript."""
+    sending audio-stop. Returns the events."""
     await send(client, speech)
-    spoken = time.monotonic()
     reading = asyncio.create_task(events_until(client, "transcript"))
     streaming = asyncio.create_task(send(client, silence(max_silence)))
     done, _ = await asyncio.wait({reading, streaming}, return_when=asyncio.FIRST_COMPLETED)
     assert reading in done, f"no transcript within {max_silence} s of silence after the speech"
-    delay = time.monotonic() - spoken
     streaming.cancel()
-    return reading.result(), delay
+    return reading.result()
 
 
 def test_a_device_that_never_sends_audio_stop_gets_its_transcript(
@@ -88,14 +87,14 @@ def test_a_device_that_never_sends_audio_stop_gets_its_transcript(
     async def main() -> tuple[list[Event], list[Event], list[Event]]:
         async with AsyncClient.from_uri(endpoint_server.wyoming_uri) as client:
             await start(client)
-            first, _ = await stream_until_answered(client, pcm(command), max_silence=5.0)
+            first = await stream_until_answered(client, pcm(command), max_silence=ANSWER_BOUND)
             # the rest of that stream goes unheard: more speech gets no second answer
             await send(client, pcm(second_command) + silence(1.5))
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(client.read_event(), 0.5)
             # the next `transcribe` is a new request on the same connection
             await start(client)
-            second, _ = await stream_until_answered(client, pcm(second_command), max_silence=5.0)
+            second = await stream_until_answered(client, pcm(second_command), max_silence=ANSWER_BOUND)
             # and a client that does send audio-stop after the answer gets nothing more for it
             await client.write_event(AudioStop().event())
             await start(client)
@@ -178,7 +177,7 @@ def test_parallel_live_streams_each_get_their_own_transcript(
     async def one(speech: Speech) -> str:
         async with AsyncClient.from_uri(endpoint_server.wyoming_uri) as client:
             await start(client)
-            events, _ = await stream_until_answered(client, pcm(speech), max_silence=8.0)
+            events = await stream_until_answered(client, pcm(speech), max_silence=ANSWER_BOUND)
             return str(events[-1].data["text"])
 
     async def main() -> list[str]:
@@ -222,7 +221,7 @@ def test_a_stream_that_begins_with_a_burst_is_still_endpointed(
         async with AsyncClient.from_uri(endpoint_server.wyoming_uri) as client:
             await start(client)
             await send(client, audio[:burst], realtime=False)
-            events, _ = await stream_until_answered(client, audio[burst:], max_silence=5.0)
+            events = await stream_until_answered(client, audio[burst:], max_silence=ANSWER_BOUND)
             return events
 
     events = asyncio.run(main())

@@ -13,7 +13,7 @@ import numpy as np
 import openai
 import pytest
 
-from conftest import LONG_TEXT, TEXT, ServerProcess, assert_transcript, start_server
+from conftest import LONG_TEXT, TEXT, ServerProcess, assert_transcript, start_server, until
 from voxhost.audio import decode_audio
 from voxhost.audio.text import split_sentences
 
@@ -217,7 +217,11 @@ def test_control_characters_are_not_spoken(tts_server: ServerProcess) -> None:
 def test_killed_tts_worker_is_replaced(tts_server: ServerProcess) -> None:
     pid = httpx.get(tts_server.url + "/health").json()["models"]["en_US-joe-medium"]["pid"]
     os.kill(pid, signal.SIGKILL)
-    time.sleep(0.3)
+
+    def noticed() -> bool:
+        return httpx.get(tts_server.url + "/health").json()["models"]["en_US-joe-medium"]["state"] != "ready"
+
+    until(noticed, "the server notice the killed worker")
     response = speak(tts_server, model="tts-1", response_format="wav")
     assert response.status_code == 200
     assert_transcript(transcribe(tts_server, response.content), TEXT, max_errors=2)
