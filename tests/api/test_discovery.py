@@ -151,12 +151,27 @@ def test_nothing_is_announced_by_default(monkeypatch: pytest.MonkeyPatch) -> Non
     assert made == []
 
 
-def _unlistening_socket() -> socket.socket:
-    """A TCP socket bound to every interface, as a `tcp://0.0.0.0:PORT` listener's is, but not listening:
-    nothing can connect to it (tests serve nothing beyond loopback)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("0.0.0.0", 0))
-    return sock
+class _EveryInterface:
+    """What a `tcp://0.0.0.0:PORT` listener's socket says of itself, without binding one: tests bind
+    nothing beyond loopback."""
+
+    family = socket.AF_INET
+
+    def __init__(self, port: int = 47123) -> None:
+        self.port = port
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("0.0.0.0", self.port)
+
+    def __enter__(self) -> socket.socket:
+        return self  # type: ignore[return-value]
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _unlistening_socket() -> _EveryInterface:
+    return _EveryInterface()
 
 
 def test_a_listener_on_every_interface_is_announced_at_the_machines_addresses(

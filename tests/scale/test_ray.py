@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 import openai
+import psutil
 import pytest
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
@@ -48,6 +50,27 @@ def local_ray() -> Iterator[None]:
     yield
     serve.shutdown()
     ray.shutdown()
+
+
+def test_a_local_ray_stays_on_loopback_and_sends_no_usage_statistics(local_ray: None) -> None:
+    from ray._common.usage import usage_lib
+
+    nodes = ray.nodes()
+    assert nodes
+    assert {node["NodeManagerAddress"] for node in nodes} == {"127.0.0.1"}
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
+    assert not usage_lib.usage_stats_enabled()
+    # every port Ray's processes listen on is on loopback (its GCS, raylet, agents, workers)
+    listening = set()
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            listening |= {
+                (process.name(), c.laddr.ip)
+                for c in process.net_connections(kind="inet")
+                if c.status == psutil.CONN_LISTEN
+            }
+    assert any(name == "gcs_server" for name, _ in listening), listening
+    assert {ip.removeprefix("::ffff:") for _, ip in listening} == {"127.0.0.1"}, listening
 
 
 def test_deployment_options_come_from_the_settings() -> None:

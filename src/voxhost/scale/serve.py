@@ -287,15 +287,33 @@ def build(settings: Settings) -> Any:
     return ingress.bind(**{task: engine_deployment(task) for task in tasks})
 
 
+LOOPBACK = "127.0.0.1"
+
+
 def start_ray(address: str | None, **options: Any) -> None:
-    """Join the cluster at `address`, or start a local Ray (with `options`) when there is none."""
+    """Join the cluster at `address`, or start a local Ray (with `options`) when there is none.
+
+    A local Ray is this machine's alone: its node (the raylet, the object store, the GCS) and its
+    dashboard listen on 127.0.0.1, and it sends no usage statistics unless the user opted in
+    (`RAY_USAGE_STATS_ENABLED=1`): its ports run code for anyone who reaches them (SECURITY.md)."""
     import ray
 
     # Serve's HTTP proxy must answer its readiness check in 5 s by default; on a small, busy machine its
     # first start takes longer, and Serve then kills and restarts it in a loop. Local Ray only.
     os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
-    if not ray.is_initialized():
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, **options)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        return
+    if address is None:
+        # On Linux Ray takes the address of the interface that routes outwards as the node's, whatever
+        # `_node_ip_address` says (it "resolves" loopback away); its switch for a one-machine Ray (its
+        # default on macOS and Windows) keeps every process of it, and those it spawns, on loopback.
+        from ray._private import ray_constants
+
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        ray_constants.ENABLE_RAY_CLUSTER = False
+        options = {"_node_ip_address": LOOPBACK, "dashboard_host": LOOPBACK, **options}
+    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, **options)
 
 
 def run(settings: Settings, *, blocking: bool = True) -> None:
