@@ -9,19 +9,26 @@ keep in sync. Each server has its own registry: several servers in one process n
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from voxhost.manager.scheduler import Lane
-    from voxhost.manager.supervisor import ModelManager
+from voxhost.manager.scheduler import Lane
+from voxhost.manager.status import ModelStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 LOAD_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class ManagedModels(Protocol):
+    """What a scrape reads of the model manager (its state, at that moment)."""
+
+    def status(self, name: str | None = None) -> list[ModelStatus]: ...
+
+    def memory(self, statuses: list[ModelStatus] | None = None) -> dict[str, Any]: ...
 
 
 class Metrics:
@@ -53,7 +60,7 @@ class Metrics:
             "voxhost_model_load_failures", "Model loads that failed.", ["model"], registry=r
         )
 
-    def bind(self, manager: ModelManager) -> None:
+    def bind(self, manager: ManagedModels) -> None:
         """Read the manager's state at every scrape."""
         self.registry.register(_ManagerCollector(manager))
 
@@ -80,7 +87,7 @@ class Metrics:
 
 
 class _ManagerCollector(Collector):
-    def __init__(self, manager: ModelManager) -> None:
+    def __init__(self, manager: ManagedModels) -> None:
         self.manager = manager
 
     def collect(self) -> Iterator[Metric]:
