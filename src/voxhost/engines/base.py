@@ -192,7 +192,8 @@ class ModelInfo:
             version=data.get("version"),
             multi_speaker=bool(data.get("multi_speaker", False)),
             words=tuple(
-                WakeWordInfo(w["name"], w["phrase"], tuple(w.get("languages", ()))) for w in data.get("words", ())
+                WakeWordInfo(w["name"], w["phrase"], tuple(w.get("languages", ())))
+                for w in data.get("words", ())
             ),
         )
 
