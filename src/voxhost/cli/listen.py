@@ -12,6 +12,7 @@ socket (and, for `--transcribe`, its live transcription socket).
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 from rich.console import Console
 
 from voxhost.audio.decode import SAMPLE_RATE, float_to_pcm16
-from voxhost.cli.live import _chunks
+from voxhost.cli.live import STEP, _chunks
 from voxhost.engines import ASREngine, WakeEngine
 from voxhost.engines.base import WakeDetection
 from voxhost.errors import BadRequest
@@ -32,6 +33,8 @@ from voxhost.results import TranscribeOptions, Transcription
 from voxhost.settings import Settings
 
 DEFAULT_WAKE_MODEL = "microwakeword"
+RECENT_SECONDS = 30.0  # audio kept to send what followed a wake word the server reported late
+ANSWER_TIMEOUT = 120.0
 
 
 def _say(name: str, seconds: float) -> None:
@@ -90,7 +93,7 @@ async def _run_local(
             heard += 1
             _say(item.name, item.timestamp_ms / 1000)
             if asr is not None and listener is None:
-                listener = LiveTranscriber(decode, emit, options=TranscribeOptions())
+                listener = LiveTranscriber(decode, emit, TranscribeOptions(), partial_interval=0.0)
     if listener is not None:
         await listener.finish()
     return heard
@@ -105,25 +108,48 @@ async def _run_remote(
     pace: float,
     rate: int,
 ) -> int:
-    from websockets.asyncio.client import ClientConnection, connect
+    from websockets.asyncio.client import connect
 
     endpoint = url.rstrip("/").replace("http://", "ws://").replace("https://", "wss://")
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     query = urlencode({"sample_rate": SAMPLE_RATE, **({"names": ",".join(names)} if names else {})})
     heard = 0
-    listening: list[ClientConnection] = []  # the live transcription socket after a wake word
+    # The audio sent lately, (first sample, PCM): what followed a wake word the server heard a moment
+    # after it was sent goes to the transcription from where the word ended.
+    recent: collections.deque[tuple[int, bytes]] = collections.deque(maxlen=int(RECENT_SECONDS / STEP))
+    followers: list[tuple[asyncio.Queue[bytes | None], asyncio.Task[None]]] = []
 
-    async def transcript(ws: ClientConnection) -> None:
-        async for raw in ws:
-            message = json.loads(raw)
-            if message.get("type") == "final":
-                print(f"\t{message.get('text', '').strip()}", flush=True)
-                await ws.send(json.dumps({"type": "stop"}))
-            if message.get("type") in ("done", "error"):
-                return
+    async def transcript(queue: asyncio.Queue[bytes | None]) -> None:
+        """One wake word's utterance: the audio after it to the live socket, its first final printed."""
+        async with connect(
+            f"{endpoint}/v1/audio/transcriptions/live?sample_rate={SAMPLE_RATE}", additional_headers=headers
+        ) as live:
+
+            async def pump() -> None:
+                while (pcm := await queue.get()) is not None:
+                    await live.send(pcm)
+                await live.send(json.dumps({"type": "stop"}))
+
+            pumping = asyncio.create_task(pump())
+            said = False
+            async for raw in live:
+                message = json.loads(raw)
+                if message.get("type") == "final" and not said:
+                    print(f"\t{message.get('text', '').strip()}", flush=True)
+                    said = True
+                if message.get("type") in ("done", "error"):
+                    break
+            await pumping
+
+    def follow(at_sample: int) -> None:
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        for start, pcm in recent:  # (no await between this and the next chunk's put: nothing is missed)
+            skip = max(0, at_sample - start) * 2
+            if skip < len(pcm):
+                queue.put_nowait(pcm[skip:])
+        followers.append((queue, asyncio.create_task(transcript(queue))))
 
     async with connect(f"{endpoint}/v1/audio/wake?{query}", max_size=None, additional_headers=headers) as ws:
-        followers: list[asyncio.Task[None]] = []
 
         async def receive() -> None:
             nonlocal heard
@@ -134,34 +160,29 @@ async def _run_remote(
                 if message.get("type") == "detection":
                     heard += 1
                     _say(str(message["name"]), int(message["timestamp_ms"]) / 1000)
-                    if transcribe and not listening:
-                        live = await connect(
-                            f"{endpoint}/v1/audio/transcriptions/live?sample_rate={SAMPLE_RATE}",
-                            additional_headers=headers,
-                        )
-                        listening.append(live)
-                        followers.append(asyncio.create_task(transcript(live)))
+                    if transcribe and not any(not task.done() for _, task in followers):
+                        follow(int(message["timestamp_ms"]) * SAMPLE_RATE // 1000)
                 if message.get("type") == "done":
                     return
 
         receiver = asyncio.create_task(receive())
+        sent = 0
         async for chunk in _chunks(source, rate, pace):
             pcm = float_to_pcm16(chunk)
             await ws.send(pcm)
-            for live in listening:
-                await live.send(pcm)
+            recent.append((sent, pcm))
+            sent += len(pcm) // 2
+            for queue, _ in followers:
+                queue.put_nowait(pcm)
             if receiver.done():
                 break
-            await asyncio.sleep(0)
-        for live in listening:
-            await live.send(json.dumps({"type": "stop"}))
         if not receiver.done():
             await ws.send(json.dumps({"type": "stop"}))
-        await asyncio.wait_for(receiver, 120)
-        for follower in followers:
-            await asyncio.wait_for(follower, 120)
-        for live in listening:
-            await live.close()
+        await asyncio.wait_for(receiver, ANSWER_TIMEOUT)
+        for queue, _ in followers:
+            queue.put_nowait(None)
+        for _, task in followers:
+            await asyncio.wait_for(task, ANSWER_TIMEOUT)
     return heard
 
 
