@@ -7,7 +7,9 @@ Phrases are synthesized once per module (Piper joe, some Kokoro voices speaking 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +25,14 @@ from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.wake import Detect, Detection, NotDetected
 
-from conftest import ServerProcess, public_domain_text, start_server, synthesize
+from conftest import (
+    ServerProcess,
+    model_status,
+    public_domain_text,
+    start_server,
+    synthesize,
+    wait_for_status,
+)
 from voxhost.audio import decode_audio
 from voxhost.audio.decode import float_to_pcm16
 from voxhost.engines.base import EngineConfig
@@ -311,3 +320,35 @@ def test_many_streams_at_once_bounded_and_hang_ups(
     key = '{model="microwakeword",word="alexa"}'
     assert after[key] - before.get(key, 0.0) == MAX_STREAMS
     assert _streams_open(wake_server) == 0
+
+
+def test_a_stream_outlives_its_worker(wake_server: ServerProcess, piper_clips: dict[str, Clip]) -> None:
+    """The wake model's worker killed mid-stream: the stream goes on, on a fresh worker, and hears the
+    next word."""
+    jarvis, alexa = piper_clips["hey_jarvis"], piper_clips["alexa"]
+
+    async def main() -> list[Event]:
+        events: list[Event] = []
+        async with AsyncClient.from_uri(wake_server.wyoming_uri) as client:
+            await client.write_event(Detect(names=None).event())
+
+            async def send(clip: Clip) -> None:
+                for i in range(0, len(clip.pcm), CHUNK * 2):
+                    chunk = clip.pcm[i : i + CHUNK * 2]
+                    await client.write_event(AudioChunk(rate=RATE, width=2, channels=1, audio=chunk).event())
+
+            await send(jarvis)
+            events += await events_until(client, "detection")
+            pid = model_status(wake_server)["pid"]
+            os.kill(pid, signal.SIGKILL)
+            wait_for_status(wake_server, lambda s: s["pid"] != pid or s["state"] != "ready", "the crash")
+            await send(alexa)
+            events += await events_until(client, "detection")
+            await client.write_event(AudioStop().event())
+        return events
+
+    found = detections(asyncio.run(main()))
+    assert [d.name for d in found] == ["hey_jarvis", "alexa"]
+    status = model_status(wake_server)
+    assert status["state"] == "ready"
+    assert status["restarts"] >= 1
