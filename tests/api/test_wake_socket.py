@@ -52,15 +52,16 @@ def test_the_socket_hears_the_word_and_keeps_listening(
     with _socket(keyed_server, "?names=hey_jarvis,alexa") as ws:
         ready = json.loads(ws.recv(timeout=30))
         assert ready == {"type": "ready", "sample_rate": 16000, "words": ["hey_jarvis", "alexa"]}
-        for _ in range(2):  # the same phrase twice on one stream: heard twice, once each
+        for _ in range(2):  # the same phrase twice on one stream (a second apart): heard twice, once each
             for i in range(0, len(pcm), CHUNK):
                 ws.send(pcm[i : i + CHUNK])
+            ws.send(bytes(32000))
         ws.send(json.dumps({"type": "stop"}))
         messages = [json.loads(ws.recv(timeout=30)) for _ in range(3)]
     first, second, done = messages
     assert [first["type"], first["name"], first["model"]] == ["detection", "hey_jarvis", "microwakeword"]
     assert second["name"] == "hey_jarvis"
-    seconds = len(pcm) / 2 / 16000
+    seconds = len(pcm) / 2 / 16000 + 1.0
     assert 0 < first["timestamp_ms"] / 1000 < seconds
     assert seconds < second["timestamp_ms"] / 1000 < 2 * seconds  # on the stream's clock
     assert first["probability"] > 0.5

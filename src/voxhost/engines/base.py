@@ -392,9 +392,9 @@ class WakeEngine(Engine):
     def detect(
         self, stream: str, audio: bytes, words: list[str] | None = None, refractory: float = 2.0
     ) -> list[dict[str, Any]]:
-        """Feed the stream `audio` (16 kHz s16le mono); the `WakeDetection`s (`to_wire`) it completed,
-        each word at most once per `refractory` seconds of audio. `words`: the wake words to listen for
-        (None: every word of the model); fixed by the stream's first call."""
+        """Feed the stream `audio` (16 kHz s16le mono); the `WakeDetection`s (`to_wire`) it completed:
+        a word when it is heard after `refractory` seconds of audio without it. `words`: the wake words
+        to listen for (None: every word of the model); fixed by the stream's first call."""
 
     @abstractmethod
     def end_stream(self, stream: str) -> None:

@@ -127,7 +127,7 @@ class _Stream:
     features: Any
     detectors: dict[str, Any]
     frames: int = 0  # feature frames (10 ms each) seen
-    quiet_until: dict[str, int] = field(default_factory=dict)  # frame before which a word is not said again
+    quiet_until: dict[str, int] = field(default_factory=dict)  # a word is not reported before this frame
     last_fed: float = field(default_factory=time.monotonic)
 
 
@@ -274,7 +274,7 @@ class MicroWakeWordEngine(WakeEngine):
         self, stream: str, audio: bytes, words: list[str] | None = None, refractory: float = 2.0
     ) -> list[dict[str, Any]]:
         state = self._stream(stream, words)
-        quiet = max(1, round(refractory * 1000 / FRAME_MS))
+        refractory_frames = max(1, round(refractory * 1000 / FRAME_MS))
         found: list[dict[str, Any]] = []
         for features in state.features.process_streaming(audio):
             state.frames += 1
@@ -282,9 +282,15 @@ class MicroWakeWordEngine(WakeEngine):
                 probability = detector.process_streaming_prob(features)
                 if probability is None or probability <= detector.probability_cutoff:
                     continue
-                if state.frames < state.quiet_until.get(name, 0):
+                # The model stays above its cut-off for a second or so after a phrase (and may dip
+                # under it for a frame): a word is reported when it rises above the cut-off after
+                # `refractory` seconds under it, so that one phrase is one detection.
+                quiet, state.quiet_until[name] = (
+                    state.quiet_until.get(name, 0),
+                    state.frames + refractory_frames,
+                )
+                if state.frames < quiet:
                     continue
-                state.quiet_until[name] = state.frames + quiet
                 heard = WakeDetection(name, detector.wake_word, state.frames * FRAME_MS, float(probability))
                 found.append(heard.to_wire())
         return found
