@@ -149,7 +149,8 @@ def build_audio(cache: Path, long_voices: list[str]) -> tuple[list[dict[str, Any
 # --- pymicro-wakeword in-process ---------------------------------------------------------------------
 def direct(audio: np.ndarray, words: list[str]) -> tuple[list[tuple[str, float]], float]:
     """The library on its own: (word, seconds at the end of the chunk it fired in) for each detection
-    (each word once per 2 s, as the server's refractory period), and its CPU seconds."""
+    (deduplicated as the server does: a word counts when it fires after 2 s without firing), and its
+    CPU seconds."""
     from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures, Model
 
     pcm = float_to_pcm16(audio)
@@ -162,8 +163,9 @@ def direct(audio: np.ndarray, words: list[str]) -> tuple[list[tuple[str, float]]
         at = min(len(pcm), i + CHUNK * 2) / 2 / RATE
         for feature in features.process_streaming(pcm[i : i + CHUNK * 2]):
             for word, detector in detectors.items():
-                if detector.process_streaming(feature) and at >= quiet.get(word, 0.0):
-                    found.append((word, at))
+                if detector.process_streaming(feature):
+                    if at >= quiet.get(word, 0.0):
+                        found.append((word, at))
                     quiet[word] = at + 2.0
     cpu = time.process_time() - started
     for detector in detectors.values():
