@@ -266,11 +266,30 @@ def test_minutes_of_other_speech_are_not_detected(
     assert [e.type for e in events] == ["not-detected"]
 
 
-def test_unknown_word_is_an_error(wake_server: ServerProcess) -> None:
-    events, _ = run_stream(wake_server.wyoming_uri, b"\0" * 3200, ["hey_computer"])
-    error = Error.from_event(events[0])
+def test_unknown_word_is_an_error(wake_server: ServerProcess, piper_clips: dict[str, Clip]) -> None:
+    """One `error`; the audio sent after it is dropped (no other answer), and the connection still
+    detects."""
+    clip = piper_clips["okay_nabu"]
+
+    async def main() -> tuple[list[Event], list[Event]]:
+        async with AsyncClient.from_uri(wake_server.wyoming_uri) as client:
+            await client.write_event(Detect(names=["hey_computer"]).event())
+            await client.write_event(AudioStart(rate=RATE, width=2, channels=1).event())
+            await client.write_event(AudioChunk(rate=RATE, width=2, channels=1, audio=clip.pcm).event())
+            await client.write_event(AudioStop().event())
+            await client.write_event(Describe().event())
+            refused = await events_until(client, "info")  # stops at the error
+            refused += await events_until(client, "info")  # the next answer: an error, or the info
+            await client.write_event(Detect(names=["okay_nabu"]).event())
+            await client.write_event(AudioChunk(rate=RATE, width=2, channels=1, audio=clip.pcm).event())
+            return refused, await events_until(client, "detection")
+
+    refused, heard = asyncio.run(main())
+    assert [e.type for e in refused] == ["error", "info"]
+    error = Error.from_event(refused[0])
     assert "hey_computer" in error.text
     assert "okay_nabu" in error.text
+    assert [d.name for d in detections(heard)] == ["okay_nabu"]
 
 
 def _metric(server: ServerProcess, name: str) -> dict[str, float]:

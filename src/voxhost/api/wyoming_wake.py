@@ -62,6 +62,7 @@ class WyomingWake:
         self.manager = manager
         self._write = write_event
         self._stream: WakeStream | None = None
+        self._failed = False  # the stream ended in an error: its audio is dropped until audio-stop
         self._started = 0.0
 
     def wants(self, event: Event) -> bool:
@@ -71,13 +72,18 @@ class WyomingWake:
         audio = (
             AudioStart.is_type(event.type) or AudioChunk.is_type(event.type) or AudioStop.is_type(event.type)
         )
-        return audio and self._stream is not None
+        return audio and (self._stream is not None or self._failed)
 
     async def handle(self, event: Event) -> None:
+        if self._failed and not Detect.is_type(event.type):
+            self._failed = not AudioStop.is_type(event.type)  # the failed stream's audio ends here
+            return
+        self._failed = False
         try:
             await self._handle(event)
         except (VoxhostError, ValueError, KeyError, TypeError):
             await self.close("error")  # the connection answers the error; the stream is over
+            self._failed = True
             raise
 
     async def _handle(self, event: Event) -> None:
