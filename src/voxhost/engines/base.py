@@ -385,7 +385,7 @@ class WakeEngine(Engine):
     runs in one worker process."""
 
     task: ClassVar[TaskKind] = "wake"
-    methods: ClassVar[frozenset[str]] = frozenset({"detect", "end_stream"})
+    methods: ClassVar[frozenset[str]] = frozenset({"detect", "detect_many", "end_stream"})
     max_replicas: ClassVar[int] = 1
 
     @abstractmethod
@@ -395,6 +395,21 @@ class WakeEngine(Engine):
         """Feed the stream `audio` (16 kHz s16le mono); the `WakeDetection`s (`to_wire`) it completed:
         a word when it is heard after `refractory` seconds of audio without it. `words`: the wake words
         to listen for (None: every word of the model); fixed by the stream's first call."""
+
+    def detect_many(
+        self, items: list[dict[str, Any]]
+    ) -> list[list[dict[str, Any]] | tuple[str, str, str | None]]:
+        """`detect` for the chunks of several streams in one call (each item `detect`'s arguments): each
+        item's detections, or its error (`voxhost.errors.to_wire`), which fails that stream alone."""
+        from voxhost.errors import to_wire
+
+        answers: list[list[dict[str, Any]] | tuple[str, str, str | None]] = []
+        for item in items:
+            try:
+                answers.append(self.detect(**item))
+            except Exception as exc:
+                answers.append(to_wire(exc))
+        return answers
 
     @abstractmethod
     def end_stream(self, stream: str) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 
 from voxhost.audio.decode import PcmConverter, float_to_pcm16
 from voxhost.engines.base import ModelInfo, WakeDetection
-from voxhost.errors import BadRequest, QueueFull
+from voxhost.errors import BadRequest, QueueFull, from_wire
 from voxhost.manager.state import Entry
 
 log = logging.getLogger("voxhost.wake")
@@ -145,6 +145,7 @@ class WakeStreams:
         self._on_detection = on_detection
         self._open: dict[str, WakeStream] = {}
         self._ids = itertools.count(1)
+        self._batchers: dict[str, _Batcher] = {}
 
     @property
     def open_count(self) -> int:
@@ -188,8 +189,12 @@ class WakeStreams:
         return stream
 
     async def detect(self, entry: Entry, stream_id: str, pcm: bytes, words: list[str]) -> list[WakeDetection]:
-        kwargs = {"stream": stream_id, "audio": pcm, "words": words, "refractory": self.refractory}
-        found = await self._call(entry, "detect", kwargs)
+        batcher = self._batchers.get(entry.spec.id)
+        if batcher is None:
+            batcher = self._batchers[entry.spec.id] = _Batcher(entry, self._call, entry.layout.slots)
+        found = await batcher.detect(
+            {"stream": stream_id, "audio": pcm, "words": words, "refractory": self.refractory}
+        )
         return [WakeDetection.from_wire(d) for d in found]
 
     def detected(self, heard: Heard) -> None:
@@ -207,3 +212,52 @@ class WakeStreams:
                     await self._call(entry, "end_stream", {"stream": stream.id})
 
             self._spawn(end(), f"wake-end[{stream.id}]")
+
+
+class _Batcher:
+    """The chunks of every stream of one wake model, to its worker in as few calls as keep up: a chunk
+    that arrives while the model's slots are all busy waits for the next call, which takes every chunk
+    waiting then (`detect_many`). Alone, a chunk goes at once; under load, one call carries many
+    streams' chunks, and the per-call cost (the pipe, the queue, the worker's thread hand-off) is paid
+    once for them all. A stream has at most one chunk waiting (its caller awaits each)."""
+
+    def __init__(self, entry: Entry, call: Call, slots: int) -> None:
+        self._entry = entry
+        self._call = call
+        self._slots = max(1, slots)
+        self._busy = 0
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[list[dict[str, Any]]]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def detect(self, item: dict[str, Any]) -> list[dict[str, Any]]:
+        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._busy < self._slots:
+            self._busy += 1
+            task = asyncio.create_task(self._send())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _send(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    results = await self._call(self._entry, "detect_many", {"items": [i for i, _ in batch]})
+                except BaseException as exc:  # every chunk of the call gets the failure
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                for (_, future), found in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(found, tuple):  # this stream's chunk failed (`to_wire`)
+                        future.set_exception(from_wire(found))
+                    else:
+                        future.set_result(found)
+        finally:
+            self._busy -= 1
