@@ -18,7 +18,7 @@ from voxhost.audio.decode import float_to_pcm16
 from voxhost.cli import app
 
 KEY = "sk-wake-test"
-CHUNK = 2048  # bytes: 64 ms of 16 kHz 16-bit mono
+CHUNK = 2047  # bytes a message: odd, so samples are split between messages (they must join again)
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,7 @@ async def wake(websocket: WebSocket) -> None:
                     command = json.loads(message.get("text") or "null")
                     if not isinstance(command, dict) or command.get("type") != "stop":
                         raise BadRequest(f"unknown message {command!r}; send audio bytes or stop")
-                    await send({"type": "done", "detected": len(stream.heard)})
+                    await send({"type": "done", "detected": stream.detections})
                     await websocket.close()
                     return
             except VoxhostError as exc:

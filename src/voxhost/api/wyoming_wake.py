@@ -98,7 +98,7 @@ class WyomingWake:
                 await self._write(detection_event(heard))
         elif AudioStop.is_type(event.type):
             assert self._stream is not None
-            if not self._stream.heard:
+            if not self._stream.detections:
                 await self._write(NotDetected().event())
             await self.close("ok")
         # audio-start: the format comes with every chunk

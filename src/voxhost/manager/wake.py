@@ -62,8 +62,9 @@ class WakeStream:
         self.targets = targets  # model id -> its words this stream listens for
         self._entries = entries
         self._converter: PcmConverter | None = None
+        self._odd = b""  # a byte of a sample split between two pieces (native PCM)
         self.samples = 0  # 16 kHz samples fed
-        self.heard: list[Heard] = []
+        self.detections = 0  # wake words heard so far
         self.closed = False
 
     @property
@@ -75,7 +76,10 @@ class WakeStream:
     ) -> list[Heard]:
         """A piece of raw PCM in the client's format; 16 kHz 16-bit mono goes to the worker as it is."""
         if (rate, width, channels) == NATIVE and self._converter is None:
-            return await self._feed(data[: len(data) - len(data) % 2])
+            data, self._odd = self._odd + data, b""
+            if len(data) % 2:
+                data, self._odd = data[:-1], data[-1:]
+            return await self._feed(data)
         if self._converter is None or (rate, width, channels) != (
             self._converter.rate,
             self._converter.width,
@@ -106,7 +110,7 @@ class WakeStream:
         # Who said it: a speaker model fills `WakeDetection.speaker` here (issue "who said what").
         for item in heard:
             self._streams.detected(item)
-        self.heard.extend(heard)
+        self.detections += len(heard)
         return heard
 
     async def close(self) -> None:
