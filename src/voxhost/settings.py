@@ -221,6 +221,22 @@ class Settings(BaseSettings):
         3600, gt=0, description="Longest audio accepted per request (decoded audio takes 230 MB an hour)."
     )
 
+    # --- wake word detection (issue 26) ----------------------------------------------------------
+    wake_max_streams: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="Wake word streams (Wyoming satellites, /v1/audio/wake sockets) open at once; one "
+        "more is refused.",
+    )
+    wake_refractory: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="Seconds after a wake word is heard before the same word is reported again on that "
+        "stream (one phrase, one detection).",
+    )
+
     log_level: LogLevel = Field("info", description="Log level.")
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text, or as one JSON object each (with request ids)."

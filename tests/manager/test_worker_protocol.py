@@ -131,6 +131,8 @@ class _StubEngine:
     """Stands in for a model: `transcribe` blocks until released, `transcribe_windows` yields items
     one by one, each after the test lets it."""
 
+    methods = frozenset({"transcribe", "transcribe_windows"})  # what the worker lets requests call
+
     def __init__(self) -> None:
         self.started = threading.Event()
         self.release = threading.Event()

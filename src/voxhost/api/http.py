@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 from voxhost import __version__
-from voxhost.api import models, openai_audio, openai_speech, realtime, web
+from voxhost.api import models, openai_audio, openai_speech, realtime, wake, web
 from voxhost.api.auth import ApiKeyAuth, KeyChecker, load_keys
 from voxhost.api.deps import get_manager
 from voxhost.api.errors import document_errors, error_responses, install_error_handlers
@@ -170,6 +170,7 @@ def create_app(settings: Settings | None = None, manager: ModelManager | None = 
     app.include_router(openai_audio.router)
     app.include_router(openai_speech.router)
     app.include_router(realtime.router)
+    app.include_router(wake.router)
     app.include_router(web.router)
     app.mount(web.PREFIX, web.static_files(), name="playground")
     return app

@@ -44,6 +44,7 @@ from wyoming.tts import (
 from voxhost import __version__
 from voxhost.api.discovery import Announcement
 from voxhost.api.observe import record
+from voxhost.api.wyoming_wake import WyomingWake, wake_programs
 from voxhost.audio.decode import float_to_pcm16
 from voxhost.audio.text import split_complete
 from voxhost.engines.base import package_source
@@ -102,7 +103,8 @@ def _voices(card: ModelCard) -> list[TtsVoice]:
 
 
 def info_event(cards: list[ModelCard]) -> Info:
-    """The `info` answer: one ASR program with every ASR model, one TTS program with every voice.
+    """The `info` answer: one ASR program with every ASR model, one TTS program with every voice, one
+    wake program with every wake word.
 
     `requires_external_vad` stays True even with endpointing on: Home Assistant drops its own voice
     detection for a program that says False, and then only learns that a command is over by reading
@@ -131,6 +133,7 @@ def info_event(cards: list[ModelCard]) -> Info:
                 voices=voices, supports_synthesize_streaming=True,  # synthesize-start/chunk/stop
             )
         ]  # fmt: skip
+    programs.update(wake_programs(cards, about))
     return Info(**programs)
 
 
@@ -160,6 +163,7 @@ class WyomingHandler(AsyncEventHandler):
         self._stream_text = ""
         self._stream_voice: Voice | None = None
         self._audio_started = False
+        self._wake = WyomingWake(manager, self.write_event)  # detect + audio: api/wyoming_wake.py
 
     def _reset_asr(self) -> None:
         """Forget the ASR request in progress, stopping its endpointing (and any decode it started)."""
@@ -178,6 +182,7 @@ class WyomingHandler(AsyncEventHandler):
 
     async def disconnect(self) -> None:
         self._reset_asr()
+        await self._wake.close()
 
     @property
     def busy(self) -> bool:
@@ -240,7 +245,9 @@ class WyomingHandler(AsyncEventHandler):
                 )
 
     async def _dispatch(self, event: Event) -> None:
-        if Describe.is_type(event.type):
+        if self._wake.wants(event):
+            await self._wake.handle(event)
+        elif Describe.is_type(event.type):
             async with self._request("describe"):
                 await self.write_event(info_event(await self.manager.describe()).event())
         elif Transcribe.is_type(event.type):

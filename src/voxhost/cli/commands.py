@@ -306,6 +306,39 @@ def bench(
 
 
 @app.command()
+@settings_flags("models", "cache_dir", "wake_refractory", "api_key")
+def listen(
+    source: Annotated[Path, typer.Argument(help="An audio file, or - for 16-bit mono PCM on stdin.")],
+    names: Annotated[
+        str | None, Opt(help="Wake words to listen for, comma-separated (default: all of the model's).")
+    ] = None,
+    transcribe: Annotated[
+        bool, Opt("--transcribe", help="Also transcribe what is said after each wake word.")
+    ] = False,
+    url: Annotated[str | None, Opt(help="Use a running server, e.g. http://127.0.0.1:8000.")] = None,
+    pace: Annotated[
+        float, Opt(min=0, help="File playback speed (1: real time, 0: as fast as possible).")
+    ] = 0.0,
+    sample_rate: Annotated[int, Opt(help="Rate of the PCM on stdin.")] = 16000,
+    **flags: Any,
+) -> None:
+    """Wake words in a file or a microphone's PCM on stdin (models from --model: the first wake model,
+    else microwakeword; the first ASR model for --transcribe), in this process or through --url. Exit
+    status 0 when a wake word was heard, 1 when none was."""
+    from voxhost.cli.listen import run_listen
+
+    if str(source) != "-" and not source.is_file():
+        raise typer.BadParameter(f"File '{source}' does not exist.", param_hint="'source'")
+    words = [n.strip() for n in names.split(",") if n.strip()] if names else None
+    settings = _settings(log_level="warning", **flags)
+    sys.exit(
+        run_listen(
+            source, settings, url=url, names=words, transcribe=transcribe, pace=pace, sample_rate=sample_rate
+        )
+    )
+
+
+@app.command()
 def speak(
     text: Annotated[
         str | None, typer.Argument(help="Text to speak; read from stdin if omitted or '-'.")

@@ -12,7 +12,15 @@ import importlib
 import inspect
 import pkgutil
 
-from voxhost.engines.base import ASREngine, EmbeddedModel, Engine, EngineConfig, EngineInfo, TTSEngine
+from voxhost.engines.base import (
+    ASREngine,
+    EmbeddedModel,
+    Engine,
+    EngineConfig,
+    EngineInfo,
+    TTSEngine,
+    WakeEngine,
+)
 from voxhost.errors import BadRequest
 
 _NOT_ENGINES = frozenset({"base", "assets", "sentences", "whisper_scores"})  # the package's shared modules
@@ -48,6 +56,7 @@ __all__ = [
     "EngineConfig",
     "EngineInfo",
     "TTSEngine",
+    "WakeEngine",
     "engine_class",
     "engines",
 ]

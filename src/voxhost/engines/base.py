@@ -21,7 +21,7 @@ import numpy as np
 from voxhost.errors import BadRequest
 from voxhost.results import TranscribeOptions, Transcription
 
-TaskKind = Literal["asr", "tts"]
+TaskKind = Literal["asr", "tts", "wake"]
 
 
 @functools.cache
@@ -131,6 +131,16 @@ class VoiceInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class WakeWordInfo:
+    """One wake word of a loaded wake model: its name (what a client asks for and a detection names),
+    the phrase a speaker says, and the languages it was trained on."""
+
+    name: str
+    phrase: str
+    languages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ModelInfo:
     """What a loaded model is and can do: an engine's `describe()`, sent once by its worker (as plain
     data, `to_wire`) and read by the manager and the front-ends."""
@@ -144,6 +154,7 @@ class ModelInfo:
     compute_type: str | None = None
     version: str | None = None  # the model's own version, as its files say (None: they do not)
     multi_speaker: bool = False  # TTS: the voices are the speakers of one voice (a multi-speaker Piper model)
+    words: tuple[WakeWordInfo, ...] = ()  # wake: the wake words it listens for
 
     @classmethod
     def of_voices(
@@ -180,6 +191,10 @@ class ModelInfo:
             compute_type=data.get("compute_type"),
             version=data.get("version"),
             multi_speaker=bool(data.get("multi_speaker", False)),
+            words=tuple(
+                WakeWordInfo(w["name"], w["phrase"], tuple(w.get("languages", ())))
+                for w in data.get("words", ())
+            ),
         )
 
     def has_voice(self, name: str) -> bool:
@@ -218,6 +233,8 @@ class Engine(ABC):
     methods: ClassVar[frozenset[str]] = frozenset()
     # How many inferences one loaded model may run at once from different threads.
     max_parallel: ClassVar[int] = 1
+    # Worker processes one model may have (1 for engines that keep per-stream state in their worker).
+    max_replicas: ClassVar[int] = 64
     # Whether `download` draws its own progress bars (else `voxhost models pull` shows a spinner).
     download_shows_progress: ClassVar[bool] = False
 
@@ -338,3 +355,62 @@ class TTSEngine(Engine):
     def resolve_voice(self, voice: str | None) -> str:
         """A voice id of this model for a requested name: its own id, an OpenAI alias, or the default."""
         return self.describe().voice_id(voice)
+
+
+@dataclass(frozen=True, slots=True)
+class WakeDetection:
+    """A wake word heard in a stream: which, and when (ms of the stream's audio at the moment it was
+    heard). Plain data on the worker pipe (`to_wire`)."""
+
+    name: str
+    phrase: str
+    timestamp_ms: int
+    probability: float
+    # Who said it (a later speaker model fills it: issue "who said what"); None until then.
+    speaker: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> WakeDetection:
+        return cls(**data)
+
+
+class WakeEngine(Engine):
+    """Wake word detection on live streams. A stream's state (features, the model's internal state, the
+    refractory clock) lives in the worker, keyed by a stream id the manager chooses: `detect` feeds it
+    16 kHz 16-bit mono PCM and returns what was heard; `end_stream` forgets it. A stream the worker does
+    not know (a fresh worker after a crash) starts afresh. Streams stay on their worker, so a wake model
+    runs in one worker process."""
+
+    task: ClassVar[TaskKind] = "wake"
+    methods: ClassVar[frozenset[str]] = frozenset({"detect", "detect_many", "end_stream"})
+    max_replicas: ClassVar[int] = 1
+
+    @abstractmethod
+    def detect(
+        self, stream: str, audio: bytes, words: list[str] | None = None, refractory: float = 2.0
+    ) -> list[dict[str, Any]]:
+        """Feed the stream `audio` (16 kHz s16le mono); the `WakeDetection`s (`to_wire`) it completed:
+        a word when it is heard after `refractory` seconds of audio without it. `words`: the wake words
+        to listen for (None: every word of the model); fixed by the stream's first call."""
+
+    def detect_many(
+        self, items: list[dict[str, Any]]
+    ) -> list[list[dict[str, Any]] | tuple[str, str, str | None]]:
+        """`detect` for the chunks of several streams in one call (each item `detect`'s arguments): each
+        item's detections, or its error (`voxhost.errors.to_wire`), which fails that stream alone."""
+        from voxhost.errors import to_wire
+
+        answers: list[list[dict[str, Any]] | tuple[str, str, str | None]] = []
+        for item in items:
+            try:
+                answers.append(self.detect(**item))
+            except Exception as exc:
+                answers.append(to_wire(exc))
+        return answers
+
+    @abstractmethod
+    def end_stream(self, stream: str) -> None:
+        """Forget the stream (no-op when unknown)."""

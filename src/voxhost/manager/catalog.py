@@ -132,10 +132,12 @@ class Catalog:
             if spec.id not in self._sources:  # package metadata: small files, read once
                 self._sources[spec.id] = await asyncio.to_thread(_source, spec)
             shipped_version, source_url = self._sources[spec.id]
-            info = await self.listed(entry) if spec.task == "tts" else loaded_info(entry)
+            info = await self.listed(entry) if spec.task in ("tts", "wake") else loaded_info(entry)
             voices = tuple(_voice(entry, info, v) for v in info.voices) if info is not None else ()
             if spec.task == "tts":
                 languages = tuple(dict.fromkeys(v.locale or v.language for v in voices))
+            elif spec.task == "wake":
+                languages = info.languages if info is not None else ()
             else:
                 languages = self._asr_languages(entry)
             cards.append(
@@ -151,6 +153,7 @@ class Catalog:
                     version=(info.version if info is not None else None) or shipped_version,
                     installed=about.installed,
                     multi_speaker=info is not None and info.multi_speaker,
+                    words=info.words if info is not None else (),
                 )
             )
         return cards

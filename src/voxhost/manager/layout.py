@@ -39,7 +39,7 @@ def plan_layout(settings: Settings, spec: ModelSpec, cores: int | None = None) -
     """
     cores = cores or os.cpu_count() or 1
     engine = engine_class(spec.engine)
-    replicas = settings.replicas
+    replicas = min(settings.replicas, engine.max_replicas)
     parallel = settings.parallel or engine.default_parallel(settings.device, cores)
     parallel = max(1, min(parallel, engine.max_parallel))
     threads = settings.threads or max(1, min(cores, 2 * cores // (replicas * parallel)))

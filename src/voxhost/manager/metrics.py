@@ -59,6 +59,9 @@ class Metrics:
         self.load_failures = Counter(
             "voxhost_model_load_failures", "Model loads that failed.", ["model"], registry=r
         )
+        self.wake_detections = Counter(
+            "voxhost_wake_detections", "Wake words heard, by model and word.", ["model", "word"], registry=r
+        )
 
     def bind(self, manager: ManagedModels) -> None:
         """Read the manager's state at every scrape."""
@@ -81,6 +84,9 @@ class Metrics:
 
     def load_failed(self, model: str) -> None:
         self.load_failures.labels(model).inc()
+
+    def wake_detected(self, model: str, word: str) -> None:
+        self.wake_detections.labels(model, word).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -152,4 +158,6 @@ class _ManagerCollector(Collector):
             served,
             refused,
         )
-        yield from (total, budget)
+        streams = gauge("voxhost_wake_streams", "Wake word streams open now.", [])
+        streams.add_metric([], self.manager.wake.open_count)
+        yield from (total, budget, streams)

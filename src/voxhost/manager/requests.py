@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from voxhost.engines.base import TaskKind
+from voxhost.engines.base import TaskKind, WakeWordInfo
 from voxhost.results import TranscribeOptions
 
 
@@ -86,3 +86,4 @@ class ModelCard:
     version: str | None = None  # the model's own (its files'), else its package's; None: not known
     installed: bool = True  # its engine is installed (else it cannot load)
     multi_speaker: bool = False  # TTS: the voices are the speakers of one voice (a multi-speaker Piper model)
+    words: tuple[WakeWordInfo, ...] = ()  # wake: the wake words it listens for

@@ -49,6 +49,7 @@ from voxhost.manager.requests import ModelCard, SpeakRequest, Speech, Transcribe
 from voxhost.manager.scheduler import Lane, Scheduler
 from voxhost.manager.state import Entry, Replica, is_idle, process_rss
 from voxhost.manager.status import ModelStatus, model_status
+from voxhost.manager.wake import WakeStreams
 from voxhost.results import TranscribeOptions, Transcription, TranscriptUpdate
 from voxhost.settings import Settings
 
@@ -93,6 +94,10 @@ class ModelManager:
         self._closing = False
         self._draining = False
         self.started_at = time.time()
+        self.wake = WakeStreams(  # wake word streams (manager/wake.py): `manager.wake.open(names)`
+            self._entries, self.catalog.listed, self._wake_call, self._spawn,
+            settings.wake_max_streams, settings.wake_refractory, self.metrics.wake_detected,
+        )  # fmt: skip
         self.metrics.bind(self)
 
     # --- start / stop ----------------------------------------------------------------------------
@@ -442,6 +447,10 @@ class ModelManager:
             detects_language=self._detects_language(entry),
         )
         return while_present(self._logged(entry, len(audio) / SAMPLE_RATE, updates), gone)
+
+    def _wake_call(self, entry: Entry, method: str, kwargs: dict[str, Any]) -> Awaitable[Any]:
+        """One call of a wake stream (manager/wake.py): a follow-up of the admitted stream, live lane."""
+        return self._run(entry, method, Lane.LIVE, follow_up=True, **kwargs)
 
     async def _transcribe_whole(
         self, entry: Entry, audio: np.ndarray, options: TranscribeOptions, lane: Lane

@@ -9,6 +9,7 @@ const state = {
   lastTranscript: "",  // the latest file transcription
   lastSpeech: null,    // {bytes, chunks, firstChunkMs, sampleRate} of the latest synthesis
   live: null,          // the running microphone stream
+  wakes: [],           // wake words heard on the microphone (when a wake model is served)
   errors: 0,
 };
 window.voxhost = state;
@@ -149,10 +150,13 @@ async function startLive() {
   // Browsers can't set headers on a WebSocket: the key goes as a subprotocol, as OpenAI's clients do.
   const socket = state.key ? new WebSocket(url, [`openai-insecure-api-key.${state.key}`]) : new WebSocket(url);
   socket.binaryType = "arraybuffer";
+  const wake = wakeSocket(context.sampleRate);
   const source = context.createMediaStreamSource(media);
   const processor = context.createScriptProcessor(4096, 1, 1);
   processor.onaudioprocess = (event) => {
-    if (socket.readyState === WebSocket.OPEN) socket.send(pcm16(event.inputBuffer.getChannelData(0)));
+    const pcm = pcm16(event.inputBuffer.getChannelData(0));
+    if (socket.readyState === WebSocket.OPEN) socket.send(pcm);
+    if (wake && wake.readyState === WebSocket.OPEN) wake.send(pcm);
   };
   const finals = [];
   socket.onmessage = (event) => {
@@ -173,7 +177,7 @@ async function startLive() {
   socket.onerror = () => showError(new Error("the live stream could not connect (API key?)"));
   source.connect(processor);
   processor.connect(context.destination);
-  state.live = { socket, context, media, processor, source };
+  state.live = { socket, context, media, processor, source, wake };
   $("record").textContent = "Stop";
   $("record").classList.add("recording");
 }
@@ -187,9 +191,32 @@ function stopLive(sendStop = true) {
   live.media.getTracks().forEach((track) => track.stop());
   live.context.close();
   if (sendStop && live.socket.readyState === WebSocket.OPEN) live.socket.send(JSON.stringify({ type: "stop" }));
+  if (live.wake) live.wake.close();
+  $("wake").hidden = true;
   $("record").textContent = "Record from microphone";
   $("record").classList.remove("recording");
   $("live-state").textContent = "";
+}
+
+// The wake word indicator: the microphone's audio also goes to /v1/audio/wake when a wake model is
+// served; each word heard lights the indicator for two seconds.
+function wakeSocket(sampleRate) {
+  if (!models.some((m) => m.task === "wake")) return null;
+  const url = new URL("/v1/audio/wake", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("sample_rate", String(sampleRate));
+  const socket = state.key ? new WebSocket(url, [`openai-insecure-api-key.${state.key}`]) : new WebSocket(url);
+  const indicator = $("wake");
+  socket.onopen = () => { indicator.hidden = false; indicator.textContent = "wake word: listening"; };
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type !== "detection") return;
+    state.wakes.push(message.name);
+    indicator.textContent = `wake word: ${message.phrase}`;
+    indicator.classList.add("heard");
+    setTimeout(() => indicator.classList.remove("heard"), 2000);
+  };
+  return socket;
 }
 
 // --- speech, played while it streams ----------------------------------------------------------------
