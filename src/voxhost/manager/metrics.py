@@ -23,8 +23,16 @@ LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 LOAD_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
+class OpenStreams(Protocol):
+    @property
+    def open_count(self) -> int: ...
+
+
 class ManagedModels(Protocol):
     """What a scrape reads of the model manager (its state, at that moment)."""
+
+    @property
+    def wake(self) -> OpenStreams: ...
 
     def status(self, name: str | None = None) -> list[ModelStatus]: ...
 
