@@ -287,10 +287,24 @@ def build(settings: Settings) -> Any:
     return ingress.bind(**{task: engine_deployment(task) for task in tasks})
 
 
-def start_ray(address: str | None, **options: Any) -> None:
-    """Join the cluster at `address`, or start a local Ray (with `options`) when there is none."""
-    import ray
+# A local Ray's ports (its GCS, raylet, dashboard agent and job API, object manager) run whatever code
+# reaches them, and on Linux Ray binds them on every interface under the machine's address. One started
+# here is kept on loopback: Ray's single-machine mode (what it uses on macOS and Windows) takes
+# 127.0.0.1 as the node's address, and the dashboard is bound there too. A cluster joined with
+# --ray-address is its operator's to protect (SECURITY.md).
+SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
+
+def start_ray(address: str | None, **options: Any) -> None:
+    """Join the cluster at `address`, or start a local Ray (with `options`, on loopback) when there is
+    none."""
+    import ray
+    from ray._private import ray_constants
+
+    if address is None:
+        os.environ[SINGLE_MACHINE] = "0"
+        ray_constants.ENABLE_RAY_CLUSTER = False  # read when the node's address is chosen
+        options = {"dashboard_host": "127.0.0.1", **options}
     # Serve's HTTP proxy must answer its readiness check in 5 s by default; on a small, busy machine its
     # first start takes longer, and Serve then kills and restarts it in a loop. Local Ray only.
     os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
