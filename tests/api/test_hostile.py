@@ -341,16 +341,13 @@ def test_idle_and_half_sent_connections_are_bounded(server: ServerProcess) -> No
 # --- 10. live sessions: how many, and audio far ahead of real time ------------------------------------
 def test_live_sessions_are_capped(server: ServerProcess) -> None:
     base = server.url.replace("http://", "ws://")
-    first = connect(base + "/v1/audio/transcriptions/live", open_timeout=10)
-    second = connect(base + "/v1/realtime?intent=transcription", open_timeout=10)
-    try:
+    with contextlib.ExitStack() as sessions:
+        sessions.enter_context(connect(base + "/v1/audio/transcriptions/live", open_timeout=10))
+        sessions.enter_context(connect(base + "/v1/realtime?intent=transcription", open_timeout=10))
         with pytest.raises(InvalidStatus) as refused:
             connect(base + "/v1/audio/transcriptions/live", open_timeout=10).close()
         assert refused.value.response.status_code == 429
         assert b"--max-live-sessions" in refused.value.response.body
-    finally:
-        first.close()
-        second.close()
     for _ in range(100):  # the slots come back once the sessions have ended
         try:
             with connect(base + "/v1/audio/transcriptions/live", open_timeout=10) as ws:
