@@ -129,7 +129,7 @@ def test_a_wyoming_frame_larger_than_its_event_may_carry_is_refused_before_its_p
         return event.type + ": " + str(event.data.get("text")), rest
 
     answer, rest = asyncio.run(attack())
-    assert answer.startswith("error: a audio-chunk event may carry at most 1048576 bytes of payload")
+    assert answer.startswith("error: a Wyoming audio-chunk event may carry at most 26214400 bytes of payload")
     assert rest == b""
     assert asyncio.run(_describe_works(server))
 
@@ -270,7 +270,7 @@ def test_streamed_synthesis_text_is_bounded(server: ServerProcess) -> None:
 
     # 1.25 MiB in one chunk: more data than any event may carry, refused before it is read
     huge = asyncio.run(chunks(int(1.25 * 2**20), 1))
-    assert huge[0].startswith("error: a synthesize-chunk event may carry at most")
+    assert huge[0].startswith("error: a Wyoming synthesize-chunk event may carry at most")
     # small chunks without a sentence end: refused once the held text passes --max-input-chars
     held = asyncio.run(chunks(500, 40))
     assert len(held) == 1

@@ -59,14 +59,15 @@ class RequestLimits:
 
     def event(self, event_type: str, data_length: int, payload_length: int) -> None:
         """A Wyoming event's declared sizes, checked before any of it is read: a payload only on audio
-        events (`audio-chunk`, at most one live-stream message), extra data at most a JSON body's bound."""
+        events (`audio-chunk`: at most an upload, all a stream may carry; clients that send a whole
+        recording as one chunk exist), extra data at most a JSON body's bound."""
         data_limit, _ = self.body("application/json")
         if data_length > data_limit:
-            raise PayloadTooLarge(f"a {event_type} event may carry at most {data_limit} bytes of data")
-        payload_limit = self.message_bytes if event_type.startswith("audio-") else 0
+            raise PayloadTooLarge(f"a Wyoming {event_type} event may carry at most {data_limit} bytes of data")
+        payload_limit = self.upload_bytes if event_type.startswith("audio-") else 0
         if payload_length > payload_limit:
             raise PayloadTooLarge(
-                f"a {event_type} event may carry at most {payload_limit} bytes of payload "
+                f"a Wyoming {event_type} event may carry at most {payload_limit} bytes of payload "
                 f"(it declared {payload_length})"
             )
 
