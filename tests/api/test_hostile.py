@@ -450,3 +450,52 @@ def test_decoded_audio_is_held_within_a_server_wide_budget(speech: Speech) -> No
     budget.give(80)
     assert taken.wait(30)
     assert budget.held == 50
+
+
+# --- the rules themselves, for the set-ups a test server cannot take (other interfaces, names) -------
+@pytest.mark.parametrize(
+    ("allowed", "bind", "host", "answered"),
+    [
+        ([], "127.0.0.1", "localhost", True), ([], "127.0.0.1", "127.0.0.5", True), ([], "::1", "::1", True),
+        ([], "127.0.0.1", "attacker.example", False), ([], "127.0.0.1", "192.168.1.5", False),
+        ([], "127.0.0.1", "", False), ([], "0.0.0.0", "voxhost.lan", True), ([], "", "anything", True),
+        (["voxhost.lan"], "0.0.0.0", "voxhost.lan", True), (["voxhost.lan"], "0.0.0.0", "other.lan", False),
+        (["voxhost.lan"], "0.0.0.0", "localhost", True), (["*.home.arpa"], "0.0.0.0", "box.home.arpa", True),
+        (["*.home.arpa"], "0.0.0.0", "home.arpa", True), (["*.home.arpa"], "0.0.0.0", "evilhome.arpa", False),
+        (["*"], "127.0.0.1", "attacker.example", True),
+    ],
+)  # fmt: skip
+def test_the_host_rule(allowed: list[str], bind: str, host: str, answered: bool) -> None:
+    from voxhost.api.origin import HostRule
+
+    assert HostRule(allowed, bind).allows(host) is answered
+
+
+@pytest.mark.parametrize(
+    ("cors", "origin", "host", "allowed"),
+    [
+        ([], "http://127.0.0.1:8000", "127.0.0.1:8000", True),
+        ([], "http://localhost:8000", "localhost:8000", True),
+        ([], "http://127.0.0.1:9000", "127.0.0.1:8000", False), ([], "null", "127.0.0.1:8000", False),
+        ([], "https://evil.example", "127.0.0.1:8000", False), ([], "file://", "127.0.0.1:8000", False),
+        (["https://app.example"], "https://app.example", "127.0.0.1:8000", True),
+        (["https://app.example/"], "https://APP.example", "127.0.0.1:8000", True),
+        (["https://app.example"], "https://evil.example", "127.0.0.1:8000", False),
+        (["*"], "https://evil.example", "127.0.0.1:8000", True),
+    ],
+)  # fmt: skip
+def test_the_origin_rule(cors: list[str], origin: str, host: str, allowed: bool) -> None:
+    from voxhost.api.origin import OriginRule
+
+    assert OriginRule(cors).allows(origin, host) is allowed
+
+
+def test_log_lines_are_redacted_and_escaped() -> None:
+    from voxhost.logs import redact
+
+    assert redact('1.2.3.4:5 - "WebSocket /v1/realtime?api_key=sk-1&x=2" 403') == (
+        '1.2.3.4:5 - "WebSocket /v1/realtime?api_key=[redacted]&x=2" 403'
+    )
+    assert redact("GET /a?x=1&API_KEY=sk-2 HTTP/1.1") == "GET /a?x=1&API_KEY=[redacted] HTTP/1.1"
+    assert redact("GET /a\nforged\r\x1b[2J\x7f") == "GET /a\\x0aforged\\x0d\\x1b[2J\\x7f"
+    assert redact("the monkey=banana") == "the monkey=banana"

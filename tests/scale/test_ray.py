@@ -65,6 +65,36 @@ def test_deployment_options_come_from_the_settings() -> None:
     assert gateway.layout(scaled, parse_entry("en_US-joe-medium")).slots == 1 * 5
 
 
+def test_a_local_ray_listens_on_this_machine_only(local_ray: None) -> None:
+    """Ray's GCS, raylet, dashboard agent and workers run code for whoever reaches their ports: the Ray
+    voxhost starts binds every one of them to loopback (on Linux Ray would bind the machine's address)."""
+    import ipaddress
+
+    import psutil
+
+    listening = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            connections = process.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        listening += [(process.name(), c.laddr) for c in connections if c.status == psutil.CONN_LISTEN]
+    assert any("gcs" in name or "raylet" in name for name, _ in listening), listening
+    exposed = [
+        (name, address)
+        for name, address in listening
+        if not (
+            (ip := ipaddress.ip_address(address.ip)).is_loopback
+            or (
+                isinstance(ip, ipaddress.IPv6Address)
+                and ip.ipv4_mapped is not None
+                and ip.ipv4_mapped.is_loopback
+            )
+        )
+    ]
+    assert not exposed
+
+
 def test_exposure_is_checked_with_the_real_wyoming_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     """Wyoming runs on Ray too, so an open Wyoming listener beside API keys is refused before Ray starts."""
 
