@@ -342,12 +342,17 @@ def test_idle_and_half_sent_connections_are_bounded(server: ServerProcess) -> No
 def test_live_sessions_are_capped(server: ServerProcess) -> None:
     base = server.url.replace("http://", "ws://")
     with contextlib.ExitStack() as sessions:
-        sessions.enter_context(connect(base + "/v1/audio/transcriptions/live", open_timeout=10))
+        live = sessions.enter_context(connect(base + "/v1/audio/transcriptions/live", open_timeout=10))
         sessions.enter_context(connect(base + "/v1/realtime?intent=transcription", open_timeout=10))
         with pytest.raises(InvalidStatus) as refused:
             connect(base + "/v1/audio/transcriptions/live", open_timeout=10).close()
         assert refused.value.response.status_code == 429
         assert b"--max-live-sessions" in refused.value.response.body
+        assert json.loads(live.recv(timeout=10))["type"] == "ready"
+        with pytest.raises(TimeoutError):  # an open session outlives the header timeout: nothing closes it
+            live.recv(timeout=HEADER_TIMEOUT * 1.5)
+        live.send(json.dumps({"type": "stop"}))
+        assert json.loads(live.recv(timeout=10))["type"] == "done"
     for _ in range(100):  # the slots come back once the sessions have ended
         try:
             with connect(base + "/v1/audio/transcriptions/live", open_timeout=10) as ws:
