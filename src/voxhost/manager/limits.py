@@ -63,7 +63,9 @@ class RequestLimits:
         recording as one chunk exist), extra data at most a JSON body's bound."""
         data_limit, _ = self.body("application/json")
         if data_length > data_limit:
-            raise PayloadTooLarge(f"a Wyoming {event_type} event may carry at most {data_limit} bytes of data")
+            raise PayloadTooLarge(
+                f"a Wyoming {event_type} event may carry at most {data_limit} bytes of data"
+            )
         payload_limit = self.upload_bytes if event_type.startswith("audio-") else 0
         if payload_length > payload_limit:
             raise PayloadTooLarge(
