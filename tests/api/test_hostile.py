@@ -313,6 +313,12 @@ def test_idle_and_half_sent_connections_are_bounded(server: ServerProcess) -> No
         for sock in flood:
             sock.close()
     assert httpx.get(server.url + "/health/live", timeout=10).status_code == 200
+    with _raw(server) as sock:  # headers without end, each line complete: refused past 64 KiB
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for index in range(100):  # 100 KiB at most
+                sock.sendall(b"X-Pad-%d: %s\r\n" % (index, b"a" * 1000))
+        assert _response(sock)[0] == 431
 
     async def wyoming_flood() -> tuple[list[str], list[bytes]]:
         opened = [
