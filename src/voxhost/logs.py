@@ -59,15 +59,20 @@ def request_context(request_id: str | None = None) -> Iterator[RequestContext]:
         _current.reset(token)
 
 
-# `api_key=...` in a query string (the documented way to pass a key to a WebSocket), whoever logs it
-_API_KEY_QUERY = re.compile(r"(?i)((?:^|[?&;\s\"'])api[_-]?key=)[^&\s\"'#]*")
+# API keys wherever a client may put them, whoever logs them (a library's debug log of a handshake
+# included): `api_key=` in a query string, the `openai-insecure-api-key.` WebSocket subprotocol, and a
+# bearer token
+_API_KEY_QUERY = re.compile(
+    r"(?i)((?:^|[?&;\s\"'])api[_-]?key=|openai-insecure-api-key\.|\bbearer\s+)[^&\s\"',#]+"
+)
 # control characters (and the C1 set, DEL included): a path with %0a must not forge a second log line
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def redact(text: str) -> str:
     """`text` as a log line may show it: API keys in query strings replaced, control characters escaped."""
-    if "key=" in text.lower():
+    lowered = text.lower()
+    if "key" in lowered or "bearer" in lowered:
         text = _API_KEY_QUERY.sub(r"\1[redacted]", text)
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 

@@ -242,6 +242,11 @@ def test_api_keys_in_websocket_urls_are_not_logged(tmp_path: Path, cache_dir: Pa
             assert json.loads(ws.recv(timeout=10))["type"] == "ready"
         with pytest.raises(InvalidStatus):
             connect(url.replace(KEY, KEY + "-wrong"), open_timeout=10).close()
+        plain = url.split("?")[0]
+        with connect(plain, subprotocols=[f"openai-insecure-api-key.{KEY}"], open_timeout=10) as ws:  # type: ignore[list-item]
+            assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+        with connect(plain, additional_headers={"Authorization": f"Bearer {KEY}"}, open_timeout=10) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "ready"
         log = _log_until(keyed, "WebSocket /v1/audio/transcriptions/live?language=en&api_key=[redacted]")
     finally:
         keyed.stop()
@@ -510,3 +515,7 @@ def test_log_lines_are_redacted_and_escaped() -> None:
     assert redact("GET /a?x=1&API_KEY=sk-2 HTTP/1.1") == "GET /a?x=1&API_KEY=[redacted] HTTP/1.1"
     assert redact("GET /a\nforged\r\x1b[2J\x7f") == "GET /a\\x0aforged\\x0d\\x1b[2J\\x7f"
     assert redact("the monkey=banana") == "the monkey=banana"
+    assert redact("< Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.sk-3") == (
+        "< Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.[redacted]"
+    )
+    assert redact("< Authorization: Bearer sk-4") == "< Authorization: Bearer [redacted]"
