@@ -27,8 +27,8 @@ from wyoming.tts import SynthesizeChunk, SynthesizeStart
 
 from conftest import ServerProcess, Speech, start_server, synthesize
 from voxhost.audio import decode_audio
-from voxhost.errors import ServerBusy
-from voxhost.manager.limits import AudioBudget, RequestLimits
+from voxhost.errors import ClientGone, ServerBusy
+from voxhost.manager.limits import AudioBudget, HeldAudio, RequestLimits
 from voxhost.manager.live import LiveEvent, LiveTranscriber, VadConfig
 from voxhost.results import TranscribeOptions, Transcription
 from voxhost.settings import Settings
@@ -454,6 +454,14 @@ def test_decoded_audio_is_held_within_a_server_wide_budget(speech: Speech) -> No
     assert one <= held <= one * 1.5
     assert "--max-decoded-audio-mb" in refused
     assert after == held
+    assert limits.audio_budget.held == 0
+
+    # a decode whose request went away stops at its next allocation and keeps no room
+    gone = HeldAudio(limits.audio_budget)
+    gone.admit(1000)
+    gone.release()
+    with pytest.raises(ClientGone):
+        gone.admit(2000)
     assert limits.audio_budget.held == 0
 
     # one waiting upload gets in as soon as room is given back

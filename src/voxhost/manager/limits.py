@@ -20,6 +20,7 @@ from voxhost.audio.text import speakable
 from voxhost.errors import (
     AudioTooLong,
     BadRequest,
+    ClientGone,
     PayloadTooLarge,
     ServerBusy,
     StreamTooLong,
@@ -28,7 +29,6 @@ from voxhost.errors import (
 from voxhost.settings import Settings
 
 SAMPLE_RATE = 16000  # of the audio the ASR engines take
-DECODED_BYTES_PER_SECOND = SAMPLE_RATE * 4  # float32
 FORM_OVERHEAD = 64 * 1024  # room for a multipart form's text fields and part headers beside its file
 JSON_BYTES_PER_CHAR = 12  # the most one character of text takes in JSON: a surrogate pair, \uXXXX\uXXXX
 JSON_OVERHEAD = 64 * 1024  # room for a JSON body's other fields
@@ -201,22 +201,36 @@ class AudioBudget:
 
 
 class HeldAudio:
-    """One upload's decoded audio and the room it holds in the `AudioBudget`."""
+    """One upload's decoded audio and the room it holds in the `AudioBudget`. Released once: a decode
+    still running after its request went away (cancelled) is stopped at its next allocation, and room
+    it was waiting for is given straight back."""
 
     def __init__(self, budget: AudioBudget) -> None:
         self.budget = budget
         self.audio = np.zeros(0, dtype=np.float32)
         self._taken = 0
+        self._released = False
+        self._lock = threading.Lock()
 
     def admit(self, samples: int) -> None:
-        """The decoder is about to hold `samples` samples in all (called from its thread)."""
-        wanted = samples * 4
-        if wanted > self._taken:
-            self.budget.take(wanted - self._taken)
-            self._taken = wanted
+        """The decoder is about to hold `samples` float32 samples in all (called from its thread)."""
+        extra = samples * 4 - self._taken
+        if self._released:
+            raise ClientGone("the request went away while its audio was decoded")
+        if extra <= 0:
+            return
+        self.budget.take(extra)
+        with self._lock:
+            if not self._released:
+                self._taken += extra
+                return
+        self.budget.give(extra)
+        raise ClientGone("the request went away while its audio was decoded")
 
     def release(self) -> None:
-        taken, self._taken = self._taken, 0
+        with self._lock:
+            self._released = True
+            taken, self._taken = self._taken, 0
         if taken:
             self.budget.give(taken)
 
