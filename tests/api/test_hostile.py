@@ -400,13 +400,17 @@ def test_a_live_client_far_ahead_of_real_time_is_pushed_back() -> None:
         backlog = 3 * len(utterance) / 16000
         live = LiveTranscriber(transcribe, emit, vad=VadConfig(), partial_interval=0, max_backlog=backlog)
         feeding = asyncio.create_task(_feed_all(live, utterance, 20))
-        for _ in range(2000):  # until the feeding stops for the decodes
+        for _ in range(3000):  # until the finals waiting pass the bound
             await asyncio.sleep(0.01)
             if live.backlog > backlog or feeding.done():
                 break
-        for _ in range(20):  # it stays stopped
+        assert live.backlog > backlog
+        for _ in range(20):  # the feed that crossed it ends; the next one waits
             await asyncio.sleep(0.01)
         stopped_at = live.now
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert live.now == stopped_at  # no audio taken while the decodes are behind
         assert not feeding.done()
         held = live.backlog
         gate.set()
