@@ -1,7 +1,8 @@
 # voxhost on CPU, with the embedded models (Whisper tiny.en and base, the Piper voice, Kokoro): it serves
 # with no network at all once built.
 #   docker build -t voxhost .
-#   docker run -p 8000:8000 -p 10300:10300 -e VOXHOST_API_KEY=change-me -v voxhost-cache:/cache voxhost
+#   docker run -p 8000:8000 -p 10300:10300 -e VOXHOST_API_KEY=change-me -e VOXHOST_WYOMING_OPEN=true \
+#     -v voxhost-cache:/cache voxhost
 FROM python:3.11-slim
 
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1

@@ -54,6 +54,22 @@ def test_dockerfile_installs_the_repo_and_serves_with_valid_settings() -> None:
     assert probe.group(2) in create_app(settings).openapi()["paths"]
 
 
+def test_the_dockerfile_example_starts() -> None:
+    """The `docker run` example at the top of the Dockerfile, with the image's own environment, passes
+    the start-up checks (it once set a key with Wyoming on every interface and no --wyoming-open)."""
+    from voxhost.server import check_exposure
+
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n#", " ")
+    example = next(line for line in text.splitlines() if "docker run" in line)
+    flags = dict(pair.split("=", 1) for pair in re.findall(r"-e (\S+)", example))
+    env = {**dockerfile_env(), **flags}
+    settings = Settings(
+        **{k.removeprefix("VOXHOST_").lower(): v for k, v in env.items() if k.startswith("VOXHOST_")}
+    )
+    assert settings.api_key  # the example sets a key
+    check_exposure(settings)  # raises SystemExit when the server would refuse to start
+
+
 def test_systemd_unit_stops_through_the_drain() -> None:
     unit = configparser.ConfigParser(strict=False, interpolation=None, inline_comment_prefixes=None)
     unit.optionxform = str  # type: ignore[assignment,method-assign]

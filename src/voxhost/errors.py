@@ -89,6 +89,14 @@ class QueueTimeout(VoxhostError, status=503, code="queue_timeout"):
     """The request waited in the model's queue for longer than its timeout and gave up."""
 
 
+class ServerBusy(VoxhostError, status=503, code="server_busy"):
+    """A server-wide bound is reached (decoded audio held at once); retry in a moment."""
+
+
+class TooManySessions(VoxhostError, status=429, code="too_many_sessions", error_type="rate_limit_exceeded"):
+    """Every live-transcription session slot is taken (--max-live-sessions)."""
+
+
 class MemoryBudgetExceeded(ModelLoadError, code="memory_budget_exceeded"):
     """Loading the model would exceed the workers' memory budget, even after evicting idle models."""
 

@@ -59,6 +59,39 @@ def request_context(request_id: str | None = None) -> Iterator[RequestContext]:
         _current.reset(token)
 
 
+# API keys wherever a client may put them, whoever logs them (a library's debug log of a handshake
+# included): `api_key=` in a query string, the `openai-insecure-api-key.` WebSocket subprotocol, and a
+# bearer token
+_API_KEY_QUERY = re.compile(
+    r"(?i)((?:^|[?&;\s\"'])api[_-]?key=|openai-insecure-api-key\.|\bbearer\s+)[^&\s\"',#]+"
+)
+# control characters (and the C1 set, DEL included): a path with %0a must not forge a second log line
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def redact(text: str) -> str:
+    """`text` as a log line may show it: API keys in query strings replaced, control characters escaped."""
+    lowered = text.lower()
+    if "key" in lowered or "bearer" in lowered:
+        text = _API_KEY_QUERY.sub(r"\1[redacted]", text)
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class RedactingFilter(logging.Filter):
+    """On the handler every logger writes through (uvicorn's and the libraries' included): each message
+    and string `extra` field is `redact`ed before any formatter sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD_FIELDS and isinstance(value, str):
+                setattr(record, key, redact(value))
+        return True
+
+
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         context = _current.get()
@@ -66,10 +99,16 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+_STANDARD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+}
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id, and any `extra` fields."""
 
-    _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+    _STANDARD = _STANDARD_FIELDS
 
     def format(self, record: logging.LogRecord) -> str:
         body = {
@@ -89,6 +128,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str, fmt: str = "text") -> None:
     handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())
     handler.addFilter(_RequestIdFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

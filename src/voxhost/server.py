@@ -13,6 +13,7 @@ import uvicorn
 
 from voxhost.api import discovery
 from voxhost.api.auth import is_loopback, load_keys
+from voxhost.api.connections import bounded_protocol
 from voxhost.api.http import create_app
 from voxhost.logs import configure_logging
 from voxhost.manager.process import reap_all
@@ -63,6 +64,9 @@ def run_server(settings: Settings) -> None:
         log_level=settings.log_level,
         log_config=None,  # voxhost's own logging set-up (request ids, JSON) applies to uvicorn too
         access_log=False,  # one access line per request comes from voxhost, with its id and model
+        # connections bounded (api/connections.py): how many, and how long headers and idle keep-alives take
+        http=bounded_protocol(settings.max_connections, settings.header_timeout),
+        timeout_keep_alive=settings.keep_alive_timeout,
         timeout_graceful_shutdown=int(settings.shutdown_grace),
         # room for a largest audio message sent as base64 inside a Realtime JSON event
         ws_max_size=max(2**20, settings.max_ws_message_kb * 1024 * 3 // 2),

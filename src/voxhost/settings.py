@@ -237,12 +237,56 @@ class Settings(BaseSettings):
         "stream (one phrase, one detection).",
     )
 
+    # --- safe by default (issue 23): who may call, and how much any client may hold ------------
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the HTTP API answers to (a Host header check against DNS rebinding; "
+        "`*.example.com` for a domain and its subdomains; * for any). Default: a server bound to "
+        "loopback answers only loopback names and addresses, one bound beyond it any name. Loopback "
+        "names are always allowed.",
+    )
+    max_connections: int = Field(
+        256, ge=1, description="Open HTTP connections (WebSockets included) at once; more are refused."
+    )
+    header_timeout: float = Field(
+        10, gt=0, description="Seconds a client has to send a request's headers before it is disconnected."
+    )
+    keep_alive_timeout: int = Field(
+        5, ge=1, description="Seconds an idle keep-alive HTTP connection is kept open."
+    )
+    wyoming_max_connections: int = Field(
+        64, ge=1, description="Open Wyoming connections at once; more get an error event and are closed."
+    )
+    wyoming_idle_timeout: float = Field(
+        300,
+        gt=0,
+        description="Seconds a Wyoming connection may wait between events (outside a request) before "
+        "it is closed.",
+    )
+    max_live_sessions: int = Field(
+        32, ge=1, description="Live and Realtime transcription WebSockets open at once; more get 429."
+    )
+    max_live_backlog_seconds: float = Field(
+        120,
+        gt=0,
+        description="Seconds of a live session's audio that may wait to be decoded; a client further "
+        "ahead of the decoder is not read from until the decodes catch up.",
+    )
+    max_decoded_audio_mb: float = Field(
+        1024,
+        gt=0,
+        description="Decoded audio (float32, 16 kHz: 230 MB an hour) all uploads may hold at once, in "
+        "MiB; an upload that does not fit waits for room (up to --queue-timeout), then gets 503.",
+    )
+
     log_level: LogLevel = Field("info", description="Log level.")
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text, or as one JSON object each (with request ids)."
     )
 
-    @field_validator("models", "voice_files", "api_key", "cors_origins", "aliases", mode="before")
+    @field_validator(
+        "models", "voice_files", "api_key", "cors_origins", "aliases", "allowed_hosts", mode="before"
+    )
     @classmethod
     def _split_lists(cls, value: object) -> object:
         if isinstance(value, str):
@@ -286,6 +330,7 @@ FLAG_NAMES = {
     "voice_files": "--voice-file",
     "cors_origins": "--cors-origin",
     "aliases": "--alias",
+    "allowed_hosts": "--allowed-host",
 }
 
 

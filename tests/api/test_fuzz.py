@@ -97,7 +97,7 @@ def app(cache_dir: object) -> FastAPI:
 def _request(app: FastAPI, method: str, path: str, **kwargs: Any) -> httpx.Response:
     async def send() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://voxhost", timeout=30) as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=30) as client:
             return await client.request(method, path, **kwargs)
 
     return asyncio.run(send())

@@ -153,3 +153,86 @@ def test_microphone_streams_live_and_shows_the_final(
             record.click()
     assert_transcript(finals[0], speech.text, max_errors=2)
     assert not error_text(browser)
+
+
+ATTACK_PAGE = """<!doctype html><title>another site</title><script>
+const target = %(target)s;
+window.attack = {done: false};
+async function attempt() {
+  // a "simple" cross-site request: no preflight, the browser sends it and hides the answer
+  try {
+    await fetch(target + "/v1/models/tiny.en/load", {method: "POST", mode: "no-cors",
+      headers: {"Content-Type": "text/plain"}, body: "x"});
+    window.attack.simple = "sent";
+  } catch (e) { window.attack.simple = "failed"; }
+  // a read of the server's state (CORS): must fail
+  try {
+    const answer = await fetch(target + "/status");
+    window.attack.read = "read " + answer.status;
+  } catch (e) { window.attack.read = "failed"; }
+  // a live-transcription WebSocket: no CORS protects it, only the server's Origin check
+  window.attack.socket = await new Promise((resolve) => {
+    const ws = new WebSocket(target.replace("http", "ws") + "/v1/audio/transcriptions/live");
+    ws.onmessage = (m) => { resolve("open: " + m.data); ws.close(); };
+    ws.onerror = () => resolve("refused");
+  });
+  window.attack.done = true;
+}
+attempt();
+</script>"""
+
+
+def test_a_page_from_another_origin_cannot_use_the_api(browser: Any, tmp_path: Path, cache_dir: Path) -> None:
+    """A keyless server (as the README starts it) and a page of another origin (another port of
+    127.0.0.1) that tries a simple cross-site POST, a read, and a live WebSocket: none gets through,
+    and the server's own playground still works without a key."""
+    import http.server
+    import json
+    import threading
+
+    from voxhost.bench.harness import free_port
+
+    server = start_server(tmp_path, cache_dir, "--model", "tiny.en")
+    page = (ATTACK_PAGE % {"target": json.dumps(server.url)}).encode()
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Page)
+    thread = threading.Thread(target=other.serve_forever, daemon=True)
+    thread.start()
+    try:
+        browser.get(f"http://127.0.0.1:{other.server_address[1]}/")
+        wait_for(
+            browser,
+            lambda: browser.execute_script("return window.attack && window.attack.done"),
+            "the attack",
+        )
+        attack = browser.execute_script("return window.attack")
+        assert attack["read"] == "failed"
+        assert attack["socket"] == "refused"
+        import httpx
+
+        status = httpx.get(server.url + "/status", timeout=10).json()
+        assert status["models"][0]["state"] != "ready"  # the cross-site load was refused
+        assert "403" in server.log()
+        # the server's own page (same origin) works, keyless
+        browser.get(server.url + "/")
+        wait_for(
+            browser,
+            lambda: browser.find_elements("css selector", "#models tr[data-model='tiny.en']"),
+            "models",
+        )
+        assert not error_text(browser)
+    finally:
+        other.shutdown()
+        other.server_close()
+        server.stop()

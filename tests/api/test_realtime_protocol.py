@@ -63,14 +63,18 @@ class CannedManager(ModelManager):
         return Transcription("Canned words.", "en", 1.0, seconds, segments=[segment], logprobs=logprobs)
 
 
+WS = "ws://localhost"
+
+
 @pytest.fixture(scope="module")
 def client(cache_dir: Path) -> TestClient:
     app_settings = Settings(models=["tiny.en"], cache_dir=cache_dir, wyoming=False)
-    return TestClient(create_app(app_settings, CannedManager(app_settings)))
+    # the app answers loopback names only (a server bound to 127.0.0.1): not TestClient's "testserver"
+    return TestClient(create_app(app_settings, CannedManager(app_settings)), base_url="http://localhost")
 
 
 def _connect(client: TestClient, headers: dict[str, str] | None = None) -> Any:
-    return client.websocket_connect("/v1/realtime?intent=transcription", headers=dict(headers or {}))
+    return client.websocket_connect(WS + "/v1/realtime?intent=transcription", headers=dict(headers or {}))
 
 
 def _reply(ws: WebSocketTestSession, event: dict[str, Any]) -> dict[str, Any]:
@@ -354,7 +358,7 @@ def test_refused_events_and_urls(client: TestClient) -> None:
         ("intent=conversation", "intent"),
         ("call_id=rtc_1", "call_id"),
     ):
-        with client.websocket_connect(f"/v1/realtime?{query}") as ws:
+        with client.websocket_connect(f"{WS}/v1/realtime?{query}") as ws:
             message = ws.receive_json()
             assert message["type"] == "error"
             assert message["error"]["param"] == param

@@ -177,7 +177,7 @@ def test_requests_that_reach_a_draining_server_get_503(cache_dir: object) -> Non
 
     async def main() -> None:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://voxhost") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             assert (await client.get("/health/ready")).status_code == 200
             app.state.begin_drain()
             refused = await client.get("/v1/models")

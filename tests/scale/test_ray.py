@@ -53,6 +53,8 @@ def local_ray() -> Iterator[None]:
 
 
 def test_a_local_ray_stays_on_loopback_and_sends_no_usage_statistics(local_ray: None) -> None:
+    """Ray's GCS, raylet, dashboard agent and workers run code for whoever reaches their ports: the Ray
+    voxhost starts is this machine's alone (on Linux, Ray would bind the machine's address)."""
     from ray._common.usage import usage_lib
 
     nodes = ray.nodes()

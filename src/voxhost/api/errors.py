@@ -35,8 +35,10 @@ class ErrorBody(BaseModel):
 ERROR_STATUSES = {
     400: "Bad request: invalid parameters, unreadable or empty audio, text too long",
     401: "Missing or wrong API key (only when the server has keys)",
+    403: "A host name the server does not answer to (--allowed-host), or a browser page of another site "
+    "(--cors-origin)",
     404: "No such model (or voice) is served here",
-    413: "Upload or audio longer than the server's limits",
+    413: "Request body, upload or audio larger than the server's limits",
     429: "The model's queue is full; retry after the Retry-After header's seconds",
     503: "The server is stopping, the model failed to load (or would not fit the memory budget), or its "
     "worker died; retry",
@@ -45,11 +47,11 @@ ERROR_STATUSES = {
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the error statuses a route answers (401 and 503 go with every route
-    behind the key check and the drain)."""
+    """OpenAPI `responses` for the error statuses a route answers (401, 403, 413 and 503 go with every
+    route behind the key check, the origin and body checks, and the drain)."""
     return {
         status: {"model": ErrorBody, "description": ERROR_STATUSES[status]}
-        for status in sorted({*statuses, 401, 503})
+        for status in sorted({*statuses, 401, 403, 413, 503})
     }
 
 

@@ -14,9 +14,11 @@ from fastapi.responses import JSONResponse, Response
 from voxhost import __version__
 from voxhost.api import models, openai_audio, openai_speech, realtime, wake, web
 from voxhost.api.auth import ApiKeyAuth, KeyChecker, load_keys
+from voxhost.api.bodies import BodyLimit
 from voxhost.api.deps import get_manager
 from voxhost.api.errors import document_errors, error_responses, install_error_handlers
 from voxhost.api.observe import RequestObserver
+from voxhost.api.origin import OriginGuard
 from voxhost.api.wyoming import WyomingServer
 from voxhost.manager import ModelManager
 from voxhost.settings import Settings
@@ -164,6 +166,10 @@ def create_app(settings: Settings | None = None, manager: ModelManager | None = 
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "X-Sample-Rate", "X-Voxhost-Model", "Retry-After"],
         )
+    # every route and WebSocket, those of later front-ends included: bodies bounded before they are held,
+    # then foreign hosts (DNS rebinding) and other sites' pages refused, before CORS and the key check
+    app.add_middleware(BodyLimit, limits=manager.limits)
+    app.add_middleware(OriginGuard, settings=settings)
     app.add_middleware(RequestObserver, metrics=manager.metrics, draining=lambda: manager.draining)
     app.include_router(health_router)
     app.include_router(models.router)

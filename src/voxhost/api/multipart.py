@@ -13,10 +13,10 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from voxhost.errors import BadRequest, PayloadTooLarge
+from voxhost.manager.limits import FORM_OVERHEAD
 
 MAX_PARTS = 64
 MAX_FIELD_BYTES = 64 * 1024
-FORM_OVERHEAD = 64 * 1024  # room for the text fields and part headers beside the file
 
 
 @dataclass(slots=True)

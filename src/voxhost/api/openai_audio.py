@@ -3,7 +3,6 @@ parsed into the manager's request, or declined with the reason; the answer in th
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -254,9 +253,10 @@ async def _handle(request: Request, task: Task, manager: ModelManager) -> Respon
             param="include",
         )
     model = manager.resolve(form.get("model") or None, "asr").id  # unknown model: 404 before decoding
-    audio = await asyncio.to_thread(manager.limits.decode, upload.data)
-    wanted = TranscribeRequest(audio, options, model)
-    updates = manager.transcribe_stream(wanted, gone=disconnected(request))
+    held = await manager.limits.decoded(upload.data)  # within the server's budget of decoded audio
+    wanted = TranscribeRequest(held.audio, options, model)
+    updates = held.releasing(manager.transcribe_stream(wanted, gone=disconnected(request)))
+    del held, wanted  # the stream holds the audio, and gives its room back when it ends
     languages = options.languages is not None
     if stream:
         return await _event_stream(updates, languages)

@@ -31,7 +31,6 @@ from wyoming.info import (
     TtsVoice,
     TtsVoiceSpeaker,
 )
-from wyoming.server import AsyncEventHandler
 from wyoming.tts import (
     Synthesize,
     SynthesizeChunk,
@@ -44,11 +43,12 @@ from wyoming.tts import (
 from voxhost import __version__
 from voxhost.api.discovery import Announcement
 from voxhost.api.observe import record
+from voxhost.api.wyoming_io import BoundedEventHandler
 from voxhost.api.wyoming_wake import WyomingWake, wake_programs
 from voxhost.audio.decode import float_to_pcm16
-from voxhost.audio.text import split_complete
+from voxhost.audio.text import GrowingText
 from voxhost.engines.base import package_source
-from voxhost.errors import BadAudio, BadRequest, ClientGone, VoxhostError
+from voxhost.errors import BadAudio, BadRequest, ClientGone, ServerBusy, VoxhostError
 from voxhost.logs import request_context
 from voxhost.manager import ModelManager
 from voxhost.manager.endpoint import Endpointer, answer_of
@@ -147,11 +147,16 @@ async def requested_voice(manager: ModelManager, requested: SynthesizeVoice | No
     return await manager.voice(voice.model, speaker) if speaker else voice
 
 
-class WyomingHandler(AsyncEventHandler):
+class WyomingHandler(BoundedEventHandler):
     def __init__(
-        self, reader: Any, writer: Any, manager: ModelManager, endpoint: tuple[float, float] = (0.0, 0.0)
+        self,
+        reader: Any,
+        writer: Any,
+        manager: ModelManager,
+        endpoint: tuple[float, float] = (0.0, 0.0),
+        idle: float = 300.0,
     ) -> None:
-        super().__init__(reader, writer)
+        super().__init__(reader, writer, manager.limits, idle)
         self.manager = manager
         self._endpoint = endpoint  # (seconds of silence that end an utterance, 0: off; speech timeout)
         self._handling = False
@@ -160,7 +165,7 @@ class WyomingHandler(AsyncEventHandler):
         self._answered = False  # the endpoint answered this stream: its audio is ignored until it ends
         self._reset_asr()
         self._streaming = False  # inside synthesize-start ... synthesize-stop
-        self._stream_text = ""
+        self._stream_text = GrowingText()
         self._stream_voice: Voice | None = None
         self._audio_started = False
         self._wake = WyomingWake(manager, self.write_event)  # detect + audio: api/wyoming_wake.py
@@ -279,7 +284,7 @@ class WyomingHandler(AsyncEventHandler):
         elif SynthesizeStart.is_type(event.type):
             start_request = SynthesizeStart.from_event(event)
             self._stream_voice = await requested_voice(self.manager, start_request.voice)
-            self._streaming, self._stream_text, self._audio_started = True, "", False
+            self._streaming, self._stream_text, self._audio_started = True, GrowingText(), False
         elif SynthesizeChunk.is_type(event.type):
             await self._synthesize_chunk(SynthesizeChunk.from_event(event).text)
         elif SynthesizeStop.is_type(event.type):
@@ -397,14 +402,15 @@ class WyomingHandler(AsyncEventHandler):
     async def _synthesize_chunk(self, text: str) -> None:
         if not self._streaming or self._stream_voice is None:
             raise BadRequest("synthesize-chunk outside synthesize-start ... synthesize-stop")
-        # Speak the sentences that are complete; the last one may still be growing.
-        done, self._stream_text = split_complete(self._stream_text + text)
-        await self._speak(done, self._stream_voice)
+        # Speak the sentences that are complete; the last one may still be growing (within the text limit:
+        # only the new text and the end of what was held are scanned for a sentence's end)
+        self.manager.limits.held_text(len(self._stream_text.held) + len(text))
+        await self._speak(self._stream_text.add(text), self._stream_voice)
 
     async def _synthesize_stop(self) -> None:
         if not self._streaming or self._stream_voice is None:
             raise BadRequest("synthesize-stop without synthesize-start")
-        text, self._stream_text = self._stream_text, ""
+        text, self._stream_text = self._stream_text.held, GrowingText()
         await self._speak(text, self._stream_voice)
         await self._finish_audio(self._stream_voice)
         self._streaming = False
@@ -422,6 +428,8 @@ class WyomingServer:
         self.manager = manager
         self.uri = settings.wyoming_uri
         self._endpoint = (settings.wyoming_endpoint, settings.wyoming_speech_timeout)
+        self._idle = settings.wyoming_idle_timeout
+        self._max_connections = settings.wyoming_max_connections
         self._server: asyncio.base_events.Server | None = None
         self._handlers: dict[asyncio.Task[None], WyomingHandler] = {}
         # --zeroconf: checked here, before any model loads; announced while listening
@@ -440,7 +448,14 @@ class WyomingServer:
             await self._announcement.start(self._server.sockets)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        handler = WyomingHandler(reader, writer, self.manager, self._endpoint)
+        handler = WyomingHandler(reader, writer, self.manager, self._endpoint, self._idle)
+        if len(self._handlers) >= self._max_connections:
+            log.warning("refused a Wyoming connection: %d are open", len(self._handlers))
+            await handler.refuse(
+                ServerBusy(f"the server has its limit of {self._max_connections} Wyoming connections open")
+            )
+            writer.close()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._handlers[task] = handler

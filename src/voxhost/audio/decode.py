@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -23,20 +24,26 @@ Codec = Literal["pcm", "pcmu", "pcma"]  # linear PCM, or G.711 mu-law / A-law
 _FAST_PROBE = {"probesize": "32768", "analyzeduration": "0"}
 
 
-def decode_audio(data: bytes, sample_rate: int = SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray:
+def decode_audio(
+    data: bytes,
+    sample_rate: int = SAMPLE_RATE,
+    max_seconds: float | None = None,
+    admit: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """Decode an audio file held in memory to float32 mono samples at `sample_rate`.
 
     Raises BadAudio for empty input, data no demuxer understands, files without an audio stream and
     audio with no samples; AudioTooLong (413) for audio longer than `max_seconds`, before decoding when
     the file declares its duration. Samples go straight into one buffer sized from that duration, so a
-    three-hour file is held once, not once in pieces and again joined. A file that breaks off after
+    three-hour file is held once, not once in pieces and again joined (`admit`, if given, is told the
+    samples the buffer is about to hold in all, before each allocation). A file that breaks off after
     some audio (a truncated or damaged tail) gives the audio before the damage. Blocking: call it off the
     event loop.
     """
     if not data:
         raise BadAudio("the uploaded file is empty", param="file")
     max_samples = None if max_seconds is None else int(max_seconds * sample_rate)
-    buffer = _Buffer()
+    buffer = _Buffer(admit)
     try:
         options = _FAST_PROBE if data[:4] in (b"RIFF", b"fLaC") else {}
         with av.open(io.BytesIO(data), mode="r", options=options, metadata_errors="ignore") as container:
@@ -100,12 +107,15 @@ def _declared_seconds(
 class _Buffer:
     """Samples appended into one growing float32 array (grown by half when a guess was short)."""
 
-    def __init__(self) -> None:
+    def __init__(self, admit: Callable[[int], None] | None = None) -> None:
         self._data = np.zeros(0, dtype=np.float32)
         self.size = 0
+        self._admit = admit
 
     def reserve(self, samples: int) -> None:
         if samples > len(self._data):
+            if self._admit is not None:
+                self._admit(samples)
             grown = np.empty(samples, dtype=np.float32)
             grown[: self.size] = self._data[: self.size]
             self._data = grown

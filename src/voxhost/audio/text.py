@@ -67,6 +67,32 @@ def split_complete(text: str) -> tuple[str, str]:
     return text[: last.end()], text[last.end() :]
 
 
+# what a sentence's end is made of before the space that completes it: its marks and closing quotes
+_END_CHARS = ".!?…\"')]»”’。！？」』"
+
+
+class GrowingText:
+    """Text that arrives in pieces (streamed synthesis): each `add` returns the sentences it completed.
+    Only the new piece and the end of the text held before it (a sentence mark still waiting for its
+    space) are scanned, so many pieces cost their own length, not the held text's again and again."""
+
+    def __init__(self) -> None:
+        self.held = ""
+
+    def add(self, text: str) -> str:
+        held = self.held
+        start = len(held.rstrip(_END_CHARS))  # a mark or closer at the end may end a sentence now
+        last = None
+        for last in _END.finditer(held + text, start):  # noqa: B007 - only the last boundary matters
+            pass
+        if last is None:
+            self.held = held + text
+            return ""
+        joined = held + text
+        self.held = joined[last.end() :]
+        return joined[: last.end()]
+
+
 FIRST_CLAUSE_AFTER = 60  # characters: a longer first sentence is spoken clause by clause
 QUICK_START_AFTER = 28  # characters: a longer first piece starts with its first phrase (quick start)
 QUICK_START_SPAN = (16, 32)  # where that first phrase may end, in characters

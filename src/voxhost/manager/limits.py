@@ -7,14 +7,33 @@ is the same error with the same message whichever front-end it came through.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncGenerator, Iterator
+from typing import TypeVar
+
 import numpy as np
 
 from voxhost.audio.decode import PcmConverter, decode_audio
 from voxhost.audio.text import speakable
-from voxhost.errors import AudioTooLong, BadRequest, PayloadTooLarge, StreamTooLong
+from voxhost.errors import (
+    AudioTooLong,
+    BadRequest,
+    ClientGone,
+    PayloadTooLarge,
+    ServerBusy,
+    StreamTooLong,
+    TooManySessions,
+)
 from voxhost.settings import Settings
 
 SAMPLE_RATE = 16000  # of the audio the ASR engines take
+FORM_OVERHEAD = 64 * 1024  # room for a multipart form's text fields and part headers beside its file
+JSON_BYTES_PER_CHAR = 12  # the most one character of text takes in JSON: a surrogate pair, \uXXXX\uXXXX
+JSON_OVERHEAD = 64 * 1024  # room for a JSON body's other fields
+BUDGET_WAIT = 120.0  # seconds an upload waits for room in the decoded-audio budget without --queue-timeout
+T = TypeVar("T")
 
 
 class RequestLimits:
@@ -24,10 +43,42 @@ class RequestLimits:
         self.message_bytes = settings.max_ws_message_kb * 1024
         self.stream_seconds = settings.max_stream_seconds
         self.input_chars = settings.max_input_chars
+        self.live_backlog_seconds = settings.max_live_backlog_seconds
+        self.audio_budget = AudioBudget(
+            int(settings.max_decoded_audio_mb * 2**20), settings.queue_timeout or BUDGET_WAIT
+        )
+        self.live_sessions = SessionSlots(settings.max_live_sessions)
+
+    def body(self, content_type: str) -> tuple[int, str]:
+        """The most bytes an HTTP request body of this content type may have, and the refusal's message:
+        a multipart upload its file and form fields, anything else (JSON) the largest speech request."""
+        if content_type.lower().startswith("multipart/"):
+            return self.upload_bytes + FORM_OVERHEAD, self._upload_message()
+        limit = self.input_chars * JSON_BYTES_PER_CHAR + JSON_OVERHEAD
+        return limit, f"the request body is larger than the limit of {limit} bytes (from --max-input-chars)"
+
+    def event(self, event_type: str, data_length: int, payload_length: int) -> None:
+        """A Wyoming event's declared sizes, checked before any of it is read: a payload only on audio
+        events (`audio-chunk`: at most an upload, all a stream may carry; clients that send a whole
+        recording as one chunk exist), extra data at most a JSON body's bound."""
+        data_limit, _ = self.body("application/json")
+        if data_length > data_limit:
+            raise PayloadTooLarge(
+                f"a Wyoming {event_type} event may carry at most {data_limit} bytes of data"
+            )
+        payload_limit = self.upload_bytes if event_type.startswith("audio-") else 0
+        if payload_length > payload_limit:
+            raise PayloadTooLarge(
+                f"a Wyoming {event_type} event may carry at most {payload_limit} bytes of payload "
+                f"(it declared {payload_length})"
+            )
+
+    def _upload_message(self) -> str:
+        return f"the upload is larger than the limit of {self.upload_bytes / 2**20:g} MiB"
 
     def upload(self, size: int) -> None:
         if size > self.upload_bytes:
-            raise PayloadTooLarge(f"the upload is larger than the limit of {self.upload_bytes / 2**20:g} MiB")
+            raise PayloadTooLarge(self._upload_message())
 
     def audio(self, samples: int) -> None:
         """Audio of `samples` 16 kHz samples (decoded so far) is within the limit."""
@@ -35,8 +86,23 @@ class RequestLimits:
             raise AudioTooLong(f"the audio is longer than the limit of {self.audio_seconds:g}s")
 
     def decode(self, data: bytes) -> np.ndarray:
-        """An uploaded file as float32 16 kHz mono; too long: refused before decoding when it says so."""
+        """An uploaded file as float32 16 kHz mono; too long: refused before decoding when it says so.
+        Outside the decoded-audio budget: for callers that hold the audio only briefly."""
         return decode_audio(data, max_seconds=self.audio_seconds)
+
+    async def decoded(self, data: bytes) -> HeldAudio:
+        """An uploaded file decoded (off the event loop) within the server-wide budget of decoded audio:
+        room for it is taken before each part of its buffer is allocated (the file's declared length
+        first), and given back by `HeldAudio.release` once the request is answered."""
+        held = HeldAudio(self.audio_budget)
+        try:
+            held.audio = await asyncio.to_thread(
+                decode_audio, data, max_seconds=self.audio_seconds, admit=held.admit
+            )
+        except BaseException:
+            held.release()
+            raise
+        return held
 
     def message(self, size: int) -> None:
         """One message of a live stream (a WebSocket frame or a Realtime append)."""
@@ -48,6 +114,15 @@ class RequestLimits:
         if seconds > self.stream_seconds:
             raise StreamTooLong(
                 f"the stream reached the limit of {self.stream_seconds:g}s of audio; start a new one"
+            )
+
+    def held_text(self, chars: int) -> None:
+        """Streamed speech text (Wyoming `synthesize-chunk`s) waiting for its sentence to end."""
+        if chars > self.input_chars:
+            raise BadRequest(
+                f"the streamed text has {chars} characters without a sentence end; the limit is "
+                f"{self.input_chars} (--max-input-chars)",
+                param="text",
             )
 
     def text(self, text: str) -> str:
@@ -96,3 +171,97 @@ class PcmIntake:
         self._pieces.append(self._converter.flush())
         pieces = [p for p in self._pieces if p.size]
         return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+
+class AudioBudget:
+    """The decoded audio all requests hold at once, in bytes: a request takes room before it allocates
+    and waits (in its decoding thread, up to `wait` seconds: then ServerBusy, 503) while there is none.
+    One request larger than the whole budget may still run, alone."""
+
+    def __init__(self, limit: int, wait: float) -> None:
+        self.limit = limit
+        self.wait = wait
+        self.held = 0
+        self._room = threading.Condition()
+
+    def take(self, nbytes: int) -> None:
+        with self._room:
+            if not self._room.wait_for(lambda: self.held == 0 or self.held + nbytes <= self.limit, self.wait):
+                raise ServerBusy(
+                    f"the server holds its limit of decoded audio ({self.limit / 2**20:g} MiB, "
+                    "--max-decoded-audio-mb); retry in a moment",
+                    retry_after=5,
+                )
+            self.held += nbytes
+
+    def give(self, nbytes: int) -> None:
+        with self._room:
+            self.held -= nbytes
+            self._room.notify_all()
+
+
+class HeldAudio:
+    """One upload's decoded audio and the room it holds in the `AudioBudget`. Released once: a decode
+    still running after its request went away (cancelled) is stopped at its next allocation, and room
+    it was waiting for is given straight back."""
+
+    def __init__(self, budget: AudioBudget) -> None:
+        self.budget = budget
+        self.audio = np.zeros(0, dtype=np.float32)
+        self._taken = 0
+        self._released = False
+        self._lock = threading.Lock()
+
+    def admit(self, samples: int) -> None:
+        """The decoder is about to hold `samples` float32 samples in all (called from its thread)."""
+        extra = samples * 4 - self._taken
+        if self._released:
+            raise ClientGone("the request went away while its audio was decoded")
+        if extra <= 0:
+            return
+        self.budget.take(extra)
+        with self._lock:
+            if not self._released:
+                self._taken += extra
+                return
+        self.budget.give(extra)
+        raise ClientGone("the request went away while its audio was decoded")
+
+    def release(self) -> None:
+        with self._lock:
+            self._released = True
+            taken, self._taken = self._taken, 0
+        if taken:
+            self.budget.give(taken)
+
+    async def releasing(self, stream: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+        """`stream`, then the room given back (a streamed answer holds the audio until it ends)."""
+        try:
+            async with contextlib.aclosing(stream) as items:
+                async for item in items:
+                    yield item
+        finally:
+            self.release()
+
+
+class SessionSlots:
+    """How many live-transcription sessions (WebSockets) may be open at once."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """One session's slot, for as long as it is open; TooManySessions (429) when none is free."""
+        if self.open >= self.limit:
+            raise TooManySessions(
+                f"the server has its limit of {self.limit} live sessions open (--max-live-sessions); "
+                "retry later",
+                retry_after=5,
+            )
+        self.open += 1
+        try:
+            yield
+        finally:
+            self.open -= 1

@@ -224,6 +224,10 @@ class LiveTranscriber:
     With a `clock` (seconds, e.g. `time.monotonic`), a pause only counts once it has also lasted in real
     time (at least `PACED` of its length): audio sent faster than it plays (a file) has no pauses, so its
     speakers are never cut off mid-recording and no decode is started on a guess.
+
+    The audio of ended utterances waiting for their final decode is bounded by `max_backlog` seconds:
+    past it, `feed` waits for the oldest final before it takes more, so a client far ahead of real time
+    is pushed back (its front-end stops reading the socket) rather than growing memory.
     """
 
     def __init__(
@@ -234,8 +238,10 @@ class LiveTranscriber:
         vad: VadConfig | None = None,
         partial_interval: float = PARTIAL_INTERVAL,
         clock: Callable[[], float] | None = None,
+        max_backlog: float = 120.0,
     ) -> None:
         self.transcribe = transcribe
+        self.max_backlog = max_backlog
         self.clock = clock
         self.emit = emit
         self.options = options or TranscribeOptions()
@@ -249,6 +255,7 @@ class LiveTranscriber:
         self._count = 0
         self._partial: asyncio.Task[None] | None = None
         self._finals: list[asyncio.Task[None]] = []  # in order; each awaits the one before
+        self._final_samples: dict[asyncio.Task[None], int] = {}  # each pending final's audio
         self._partial_options = self._partial_settings(self.options)
 
     @staticmethod
@@ -287,8 +294,20 @@ class LiveTranscriber:
             return True
         return self.clock() - utterance.silence_since >= PACED * utterance.silence / SAMPLE_RATE
 
+    @property
+    def backlog(self) -> float:
+        """Seconds of ended utterances' audio still waiting for (or in) their final decode."""
+        return sum(self._final_samples.values()) / SAMPLE_RATE
+
+    async def _keep_up(self) -> None:
+        """Wait while the backlog is past its bound (see the class), each time for the oldest final."""
+        while self.backlog > self.max_backlog:
+            oldest = next(iter(self._final_samples))
+            await asyncio.wait([oldest])
+
     async def feed(self, audio: np.ndarray) -> None:
-        """Add float32 16 kHz samples."""
+        """Add float32 16 kHz samples (after waiting, if the decodes are too far behind)."""
+        await self._keep_up()
         data = np.concatenate([self._pending, np.asarray(audio, dtype=np.float32)])
         usable = len(data) - len(data) % WINDOW
         self._pending = data[usable:]
@@ -435,7 +454,10 @@ class LiveTranscriber:
                 )
             )  # fmt: skip
 
-        self._finals.append(asyncio.create_task(finalize()))
+        task = asyncio.create_task(finalize())
+        self._final_samples[task] = utterance.samples
+        task.add_done_callback(self._final_samples.pop)
+        self._finals.append(task)
         self._finals = [t for t in self._finals if not t.done()]
 
     async def commit(self) -> bool:

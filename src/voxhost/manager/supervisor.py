@@ -497,7 +497,10 @@ class ModelManager:
             return await self.transcribe(TranscribeRequest(audio, opts, model_id, live=True))
 
         interval = PARTIAL_INTERVAL if partials else 0.0
-        return LiveTranscriber(transcribe, emit, options, vad, partial_interval=interval, clock=clock)
+        return LiveTranscriber(
+            transcribe, emit, options, vad, partial_interval=interval, clock=clock,
+            max_backlog=self.limits.live_backlog_seconds,
+        )  # fmt: skip
 
     def endpointer(
         self, model: str | None, options: TranscribeOptions, silence: float, timeout: float

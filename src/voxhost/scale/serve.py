@@ -287,15 +287,19 @@ def build(settings: Settings) -> Any:
     return ingress.bind(**{task: engine_deployment(task) for task in tasks})
 
 
+# A local Ray's ports (its GCS, raylet, dashboard agent and job API, object manager) run whatever code
+# reaches them, and on Linux Ray binds them on every interface under the machine's address, whatever
+# `_node_ip_address` says (it "resolves" loopback away). One started here is kept on loopback: Ray's
+# single-machine mode (its default on macOS and Windows) takes 127.0.0.1 as the node's address for it
+# and every process it spawns, and the dashboard is bound there too. A cluster joined with --ray-address
+# is its operator's to protect (SECURITY.md).
+SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 LOOPBACK = "127.0.0.1"
 
 
 def start_ray(address: str | None, **options: Any) -> None:
-    """Join the cluster at `address`, or start a local Ray (with `options`) when there is none.
-
-    A local Ray is this machine's alone: its node (the raylet, the object store, the GCS) and its
-    dashboard listen on 127.0.0.1, and it sends no usage statistics unless the user opted in
-    (`RAY_USAGE_STATS_ENABLED=1`): its ports run code for anyone who reaches them (SECURITY.md)."""
+    """Join the cluster at `address`, or start a local Ray (with `options`, on loopback, sending no usage
+    statistics unless the user opted in with `RAY_USAGE_STATS_ENABLED=1`) when there is none."""
     import ray
 
     # Serve's HTTP proxy must answer its readiness check in 5 s by default; on a small, busy machine its
@@ -305,13 +309,10 @@ def start_ray(address: str | None, **options: Any) -> None:
     if ray.is_initialized():
         return
     if address is None:
-        # On Linux Ray takes the address of the interface that routes outwards as the node's, whatever
-        # `_node_ip_address` says (it "resolves" loopback away); its switch for a one-machine Ray (its
-        # default on macOS and Windows) keeps every process of it, and those it spawns, on loopback.
         from ray._private import ray_constants
 
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-        ray_constants.ENABLE_RAY_CLUSTER = False
+        os.environ[SINGLE_MACHINE] = "0"
+        ray_constants.ENABLE_RAY_CLUSTER = False  # read when the node's address is chosen
         options = {"_node_ip_address": LOOPBACK, "dashboard_host": LOOPBACK, **options}
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, **options)
 

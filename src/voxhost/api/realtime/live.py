@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from voxhost.api.deps import get_manager
-from voxhost.api.realtime.sockets import sender, subprotocol
+from voxhost.api.realtime.sockets import counted_session, sender, subprotocol
 from voxhost.audio.decode import PcmConverter
 from voxhost.errors import BadRequest, StreamTooLong, VoxhostError
 from voxhost.manager.live import LiveEvent, VadConfig
@@ -29,6 +29,7 @@ def _error(exc: VoxhostError) -> dict[str, Any]:
 
 
 @router.websocket("/v1/audio/transcriptions/live")
+@counted_session
 async def live(websocket: WebSocket) -> None:
     manager = get_manager(websocket)
     await websocket.accept(subprotocol=subprotocol(websocket))

@@ -34,7 +34,7 @@ from voxhost.api.realtime.config import Dialect, SessionConfig
 from voxhost.api.realtime.events import DECLINED_CLIENT_EVENTS, ITEM
 from voxhost.api.realtime.fields import UNSET, Fields
 from voxhost.api.realtime.ga import GA
-from voxhost.api.realtime.sockets import offered_subprotocols, sender, subprotocol
+from voxhost.api.realtime.sockets import counted_session, offered_subprotocols, sender, subprotocol
 from voxhost.errors import BadJson, BadRequest, StreamTooLong, VoxhostError
 from voxhost.formats import token_usage
 from voxhost.manager import ModelManager
@@ -221,6 +221,7 @@ def _client_event_id(message: object) -> str | None:
 
 
 @router.websocket("/v1/realtime")
+@counted_session
 async def realtime(websocket: WebSocket) -> None:
     manager = get_manager(websocket)
     await websocket.accept(subprotocol=subprotocol(websocket))
