@@ -415,25 +415,30 @@ class ModelManager:
         return await longform.collect(self.transcribe_stream(request, gone))
 
     def transcribe_stream(
-        self, request: TranscribeRequest, gone: Gone | None = None
+        self,
+        request: TranscribeRequest,
+        gone: Gone | None = None,
+        *,
+        calls: longform.CallWrapper | None = None,
     ) -> AsyncGenerator[TranscriptUpdate, None]:
         """Transcribe the request's audio, yielding text as it is decoded, in file order; the last
         update carries the whole result. Live streams' decodes go first; audio longer than
         `chunk_seconds` is a long file, worked on in bounded calls at batch priority so that it never
-        holds up others (`manager/longform.py`). The work stops when the client is `gone` (or the
-        generator is closed early), the calls not yet run are dropped."""
+        holds up others (`manager/longform.py`); a `background` request (a job) is all at batch
+        priority. The work stops when the client is `gone` (or the generator is closed early), the
+        calls not yet run are dropped. `calls` wraps each engine call (a job's store of done calls)."""
         entry = self._entry(request.model, "asr")
         self.limits.audio(len(request.audio))
         audio, options = request.audio, request.options
-        if request.live or not longform.is_long(audio, self.settings):
-            lane = Lane.LIVE if request.live else Lane.INTERACTIVE
-            return while_present(self._transcribe_whole(entry, audio, options, lane), gone)
-
-        def call(method: str, *, follow_up: bool, **kwargs: Any) -> Awaitable[Any]:
-            return self._run(entry, method, Lane.BATCH, follow_up=follow_up, **kwargs)
-
+        long = longform.is_long(audio, self.settings)
+        if request.live or not long:
+            lane = Lane.LIVE if request.live else Lane.BATCH if request.background else Lane.INTERACTIVE
+            if calls is None:
+                return while_present(self._transcribe_whole(entry, audio, options, lane), gone)
+            return while_present(longform.whole(calls(self._caller(entry, lane)), audio, options), gone)
+        call = self._caller(entry, Lane.BATCH)
         updates = longform.long_updates(
-            call,
+            call if calls is None else calls(call),
             audio,
             options,
             self.settings,
@@ -442,6 +447,12 @@ class ModelManager:
             detects_language=self._detects_language(entry),
         )
         return while_present(self._logged(entry, len(audio) / SAMPLE_RATE, updates), gone)
+
+    def _caller(self, entry: Entry, lane: Lane) -> longform.Caller:
+        def call(method: str, *, follow_up: bool, **kwargs: Any) -> Awaitable[Any]:
+            return self._run(entry, method, lane, follow_up=follow_up, **kwargs)
+
+        return call
 
     async def _transcribe_whole(
         self, entry: Entry, audio: np.ndarray, options: TranscribeOptions, lane: Lane
