@@ -10,6 +10,8 @@ import httpx
 
 KEY = "sk-jobs-test"
 HEADERS = {"Authorization": f"Bearer {KEY}"}
+
+
 # The long file of the jobs tests is conftest's `long_talk`: 45 s, two 30 s windows of speech; with
 # --batch-size 1 and --parallel 1, a voice activity call and two decode calls, one after the other.
 def submit(client: httpx.Client, audio: bytes, name: str = "a.wav", **data: Any) -> httpx.Response:
@@ -17,7 +19,11 @@ def submit(client: httpx.Client, audio: bytes, name: str = "a.wav", **data: Any)
 
 
 def wait_for(
-    client: httpx.Client, job_id: str, check: Callable[[dict[str, Any]], bool], what: str, seconds: float = 120
+    client: httpx.Client,
+    job_id: str,
+    check: Callable[[dict[str, Any]], bool],
+    what: str,
+    seconds: float = 120,
 ) -> dict[str, Any]:
     """Poll the job (every 20 ms, for at most `seconds`) until `check` holds."""
     deadline = time.monotonic() + seconds

@@ -11,14 +11,14 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import openai
 import pytest
+from jobs_helpers import HEADERS, KEY, decoding, finished, submit, wait_for
 
 from conftest import TEXT, Recording, ServerProcess, assert_transcript, speech, start_server
-from jobs_helpers import HEADERS, KEY, decoding, finished, submit, wait_for
 from voxhost.api.jobs import event_lines
 from voxhost.audio import encode_audio
 from voxhost.bench.wer import word_errors
@@ -62,14 +62,16 @@ def test_a_job_answers_exactly_what_the_transcription_route_answers(
     response = submit(client, wav, response_format="srt", **FORM)
     assert response.status_code == 202, response.text
     job = response.json()
-    assert job["object"] == "transcription.job" and job["status"] in ("queued", "running")
+    assert job["object"] == "transcription.job"
+    assert job["status"] in ("queued", "running")
     assert job["duration"] == pytest.approx(speech.seconds, abs=0.05)
     done = wait_for(client, job["id"], finished, "the job's end")
     assert done["status"] == "completed", done
     assert done["progress"] == {"audio_seconds": done["duration"], "fraction": 1.0}
     # its own format by default, any other on asking, each as the transcription route answers it
     own = client.get(f"/v1/jobs/{job['id']}/result")
-    assert own.headers["content-type"].startswith("application/x-subrip") and "-->" in own.text
+    assert own.headers["content-type"].startswith("application/x-subrip")
+    assert "-->" in own.text
     for fmt in RESPONSE_FORMATS:
         direct = client.post(
             "/v1/audio/transcriptions", files={"file": ("a.wav", wav)}, data={**FORM, "response_format": fmt}
@@ -87,11 +89,13 @@ def test_a_job_answers_exactly_what_the_transcription_route_answers(
     ]  # fmt: skip
     assert events[1]["delta"] == events[2]["text"]
     listed = client.get("/v1/jobs", params={"status": "completed"}).json()
-    assert listed["object"] == "list" and job["id"] in [j["id"] for j in listed["data"]]
+    assert listed["object"] == "list"
+    assert job["id"] in [j["id"] for j in listed["data"]]
     metrics = client.get("/metrics").text
     assert 'voxhost_jobs{status="completed"}' in metrics
     seconds = [line for line in metrics.splitlines() if line.startswith("voxhost_job_audio_seconds_total")]
-    assert seconds and float(seconds[0].split()[-1]) >= speech.seconds - 0.05
+    assert seconds
+    assert float(seconds[0].split()[-1]) >= speech.seconds - 0.05
 
 
 def test_a_repeated_submit_with_an_idempotency_key_returns_the_same_job(
@@ -132,7 +136,8 @@ def test_a_bad_upload_is_refused_at_submit_and_makes_no_job(
     response = client.post("/v1/jobs", files=files, data=data)
     assert response.status_code == status, response.text
     error = response.json()["error"]
-    assert error["message"] and (param is None or error["param"] == param)
+    assert error["message"]
+    assert param is None or error["param"] == param
     assert client.get("/v1/jobs", params={"limit": 100}).json()["data"] == before
 
 
@@ -160,10 +165,12 @@ def test_cancel_while_queued_and_while_running_and_the_queue_limit(
     queued = submit(client, speech.encoded("wav")).json()
     assert queued["status"] == "queued"
     full = submit(client, speech.encoded("wav"))  # --max-queued-jobs 1
-    assert full.status_code == 429 and full.json()["error"]["code"] == "jobs_full"
+    assert full.status_code == 429
+    assert full.json()["error"]["code"] == "jobs_full"
     assert client.delete(f"/v1/jobs/{queued['id']}").json()["status"] == "cancelled"
     cancelled = client.delete(f"/v1/jobs/{running['id']}").json()
-    assert cancelled["status"] == "cancelled" and cancelled["progress"]["fraction"] < 1
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["progress"]["fraction"] < 1
     assert client.get(f"/v1/jobs/{running['id']}/result").status_code == 409
     # once finished, DELETE removes it
     deleted = client.delete(f"/v1/jobs/{running['id']}").json()
@@ -196,9 +203,9 @@ def test_a_worker_killed_mid_job_is_retried_and_the_job_completes(
 class _Receiver(http.server.BaseHTTPRequestHandler):
     """Fails the first delivery (500), accepts the others; keeps what came."""
 
-    received: list[tuple[bytes, dict[str, str]]] = []
+    received: ClassVar[list[tuple[bytes, dict[str, str]]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["content-length"]))
         self.received.append((body, dict(self.headers)))
         self.send_response(500 if len(self.received) == 1 else 200)
@@ -228,14 +235,16 @@ def test_a_webhook_is_signed_for_the_openai_sdk_and_retried(client: httpx.Client
         job = submit(client, speech.encoded("wav"), webhook_url=url).json()
         done = wait_for(client, job["id"], lambda j: (j["webhook"] or {}).get("delivered") is True,
                         "the webhook delivered")  # fmt: skip
-    assert done["webhook"]["attempts"] == 2 and len(received) == 2
+    assert done["webhook"]["attempts"] == 2
+    assert len(received) == 2
     body, headers = received[-1]
     sdk = openai.OpenAI(api_key="unused", webhook_secret=SECRET)
     event = sdk.webhooks.unwrap(body, headers)
     assert event.type == "transcription.job.completed"  # type: ignore[comparison-overlap]
     data: Any = event.data
     job_object = data if isinstance(data, dict) else data.model_dump()
-    assert job_object["id"] == job["id"] and job_object["status"] == "completed"
+    assert job_object["id"] == job["id"]
+    assert job_object["status"] == "completed"
     with pytest.raises(openai.InvalidWebhookSignatureError):
         sdk.webhooks.verify_signature(body, headers, secret="whsec_" + "d3Jvbmctc2VjcmV0")
     assert received[0][1]["webhook-id"] == headers["webhook-id"]  # the retry is the same event

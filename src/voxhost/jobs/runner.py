@@ -213,9 +213,7 @@ class JobRunner:
         await asyncio.to_thread(self.store.delete, job_id)
         return job, True
 
-    def result(
-        self, job_id: str, response_format: str | None
-    ) -> tuple[str | dict[str, Any], ResponseFormat]:
+    def result(self, job_id: str, response_format: str | None) -> tuple[str | dict[str, Any], ResponseFormat]:
         """The job's result as `/v1/audio/transcriptions` answers it, in its format or `response_format`."""
         job = self.get(job_id)
         if job.status != "completed":
