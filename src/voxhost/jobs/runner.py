@@ -126,6 +126,7 @@ class JobRunner:
             if job.webhook_url and job.webhook is None:
                 self._spawn(self._notify(job.id), f"webhook {job.id}")
         self._spawn(self._schedule(), "jobs")
+        self._wake.set()  # the jobs queued before the start run now
         self._spawn(self._sweep(), "jobs retention")
         queued = self.store.count("queued")
         log.info("jobs in %s: %d queued", self.store.root, queued)
