@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import os
 import signal
 import threading
@@ -248,3 +249,58 @@ def test_a_webhook_is_signed_for_the_openai_sdk_and_retried(client: httpx.Client
     with pytest.raises(openai.InvalidWebhookSignatureError):
         sdk.webhooks.verify_signature(body, headers, secret="whsec_" + "d3Jvbmctc2VjcmV0")
     assert received[0][1]["webhook-id"] == headers["webhook-id"]  # the retry is the same event
+
+
+def test_the_jobs_command_submits_waits_lists_shows_and_fetches(
+    server: ServerProcess, client: httpx.Client, speech: Any, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from voxhost.cli.commands import app
+
+    audio = tmp_path / "talk.wav"
+    audio.write_bytes(speech.encoded("wav"))
+    where = ["--url", server.url, "--api-key", KEY]
+    runner = CliRunner()
+    submitted = runner.invoke(app, ["jobs", "submit", str(audio), "-f", "srt", *where])
+    assert submitted.exit_code == 0, submitted.output
+    assert "-->" in submitted.stdout
+    assert_transcript(submitted.stdout.split("\n", 2)[-1], TEXT)
+    job_id = client.get("/v1/jobs", params={"limit": 1}).json()["data"][0]["id"]
+    assert job_id in submitted.stderr
+    listed = runner.invoke(app, ["jobs", "list", *where])
+    assert job_id in listed.stdout
+    shown = runner.invoke(app, ["jobs", "show", job_id, *where])
+    assert json.loads(shown.stdout)["status"] == "completed"
+    text = runner.invoke(app, ["jobs", "result", job_id, "-f", "text", *where])
+    assert_transcript(text.stdout, TEXT)
+    assert runner.invoke(app, ["jobs", "cancel", job_id, *where]).stdout.strip() == f"{job_id}: deleted"
+    missing = runner.invoke(app, ["jobs", "show", job_id, *where])
+    assert missing.exit_code == 1
+    assert "404" in missing.stderr
+    unauthorized = runner.invoke(app, ["jobs", "list", "--url", server.url])
+    assert unauthorized.exit_code == 1
+    assert "401" in unauthorized.stderr
+
+
+def test_batch_sends_a_folder_as_jobs_and_resumes(server: ServerProcess, speech: Any, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from voxhost.cli.commands import app
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "talk.wav").write_bytes(speech.encoded("wav"))
+    (folder / "broken.wav").write_bytes(b"not audio at all")
+    command = ["batch", str(folder), "-o", str(out), "--url", server.url, "--api-key", KEY]
+    first = CliRunner().invoke(app, command)
+    assert first.exit_code == 1, first.output  # the broken file failed, the other was transcribed
+    outputs = sorted(p.name for p in (out / "sub").iterdir())
+    assert outputs == ["talk.wav.json", "talk.wav.srt", "talk.wav.txt", "talk.wav.vtt"]
+    assert_transcript((out / "sub" / "talk.wav.txt").read_text(), TEXT)
+    assert json.loads((out / "sub" / "talk.wav.json").read_text())["words"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["transcribed"] == 1
+    assert summary["failed"][0]["file"] == "broken.wav"
+    again = CliRunner().invoke(app, command)
+    assert "1 done before" in again.stderr
