@@ -424,8 +424,8 @@ class ModelManager:
         """Transcribe the request's audio, yielding text as it is decoded, in file order; the last
         update carries the whole result. Live streams' decodes go first; audio longer than
         `chunk_seconds` is a long file, worked on in bounded calls at batch priority so that it never
-        holds up others (`manager/longform.py`); a `background` request (a job) is all at batch
-        priority. The work stops when the client is `gone` (or the generator is closed early), the
+        holds up others (`manager/longform.py`); a `background` request (a job, admitted by the jobs'
+        own queue) is all at batch priority and never refused by the model's queue. The work stops when the client is `gone` (or the generator is closed early), the
         calls not yet run are dropped. `calls` wraps each engine call (a job's store of done calls)."""
         entry = self._entry(request.model, "asr")
         self.limits.audio(len(request.audio))
@@ -435,8 +435,9 @@ class ModelManager:
             lane = Lane.LIVE if request.live else Lane.BATCH if request.background else Lane.INTERACTIVE
             if calls is None:
                 return while_present(self._transcribe_whole(entry, audio, options, lane), gone)
-            return while_present(longform.whole(calls(self._caller(entry, lane)), audio, options), gone)
-        call = self._caller(entry, Lane.BATCH)
+            caller = self._caller(entry, lane, admitted=request.background)
+            return while_present(longform.whole(calls(caller), audio, options), gone)
+        call = self._caller(entry, Lane.BATCH, admitted=request.background)
         updates = longform.long_updates(
             call if calls is None else calls(call),
             audio,
@@ -448,9 +449,13 @@ class ModelManager:
         )
         return while_present(self._logged(entry, len(audio) / SAMPLE_RATE, updates), gone)
 
-    def _caller(self, entry: Entry, lane: Lane) -> longform.Caller:
+    def _caller(self, entry: Entry, lane: Lane, *, admitted: bool = False) -> longform.Caller:
+        """Runs each call of one transcription in `lane`. `admitted`: the request was queued already
+        (a job, in the jobs' own queue): its calls wait their turn, never refused by a full model
+        queue nor timed out in it."""
+
         def call(method: str, *, follow_up: bool, **kwargs: Any) -> Awaitable[Any]:
-            return self._run(entry, method, lane, follow_up=follow_up, **kwargs)
+            return self._run(entry, method, lane, follow_up=follow_up or admitted, **kwargs)
 
         return call
 
