@@ -15,10 +15,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from voxhost.api.deps import get_manager
-from voxhost.api.errors import error_responses
+from voxhost.api.errors import error_body, error_responses
 from voxhost.api.multipart import read_form
 from voxhost.api.openai_audio import form_schema, parse_form, rendered
-from voxhost.errors import BadRequest, ShuttingDown
+from voxhost.errors import BadRequest, ShuttingDown, VoxhostError
 from voxhost.formats import RESPONSE_FORMATS, sse
 from voxhost.jobs.runner import JobRunner, Submission, check_task
 from voxhost.manager import ModelManager
@@ -152,8 +152,11 @@ async def job_events(job_id: str, runner: JobRunner = Depends(get_jobs)) -> Stre
     runner.get(job_id)  # 404 before the stream starts
 
     async def stream() -> AsyncIterator[bytes]:
-        async for event in runner.events(job_id):
-            yield sse(event)
+        try:
+            async for event in runner.events(job_id):
+                yield sse(event)
+        except VoxhostError as exc:  # deleted while followed: the status line is long gone
+            yield sse(error_body(exc))
         yield b"data: [DONE]\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
