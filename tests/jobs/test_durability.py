@@ -13,11 +13,12 @@ import httpx
 import pytest
 from jobs_helpers import HEADERS, KEY, decoding, finished, submit, wait_for
 
-from conftest import Recording, ServerProcess, start_server
+from conftest import Recording, ServerProcess, free_port, start_server
+from voxhost import server as server_module
 from voxhost.audio import encode_audio
-from voxhost.bench.harness import ServerError
 from voxhost.bench.wer import word_errors
 from voxhost.jobs.store import DataDirLocked, Job, JobStore
+from voxhost.settings import Settings
 
 FLAGS = ("--model", "tiny.en", "--preload", "--api-key", KEY, "--batch-size", "1", "--parallel", "1")
 
@@ -56,15 +57,16 @@ def test_one_store_per_data_dir_and_leftovers_of_a_crash_are_removed(tmp_path: P
 
 
 def test_a_server_killed_mid_job_resumes_it_from_its_last_completed_call(
-    tmp_path: Path, cache_dir: Path, long_talk: Recording
+    tmp_path: Path, cache_dir: Path, long_talk: Recording, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = tmp_path / "data"
     wav = encode_audio(long_talk.audio, 16000, "wav")
     first = serve(tmp_path, cache_dir, data)
     with first, httpx.Client(base_url=first.url, headers=HEADERS, timeout=60) as client:
-        # a second server on the same data dir is refused while this one holds it
-        with pytest.raises(ServerError, match="another voxhost server uses the data dir"):
-            serve(tmp_path, cache_dir, data)
+        # a second server on the same data dir is refused, before it listens, while this one holds it
+        monkeypatch.setattr(server_module, "configure_logging", lambda *args: None)
+        with pytest.raises(SystemExit, match="another voxhost server uses the data dir"):
+            server_module.run_server(Settings(models=["tiny.en"], data_dir=data, port=free_port()))
         job = submit(client, wav, response_format="verbose_json").json()
         before = wait_for(client, job["id"], decoding, "some calls done")
         first.processes()  # its workers are noted, to be killed with it
