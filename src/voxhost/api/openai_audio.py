@@ -292,8 +292,8 @@ async def _handle(request: Request, task: Task, manager: ModelManager) -> Respon
     if parsed.stream:
         return await _event_stream(updates, parsed.languages)
     result = await longform.collect(updates)
-    return rendered(render(result, parsed.response_format, parsed.granularities, languages=parsed.languages),
-                    parsed.response_format)  # fmt: skip
+    body = render(result, parsed.response_format, parsed.granularities, languages=parsed.languages)
+    return rendered(body, parsed.response_format)
 
 
 def rendered(body: str | dict[str, Any], response_format: ResponseFormat) -> Response:
