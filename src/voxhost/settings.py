@@ -253,6 +253,7 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(
         None,
         repr=False,  # never in a log line or a traceback
+        exclude=True,  # nor in `voxhost config`'s dump
         description="Secret that signs job webhooks (Standard Webhooks, as OpenAI's: whsec_ and base64); "
         "none: webhooks go unsigned.",
     )
@@ -295,6 +296,22 @@ class Settings(BaseSettings):
             if name:
                 names.setdefault(name.casefold(), name)
         return list(names.values())
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: str | None) -> str | None:
+        # the openai SDK's and Standard Webhooks' form: whsec_ and base64 (any other text is used as is)
+        if value is not None:
+            import base64
+            import binascii
+
+            try:
+                key = base64.b64decode(value[6:], validate=True) if value.startswith("whsec_") else value
+            except binascii.Error:
+                raise ValueError("a whsec_ secret is base64 after whsec_") from None
+            if not key:
+                raise ValueError("the webhook secret is empty")
+        return value
 
     @property
     def max_upload_bytes(self) -> int:

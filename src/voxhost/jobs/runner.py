@@ -337,7 +337,7 @@ class JobRunner:
 
         recorder = Recorder(store, job.id, run)
         try:
-            audio = await asyncio.to_thread(self.manager.limits.decode, store.audio(job.id))
+            audio = await asyncio.to_thread(lambda: self.manager.limits.decode(store.audio(job.id)))
             options = options_from_json(job.params["options"])
             request = TranscribeRequest(audio, options, job.model, background=True)
             updates = self.manager.transcribe_stream(request, calls=recorder)

@@ -29,25 +29,19 @@ from voxhost.errors import BadRequest
 
 log = logging.getLogger("voxhost.jobs")
 
-ATTEMPTS = 6  # the first delivery and five retries
-FIRST_DELAY = 1.0  # seconds before the first retry; doubled for each next one (1, 2, 4, 8, 16)
+ATTEMPTS = 10  # the first delivery and nine retries
+FIRST_DELAY = 1.0  # seconds before the first retry; doubled for each next one (1, 2, 4 ... 256: 8.5 min)
 TIMEOUT = 10.0  # seconds a receiver has to answer one delivery
 MAX_URL = 2048
 
 
 def secret_bytes(secret: str) -> bytes:
-    """The HMAC key: base64 after `whsec_` (Standard Webhooks, OpenAI), else the text's own bytes."""
-    if secret.startswith("whsec_"):
-        return base64.b64decode(secret[6:])
-    return secret.encode()
-
-
-def check_secret(secret: str) -> None:
-    try:
-        if not secret_bytes(secret):
-            raise ValueError("empty")
-    except ValueError as exc:
-        raise ValueError(f"--webhook-secret is not whsec_ and base64 (or is empty): {exc}") from None
+    """The HMAC key: base64 after `whsec_` (Standard Webhooks, OpenAI), else the text's own bytes.
+    ValueError if it is empty or not base64 after `whsec_` (`--webhook-secret` is checked at start)."""
+    key = base64.b64decode(secret[6:], validate=True) if secret.startswith("whsec_") else secret.encode()
+    if not key:
+        raise ValueError("the webhook secret is empty")
+    return key
 
 
 def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:

@@ -425,8 +425,9 @@ class ModelManager:
         update carries the whole result. Live streams' decodes go first; audio longer than
         `chunk_seconds` is a long file, worked on in bounded calls at batch priority so that it never
         holds up others (`manager/longform.py`); a `background` request (a job, admitted by the jobs'
-        own queue) is all at batch priority and never refused by the model's queue. The work stops when the client is `gone` (or the generator is closed early), the
-        calls not yet run are dropped. `calls` wraps each engine call (a job's store of done calls)."""
+        own queue) is all at batch priority and never refused by the model's queue. The work stops
+        when the client is `gone` (or the generator is closed early), the calls not yet run are
+        dropped. `calls` wraps each engine call (a job's store of done calls)."""
         entry = self._entry(request.model, "asr")
         self.limits.audio(len(request.audio))
         audio, options = request.audio, request.options
