@@ -111,6 +111,13 @@ def test_a_repeated_submit_with_an_idempotency_key_returns_the_same_job(
     assert first.json()["id"] == again.json()["id"]
     assert len(client.get("/v1/jobs", params={"limit": 100}).json()["data"]) == before + 1
     wait_for(client, first.json()["id"], finished, "the job's end")
+    # pages, newest first: `after` the last of one page comes the next
+    newest = client.get("/v1/jobs", params={"limit": 1}).json()
+    assert newest["data"][0]["id"] == first.json()["id"]
+    assert newest["has_more"]
+    older = client.get("/v1/jobs", params={"limit": 1, "after": newest["last_id"]}).json()
+    assert older["data"][0]["created_at"] <= newest["data"][0]["created_at"]
+    assert older["first_id"] != newest["first_id"]
 
 
 @pytest.mark.parametrize(
