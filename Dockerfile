@@ -2,7 +2,7 @@
 # with no network at all once built.
 #   docker build -t voxhost .
 #   docker run -p 8000:8000 -p 10300:10300 -e VOXHOST_API_KEY=change-me -e VOXHOST_WYOMING_OPEN=true \
-#     -v voxhost-cache:/cache voxhost
+#     -v voxhost-cache:/cache -v voxhost-data:/data voxhost
 FROM python:3.11-slim
 
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
@@ -11,7 +11,7 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip install ".[all]" && rm -rf /src
 
-RUN useradd --system --create-home --uid 10001 voxhost && mkdir /cache && chown voxhost /cache
+RUN useradd --system --create-home --uid 10001 voxhost && mkdir /cache /data && chown voxhost /cache /data
 USER voxhost
 WORKDIR /home/voxhost
 
@@ -21,8 +21,10 @@ WORKDIR /home/voxhost
 ENV VOXHOST_HOST=0.0.0.0 \
     VOXHOST_WYOMING_URI=tcp://0.0.0.0:10300 \
     VOXHOST_CACHE_DIR=/cache \
+    VOXHOST_DATA_DIR=/data \
     VOXHOST_MODELS=tiny.en,en_US-joe-medium
-VOLUME /cache
+# /data: transcription jobs (their database, audio and results); a volume, so that they outlive the container
+VOLUME /cache /data
 EXPOSE 8000 10300
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \

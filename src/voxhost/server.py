@@ -15,6 +15,7 @@ from voxhost.api import discovery
 from voxhost.api.auth import is_loopback, load_keys
 from voxhost.api.connections import bounded_protocol
 from voxhost.api.http import create_app
+from voxhost.jobs.store import DataDirLocked, JobStore
 from voxhost.logs import configure_logging
 from voxhost.manager.process import reap_all
 from voxhost.settings import Settings
@@ -55,7 +56,11 @@ def check_exposure(settings: Settings) -> None:
 def run_server(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
     check_exposure(settings)
-    app = create_app(settings)
+    try:  # one server per data dir: a second one is refused here, before it listens
+        store = JobStore.open(settings.data_dir)
+    except DataDirLocked as exc:
+        raise SystemExit(str(exc)) from None
+    app = create_app(settings, jobs_store=store)
     log.info("voxhost serving %s on http://%s:%d", ", ".join(settings.models), settings.host, settings.port)
     config = uvicorn.Config(
         app,

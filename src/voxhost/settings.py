@@ -18,6 +18,12 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 LongAudio = Literal["batched", "sequential"]
 
 
+def default_data_dir() -> Path:
+    """The user's data directory (XDG), where jobs are kept; in Docker a volume is mounted there."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "voxhost"
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "voxhost"
@@ -284,8 +290,45 @@ class Settings(BaseSettings):
         "text", description="Log lines as text, or as one JSON object each (with request ids)."
     )
 
+    # --- transcription jobs (issue 25: /v1/jobs) ---------------------------------------------------
+    data_dir: Path = Field(
+        default_factory=lambda: default_data_dir(),
+        description="Where jobs, their audio and results are kept (one server per data dir).",
+        json_schema_extra={"shown_default": "$XDG_DATA_HOME/voxhost"},
+    )
+    max_running_jobs: int = Field(1, ge=1, le=64, description="Transcription jobs that run at once.")
+    max_queued_jobs: int = Field(
+        100, ge=0, description="Jobs that may wait to run; a submit beyond them gets 429."
+    )
+    jobs_disk_mb: float = Field(
+        2048,
+        gt=0,
+        description="Disk the jobs' audio and results may take, in MiB; past it, a submit gets 429.",
+    )
+    job_retention: float = Field(
+        72, gt=0, description="Hours a finished job (its audio and result) is kept before it is removed."
+    )
+    webhook_secret: str | None = Field(
+        None,
+        repr=False,  # never in a log line or a traceback
+        exclude=True,  # nor in `voxhost config`'s dump
+        description="Secret that signs job webhooks (Standard Webhooks, as OpenAI's: whsec_ and base64); "
+        "none: webhooks go unsigned.",
+    )
+    webhook_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts or networks (CIDR) job webhooks may be sent to (default: any).",
+    )
+
     @field_validator(
-        "models", "voice_files", "api_key", "cors_origins", "aliases", "allowed_hosts", mode="before"
+        "models",
+        "voice_files",
+        "api_key",
+        "cors_origins",
+        "aliases",
+        "allowed_hosts",
+        "webhook_allow",
+        mode="before",
     )
     @classmethod
     def _split_lists(cls, value: object) -> object:
@@ -318,6 +361,22 @@ class Settings(BaseSettings):
             if name:
                 names.setdefault(name.casefold(), name)
         return list(names.values())
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: str | None) -> str | None:
+        # the openai SDK's and Standard Webhooks' form: whsec_ and base64 (any other text is used as is)
+        if value is not None:
+            import base64
+            import binascii
+
+            try:
+                key = base64.b64decode(value[6:], validate=True) if value.startswith("whsec_") else value
+            except binascii.Error:
+                raise ValueError("a whsec_ secret is base64 after whsec_") from None
+            if not key:
+                raise ValueError("the webhook secret is empty")
+        return value
 
     @property
     def max_upload_bytes(self) -> int:

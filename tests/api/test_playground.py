@@ -120,6 +120,25 @@ def test_file_upload_shows_the_transcript(
     assert_transcript(browser.find_element("id", "final-text").text, speech.text)
 
 
+def test_a_file_uploaded_as_a_job_is_listed_with_its_progress_and_downloads(
+    browser: Any, web_server: ServerProcess, speech: Speech, tmp_path: Path
+) -> None:
+    path = tmp_path / "meeting.wav"
+    path.write_bytes(speech.encoded("wav"))
+    browser.find_element("css selector", "#job-format option[value='srt']").click()
+    browser.find_element("id", "job-file").send_keys(str(path))
+    done = "#job-list tr[data-status='completed']"
+    row = wait_for(browser, lambda: browser.find_elements("css selector", done), "the job completed")[0]
+    assert "meeting.wav" in row.text
+    assert "100%" in row.text
+    row.find_element("xpath", ".//button[text()='Download']").click()
+    download = wait_for(browser, lambda: state(browser, "lastDownload"), "the download")
+    assert download["name"] == "meeting.wav.srt"
+    assert "-->" in download["text"]
+    assert_transcript(download["text"].split("\n", 2)[-1], speech.text)
+    assert not error_text(browser)
+
+
 def test_speech_streams_into_the_page_and_its_audio_element(browser: Any, web_server: ServerProcess) -> None:
     browser.execute_script("window.voxhost.lastSpeech = null")
     browser.find_element("id", "say").click()

@@ -170,12 +170,14 @@ class RayServer:
 
 
 @pytest.fixture(scope="module")
-def ray_server(local_ray: None, cache_dir: Path) -> Iterator[RayServer]:
+def ray_server(
+    local_ray: None, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RayServer]:
     """One Serve app for the module (Serve starts slowly): HTTP and Wyoming on free local ports."""
     port, wyoming_port = free_ports(2)
     settings = Settings(
         models=["tiny.en", "en_US-joe-medium"], host="127.0.0.1", port=port, cache_dir=cache_dir, threads=1,
-        wyoming_uri=f"tcp://127.0.0.1:{wyoming_port}",
+        wyoming_uri=f"tcp://127.0.0.1:{wyoming_port}", data_dir=tmp_path_factory.mktemp("ray-jobs"),
     )  # fmt: skip
     vserve.run(settings, blocking=False)
     url = f"http://127.0.0.1:{port}"
@@ -209,6 +211,19 @@ def test_openai_sdk_through_ray_serve(serve_url: str, speech: Speech) -> None:
     )
     again = client.audio.transcriptions.create(model="tiny.en", file=("b.wav", spoken.content))
     assert_transcript(again.text, speech.text, max_errors=2)
+
+
+def test_a_job_through_ray_serve(serve_url: str, speech: Speech) -> None:
+    """The jobs' store lives with the ingress; the job's calls go to the ASR deployment."""
+    with httpx.Client(base_url=serve_url, timeout=60) as client:
+        job = client.post("/v1/jobs", files={"file": ("a.wav", speech.encoded("wav"))}).json()
+        for _ in range(600):
+            job = client.get(f"/v1/jobs/{job['id']}").json()
+            if job["status"] in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.1)
+        assert job["status"] == "completed", job
+        assert_transcript(client.get(f"/v1/jobs/{job['id']}/result").json()["text"], speech.text)
 
 
 def test_errors_through_ray_serve_keep_the_api_shape(serve_url: str) -> None:

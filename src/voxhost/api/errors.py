@@ -37,9 +37,11 @@ ERROR_STATUSES = {
     401: "Missing or wrong API key (only when the server has keys)",
     403: "A host name the server does not answer to (--allowed-host), or a browser page of another site "
     "(--cors-origin)",
-    404: "No such model (or voice) is served here",
+    404: "No such model (or voice, or job) is served here",
+    409: "The job has no result yet (it is not completed)",
     413: "Request body, upload or audio larger than the server's limits",
-    429: "The model's queue is full; retry after the Retry-After header's seconds",
+    429: "The model's queue (or the jobs' queue or disk) is full; retry after the Retry-After header's "
+    "seconds",
     503: "The server is stopping, the model failed to load (or would not fit the memory budget), or its "
     "worker died; retry",
     504: "The model's worker did not answer in time; it was replaced",

@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 from voxhost import __version__
-from voxhost.api import models, openai_audio, openai_speech, realtime, wake, web
+from voxhost.api import jobs, models, openai_audio, openai_speech, realtime, wake, web
 from voxhost.api.auth import ApiKeyAuth, KeyChecker, load_keys
 from voxhost.api.bodies import BodyLimit
 from voxhost.api.deps import get_manager
@@ -20,6 +20,8 @@ from voxhost.api.errors import document_errors, error_responses, install_error_h
 from voxhost.api.observe import RequestObserver
 from voxhost.api.origin import OriginGuard
 from voxhost.api.wyoming import WyomingServer
+from voxhost.jobs.runner import JobRunner
+from voxhost.jobs.store import JobStore
 from voxhost.manager import ModelManager
 from voxhost.settings import Settings
 
@@ -119,9 +121,13 @@ async def server_status(manager: ModelManager = Depends(get_manager)) -> dict[st
     }
 
 
-def create_app(settings: Settings | None = None, manager: ModelManager | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, manager: ModelManager | None = None, jobs_store: JobStore | None = None
+) -> FastAPI:
+    """The app; `jobs_store`: the data dir's store, opened (and locked) by the caller, else at start."""
     settings = settings or Settings()
     manager = manager or ModelManager(settings)
+    runner = JobRunner(manager, jobs_store)
 
     wyoming = WyomingServer(manager, settings) if settings.wyoming else None
 
@@ -130,12 +136,14 @@ def create_app(settings: Settings | None = None, manager: ModelManager | None = 
         # HTTP and Wyoming start and stop together, around one model manager.
         await manager.start()
         try:
+            await runner.start()
             if wyoming is not None:
                 await wyoming.start()
             yield
         finally:
             if wyoming is not None:
                 await wyoming.stop(settings.shutdown_grace)
+            await runner.close()  # running jobs stay running in the store: they resume at the next start
             await manager.close()
 
     def begin_drain() -> None:
@@ -153,6 +161,7 @@ def create_app(settings: Settings | None = None, manager: ModelManager | None = 
     app.state.settings = settings
     app.state.manager = manager
     app.state.begin_drain = begin_drain
+    app.state.jobs = runner
     install_error_handlers(app)
     document_errors(app)
     # added last = outermost: request ids and metrics cover refused requests too, and CORS preflights
@@ -175,6 +184,7 @@ def create_app(settings: Settings | None = None, manager: ModelManager | None = 
     app.include_router(models.router)
     app.include_router(openai_audio.router)
     app.include_router(openai_speech.router)
+    app.include_router(jobs.router)
     app.include_router(realtime.router)
     app.include_router(wake.router)
     app.include_router(web.router)

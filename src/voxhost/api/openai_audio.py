@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -14,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 
 from voxhost.api.deps import get_manager
 from voxhost.api.errors import error_body, error_responses
-from voxhost.api.multipart import Form, read_form
+from voxhost.api.multipart import Form, UploadedFile, read_form
 from voxhost.api.observe import disconnected
 from voxhost.errors import BadRequest, VoxhostError
 from voxhost.formats import (
@@ -23,6 +24,7 @@ from voxhost.formats import (
     LOGPROB_FORMATS,
     NO_DIARIZATION,
     RESPONSE_FORMATS,
+    ResponseFormat,
     check_response_format,
     check_stream_format,
     delta_event,
@@ -64,7 +66,8 @@ INCLUDES: tuple[str, ...] = ("logprobs",)
 MAX_CHUNKING_MS = 60_000
 
 
-def _form_schema(task: Task) -> dict[str, Any]:
+def form_schema(task: Task, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The form's OpenAPI request body (`extra`: fields of a route that takes more, as jobs do)."""
     properties: dict[str, Any] = {
         "file": {
             "type": "string",
@@ -113,6 +116,7 @@ def _form_schema(task: Task) -> dict[str, Any]:
                 "speech that is decoded.",
             },
         }
+    properties |= extra or {}
     return {
         "requestBody": {
             "required": True,
@@ -235,14 +239,36 @@ def _stream_flag(form: Form) -> bool:
     return value in ("true", "1")
 
 
-async def _handle(request: Request, task: Task, manager: ModelManager) -> Response:
-    form = await read_form(request, manager.limits.upload_bytes)
+@dataclass(frozen=True, slots=True)
+class TranscriptionForm:
+    """A transcription form, parsed and checked: what `/v1/audio/transcriptions` (and a job, which
+    takes the same form) decodes and how it answers."""
+
+    upload: UploadedFile
+    model: str  # the served model's id
+    options: TranscribeOptions
+    response_format: ResponseFormat
+    granularities: tuple[str, ...]
+    stream: bool
+
+    @property
+    def languages(self) -> bool:
+        """The json answer says which language was decoded (asked for with `languages`)."""
+        return self.options.languages is not None
+
+
+def parse_form(form: Form, task: Task, manager: ModelManager, *, streams: bool = True) -> TranscriptionForm:
+    """The one reading of a transcription form's fields (the route's and a job's): every field checked,
+    the model resolved (unknown: 404 before anything is decoded). `streams`: `stream` may be asked for.
+    New fields (issue 24's diarization) are read here, once, for both."""
     upload = form.files.get("file")
     if upload is None:
         raise BadRequest("the form has no 'file' part with the audio", param="file")
     _decline(form)
     response_format = check_response_format(form.get("response_format") or "json")
     stream = _stream_flag(form)
+    if stream and not streams:
+        raise BadRequest("stream is not taken here; GET the job's events instead", param="stream")
     if stream:
         check_stream_format(response_format)
     options, granularities = _options(form, task)
@@ -253,15 +279,25 @@ async def _handle(request: Request, task: Task, manager: ModelManager) -> Respon
             param="include",
         )
     model = manager.resolve(form.get("model") or None, "asr").id  # unknown model: 404 before decoding
-    held = await manager.limits.decoded(upload.data)  # within the server's budget of decoded audio
-    wanted = TranscribeRequest(held.audio, options, model)
+    return TranscriptionForm(upload, model, options, response_format, granularities, stream)
+
+
+async def _handle(request: Request, task: Task, manager: ModelManager) -> Response:
+    form = await read_form(request, manager.limits.upload_bytes)
+    parsed = parse_form(form, task, manager)
+    held = await manager.limits.decoded(parsed.upload.data)  # within the server's budget of decoded audio
+    wanted = TranscribeRequest(held.audio, parsed.options, parsed.model)
     updates = held.releasing(manager.transcribe_stream(wanted, gone=disconnected(request)))
     del held, wanted  # the stream holds the audio, and gives its room back when it ends
-    languages = options.languages is not None
-    if stream:
-        return await _event_stream(updates, languages)
+    if parsed.stream:
+        return await _event_stream(updates, parsed.languages)
     result = await longform.collect(updates)
-    body = render(result, response_format, granularities, languages=languages)
+    body = render(result, parsed.response_format, parsed.granularities, languages=parsed.languages)
+    return rendered(body, parsed.response_format)
+
+
+def rendered(body: str | dict[str, Any], response_format: ResponseFormat) -> Response:
+    """A rendered transcription as the HTTP answer `/v1/audio/transcriptions` gives."""
     if isinstance(body, dict):
         return JSONResponse(body)
     return PlainTextResponse(body, media_type=CONTENT_TYPES[response_format])
@@ -317,7 +353,7 @@ def _route(task: Task, path: str, summary: str) -> None:
 
     endpoint.__name__ = "transcriptions" if task == "transcribe" else "translations"
     responses = error_responses(400, 404, 413, 429, 504)
-    router.post(path, summary=summary, openapi_extra=_form_schema(task), responses=responses)(endpoint)
+    router.post(path, summary=summary, openapi_extra=form_schema(task), responses=responses)(endpoint)
 
 
 _route("transcribe", "/v1/audio/transcriptions", "Transcribe audio into the input language")

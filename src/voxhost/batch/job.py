@@ -50,6 +50,8 @@ class BatchJob:
     task: str = "transcribe"
     ray: bool = False
     actors: int = 1  # Ray Data actors, each holding the model
+    url: str | None = None  # a server: the files go to it as transcription jobs (`batch/remote.py`)
+    api_key: str | None = None  # the server's key
 
     def options(self) -> TranscribeOptions:
         if self.task not in ("transcribe", "translate"):
@@ -186,7 +188,9 @@ def run_batch(job: BatchJob, settings: Settings, console: Console | None = None)
         pending = [p for p in inputs if not is_done(job, p)]
         console.print(
             f"{len(inputs)} audio files in {escape(str(job.input_dir))}: {len(skipped)} done before, "
-            f"{len(pending)} to transcribe" + (f" on Ray Data ({job.actors} actors)" if job.ray else "")
+            f"{len(pending)} to transcribe"
+            + (f" on Ray Data ({job.actors} actors)" if job.ray else "")
+            + (f" as jobs on {job.url}" if job.url else "")
         )
         started = time.monotonic()
         results: list[FileResult] = []
@@ -203,6 +207,11 @@ def run_batch(job: BatchJob, settings: Settings, console: Console | None = None)
 
             if not pending:
                 pass
+            elif job.url:
+                from voxhost.batch.remote import run_on_server
+
+                fields = {"model": job.model, "language": job.language, "task": job.task}
+                run_on_server(job.url, job.api_key, pending, fields, done, tally.advance)
             elif job.ray:
                 from voxhost.scale.data import run_on_ray
 
@@ -241,7 +250,11 @@ def _summary(
     return {
         "input_dir": str(job.input_dir),
         "model": job.model or settings.default_model or settings.models[0],
-        "runner": f"ray data, {job.actors} actors" if job.ray else "local workers",
+        "runner": f"jobs on {job.url}"
+        if job.url
+        else f"ray data, {job.actors} actors"
+        if job.ray
+        else "local workers",
         "files": len(inputs),
         "transcribed": len(ok),
         "skipped": [str(p.relative_to(job.input_dir)) for p in skipped],

@@ -202,9 +202,15 @@ def start_server(
         raise ValueError(f"the harness sets {', '.join(clash)} itself (127.0.0.1, free ports)")
     port, wyoming_port = free_ports(2)
     wyoming_uri = f"tcp://{HOST}:{wyoming_port}" if wyoming else None
+    # one server per data dir (jobs): each gets its own beside its log, unless the caller names one
+    own_data = (
+        []
+        if any(a.split("=", 1)[0] == "--data-dir" for a in args)
+        else ["--data-dir", str(log_dir / f"data-{port}")]
+    )
     command = [
         sys.executable, "-m", "voxhost", "serve", "--host", HOST, "--port", str(port),
-        *(["--wyoming-uri", wyoming_uri] if wyoming_uri else ["--no-wyoming"]), *args,
+        *(["--wyoming-uri", wyoming_uri] if wyoming_uri else ["--no-wyoming"]), *own_data, *args,
     ]  # fmt: skip
     server = launch(
         command, log_dir / f"server-{port}.log", url=f"http://{HOST}:{port}", wyoming_uri=wyoming_uri, env=env

@@ -13,6 +13,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from voxhost import __version__
+from voxhost.cli.jobs import app as jobs_app
 from voxhost.cli.options import SERVE_FIELDS, settings_flags
 from voxhost.errors import VoxhostError
 from voxhost.settings import Settings, flag_name
@@ -140,16 +141,24 @@ def batch(
     task: Annotated[str, Opt(help="transcribe or translate.")] = "transcribe",
     ray: Annotated[bool, Opt("--ray", help="Run on Ray Data (needs voxhost[ray]).")] = False,
     actors: Annotated[int, Opt(min=1, help="--ray: actors, each holding the model.")] = 1,
+    url: Annotated[str | None, Opt(help="Send the files to this server as transcription jobs.")] = None,
+    api_key: Annotated[
+        str | None, Opt("--api-key", envvar="VOXHOST_CLIENT_API_KEY", help="--url: the server's API key.")
+    ] = None,
     **flags: Any,
 ) -> None:
     """Transcribe every audio file in a folder; files already done are skipped (resumable)."""
     from voxhost.batch.job import BatchJob, run_batch
 
-    models = [model] if model else None
+    models = [model] if model and not url else None
     settings = _settings(models=models, log_level="warning", **flags)
-    job = BatchJob(input_dir, output_dir, model, language, task, ray=ray, actors=actors)
+    job = BatchJob(
+        input_dir, output_dir, model, language, task, ray=ray, actors=actors, url=url, api_key=api_key
+    )
     sys.exit(run_batch(job, settings))
 
+
+app.add_typer(jobs_app, name="jobs")
 
 models_app = typer.Typer(
     help="Models: what can be served, and the model cache on disk.", add_completion=False

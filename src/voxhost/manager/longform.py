@@ -22,7 +22,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -54,6 +54,11 @@ class Caller(Protocol):
     file is already admitted, so the call waits its turn rather than being refused."""
 
     def __call__(self, method: str, *, follow_up: bool, **kwargs: Any) -> Awaitable[Any]: ...
+
+
+# Wraps the caller of one transcription: a job's store answers the calls it already holds (a job resumed
+# after a restart) and keeps each new call's result as it completes (`voxhost.jobs.calls`).
+CallWrapper = Callable[[Caller], Caller]
 
 
 def engine_caller(engine: ASREngine) -> Caller:
@@ -207,7 +212,7 @@ def long_updates(
     return sequential(call, audio, options)
 
 
-async def _whole(
+async def whole(
     call: Caller, audio: np.ndarray, options: TranscribeOptions
 ) -> AsyncGenerator[TranscriptUpdate, None]:
     result: Transcription = await call("transcribe", follow_up=False, audio=audio, options=options)
@@ -221,7 +226,7 @@ def in_process_updates(
     long files on the same path as the server's."""
     call = engine_caller(engine)
     if not is_long(audio, settings):
-        return _whole(call, audio, options)
+        return whole(call, audio, options)
     return long_updates(
         call,
         audio,

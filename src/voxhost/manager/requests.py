@@ -25,6 +25,7 @@ class TranscribeRequest:
     options: TranscribeOptions = field(default_factory=TranscribeOptions)
     model: str | None = None  # a model id or alias; None is the default ASR model
     live: bool = False  # a live stream's decode: served before every other request
+    background: bool = False  # a job's: in the batch lane throughout, however short the audio
 
 
 @dataclass(frozen=True, slots=True)

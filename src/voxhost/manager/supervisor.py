@@ -420,25 +420,32 @@ class ModelManager:
         return await longform.collect(self.transcribe_stream(request, gone))
 
     def transcribe_stream(
-        self, request: TranscribeRequest, gone: Gone | None = None
+        self,
+        request: TranscribeRequest,
+        gone: Gone | None = None,
+        *,
+        calls: longform.CallWrapper | None = None,
     ) -> AsyncGenerator[TranscriptUpdate, None]:
         """Transcribe the request's audio, yielding text as it is decoded, in file order; the last
         update carries the whole result. Live streams' decodes go first; audio longer than
         `chunk_seconds` is a long file, worked on in bounded calls at batch priority so that it never
-        holds up others (`manager/longform.py`). The work stops when the client is `gone` (or the
-        generator is closed early), the calls not yet run are dropped."""
+        holds up others (`manager/longform.py`); a `background` request (a job, admitted by the jobs'
+        own queue) is all at batch priority and never refused by the model's queue. The work stops
+        when the client is `gone` (or the generator is closed early), the calls not yet run are
+        dropped. `calls` wraps each engine call (a job's store of done calls)."""
         entry = self._entry(request.model, "asr")
         self.limits.audio(len(request.audio))
         audio, options = request.audio, request.options
-        if request.live or not longform.is_long(audio, self.settings):
-            lane = Lane.LIVE if request.live else Lane.INTERACTIVE
-            return while_present(self._transcribe_whole(entry, audio, options, lane), gone)
-
-        def call(method: str, *, follow_up: bool, **kwargs: Any) -> Awaitable[Any]:
-            return self._run(entry, method, Lane.BATCH, follow_up=follow_up, **kwargs)
-
+        long = longform.is_long(audio, self.settings)
+        if request.live or not long:
+            lane = Lane.LIVE if request.live else Lane.BATCH if request.background else Lane.INTERACTIVE
+            if calls is None:
+                return while_present(self._transcribe_whole(entry, audio, options, lane), gone)
+            caller = self._caller(entry, lane, admitted=request.background)
+            return while_present(longform.whole(calls(caller), audio, options), gone)
+        call = self._caller(entry, Lane.BATCH, admitted=request.background)
         updates = longform.long_updates(
-            call,
+            call if calls is None else calls(call),
             audio,
             options,
             self.settings,
@@ -451,6 +458,16 @@ class ModelManager:
     def _wake_call(self, entry: Entry, method: str, kwargs: dict[str, Any]) -> Awaitable[Any]:
         """One call of a wake stream (manager/wake.py): a follow-up of the admitted stream, live lane."""
         return self._run(entry, method, Lane.LIVE, follow_up=True, **kwargs)
+
+    def _caller(self, entry: Entry, lane: Lane, *, admitted: bool = False) -> longform.Caller:
+        """Runs each call of one transcription in `lane`. `admitted`: the request was queued already
+        (a job, in the jobs' own queue): its calls wait their turn, never refused by a full model
+        queue nor timed out in it."""
+
+        def call(method: str, *, follow_up: bool, **kwargs: Any) -> Awaitable[Any]:
+            return self._run(entry, method, lane, follow_up=follow_up or admitted, **kwargs)
+
+        return call
 
     async def _transcribe_whole(
         self, entry: Entry, audio: np.ndarray, options: TranscribeOptions, lane: Lane

@@ -10,6 +10,8 @@ const state = {
   lastSpeech: null,    // {bytes, chunks, firstChunkMs, sampleRate} of the latest synthesis
   live: null,          // the running microphone stream
   wakes: [],           // wake words heard on the microphone (when a wake model is served)
+  jobs: [],            // the server's newest jobs, as /v1/jobs lists them
+  lastDownload: null,  // {id, name, text} of the latest job result downloaded
   errors: 0,
 };
 window.voxhost = state;
@@ -92,7 +94,7 @@ async function refreshStatus() {
 
 async function refreshAll() {
   try {
-    await Promise.all([loadModels(), refreshStatus()]);
+    await Promise.all([loadModels(), refreshStatus(), refreshJobs()]);
     await loadVoices();
     clearError();
   } catch (error) {
@@ -126,6 +128,80 @@ async function transcribeFile() {
   } finally {
     $("file").value = "";
   }
+}
+
+// --- jobs: long files transcribed on the server, followed here --------------------------------------
+const EXTENSIONS = { text: "txt", srt: "srt", vtt: "vtt", json: "json", verbose_json: "json" };
+
+async function submitJob() {
+  const file = $("job-file").files[0];
+  if (!file) return;
+  clearError();
+  const form = new FormData();
+  form.append("file", file);
+  form.append("model", $("asr-model").value);
+  form.append("response_format", $("job-format").value);
+  if ($("language").value) form.append("language", $("language").value);
+  try {
+    await api("/v1/jobs", { method: "POST", body: form });
+    await refreshJobs();
+  } catch (error) {
+    showError(error);
+  } finally {
+    $("job-file").value = "";
+  }
+}
+
+async function downloadJob(job) {
+  try {
+    const text = await (await api(`/v1/jobs/${job.id}/result`)).text();
+    const name = `${job.filename}.${EXTENSIONS[job.response_format] || "txt"}`;
+    state.lastDownload = { id: job.id, name, text };
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
+    link.download = name;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+async function removeJob(job) {
+  try {
+    await api(`/v1/jobs/${job.id}`, { method: "DELETE" });
+    await refreshJobs();
+  } catch (error) {
+    showError(error);
+  }
+}
+
+function jobButton(label, action) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = label;
+  button.addEventListener("click", action);
+  return button;
+}
+
+async function refreshJobs() {
+  state.jobs = (await (await api("/v1/jobs?limit=20")).json()).data;
+  $("job-list").tBodies[0].replaceChildren(...state.jobs.map((job) => {
+    const row = document.createElement("tr");
+    row.dataset.job = job.id;
+    row.dataset.status = job.status;
+    row.insertCell().textContent = job.filename;
+    row.insertCell().textContent = job.error ? `${job.status}: ${job.error.message}` : job.status;
+    const bar = document.createElement("progress");
+    bar.max = 1;
+    bar.value = job.progress.fraction;
+    row.insertCell().append(bar, ` ${Math.round(job.progress.fraction * 100)}%`);
+    row.insertCell().textContent = `${Math.round(job.duration)} s`;
+    const actions = row.insertCell();
+    if (job.status === "completed") actions.append(jobButton("Download", () => downloadJob(job)));
+    actions.append(jobButton(["queued", "running"].includes(job.status) ? "Cancel" : "Delete", () => removeJob(job)));
+    return row;
+  }));
 }
 
 // --- live transcription from the microphone --------------------------------------------------------
@@ -293,6 +369,7 @@ $("api-key").addEventListener("change", () => {
 });
 $("asr-model").addEventListener("change", showLanguages);
 $("file").addEventListener("change", transcribeFile);
+$("job-file").addEventListener("change", submitJob);
 $("say").addEventListener("click", speak);
 $("record").addEventListener("click", () => {
   if (state.live) stopLive();
@@ -300,3 +377,4 @@ $("record").addEventListener("click", () => {
 });
 refreshAll();
 setInterval(() => refreshStatus().catch(() => {}), 3000);
+setInterval(() => refreshJobs().catch(() => {}), 1000);
