@@ -91,6 +91,15 @@ class SpeakerSegment:
     segment: Segment | None = None  # the transcription segment it comes from (for verbose fields)
 
 
+@dataclass(frozen=True, slots=True)
+class DiarizedTranscription:
+    """A transcription with its speakers: the turns, and the transcript cut into speaker segments."""
+
+    transcription: Transcription
+    diarization: Diarization
+    segments: list[SpeakerSegment]
+
+
 def attribute(transcription: Transcription, diarization: Diarization) -> list[SpeakerSegment]:
     """The transcription's segments split where the speaker changes. With word timestamps each word
     goes to the speaker covering most of it; without, each segment to the speaker covering most of it."""

