@@ -15,23 +15,13 @@ from openai.types.audio import TranscriptionDiarized, TranscriptionVerbose
 from tests.conftest import start_server
 
 from voxhost.audio import SAMPLE_RATE, encode_audio
-from voxhost.bench.conversations import Conversation, converse, say
+from voxhost.bench.conversations import EXCHANGE, Conversation, converse, say
 from voxhost.bench.harness import ServerProcess
-
-LINES = (
-    ("joe", "Hello there, how are you doing this morning?"),
-    ("jf_alpha", "I am fine, thank you. The weather is lovely today."),
-    ("joe", "Yes, it is. Shall we go for a walk in the park?"),
-    ("jm_kumo", "Can I come along with you both?"),
-    ("jf_alpha", "Of course you can."),
-    ("joe", "Great, let us leave in ten minutes."),
-    ("jm_kumo", "I will get my coat and my hat."),
-)
 
 
 @pytest.fixture(scope="module")
 def conversation() -> Conversation:
-    return converse(LINES)
+    return converse(EXCHANGE)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +112,7 @@ def test_stream_sends_segments_then_done(client: openai.OpenAI, conversation: Co
     assert kinds[-1] == "transcript.text.done"
     assert set(kinds[:-1]) == {"transcript.text.segment"}
     segments = [e for e in events if e.type == "transcript.text.segment"]
-    assert len(segments) >= len(LINES)
+    assert len(segments) >= len(EXCHANGE)
     _labels(conversation, [(e.start, e.end, e.speaker) for e in segments])
     assert "coat" in events[-1].text  # type: ignore[union-attr]
 

@@ -19,6 +19,18 @@ KOKORO_VOICES = ("jf_alpha", "jm_kumo", "jf_gongitsune", "jf_nezumi", "jf_tebuku
 VOICES = (PIPER, *KOKORO_VOICES)
 
 
+# A three-voice exchange (the tests' conversation: synthesized once per process, `say` keeps it)
+EXCHANGE: tuple[tuple[str, str], ...] = (
+    ("joe", "Hello there, how are you doing this morning?"),
+    ("jf_alpha", "I am fine, thank you. The weather is lovely today."),
+    ("joe", "Yes, it is. Shall we go for a walk in the park?"),
+    ("jm_kumo", "Can I come along with you both?"),
+    ("jf_alpha", "Of course you can."),
+    ("joe", "Great, let us leave in ten minutes."),
+    ("jm_kumo", "I will get my coat and my hat."),
+)
+
+
 @dataclass(frozen=True)
 class Turn:
     start: float
