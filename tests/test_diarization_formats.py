@@ -29,8 +29,7 @@ def test_diarized_formats() -> None:
     result = _result()
     vtt = render_diarized(result, "vtt")
     assert (
-        vtt
-        == "WEBVTT\n\n00:00:00.000 --> 00:00:00.900\n<v A>Hi there.</v>\n\n"
+        vtt == "WEBVTT\n\n00:00:00.000 --> 00:00:00.900\n<v A>Hi there.</v>\n\n"
         "00:00:01.300 --> 00:00:01.900\n<v Ann>Hello!</v>\n"
     )
     srt = render_diarized(result, "srt")
@@ -42,3 +41,25 @@ def test_diarized_formats() -> None:
         "SPEAKER my_talk.wav 1 1.200 0.800 <NA> <NA> Ann <NA> <NA>",
     ]
     assert [letter(i) for i in (0, 1, 25, 26, 27)] == ["A", "B", "Z", "AA", "AB"]
+
+
+def test_der_maps_speakers_and_counts_each_error() -> None:
+    from voxhost.bench.der import der, speaker_wer
+
+    reference = [(0.0, 2.0, "joe"), (2.0, 4.0, "ann")]
+    assert der(reference, [(0.0, 2.0, "B"), (2.0, 4.0, "A")]).der == 0.0  # any labels, mapped
+    merged = der(reference, [(0.0, 4.0, "A")])
+    assert merged.confusion == 0.5
+    assert merged.der == 0.5
+    late = der(reference, [(0.5, 2.0, "A"), (2.0, 4.0, "B")])
+    assert late.missed == 0.125
+    assert der(reference, [(0.5, 2.0, "A"), (2.0, 4.0, "B")], collar=0.25).missed < late.missed
+    mapping = {"A": "joe", "B": "ann"}
+    assert (
+        speaker_wer([("joe", "hi there"), ("ann", "hello")], [("A", "hi there"), ("B", "hello")], mapping)
+        == 0
+    )
+    swapped = speaker_wer(
+        [("joe", "hi there"), ("ann", "hello")], [("B", "hi there"), ("A", "hello")], mapping
+    )
+    assert swapped == 4 / 3  # each speaker's words went to the other: 2 + 2 errors over 3 words

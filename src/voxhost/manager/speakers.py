@@ -122,6 +122,8 @@ async def diarize(
 ) -> Diarization:
     """Who speaks when in `audio` (float32 16 kHz)."""
     available(manager)
+    if options.threshold is None:
+        options = replace(options, threshold=manager.settings.diarization_threshold)
     result: Diarization = await unless_gone(manager.diarizer("diarize", audio=audio, options=options), gone)
     return result
 
