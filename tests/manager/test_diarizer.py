@@ -46,10 +46,10 @@ def test_diarizer_worker_loads_on_first_use_and_survives_a_crash(cache_dir: Path
             (status,) = manager.status("speakers")
             assert (status.restarts, status.loads) == (1, 2)
             # embed / identify: the voice of a clip against enrolled speakers
-            joe = await manager.diarizer("embed", audio=turn(0))
-            kumo = await manager.diarizer("embed", audio=turn(3))
+            joe = await speakers.embed(manager, turn(0))
+            kumo = await speakers.embed(manager, turn(3))
             clip = turn(6)  # another sentence of kumo's
-            name, score = await manager.diarizer("identify", audio=clip, enrolled={"joe": joe, "kumo": kumo})
+            name, score = await speakers.identify(manager, clip, {"joe": joe, "kumo": kumo})
             assert name == "kumo"
             assert score > float(np.dot(joe, kumo))
 

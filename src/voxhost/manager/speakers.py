@@ -12,9 +12,11 @@ import asyncio
 import base64
 import binascii
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from voxhost.audio import SAMPLE_RATE
 from voxhost.diarization import Diarization, DiarizedTranscription, DiarizeOptions, KnownSpeaker, attribute
@@ -140,3 +142,26 @@ async def transcribe_diarized(
         manager.transcribe(words, gone), diarize(manager, request.audio, options, gone)
     )
     return DiarizedTranscription(transcription, diarization, attribute(transcription, diarization))
+
+
+async def embed(manager: ModelManager, audio: np.ndarray) -> np.ndarray:
+    """The unit-length voice embedding of a clip (at least 0.5 s of 16 kHz float32): enrol a speaker
+    once, then compare clips with `identify` (e.g. who said a wake word)."""
+    available(manager)
+    vector: np.ndarray = await manager.diarizer("embed", audio=audio)
+    return vector
+
+
+async def identify(
+    manager: ModelManager,
+    audio: np.ndarray,
+    enrolled: Mapping[str, np.ndarray],
+    threshold: float | None = None,
+) -> tuple[str | None, float]:
+    """Which enrolled speaker (name -> `embed` output) speaks in `audio`, and the cosine similarity of
+    the best match; None when no one is alike enough (the model's own threshold unless given)."""
+    available(manager)
+    found: tuple[str | None, float] = await manager.diarizer(
+        "identify", audio=audio, enrolled=dict(enrolled), threshold=threshold
+    )
+    return found
