@@ -88,7 +88,17 @@ def say(voice: str, text: str) -> np.ndarray:
         rate = chunks[0].sample_rate
     else:
         audio, rate = _kokoro().create(text, voice=voice, lang="en-us")
-    return decode_audio(encode_audio(np.asarray(audio, dtype=np.float32), int(rate), "wav"))
+    return trimmed(decode_audio(encode_audio(np.asarray(audio, dtype=np.float32), int(rate), "wav")))
+
+
+def trimmed(clip: np.ndarray, margin: float = 0.01) -> np.ndarray:
+    """The clip without the silence the synthesizer leaves before and after the speech, so that a turn's
+    times are its speech (the reference a diarization is scored against)."""
+    loud = np.flatnonzero(np.abs(clip) > 0.02 * float(np.abs(clip).max() or 1.0))
+    if not len(loud):
+        return clip
+    pad = int(margin * SAMPLE_RATE)
+    return clip[max(0, loud[0] - pad) : loud[-1] + pad + 1]
 
 
 def converse(
