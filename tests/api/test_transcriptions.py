@@ -217,16 +217,22 @@ def test_chunking_strategy_is_checked(server: ServerProcess, speech: Speech) -> 
 
 
 # --- declined: diarization -------------------------------------------------------------------------
-def test_diarization_is_declined_with_a_clear_400(client: openai.OpenAI, speech: Speech) -> None:
-    asks: list[dict[str, Any]] = [
-        {"response_format": "diarized_json"},
-        {"known_speaker_names": ["agent"]},
-        {"known_speaker_names": ["agent"], "known_speaker_references": ["data:audio/wav;base64,UklGRg=="]},
-    ]
-    for ask in asks:
-        with pytest.raises(openai.BadRequestError, match="no diarization model is served") as caught:
+def test_known_speakers_without_diarization_or_bad_are_a_clear_400(
+    client: openai.OpenAI, speech: Speech
+) -> None:
+    # diarized answers themselves: tests/api/test_diarization.py
+    asks: list[tuple[dict[str, Any], str, str]] = [
+        ({"known_speaker_names": ["agent"]}, "known_speaker_names", "diarized_json"),
+        (
+            {"response_format": "diarized_json", "known_speaker_names": ["agent"],
+             "known_speaker_references": ["data:audio/wav;base64,UklGRg=="]},
+            "known_speaker_references", "not audio",
+        ),
+    ]  # fmt: skip
+    for ask, param, message in asks:
+        with pytest.raises(openai.BadRequestError, match=message) as caught:
             client.audio.transcriptions.create(model="gpt-4o-transcribe-diarize", file=_wav(speech), **ask)
-        assert caught.value.param in ("response_format", "known_speaker_names")
+        assert caught.value.param == param
     # the diarize model's name without diarization is a plain transcription
     plain = client.audio.transcriptions.create(model="gpt-4o-transcribe-diarize", file=_wav(speech))
     assert_transcript(plain.text, speech.text)
