@@ -1,5 +1,6 @@
 """Shape transcription results the way OpenAI's API returns them: json, text, srt, vtt, verbose_json
-(and the stream events); `diarized_json` is declined, as no served model labels speakers."""
+(and the stream events); `diarized_json` and the speaker labels of `diarize=true` are shaped in
+`speaker_formats.py`."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ from voxhost.errors import BadRequest
 from voxhost.languages import language_name
 from voxhost.results import TokenLogprob, Transcription
 
-ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
-RESPONSE_FORMATS: tuple[str, ...] = ("json", "text", "srt", "vtt", "verbose_json")
+ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]
+RESPONSE_FORMATS: tuple[str, ...] = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 GRANULARITIES: tuple[str, ...] = ("segment", "word")
 LOGPROB_FORMATS: tuple[str, ...] = ("json", "verbose_json")  # the formats with a place for `logprobs`
-NO_DIARIZATION = "no diarization model is served here, so speakers are not told apart"
 
 CONTENT_TYPES: dict[str, str] = {
     "json": "application/json",
     "verbose_json": "application/json",
+    "diarized_json": "application/json",
     "text": "text/plain; charset=utf-8",
     "srt": "application/x-subrip; charset=utf-8",
     "vtt": "text/vtt; charset=utf-8",
@@ -27,12 +28,6 @@ CONTENT_TYPES: dict[str, str] = {
 
 
 def check_response_format(value: str) -> ResponseFormat:
-    if value == "diarized_json":
-        raise BadRequest(
-            f"response_format diarized_json labels each segment with its speaker; {NO_DIARIZATION} "
-            f"(ask for one of {', '.join(RESPONSE_FORMATS)})",
-            param="response_format",
-        )
     if value not in RESPONSE_FORMATS:
         raise BadRequest(
             f"response_format {value!r} is not one of {', '.join(RESPONSE_FORMATS)}", param="response_format"
@@ -40,7 +35,7 @@ def check_response_format(value: str) -> ResponseFormat:
     return value  # type: ignore[return-value]
 
 
-def _timestamp(seconds: float, separator: str) -> str:
+def timestamp(seconds: float, separator: str) -> str:
     millis = max(0, round(seconds * 1000))
     hours, millis = divmod(millis, 3_600_000)
     minutes, millis = divmod(millis, 60_000)
@@ -50,7 +45,7 @@ def _timestamp(seconds: float, separator: str) -> str:
 
 def to_srt(result: Transcription) -> str:
     blocks = [
-        f"{i}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n{s.text.strip()}\n"
+        f"{i}\n{timestamp(s.start, ',')} --> {timestamp(s.end, ',')}\n{s.text.strip()}\n"
         for i, s in enumerate(result.segments, start=1)
     ]
     return "\n".join(blocks)
@@ -58,8 +53,7 @@ def to_srt(result: Transcription) -> str:
 
 def to_vtt(result: Transcription) -> str:
     blocks = [
-        f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{s.text.strip()}\n"
-        for s in result.segments
+        f"{timestamp(s.start, '.')} --> {timestamp(s.end, '.')}\n{s.text.strip()}\n" for s in result.segments
     ]
     return "WEBVTT\n\n" + "\n".join(blocks)
 
@@ -127,7 +121,7 @@ def to_verbose_json(result: Transcription, granularities: tuple[str, ...] = ("se
 
 
 # --- stream=true: OpenAI's transcription events (Server-Sent Events) ---------------------------------
-STREAM_FORMATS: tuple[str, ...] = ("json", "text")
+STREAM_FORMATS: tuple[str, ...] = ("json", "text", "diarized_json")
 AUDIO_TOKENS_PER_SECOND = 50  # Whisper's encoder: 1,500 positions per 30 s window
 _SPECIAL_TOKENS = 50257  # Whisper's token ids from here on are special (end of text, timestamps...)
 
@@ -135,7 +129,8 @@ _SPECIAL_TOKENS = 50257  # Whisper's token ids from here on are special (end of 
 def check_stream_format(value: str) -> None:
     if value not in STREAM_FORMATS:
         raise BadRequest(
-            f"stream=true sends text events; response_format must be json or text, not {value!r}",
+            f"stream=true sends text events; response_format must be json, text or diarized_json, "
+            f"not {value!r}",
             param="response_format",
         )
 

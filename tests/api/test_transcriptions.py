@@ -217,16 +217,22 @@ def test_chunking_strategy_is_checked(server: ServerProcess, speech: Speech) -> 
 
 
 # --- declined: diarization -------------------------------------------------------------------------
-def test_diarization_is_declined_with_a_clear_400(client: openai.OpenAI, speech: Speech) -> None:
-    asks: list[dict[str, Any]] = [
-        {"response_format": "diarized_json"},
-        {"known_speaker_names": ["agent"]},
-        {"known_speaker_names": ["agent"], "known_speaker_references": ["data:audio/wav;base64,UklGRg=="]},
-    ]
-    for ask in asks:
-        with pytest.raises(openai.BadRequestError, match="no diarization model is served") as caught:
+def test_known_speakers_without_diarization_or_bad_are_a_clear_400(
+    client: openai.OpenAI, speech: Speech
+) -> None:
+    # diarized answers themselves: tests/api/test_diarization.py
+    asks: list[tuple[dict[str, Any], str, str]] = [
+        ({"known_speaker_names": ["agent"]}, "known_speaker_names", "diarized_json"),
+        (
+            {"response_format": "diarized_json", "known_speaker_names": ["agent"],
+             "known_speaker_references": ["data:audio/wav;base64,UklGRg=="]},
+            "known_speaker_references", "not audio",
+        ),
+    ]  # fmt: skip
+    for ask, param, message in asks:
+        with pytest.raises(openai.BadRequestError, match=message) as caught:
             client.audio.transcriptions.create(model="gpt-4o-transcribe-diarize", file=_wav(speech), **ask)
-        assert caught.value.param in ("response_format", "known_speaker_names")
+        assert caught.value.param == param
     # the diarize model's name without diarization is a plain transcription
     plain = client.audio.transcriptions.create(model="gpt-4o-transcribe-diarize", file=_wav(speech))
     assert_transcript(plain.text, speech.text)
@@ -295,14 +301,15 @@ def test_the_stream_events_carry_the_fields_they_claim(client: openai.OpenAI, sp
         assert present == sent, (event.type, present)
 
 
-def test_declined_fields_stay_declined_over_raw_http(server: ServerProcess) -> None:
-    # known_speaker_* parts in the raw form (as curl sends them) are refused before any audio is decoded
+def test_known_speakers_need_a_diarized_answer_over_raw_http(server: ServerProcess) -> None:
+    # known_speaker_* parts in the raw form (as curl sends them) without asking for speakers are refused
+    # before any audio is decoded
     silence = encode_audio(np.zeros(16000, dtype=np.float32), 16000, "wav")
-    for name in openai_audio.DECLINED_FIELDS:
+    for name in ("known_speaker_names", "known_speaker_references"):
         response = httpx.post(
             server.url + "/v1/audio/transcriptions",
             files={"file": ("a.wav", silence)},
             data={f"{name}[]": "agent"},
             timeout=60,
         )
-        assert "no diarization model is served" in _error(response, name)
+        assert "diarized_json" in _error(response, name)

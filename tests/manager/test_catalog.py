@@ -52,6 +52,7 @@ def test_describe_and_voice_listings_load_nothing(server_factory: ServerFactory)
     assert {v["id"] for v in listed["data"]} == names
     status = httpx.get(server.url + "/status", timeout=30).json()
     assert {m["id"]: m["state"] for m in status["models"]} == dict.fromkeys(
-        ["tiny.en", "en_US-joe-medium", "kokoro"], "unloaded"
+        ["tiny.en", "en_US-joe-medium", "kokoro", "speakers"],
+        "unloaded",  # speakers: the diarizer
     )
     assert all(m["loads"] == 0 for m in status["models"])

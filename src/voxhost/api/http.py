@@ -66,7 +66,8 @@ def readiness(manager: ModelManager) -> tuple[bool, list[str]]:
     statuses = manager.status()
     defaults = {manager.resolve(None, s.task).id for s in statuses}
     for status in statuses:
-        if manager.settings.preload and status.state != "ready" and status.loads == 0:
+        preloaded = manager.settings.preload and not manager.resolve(status.id).on_demand
+        if preloaded and status.state != "ready" and status.loads == 0:
             reasons.append(f"{status.id} is {status.state} (preload)")
         elif status.id in defaults and status.state == "failed":
             reasons.append(f"{status.id} failed to load: {status.last_error}")

@@ -17,6 +17,10 @@ from voxhost.manager.limits import FORM_OVERHEAD
 
 MAX_PARTS = 64
 MAX_FIELD_BYTES = 64 * 1024
+# Fields that carry audio as data URLs (known speakers' voice samples): larger, still bounded, and
+# counted against the upload limit with the file.
+AUDIO_FIELDS = frozenset({"known_speaker_references", "known_speaker_references[]"})
+MAX_AUDIO_FIELD_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -82,8 +86,10 @@ class _Collector:
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         self._data += data[start:end]
-        if self._filename is None and len(self._data) > MAX_FIELD_BYTES:
-            raise BadRequest(f"the form field {self._name!r} is longer than {MAX_FIELD_BYTES} bytes")
+        if self._filename is None:
+            limit = MAX_AUDIO_FIELD_BYTES if self._name in AUDIO_FIELDS else MAX_FIELD_BYTES
+            if len(self._data) > limit:
+                raise BadRequest(f"the form field {self._name!r} is longer than {limit} bytes")
 
     def on_part_end(self) -> None:
         if self._filename is not None:

@@ -3,6 +3,7 @@ parsed into the manager's request, or declined with the reason; the answer in th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -17,12 +18,12 @@ from voxhost.api.deps import get_manager
 from voxhost.api.errors import error_body, error_responses
 from voxhost.api.multipart import Form, UploadedFile, read_form
 from voxhost.api.observe import disconnected
+from voxhost.diarization import DiarizeOptions
 from voxhost.errors import BadRequest, VoxhostError
 from voxhost.formats import (
     CONTENT_TYPES,
     GRANULARITIES,
     LOGPROB_FORMATS,
-    NO_DIARIZATION,
     RESPONSE_FORMATS,
     ResponseFormat,
     check_response_format,
@@ -32,9 +33,10 @@ from voxhost.formats import (
     render,
     sse,
 )
-from voxhost.manager import ModelManager, longform
+from voxhost.manager import ModelManager, longform, speakers
 from voxhost.manager.requests import TranscribeRequest
 from voxhost.results import Task, TranscribeOptions, TranscriptUpdate, VadParameters
+from voxhost.speaker_formats import render_diarized, stream_events
 
 router = APIRouter(tags=["audio"])
 log = logging.getLogger("voxhost.http")
@@ -44,23 +46,23 @@ log = logging.getLogger("voxhost.http")
 TRANSCRIPTION_FIELDS: tuple[str, ...] = (
     "file", "model", "prompt", "response_format", "temperature", "language", "stream",
     "timestamp_granularities", "include", "keywords", "languages", "chunking_strategy",
+    "known_speaker_names", "known_speaker_references",
 )  # fmt: skip
 TRANSLATION_FIELDS: tuple[str, ...] = ("file", "model", "prompt", "response_format", "temperature")
+# voxhost's extensions (documented in the README): speaker labels in the other formats, and how many
+SPEAKER_FIELDS: tuple[str, ...] = ("diarize", "num_speakers", "min_speakers", "max_speakers")
 CHUNKING_FIELDS: tuple[str, ...] = ("type", "threshold", "prefix_padding_ms", "silence_duration_ms")
 # The fields it declines, and why: a request that sends one is answered 400 with the reason.
-DECLINED_FIELDS: dict[str, str] = {
-    "known_speaker_names": f"known_speaker_names name speakers for diarization; {NO_DIARIZATION}",
-    "known_speaker_references": f"known_speaker_references are samples of speakers for diarization; "
-    f"{NO_DIARIZATION}",
-}
+DECLINED_FIELDS: dict[str, str] = {}
 # What the stream events (the SDK's TranscriptionStreamEvent) carry, and what they never do.
 STREAM_EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "transcript.text.delta": ("type", "delta", "logprobs"),
     "transcript.text.done": ("type", "text", "languages", "logprobs", "usage"),
+    "transcript.text.segment": ("type", "id", "start", "end", "speaker", "text"),
 }
 DECLINED_EVENT_FIELDS: dict[str, str] = {
-    "transcript.text.delta.segment_id": f"the diarized segment of a delta; {NO_DIARIZATION}",
-    "transcript.text.segment": f"diarized segments with their speakers; {NO_DIARIZATION}",
+    "transcript.text.delta.segment_id": "a diarized stream sends whole segments (transcript.text.segment), "
+    "not deltas",
 }
 INCLUDES: tuple[str, ...] = ("logprobs",)
 MAX_CHUNKING_MS = 60_000
@@ -85,8 +87,18 @@ def form_schema(task: Task, extra: dict[str, Any] | None = None) -> dict[str, An
         "stream": {
             "type": "boolean",
             "default": False,
-            "description": "Send the text as Server-Sent Events as it is decoded (json or text only).",
+            "description": "Send the text as Server-Sent Events as it is decoded (json, text or "
+            "diarized_json).",
         },
+        "diarize": {
+            "type": "boolean",
+            "default": False,
+            "description": "voxhost: label speakers in verbose_json (segments and words), srt ([A] ...) "
+            "and vtt (<v A>); implied by response_format=diarized_json.",
+        },
+        "num_speakers": {"type": "integer", "minimum": 1, "description": "voxhost: the number of speakers."},
+        "min_speakers": {"type": "integer", "minimum": 1},
+        "max_speakers": {"type": "integer", "minimum": 1},
     }
     if task == "transcribe":
         properties |= {
@@ -108,6 +120,16 @@ def form_schema(task: Task, extra: dict[str, Any] | None = None) -> dict[str, An
                 "type": "array",
                 "items": {"type": "string"},
                 "description": "Words or names to favour while decoding (Whisper's hotwords).",
+            },
+            "known_speaker_names[]": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Names of known speakers (diarization), one per reference.",
+            },
+            "known_speaker_references[]": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Data URLs of 1.5-15 s voice samples, one per name.",
             },
             "chunking_strategy": {
                 "type": "string",
@@ -232,11 +254,47 @@ def _options(form: Form, task: Task) -> tuple[TranscribeOptions, tuple[str, ...]
     return options, granularities
 
 
-def _stream_flag(form: Form) -> bool:
-    value = (form.get("stream") or "false").strip().lower()
+def _flag(form: Form, name: str) -> bool:
+    value = (form.get(name) or "false").strip().lower()
     if value not in ("true", "false", "1", "0"):
-        raise BadRequest(f"stream must be true or false, not {value!r}", param="stream")
+        raise BadRequest(f"{name} must be true or false, not {value!r}", param=name)
     return value in ("true", "1")
+
+
+def _count(form: Form, name: str) -> int | None:
+    raw = (form.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise BadRequest(f"{name} must be a whole number", param=name)
+    return int(raw)
+
+
+async def _diarize_options(
+    form: Form, task: Task, response_format: str, manager: ModelManager
+) -> DiarizeOptions | None:
+    """What a request asks of diarization (None: nothing), checked before any audio is decoded."""
+    names, references = _values(form, "known_speaker_names"), _values(form, "known_speaker_references")
+    wanted = response_format == "diarized_json" or _flag(form, "diarize")
+    if not wanted:
+        if names or references:
+            raise BadRequest(
+                "known speakers label a diarized transcript: ask for response_format=diarized_json "
+                "(or diarize=true)",
+                param="known_speaker_names" if names else "known_speaker_references",
+            )
+        return None
+    if task == "translate" and response_format == "diarized_json":
+        raise BadRequest(
+            "translations label speakers with diarize=true in verbose_json, srt or vtt",
+            param="response_format",
+        )
+    speakers.available(manager)
+    num, low, high = speakers.speaker_counts(
+        _count(form, "num_speakers"), _count(form, "min_speakers"), _count(form, "max_speakers")
+    )
+    known = await asyncio.to_thread(speakers.known_speakers, manager, names, references)
+    return DiarizeOptions(num, low, high, known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +308,7 @@ class TranscriptionForm:
     response_format: ResponseFormat
     granularities: tuple[str, ...]
     stream: bool
+    diarize: DiarizeOptions | None = None  # speakers asked for (diarized_json, or diarize=true)
 
     @property
     def languages(self) -> bool:
@@ -257,16 +316,18 @@ class TranscriptionForm:
         return self.options.languages is not None
 
 
-def parse_form(form: Form, task: Task, manager: ModelManager, *, streams: bool = True) -> TranscriptionForm:
+async def parse_form(
+    form: Form, task: Task, manager: ModelManager, *, streams: bool = True
+) -> TranscriptionForm:
     """The one reading of a transcription form's fields (the route's and a job's): every field checked,
-    the model resolved (unknown: 404 before anything is decoded). `streams`: `stream` may be asked for.
-    New fields (issue 24's diarization) are read here, once, for both."""
+    the model resolved (unknown: 404 before anything is decoded), known speakers' samples read.
+    `streams`: `stream` may be asked for."""
     upload = form.files.get("file")
     if upload is None:
         raise BadRequest("the form has no 'file' part with the audio", param="file")
     _decline(form)
     response_format = check_response_format(form.get("response_format") or "json")
-    stream = _stream_flag(form)
+    stream = _flag(form, "stream")
     if stream and not streams:
         raise BadRequest("stream is not taken here; GET the job's events instead", param="stream")
     if stream:
@@ -279,14 +340,21 @@ def parse_form(form: Form, task: Task, manager: ModelManager, *, streams: bool =
             param="include",
         )
     model = manager.resolve(form.get("model") or None, "asr").id  # unknown model: 404 before decoding
-    return TranscriptionForm(upload, model, options, response_format, granularities, stream)
+    diarize = await _diarize_options(form, task, response_format, manager)
+    return TranscriptionForm(upload, model, options, response_format, granularities, stream, diarize)
 
 
 async def _handle(request: Request, task: Task, manager: ModelManager) -> Response:
     form = await read_form(request, manager.limits.upload_bytes)
-    parsed = parse_form(form, task, manager)
+    parsed = await parse_form(form, task, manager)
     held = await manager.limits.decoded(parsed.upload.data)  # within the server's budget of decoded audio
     wanted = TranscribeRequest(held.audio, parsed.options, parsed.model)
+    diarize = parsed.diarize
+    if diarize is not None and not (parsed.stream and parsed.response_format != "diarized_json"):
+        try:
+            return await _diarized(request, manager, wanted, diarize, parsed)
+        finally:
+            held.release()
     updates = held.releasing(manager.transcribe_stream(wanted, gone=disconnected(request)))
     del held, wanted  # the stream holds the audio, and gives its room back when it ends
     if parsed.stream:
@@ -296,11 +364,29 @@ async def _handle(request: Request, task: Task, manager: ModelManager) -> Respon
     return rendered(body, parsed.response_format)
 
 
-def rendered(body: str | dict[str, Any], response_format: ResponseFormat) -> Response:
+def rendered(body: str | dict[str, Any], response_format: str) -> Response:
     """A rendered transcription as the HTTP answer `/v1/audio/transcriptions` gives."""
     if isinstance(body, dict):
         return JSONResponse(body)
     return PlainTextResponse(body, media_type=CONTENT_TYPES[response_format])
+
+
+async def _diarized(
+    request: Request,
+    manager: ModelManager,
+    wanted: TranscribeRequest,
+    diarize: DiarizeOptions,
+    parsed: TranscriptionForm,
+) -> Response:
+    """A transcription with its speakers; streamed, the segments once settled, then the text."""
+    result = await speakers.transcribe_diarized(manager, wanted, diarize, gone=disconnected(request))
+    if parsed.stream:
+        events = (sse(event) for event in stream_events(result))
+        return StreamingResponse(
+            events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+    body = render_diarized(result, parsed.response_format, parsed.granularities)
+    return rendered(body, parsed.response_format)
 
 
 async def _event_stream(updates: AsyncGenerator[TranscriptUpdate, None], languages: bool) -> Response:

@@ -12,11 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from voxhost.audio import SAMPLE_RATE, decode_audio
+from voxhost.diarization import DiarizedTranscription, rttm
 from voxhost.errors import VoxhostError, file_error
 from voxhost.formats import as_text, render
 from voxhost.results import Transcription
+from voxhost.speaker_formats import render_diarized
 
 OUTPUTS: dict[str, str] = {"json": "verbose_json", "txt": "text", "srt": "srt", "vtt": "vtt"}  # ext: format
+RTTM = "rttm"  # with --diarize: who spoke when
 
 
 @dataclass
@@ -32,6 +35,15 @@ class FileResult:
     def transcribed(cls, path: Path, result: Transcription, samples: int) -> FileResult:
         """`result`, the transcript of `samples` samples of 16 kHz audio, rendered into the outputs."""
         return cls(path, render_outputs(result), audio_seconds=samples / SAMPLE_RATE)
+
+    @classmethod
+    def diarized(cls, path: Path, result: DiarizedTranscription, samples: int) -> FileResult:
+        """`result` with its speakers, rendered into the outputs and an RTTM file."""
+        outputs = {
+            ext: as_text(render_diarized(result, fmt, ("segment", "word"))) for ext, fmt in OUTPUTS.items()
+        }
+        outputs[RTTM] = rttm(result.diarization, path.stem)
+        return cls(path, outputs, audio_seconds=samples / SAMPLE_RATE)
 
     @classmethod
     def failed(cls, path: Path, exc: VoxhostError | OSError) -> FileResult:

@@ -24,10 +24,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from voxhost.audio import decode_audio, probe_seconds
-from voxhost.batch.files import OUTPUTS, FileResult
+from voxhost.batch.files import RTTM, FileResult
 from voxhost.cli.progress import AudioSecondsColumn, RealTimeColumn, follow
+from voxhost.diarization import DiarizeOptions
 from voxhost.errors import BadRequest, VoxhostError
-from voxhost.manager import ModelManager
+from voxhost.manager import ModelManager, speakers
 from voxhost.manager.requests import TranscribeRequest
 from voxhost.results import TranscribeOptions
 from voxhost.settings import Settings
@@ -52,6 +53,12 @@ class BatchJob:
     actors: int = 1  # Ray Data actors, each holding the model
     url: str | None = None  # a server: the files go to it as transcription jobs (`batch/remote.py`)
     api_key: str | None = None  # the server's key
+    diarize: bool = False  # speaker labels in every output, and FILE.rttm
+
+    @property
+    def outputs(self) -> list[str]:
+        """The extensions of each file's outputs, written in this order (the JSON, last, marks it done)."""
+        return ["txt", "srt", "vtt", *([RTTM] if self.diarize else []), "json"]
 
     def options(self) -> TranscribeOptions:
         if self.task not in ("transcribe", "translate"):
@@ -72,7 +79,7 @@ def output_paths(job: BatchJob, path: Path) -> dict[str, Path]:
     """Where the outputs of `path` go: OUT/<relative path>.<ext> (talk.wav -> talk.wav.json), so that
     talk.wav and talk.mp3 never share outputs."""
     relative = path.relative_to(job.input_dir)
-    return {ext: job.output_dir / relative.parent / f"{relative.name}.{ext}" for ext in OUTPUTS}
+    return {ext: job.output_dir / relative.parent / f"{relative.name}.{ext}" for ext in job.outputs}
 
 
 def is_done(job: BatchJob, path: Path) -> bool:
@@ -85,11 +92,16 @@ async def _transcribe_on(
     path: Path,
     options: TranscribeOptions,
     reached: Callable[[Path, float], None],
+    diarize: bool = False,
 ) -> FileResult:
     """Decode one file (in a thread) and transcribe it on the model's resident workers, telling
     `reached` how far into its audio the transcript has got (long files report as they go)."""
     try:
         audio = await asyncio.to_thread(lambda: decode_audio(path.read_bytes()))
+        if diarize:
+            request = TranscribeRequest(audio, options, model)
+            diarized = await speakers.transcribe_diarized(manager, request, DiarizeOptions())
+            return FileResult.diarized(path, diarized, len(audio))
         updates = manager.transcribe_stream(TranscribeRequest(audio, options, model))
         transcript = await follow(updates, lambda seconds: reached(path, seconds))
         return FileResult.transcribed(path, transcript, len(audio))
@@ -101,7 +113,7 @@ def write_outputs(job: BatchJob, result: FileResult) -> None:
     """Each output written to a temporary name and renamed, so a killed batch never leaves an output
     that looks finished; the JSON goes last."""
     targets = output_paths(job, result.path)
-    for ext in ("txt", "srt", "vtt", "json"):
+    for ext in job.outputs:
         target = targets[ext]
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")
@@ -171,7 +183,7 @@ async def _run_local(
 
         async def slot() -> None:
             for path in pending:
-                done(await _transcribe_on(manager, spec.id, path, options, reached))
+                done(await _transcribe_on(manager, spec.id, path, options, reached, job.diarize))
 
         await asyncio.gather(*(slot() for _ in range(status.layout["replicas"] * status.layout["parallel"])))
 
@@ -181,6 +193,8 @@ def run_batch(job: BatchJob, settings: Settings, console: Console | None = None)
     console = console or Console(stderr=True)
     try:
         job.options()
+        if job.diarize and job.ray:
+            raise BadRequest("--diarize runs on the local workers, not yet on --ray")
         if not job.input_dir.is_dir():
             raise BadRequest(f"{job.input_dir} is not a folder")
         inputs = find_inputs(job.input_dir)

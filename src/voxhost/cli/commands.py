@@ -79,14 +79,17 @@ def serve(**flags: Any) -> None:
 
 
 @app.command()
-@settings_flags("device", "compute_type", "threads")
+@settings_flags("device", "compute_type", "threads", "diarization_model")
 def transcribe(
     files: Annotated[list[Path], typer.Argument(help="Audio files (with --live: one file, or - for stdin).")],
     model: Annotated[str | None, Opt("--model", "-m", help="Model name, directory or hub name.")] = None,
     language: Annotated[str | None, Opt(help="Spoken language (ISO-639-1); detected if omitted.")] = None,
     task: Annotated[str, typer.Option(help="transcribe or translate.")] = "transcribe",
     output_format: Annotated[
-        str, typer.Option("--format", "-f", help="text, json, verbose_json, srt or vtt.")
+        str,
+        typer.Option(
+            "--format", "-f", help="text, json, verbose_json, srt, vtt, diarized_json or rttm (speakers)."
+        ),
     ] = "text",
     output_dir: Annotated[
         Path | None, typer.Option("--output-dir", "-o", help="Write FILE.<format> here instead of stdout.")
@@ -99,6 +102,12 @@ def transcribe(
         float, Opt(min=0, help="--live: playback speed (1: real time, 0: as fast as possible).")
     ] = 1.0,
     sample_rate: Annotated[int, Opt(help="--live from stdin: rate of the 16-bit mono PCM.")] = 16000,
+    diarize: Annotated[
+        bool, Opt("--diarize", help="Label speakers: srt [A], vtt <v A>, verbose_json, diarized_json, rttm.")
+    ] = False,
+    num_speakers: Annotated[
+        int | None, Opt(min=1, help="--diarize: the number of speakers, if known.")
+    ] = None,
     **flags: Any,
 ) -> None:
     """Transcribe files: in this process (the model loads once for all files), or through --url."""
@@ -126,13 +135,13 @@ def transcribe(
         )
     job = TranscribeJob(
         files=files, model=model, language=language, task=task, output_format=output_format,
-        output_dir=output_dir, url=url,
+        output_dir=output_dir, url=url, diarize=diarize, num_speakers=num_speakers,
     )  # fmt: skip
     sys.exit(run_transcribe(job, settings))
 
 
 @app.command()
-@settings_flags("threads", "parallel", "cache_dir", "ray_address")
+@settings_flags("threads", "parallel", "cache_dir", "ray_address", "diarization_model")
 def batch(
     input_dir: Annotated[Path, typer.Argument(help="Folder of audio files (searched recursively).")],
     output_dir: Annotated[Path, Opt("--output-dir", "-o", help="Where FILE.json/.txt/.srt/.vtt go.")],
@@ -145,6 +154,9 @@ def batch(
     api_key: Annotated[
         str | None, Opt("--api-key", envvar="VOXHOST_CLIENT_API_KEY", help="--url: the server's API key.")
     ] = None,
+    diarize: Annotated[
+        bool, Opt("--diarize", help="Label speakers in every output, and write FILE.rttm (who spoke when).")
+    ] = False,
     **flags: Any,
 ) -> None:
     """Transcribe every audio file in a folder; files already done are skipped (resumable)."""
@@ -153,7 +165,16 @@ def batch(
     models = [model] if model and not url else None
     settings = _settings(models=models, log_level="warning", **flags)
     job = BatchJob(
-        input_dir, output_dir, model, language, task, ray=ray, actors=actors, url=url, api_key=api_key
+        input_dir,
+        output_dir,
+        model,
+        language,
+        task,
+        ray=ray,
+        actors=actors,
+        url=url,
+        api_key=api_key,
+        diarize=diarize,
     )
     sys.exit(run_batch(job, settings))
 

@@ -24,7 +24,16 @@ from rich.progress import (
 
 from voxhost.audio import SAMPLE_RATE, decode_audio, probe_seconds
 from voxhost.cli.progress import AudioSecondsColumn, RealTimeColumn, done_line, follow
+from voxhost.diarization import (
+    Diarization,
+    DiarizedTranscription,
+    DiarizeOptions,
+    SpeakerTurn,
+    attribute,
+    rttm,
+)
 from voxhost.engines import ASREngine
+from voxhost.engines.base import DiarizeEngine
 from voxhost.errors import BadRequest, VoxhostError, file_error
 from voxhost.formats import as_text, check_response_format, render
 from voxhost.manager import longform
@@ -32,8 +41,13 @@ from voxhost.manager.layout import Layout, engine_config, plan_layout
 from voxhost.manager.registry import ModelSpec, parse_entry
 from voxhost.results import Task, TranscribeOptions
 from voxhost.settings import Settings
+from voxhost.speaker_formats import render_diarized
 
-EXTENSIONS = {"text": "txt", "json": "json", "verbose_json": "json", "srt": "srt", "vtt": "vtt"}
+EXTENSIONS = {
+    "text": "txt", "json": "json", "verbose_json": "json", "srt": "srt", "vtt": "vtt",
+    "diarized_json": "json", "rttm": "rttm",
+}  # fmt: skip
+RTTM = "rttm"  # who spoke when, for diarization scoring tools (a CLI format: implies --diarize)
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,12 @@ class TranscribeJob:
     output_format: str = "text"
     output_dir: Path | None = None
     url: str | None = None
+    diarize: bool = False  # speaker labels (srt [A], vtt <v A>, verbose_json, diarized_json, rttm)
+    num_speakers: int | None = None
+
+    @property
+    def diarized(self) -> bool:
+        return self.diarize or self.output_format in ("diarized_json", RTTM)
 
 
 def output_path(job: TranscribeJob, path: Path) -> Path:
@@ -117,7 +137,8 @@ def run_local(job: TranscribeJob, settings: Settings, console: Console) -> int:
     if not isinstance(engine, ASREngine):
         raise BadRequest(f"{spec.id} is not a speech-to-text model")
     task: Task = "translate" if job.task == "translate" else "transcribe"
-    options = TranscribeOptions(task=task, language=job.language, word_timestamps=False)
+    options = TranscribeOptions(task=task, language=job.language, word_timestamps=job.diarized)
+    diarizer = _load_diarizer(settings, config, console) if job.diarized else None
     failures = 0
     columns = (BarColumn(), AudioSecondsColumn(), RealTimeColumn(), TimeRemainingColumn())
     with _progress(console, *columns) as progress:
@@ -141,15 +162,46 @@ def run_local(job: TranscribeJob, settings: Settings, console: Console) -> int:
                     progress.update(bar, completed=done)
 
                 updates = longform.in_process_updates(engine, audio, options, settings, layout.parallel)
-                result = asyncio.run(follow(updates, reached))
+                who = DiarizeOptions(num_speakers=job.num_speakers, threshold=settings.diarization_threshold)
+                result, speakers = asyncio.run(_both(follow(updates, reached), diarizer, audio, who))
                 del audio  # not held while the next file is read and decoded
                 progress.refresh()  # the finished bar is drawn at least once, however fast the file was
             finally:
                 progress.remove_task(bar)
-            _emit(job, path, as_text(render(result, check_response_format(job.output_format))), console)
+            _emit(job, path, _body(job, path, result, speakers), console)
             line = done_line(escape(str(path)), seconds, time.perf_counter() - started)
             console.print(line, style="dim", soft_wrap=True)  # unwrapped: the path stays whole
     return 1 if failures else 0
+
+
+def _load_diarizer(settings: Settings, config: Any, console: Console) -> DiarizeEngine:
+    if not settings.diarization_model:
+        raise BadRequest("--diarize needs a diarization model (--diarization-model)")
+    spec = parse_entry(settings.diarization_model)
+    with console.status(f"loading {spec.id}..."):
+        engine = spec.load(config)
+    if not isinstance(engine, DiarizeEngine):
+        raise BadRequest(f"{spec.id} is not a speaker-diarization model")
+    return engine
+
+
+async def _both(
+    transcript: Any, diarizer: DiarizeEngine | None, audio: Any, options: DiarizeOptions
+) -> tuple[Any, Diarization | None]:
+    """The transcription, and beside it (another thread) who speaks when."""
+    if diarizer is None:
+        return await transcript, None
+    found = await asyncio.gather(transcript, asyncio.to_thread(diarizer.diarize, audio, options))
+    return found[0], found[1]
+
+
+def _body(job: TranscribeJob, path: Path, result: Any, speakers: Diarization | None) -> str:
+    if speakers is None:
+        return as_text(render(result, check_response_format(job.output_format)))
+    if job.output_format == RTTM:
+        return rttm(speakers, path.stem)
+    diarized = DiarizedTranscription(result, speakers, attribute(result, speakers))
+    return as_text(render_diarized(diarized, job.output_format, ("segment", "word")))
 
 
 def _error(response: httpx.Response) -> str:
@@ -181,7 +233,11 @@ def run_remote(job: TranscribeJob, console: Console) -> int:
         "/v1/audio/translations" if job.task == "translate" else "/v1/audio/transcriptions"
     )
     failures = 0
-    data = {"response_format": job.output_format}
+    data = {"response_format": "diarized_json" if job.output_format == RTTM else job.output_format}
+    if job.diarized:
+        data["diarize"] = "true"
+    if job.num_speakers:
+        data["num_speakers"] = str(job.num_speakers)
     if job.model:
         data["model"] = job.model
     if job.language:
@@ -209,8 +265,11 @@ def run_remote(job: TranscribeJob, console: Console) -> int:
                 )
                 failures += 1
                 continue
-            answer = response.json() if "json" in job.output_format else None
+            answer = response.json() if "json" in data["response_format"] else None
             body = response.text if answer is None else as_text(answer)
+            if job.output_format == RTTM and isinstance(answer, dict):
+                turns = [SpeakerTurn(s["start"], s["end"], s["speaker"]) for s in answer.get("segments", [])]
+                body = rttm(Diarization(turns, float(answer.get("duration", 0.0))), path.stem)
             _emit(job, path, body, console)
             line = done_line(escape(str(path)), _answer_seconds(path, answer), wall)
             console.print(line, style="dim", soft_wrap=True)  # unwrapped: the path stays whole
@@ -220,7 +279,8 @@ def run_remote(job: TranscribeJob, console: Console) -> int:
 def run_transcribe(job: TranscribeJob, settings: Settings) -> int:
     console = Console(stderr=True)
     try:
-        check_response_format(job.output_format)
+        if job.output_format != RTTM:
+            check_response_format(job.output_format)
         _check_outputs(job)
         if job.task not in ("transcribe", "translate"):
             raise BadRequest("--task must be transcribe or translate")

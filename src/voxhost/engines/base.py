@@ -14,14 +14,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
 from voxhost.errors import BadRequest
 from voxhost.results import TranscribeOptions, Transcription
 
-TaskKind = Literal["asr", "tts", "wake"]
+if TYPE_CHECKING:
+    from voxhost.diarization import Diarization, DiarizeOptions
+
+TaskKind = Literal["asr", "tts", "diarize", "wake"]
 
 
 @functools.cache
@@ -414,3 +417,35 @@ class WakeEngine(Engine):
     @abstractmethod
     def end_stream(self, stream: str) -> None:
         """Forget the stream (no-op when unknown)."""
+
+
+class DiarizeEngine(Engine):
+    """Who speaks when (speaker diarization), from a speaker-embedding model. `embed` and `identify` also
+    serve other features that need to tell voices apart (e.g. who said a wake word)."""
+
+    task: ClassVar[TaskKind] = "diarize"
+    methods: ClassVar[frozenset[str]] = frozenset({"diarize", "embed", "identify"})
+
+    @abstractmethod
+    def diarize(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
+        """Speaker turns of float32 mono 16 kHz audio, labelled A, B, ... or by the known speakers."""
+
+    @abstractmethod
+    def embed(self, audio: np.ndarray) -> np.ndarray:
+        """One unit-length embedding of the voice in a clip (float32 16 kHz, at least half a second)."""
+
+    def identify(
+        self, audio: np.ndarray, enrolled: Mapping[str, np.ndarray], threshold: float | None = None
+    ) -> tuple[str | None, float]:
+        """Which enrolled speaker (name -> `embed` output) speaks in `audio`, with the cosine similarity
+        of the best match; None when no one is alike enough (`threshold`, the engine's own by default)."""
+        if not enrolled:
+            return None, 0.0
+        vector = self.embed(audio)
+        scores = {name: float(np.dot(vector, ref)) for name, ref in enrolled.items()}
+        best = max(scores, key=lambda name: scores[name])
+        limit = self.same_speaker if threshold is None else threshold
+        return (best if scores[best] >= limit else None), scores[best]
+
+    # Cosine similarity above which two clips are taken to be the same speaker.
+    same_speaker: ClassVar[float] = 0.5

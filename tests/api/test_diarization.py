@@ -1,0 +1,175 @@
+"""Speaker diarization through the OpenAI API, with the real SDK, on a conversation of three distinct
+synthetic voices (Piper's joe and two Kokoro voices): who said what, the speaker count, known speakers
+named from samples, the stream events, the verbose_json / srt / vtt labels, and bad references."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from openai.types.audio import TranscriptionDiarized, TranscriptionVerbose
+from tests.conftest import start_server
+
+from voxhost.audio import SAMPLE_RATE, encode_audio
+from voxhost.bench.conversations import EXCHANGE, Conversation, converse, say
+from voxhost.bench.harness import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def conversation() -> Conversation:
+    return converse(EXCHANGE)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator[ServerProcess]:
+    proc = start_server(tmp_path_factory.mktemp("diarize"), cache_dir, "--model", "tiny.en", "--preload")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+def _data_url(voice: str, text: str) -> str:
+    wav = encode_audio(say(voice, text), SAMPLE_RATE, "wav")
+    return "data:audio/wav;base64," + base64.b64encode(wav).decode()
+
+
+def _voice_at(conversation: Conversation, start: float, end: float) -> str:
+    middle = (start + end) / 2
+    return min(
+        conversation.turns, key=lambda t: 0 if t.start <= middle <= t.end else abs(t.start - middle)
+    ).speaker
+
+
+def _labels(conversation: Conversation, segments: list[tuple[float, float, str]]) -> dict[str, str]:
+    """voice -> label, asserting every segment has the label of the voice speaking in it, one label
+    per voice."""
+    mapping: dict[str, str] = {}
+    for start, end, label in segments:
+        voice = _voice_at(conversation, start, end)
+        assert mapping.setdefault(voice, label) == label, (voice, label, mapping)
+    assert len(set(mapping.values())) == len(mapping), mapping
+    return mapping
+
+
+def test_diarized_json_says_who_said_what(client: openai.OpenAI, conversation: Conversation) -> None:
+    result = client.audio.transcriptions.create(
+        model="gpt-4o-transcribe-diarize",
+        file=("talk.wav", conversation.wav()),
+        response_format="diarized_json",
+        chunking_strategy="auto",
+    )
+    assert isinstance(result, TranscriptionDiarized)
+    assert result.task == "transcribe"
+    assert result.duration == pytest.approx(conversation.seconds, abs=0.1)
+    assert "walk in the park" in result.text.lower()
+    spans = [(s.start, s.end, s.speaker) for s in result.segments]
+    mapping = _labels(conversation, spans)
+    assert mapping == {"joe": "A", "jf_alpha": "B", "jm_kumo": "C"}  # letters in order of first speech
+    assert all(s.type == "transcript.text.segment" and s.id and s.text for s in result.segments)
+    # told there are two, it finds two
+    two = client.audio.transcriptions.create(
+        model="whisper-1",
+        file=("talk.wav", conversation.wav()),
+        response_format="diarized_json",
+        extra_body={"num_speakers": 2},
+    )
+    assert {s.speaker for s in two.segments} == {"A", "B"}
+
+
+def test_known_speakers_are_named(client: openai.OpenAI, conversation: Conversation) -> None:
+    result = client.audio.transcriptions.create(
+        model="gpt-4o-transcribe-diarize",
+        file=("talk.wav", conversation.wav()),
+        response_format="diarized_json",
+        known_speaker_names=["Alpha", "Joe"],
+        known_speaker_references=[
+            _data_url("jf_alpha", "My name is Alpha, and this is my voice."),
+            _data_url("joe", "This is Joe speaking, a sample of my voice."),
+        ],
+    )
+    mapping = _labels(conversation, [(s.start, s.end, s.speaker) for s in result.segments])
+    assert mapping == {"joe": "Joe", "jf_alpha": "Alpha", "jm_kumo": "A"}
+
+
+def test_stream_sends_segments_then_done(client: openai.OpenAI, conversation: Conversation) -> None:
+    events = list(
+        client.audio.transcriptions.create(
+            model="gpt-4o-transcribe-diarize",
+            file=("talk.wav", conversation.wav()),
+            response_format="diarized_json",
+            stream=True,
+        )
+    )
+    kinds = [e.type for e in events]
+    assert kinds[-1] == "transcript.text.done"
+    assert set(kinds[:-1]) == {"transcript.text.segment"}
+    segments = [e for e in events if e.type == "transcript.text.segment"]
+    assert len(segments) >= len(EXCHANGE)
+    _labels(conversation, [(e.start, e.end, e.speaker) for e in segments])
+    assert "coat" in events[-1].text  # type: ignore[union-attr]
+
+
+def test_speaker_labels_in_verbose_json_and_srt(client: openai.OpenAI, conversation: Conversation) -> None:
+    verbose = client.audio.transcriptions.create(
+        model="whisper-1",
+        file=("talk.wav", conversation.wav()),
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+        extra_body={"diarize": True},
+    )
+    assert isinstance(verbose, TranscriptionVerbose)
+    segments = [s.model_dump() for s in verbose.segments or []]
+    _labels(conversation, [(s["start"], s["end"], s["speaker"]) for s in segments])
+    words = [w.model_dump() for w in verbose.words or []]
+    assert words
+    assert all(w["speaker"] in {"A", "B", "C"} for w in words)
+    srt = client.audio.transcriptions.create(
+        model="whisper-1",
+        file=("talk.wav", conversation.wav()),
+        response_format="srt",
+        extra_body={"diarize": True},
+    )
+    assert "[A] Hello there" in srt
+    assert "[C]" in srt
+
+
+def test_bad_references_and_counts_are_a_clear_400(server: ServerProcess, conversation: Conversation) -> None:
+    url = server.url + "/v1/audio/transcriptions"
+    short = encode_audio(say("joe", "Hi."), SAMPLE_RATE, "wav")
+    good = _data_url("joe", "This is Joe speaking, a sample of my voice.")
+    cases = [
+        ({"known_speaker_names[]": "Joe", "known_speaker_references[]": "data:audio/wav;base64,"
+          + base64.b64encode(b"not audio at all" * 100).decode()}, "known_speaker_references", "not audio"),
+        ({"known_speaker_names[]": "Joe", "known_speaker_references[]": "data:audio/wav;base64,"
+          + base64.b64encode(short).decode()}, "known_speaker_references", "voice sample must be"),
+        ({"known_speaker_names[]": ["Joe", "Ann"], "known_speaker_references[]": good},
+         "known_speaker_references", "one reference per name"),
+        ({"known_speaker_names[]": "Joe", "known_speaker_references[]": "https://example.com/a.wav"},
+         "known_speaker_references", "data URL"),
+        ({"num_speakers": "0"}, "num_speakers", "between 1"),
+        ({"min_speakers": "3", "max_speakers": "2"}, "min_speakers", "more than max_speakers"),
+    ]  # fmt: skip
+    for fields, param, message in cases:
+        data = {"response_format": "diarized_json", **fields}
+        response = httpx.post(url, data=data, files={"file": ("a.wav", conversation.wav())}, timeout=60)
+        assert response.status_code == 400, (fields, response.text)
+        error = response.json()["error"]
+        assert error["param"] == param, error
+        assert message in error["message"], error
+    # known speakers without asking for speakers
+    response = httpx.post(
+        url,
+        data={"known_speaker_names[]": "Joe", "known_speaker_references[]": good},
+        files={"file": ("a.wav", conversation.wav())},
+        timeout=60,
+    )
+    assert response.status_code == 400
+    assert "diarized_json" in response.json()["error"]["message"]

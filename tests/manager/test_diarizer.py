@@ -1,0 +1,71 @@
+"""The diarization model behind the manager: loaded once in its own worker on first use (not with
+--preload), replaced after a crash, `embed` / `identify` for other features (who said a wake word), and
+clustering whose work stays bounded however long the audio."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+
+from voxhost.bench.conversations import EXCHANGE, converse
+from voxhost.diarization import DiarizeOptions
+from voxhost.engines.speaker.cluster import MAX_POINTS, cluster, normalize
+from voxhost.manager import ModelManager, speakers
+from voxhost.settings import Settings
+
+
+def test_diarizer_worker_loads_on_first_use_and_survives_a_crash(cache_dir: Path) -> None:
+    talk = converse(EXCHANGE)  # A: joe, B: jf_alpha, C: jm_kumo
+
+    def turn(index: int) -> np.ndarray:
+        t = talk.turns[index]
+        return talk.audio[int(t.start * 16000) : int(t.end * 16000)]
+
+    async def main() -> None:
+        settings = Settings(models=["tiny.en"], cache_dir=cache_dir, preload=True)
+        async with ModelManager(settings) as manager:
+            (status,) = manager.status("speakers")
+            assert (status.task, status.state) == ("diarize", "unloaded")  # not preloaded
+            first = await speakers.diarize(manager, talk.audio, DiarizeOptions())
+            assert first.speakers == ["A", "B", "C"]
+            assert [t.speaker for t in first.turns] == ["A", "B", "A", "C", "B", "A", "C"]
+            (status,) = manager.status("speakers")
+            assert status.pid is not None
+            os.kill(status.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while manager.status("speakers")[0].state != "crashed":
+                assert time.monotonic() < deadline, "the crash is not noticed"
+                await asyncio.sleep(0.01)
+            again = await speakers.diarize(manager, talk.audio, DiarizeOptions())
+            assert again.turns == first.turns
+            (status,) = manager.status("speakers")
+            assert (status.restarts, status.loads) == (1, 2)
+            # embed / identify: the voice of a clip against enrolled speakers
+            joe = await speakers.embed(manager, turn(0))
+            kumo = await speakers.embed(manager, turn(3))
+            clip = turn(6)  # another sentence of kumo's
+            name, score = await speakers.identify(manager, clip, {"joe": joe, "kumo": kumo})
+            assert name == "kumo"
+            assert score > float(np.dot(joe, kumo))
+
+    asyncio.run(asyncio.wait_for(main(), 240))
+
+
+def test_clustering_work_is_bounded_for_long_audio() -> None:
+    """Two speakers' worth of windows (two noisy directions), 40,000 of them (8 hours at 0.75 s): all
+    labelled, right, in work bounded by MAX_POINTS (the similarity matrix is MAX_POINTS squared)."""
+    rng = np.random.default_rng(0)
+    centres = normalize(rng.standard_normal((2, 192)))
+    truth = rng.integers(0, 2, 40_000)
+    points = normalize(centres[truth] + 0.06 * rng.standard_normal((40_000, 192)))
+    labels = cluster(points, threshold=0.5)
+    assert len(labels) == 40_000
+    assert MAX_POINTS < 1000
+    agreement = max(np.mean(labels == truth), np.mean(labels == 1 - truth))
+    assert agreement == 1.0
+    assert len(np.unique(cluster(points, threshold=0.5, num=3))) == 3  # told, it gives what it is told

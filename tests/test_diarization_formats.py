@@ -1,0 +1,65 @@
+"""How a transcript's words get their speakers, and the diarized formats (vtt voices, RTTM), on
+hand-made results: the HTTP tests (tests/api/test_diarization.py) cover the real models."""
+
+from __future__ import annotations
+
+from voxhost.diarization import Diarization, DiarizedTranscription, SpeakerTurn, attribute, letter, rttm
+from voxhost.results import Segment, Transcription, Word
+from voxhost.speaker_formats import render_diarized, stream_events
+
+
+def _result() -> DiarizedTranscription:
+    words = [Word(" Hi", 0.0, 0.4, 1.0), Word(" there.", 0.4, 0.9, 1.0), Word(" Hello!", 1.3, 1.9, 1.0)]
+    segment = Segment(0, 0, 0.0, 1.9, " Hi there. Hello!", [1, 2, 3], 0.0, -0.1, 1.0, 0.0, words)
+    transcription = Transcription("Hi there. Hello!", "en", 1.0, 2.5, segments=[segment])
+    turns = [SpeakerTurn(0.0, 1.0, "A"), SpeakerTurn(1.2, 2.0, "Ann")]
+    diarization = Diarization(turns, 2.5, ["A", "Ann"])
+    return DiarizedTranscription(transcription, diarization, attribute(transcription, diarization))
+
+
+def test_a_segment_is_split_where_the_speaker_changes() -> None:
+    result = _result()
+    assert [(s.speaker, s.text, s.start, s.end) for s in result.segments] == [
+        ("A", "Hi there.", 0.0, 0.9),
+        ("Ann", "Hello!", 1.3, 1.9),
+    ]
+
+
+def test_diarized_formats() -> None:
+    result = _result()
+    vtt = render_diarized(result, "vtt")
+    assert (
+        vtt == "WEBVTT\n\n00:00:00.000 --> 00:00:00.900\n<v A>Hi there.</v>\n\n"
+        "00:00:01.300 --> 00:00:01.900\n<v Ann>Hello!</v>\n"
+    )
+    srt = render_diarized(result, "srt")
+    assert srt.startswith("1\n00:00:00,000 --> 00:00:00,900\n[A] Hi there.\n")
+    events = stream_events(result)
+    assert [e["type"] for e in events] == ["transcript.text.segment"] * 2 + ["transcript.text.done"]
+    assert rttm(result.diarization, "my talk.wav").splitlines() == [
+        "SPEAKER my_talk.wav 1 0.000 1.000 <NA> <NA> A <NA> <NA>",
+        "SPEAKER my_talk.wav 1 1.200 0.800 <NA> <NA> Ann <NA> <NA>",
+    ]
+    assert [letter(i) for i in (0, 1, 25, 26, 27)] == ["A", "B", "Z", "AA", "AB"]
+
+
+def test_der_maps_speakers_and_counts_each_error() -> None:
+    from voxhost.bench.der import der, speaker_wer
+
+    reference = [(0.0, 2.0, "joe"), (2.0, 4.0, "ann")]
+    assert der(reference, [(0.0, 2.0, "B"), (2.0, 4.0, "A")]).der == 0.0  # any labels, mapped
+    merged = der(reference, [(0.0, 4.0, "A")])
+    assert merged.confusion == 0.5
+    assert merged.der == 0.5
+    late = der(reference, [(0.5, 2.0, "A"), (2.0, 4.0, "B")])
+    assert late.missed == 0.125
+    assert der(reference, [(0.5, 2.0, "A"), (2.0, 4.0, "B")], collar=0.25).missed < late.missed
+    mapping = {"A": "joe", "B": "ann"}
+    assert (
+        speaker_wer([("joe", "hi there"), ("ann", "hello")], [("A", "hi there"), ("B", "hello")], mapping)
+        == 0
+    )
+    swapped = speaker_wer(
+        [("joe", "hi there"), ("ann", "hello")], [("B", "hi there"), ("A", "hello")], mapping
+    )
+    assert swapped == 4 / 3  # each speaker's words went to the other: 2 + 2 errors over 3 words
