@@ -19,7 +19,7 @@ import pytest
 from conftest import Recording, public_domain_text, read_aloud
 from voxhost.audio import chunks
 from voxhost.bench.wer import missing_sentences
-from voxhost.engines import faster_whisper
+from voxhost.engines import whisper_coverage
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.manager import longform
@@ -97,7 +97,7 @@ def test_a_window_that_ends_early_is_decoded_again(
     options = TranscribeOptions(word_timestamps=True)
     _capped_batches(monkeypatch, 40)
     with monkeypatch.context() as off:
-        off.setattr(faster_whisper, "uncovered", lambda *args, **kwargs: [])
+        off.setattr(whisper_coverage, "uncovered", lambda *args, **kwargs: [])
         lost = long_result(engine, audio, options, "batched")
     assert len(missing_sentences(lost.text, sentences)) >= 2, lost.text  # the control: words are gone
     found = long_result(engine, audio, options, "batched")
@@ -123,7 +123,7 @@ def test_a_sequential_decode_that_loses_its_last_sentence_gets_it_back(
 
     monkeypatch.setattr(model, "transcribe", early)
     with monkeypatch.context() as off:
-        off.setattr(faster_whisper, "uncovered", lambda *args, **kwargs: [])
+        off.setattr(whisper_coverage, "uncovered", lambda *args, **kwargs: [])
         lost = engine.transcribe(audio, TranscribeOptions())
     assert missing_sentences(lost.text, sentences) == [len(sentences) - 1], lost.text
     for options in (TranscribeOptions(), TranscribeOptions(word_timestamps=True, logprobs=True)):

@@ -23,7 +23,9 @@ from voxhost.engines.base import (
 )
 from voxhost.errors import BadRequest
 
-_NOT_ENGINES = frozenset({"base", "assets", "sentences", "whisper_scores"})  # the package's shared modules
+_NOT_ENGINES = frozenset(
+    {"base", "assets", "sentences", "whisper_scores", "whisper_coverage"}
+)  # the package's shared modules
 
 
 @functools.cache

@@ -14,10 +14,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from voxhost.audio.chunks import WINDOW_SECONDS, SpeechMap, shift, uncovered
+from voxhost.audio.chunks import WINDOW_SECONDS, SpeechMap
 from voxhost.engines.assets import assemble_parts, package_dir
 from voxhost.engines.base import ASREngine, EmbeddedModel, EngineConfig, EngineInfo, ModelInfo, trim_memory
 from voxhost.engines.sentences import DecodedWindow, Piece, sentence_segments
+from voxhost.engines.whisper_coverage import WhisperCoverage, vad_options
 from voxhost.engines.whisper_scores import AlignmentScores, Scores, byte_decoder
 from voxhost.errors import BadRequest
 from voxhost.results import (
@@ -39,17 +40,7 @@ SAMPLE_RATE = 16000
 # keywords and the server's vocabulary share this one budget.
 MAX_KEYWORD_TOKENS = 64
 PROMPT_TOKENS = 223  # the text before a window that conditions it, as faster-whisper keeps it
-# Speech that comes back as no words is decoded again (`audio.chunks.uncovered`): a stretch of a window's
-# speech this long with no word reaching it (a word reaches `COVER_PAD` around itself, as voice
-# activity detection pads speech), or, in a sequential decode, speech of at least `MIN_SPEECH` found in
-# a gap of at least `GAP_SECONDS` between segments.
-COVER_PAD = 0.3
-MIN_UNCOVERED = 1.0
-GAP_SECONDS = 0.5
-MIN_SPEECH = 0.25
-MAX_WORD_SECONDS = 2.0  # a word reaches no further than this: a stretched last word is no coverage
 CLIP_SLACK = 0.05  # seconds a batched segment's start may fall before its clip's
-RECOVERIES = 4  # decodes again, at most, of one call's sequential audio or one batched window
 
 log = logging.getLogger("voxhost.engines.faster_whisper")
 
@@ -104,7 +95,7 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
     return "float16" if device == "cuda" else "int8"
 
 
-class FasterWhisperEngine(ASREngine):
+class FasterWhisperEngine(WhisperCoverage, ASREngine):
     name: ClassVar[str] = "faster-whisper"
     about: ClassVar[EngineInfo] = EngineInfo(
         library="faster_whisper",
@@ -380,120 +371,6 @@ class FasterWhisperEngine(ASREngine):
                     progress(end)
         return decoded, info
 
-    # --- no speech left without words (audio.chunks.uncovered) -------------------------------------
-    def _cover_gaps(
-        self, audio: np.ndarray, decoded: list[tuple[Segment, list[TokenLogprob]]], options: TranscribeOptions
-    ) -> list[tuple[Segment, list[TokenLogprob]]]:
-        """A sequential decode with the speech it left out decoded again: where no segment reaches,
-        voice activity detection (the request's own, if it set one) looks for speech; from the first
-        speech found to the end of its gap, the audio is decoded on its own (`_recover`), and the
-        segments go in time order with the rest; again while speech is left without words (at most
-        `RECOVERIES` times a call, never twice from the same place)."""
-        duration = len(audio) / SAMPLE_RATE
-        tried: set[float] = set()
-        while len(tried) < RECOVERIES:
-            spans = [(seg.start, seg.end) for seg, _ in decoded]
-            gaps = uncovered([(0.0, duration)], spans, pad=COVER_PAD, minimum=GAP_SECONDS)
-            found = (
-                (speech[0], hi) for lo, hi in gaps for speech in self._speech(audio, lo, hi, options.vad)
-            )
-            start, hi = next(((t, hi) for t, hi in found if round(t, 2) not in tried), (None, 0.0))
-            if start is None:
-                break
-            tried.add(round(start, 2))
-            before = "".join(seg.text for seg, _ in decoded if seg.start < start)
-            lo = max(0.0, start - COVER_PAD)
-            recovered = self._recover(
-                audio[round(lo * SAMPLE_RATE) : round(hi * SAMPLE_RATE)], before, options
-            )
-            moved = shift([seg for seg, _ in recovered], lo, 0, limit=hi - lo)
-            again = [(seg, scored) for seg, (_, scored) in zip(moved, recovered, strict=True)]
-            decoded = sorted([*decoded, *again], key=lambda item: item[0].start)
-        return decoded
-
-    def _speech(
-        self, audio: np.ndarray, lo: float, hi: float, vad: VadParameters | None
-    ) -> list[tuple[float, float]]:
-        """Stretches of at least `MIN_SPEECH` seconds of speech in [lo, hi) seconds of `audio`."""
-        from faster_whisper.vad import get_speech_timestamps
-
-        start = round(lo * SAMPLE_RATE)
-        found = get_speech_timestamps(
-            audio[start : round(hi * SAMPLE_RATE)],
-            vad_options(vad, min_silence_duration_ms=500, speech_pad_ms=0),
-        )
-        return [
-            ((start + int(r["start"])) / SAMPLE_RATE, (start + int(r["end"])) / SAMPLE_RATE)
-            for r in found
-            if int(r["end"]) - int(r["start"]) >= MIN_SPEECH * SAMPLE_RATE
-        ]
-
-    def _recover(
-        self, clip: np.ndarray, before: str, options: TranscribeOptions, words: bool = False
-    ) -> list[tuple[Segment, list[TokenLogprob]]]:
-        """Speech that came back as no words, decoded again on its own: sequentially, with timestamps,
-        conditioned on the text before it, then (if that gives nothing) without it. Segments on the
-        clip's own clock. Speech that holds no words both times is said so in the log."""
-        context = self._encode(before)[-PROMPT_TOKENS:] if before.strip() else []
-        for tokens in [context, []] if context else [[]]:
-            again = dataclasses.replace(
-                options,
-                word_timestamps=words or options.word_timestamps,
-                vad_filter=False,
-                vad=None,
-                context_tokens=tuple(tokens) or None,
-                context_text=before.strip() or None if tokens else None,
-            )
-            decoded, _ = self._decode(clip, again)
-            found = [(seg, scored) for seg, scored in decoded if seg.text.strip()]
-            if found:
-                return found
-        log.warning(
-            "%.2f s of speech decoded to no words, with and without the text before it",
-            len(clip) / SAMPLE_RATE,
-        )
-        return []
-
-    def _cover_windows(
-        self,
-        audio: np.ndarray,
-        windows: list[list[tuple[int, int]]],
-        timeline: SpeechMap,
-        pieces: list[list[Piece]],
-        options: TranscribeOptions,
-    ) -> None:
-        """A batch decode with the speech it left out decoded again. A window with speech that no word
-        reaches (Whisper ended it early, or skipped a sentence) is decoded again on its own from there
-        to its end (`_recover`), its words from there on replaced (an alignment of text cut short
-        places words where they were not said); again while speech is left without words (at most
-        `RECOVERIES` times a window, each from further on)."""
-        for index, window in enumerate(windows):
-            regions = [(start / SAMPLE_RATE, end / SAMPLE_RATE) for start, end in window]
-            window_end = timeline.to_packed(regions[-1][1]) if regions else 0
-            done = -1.0
-            for _ in range(RECOVERIES):
-                covered = [_reach(w) for piece in pieces[index] for w in piece.words]
-                gaps = uncovered(regions, covered, pad=COVER_PAD, minimum=MIN_UNCOVERED)
-                lo = next((start for start, _ in gaps if start > done), None)
-                if lo is None:
-                    break
-                done = lo
-                kept = [head for piece in pieces[index] if (head := piece.split(lo)[0]).words]
-                earlier = (w for window in pieces[:index] for piece in window for w in piece.words)
-                before = "".join(w.word for w in [*earlier, *(w for p in kept for w in p.words)])
-                first = timeline.to_packed(lo)
-                pieces[index] = kept
-                for seg, scored in self._recover(audio[first:window_end], before, options, words=True):
-                    moved = [
-                        dataclasses.replace(
-                            w,
-                            start=timeline.to_file(first / SAMPLE_RATE + w.start),
-                            end=timeline.to_file(first / SAMPLE_RATE + w.end, is_end=True),
-                        )
-                        for w in seg.words or []
-                    ]
-                    pieces[index].append(Piece(moved, scored, seg.avg_logprob, seg.no_speech_prob))
-
     def _logprobs(self, scores: Scores | None, tokens: Sequence[int], average: float) -> list[TokenLogprob]:
         """The log-probabilities of a decoded segment's text tokens (none when not asked for). A
         segment whose tokens were not aligned (none seen so far) gets its average log-probability."""
@@ -636,21 +513,3 @@ class _Whole:
     start: float
     end: float
     probability: float = 1.0
-
-
-def _reach(word: Word) -> tuple[float, float]:
-    """The time a decoded word accounts for: at most `MAX_WORD_SECONDS` (an alignment can stretch a
-    window's last word over speech that was never decoded)."""
-    return word.start, min(word.end, word.start + MAX_WORD_SECONDS)
-
-
-def vad_options(vad: VadParameters | None, **defaults: Any) -> Any:
-    """faster-whisper's `VadOptions`: its defaults, then `defaults`, then what the request set."""
-    from faster_whisper.vad import VadOptions
-
-    asked = {} if vad is None else {
-        "threshold": vad.threshold,
-        "min_silence_duration_ms": vad.silence_ms,
-        "speech_pad_ms": vad.padding_ms,
-    }  # fmt: skip
-    return VadOptions(**{**defaults, **{name: value for name, value in asked.items() if value is not None}})
