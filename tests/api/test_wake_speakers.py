@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import openai
 import pytest
+from test_wyoming_wake import _stream, detections
 from wyoming.wake import Detection
 
 from conftest import ServerProcess, start_server
-from test_wyoming_wake import _stream, detections
 from voxhost.audio import SAMPLE_RATE, decode_audio, encode_audio
 from voxhost.audio.decode import float_to_pcm16
 from voxhost.bench.conversations import EXCHANGE, Conversation, converse, say
@@ -91,7 +91,9 @@ def test_diarized_transcription_names_the_enrolled(server: ServerProcess, conver
     labels: dict[str, set[str]] = {}
     for segment in result.segments:
         middle = (segment.start + segment.end) / 2
-        turn = min(conversation.turns, key=lambda t: 0 if t.start <= middle <= t.end else abs(t.start - middle))
+        turn = min(
+            conversation.turns, key=lambda t: 0 if t.start <= middle <= t.end else abs(t.start - middle)
+        )
         labels.setdefault(turn.speaker, set()).add(segment.speaker)
     assert labels == {"joe": {"Joe"}, "jm_kumo": {"Kumo"}, "jf_alpha": {"A"}}
 

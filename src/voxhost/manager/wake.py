@@ -1,7 +1,7 @@
 """Wake word streams: a client's audio, as it comes, to the wake model's worker, and what it hears back.
 
 Each open stream (a Wyoming `detect`, a `/v1/audio/wake` socket, `voxhost listen`) is a `WakeStream`. It
-holds no audio: every piece a client sends goes to the worker in one `detect` call (converted to 16 kHz
+holds no backlog: every piece a client sends goes to the worker in one `detect` call (converted to 16 kHz
 16-bit mono once, passed through when it already is), and the caller awaits the answer before it reads
 the next piece, so a client that sends faster than the worker hears waits in its own socket, never in a
 buffer here. The model's state for the stream (features, the network's memory, the refractory clock)
