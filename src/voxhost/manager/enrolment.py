@@ -7,8 +7,8 @@ files without a recognised audio suffix) are skipped. Each recording is 1.5-15 s
 sample), read within the upload limit, at most `MAX_FILES` in all and `MAX_PEOPLE` people.
 
 The files are read and decoded when the manager is made, so a bad file stops the server at start with
-its name; the voices are embedded by the speaker model once, at the first need (the model loads on
-demand), and each person's embeddings are averaged into one unit vector.
+its name; the voices are embedded by the speaker model once, when the manager starts (loading the model),
+or at the first need if that failed, and each person's embeddings are averaged into one unit vector.
 """
 
 from __future__ import annotations
@@ -118,6 +118,13 @@ class Enrolled:
                     voices[name] = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
                 self._voices = voices
             return self._voices
+
+    async def warm(self) -> None:
+        """Embed the voices ahead of the first need (at start); a failure is logged, and retried then."""
+        try:
+            await self.voices()
+        except Exception as exc:
+            log.warning("could not embed the enrolled speakers yet: %s", exc)
 
     async def known(self) -> tuple[KnownSpeaker, ...]:
         """The enrolled people as a diarized request's known speakers (their voices, already embedded)."""

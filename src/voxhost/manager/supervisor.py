@@ -114,6 +114,8 @@ class ModelManager:
             for model_id, result in zip(preloaded, results, strict=True):
                 if isinstance(result, BaseException):
                     log.error("preloading %s failed: %s", model_id, result)
+        if self.enrolled:  # the enrolled voices embedded now, not at the first wake word
+            self._spawn(self.enrolled.warm(), "voxhost-enrol")
         if self.settings.ttl > 0:
             self._ttl_task = asyncio.create_task(self._unload_idle(), name="voxhost-ttl")
 
