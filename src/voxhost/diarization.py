@@ -23,6 +23,9 @@ class KnownSpeaker:
 
     name: str
     audio: np.ndarray
+    # The voice's embedding when it is known already (an enrolled person: `--speakers`); else the
+    # model embeds `audio`.
+    vector: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)

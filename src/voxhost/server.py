@@ -17,6 +17,7 @@ from voxhost.api.connections import bounded_protocol
 from voxhost.api.http import create_app
 from voxhost.jobs.store import DataDirLocked, JobStore
 from voxhost.logs import configure_logging
+from voxhost.manager.enrolment import EnrolmentError
 from voxhost.manager.process import reap_all
 from voxhost.settings import Settings
 
@@ -60,7 +61,10 @@ def run_server(settings: Settings) -> None:
         store = JobStore.open(settings.data_dir)
     except DataDirLocked as exc:
         raise SystemExit(str(exc)) from None
-    app = create_app(settings, jobs_store=store)
+    try:  # a bad --speakers recording stops the server here, named
+        app = create_app(settings, jobs_store=store)
+    except EnrolmentError as exc:
+        raise SystemExit(f"voxhost: {exc}") from None
     log.info("voxhost serving %s on http://%s:%d", ", ".join(settings.models), settings.host, settings.port)
     config = uvicorn.Config(
         app,

@@ -336,6 +336,22 @@ class Settings(BaseSettings):
         description="Hosts or networks (CIDR) job webhooks may be sent to (default: any).",
     )
 
+    # --- who said the wake word (issue 26 point 3: enrolled speakers) ------------------------------
+    speakers: Path | None = Field(
+        None,
+        description="A folder of enrolled voices: `NAME.wav` (any audio format) is a recording of NAME, "
+        "a folder `NAME/` holds several; 1.5-15 s each. A wake word detection then carries who said it, "
+        "and diarized transcriptions name these people when a request names no speakers. Needs the "
+        "diarization model.",
+    )
+    speaker_threshold: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Cosine similarity at which a voice is taken for an enrolled person (none: the "
+        "speaker model's own).",
+    )
+
     @field_validator(
         "models",
         "voice_files",

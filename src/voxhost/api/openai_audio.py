@@ -294,6 +294,8 @@ async def _diarize_options(
         _count(form, "num_speakers"), _count(form, "min_speakers"), _count(form, "max_speakers")
     )
     known = await asyncio.to_thread(speakers.known_speakers, manager, names, references)
+    if not known:  # none named: the enrolled people (--speakers), if any
+        known = await manager.enrolled.known()
     return DiarizeOptions(num, low, high, known)
 
 

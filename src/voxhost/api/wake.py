@@ -39,7 +39,7 @@ def detection_message(heard: Heard) -> dict[str, Any]:
         "model": heard.model,
         "timestamp_ms": found.timestamp_ms,
         "probability": round(found.probability, 3),
-        "speaker": found.speaker,  # who said it: None until a speaker model says
+        "speaker": found.speaker,  # who said it (an enrolled person: --speakers), else None
     }
 
 

@@ -50,7 +50,7 @@ def wake_programs(cards: list[ModelCard], about: dict[str, Any]) -> dict[str, An
 
 
 def detection_event(heard: Heard) -> Event:
-    # `speaker` stays None until a speaker model says who spoke (issue "who said what").
+    # `speaker`: the enrolled person (--speakers) whose voice said it, else None.
     found = heard.detection
     return Detection(name=found.name, timestamp=found.timestamp_ms, speaker=found.speaker).event()
 

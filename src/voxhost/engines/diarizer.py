@@ -338,7 +338,9 @@ class SpeakerDiarizer(DiarizeEngine):
         names: dict[int, str] = {}
         if options.known:
             centres = centroids(vectors, labels)
-            references = np.stack([self.embed(k.audio) for k in options.known])
+            references = np.stack(
+                [self.embed(k.audio) if k.vector is None else k.vector for k in options.known]
+            )
             scores = centres @ references.T
             for _ in range(min(len(centres), len(references))):
                 best = int(np.argmax(scores))

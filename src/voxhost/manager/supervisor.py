@@ -38,6 +38,7 @@ from voxhost.manager import longform
 from voxhost.manager.cancel import Gone, while_present
 from voxhost.manager.catalog import Catalog, loaded_info
 from voxhost.manager.endpoint import Endpointer
+from voxhost.manager.enrolment import Enrolled
 from voxhost.manager.layout import Layout, engine_config, plan_layout
 from voxhost.manager.limits import RequestLimits
 from voxhost.manager.live import PARTIAL_INTERVAL, Emit, LiveTranscriber, VadConfig
@@ -94,9 +95,11 @@ class ModelManager:
         self._closing = False
         self._draining = False
         self.started_at = time.time()
+        self.enrolled = Enrolled(self, settings.speakers)  # --speakers (manager/enrolment.py)
         self.wake = WakeStreams(  # wake word streams (manager/wake.py): `manager.wake.open(names)`
             self._entries, self.catalog.listed, self._wake_call, self._spawn,
             settings.wake_max_streams, settings.wake_refractory, self.metrics.wake_detected,
+            self.enrolled.identify if self.enrolled else None,
         )  # fmt: skip
         self.metrics.bind(self)
 
@@ -111,6 +114,8 @@ class ModelManager:
             for model_id, result in zip(preloaded, results, strict=True):
                 if isinstance(result, BaseException):
                     log.error("preloading %s failed: %s", model_id, result)
+        if self.enrolled:  # the enrolled voices embedded now, not at the first wake word
+            self._spawn(self.enrolled.warm(), "voxhost-enrol")
         if self.settings.ttl > 0:
             self._ttl_task = asyncio.create_task(self._unload_idle(), name="voxhost-ttl")
 

@@ -1,7 +1,7 @@
 """Wake word streams: a client's audio, as it comes, to the wake model's worker, and what it hears back.
 
 Each open stream (a Wyoming `detect`, a `/v1/audio/wake` socket, `voxhost listen`) is a `WakeStream`. It
-holds no audio: every piece a client sends goes to the worker in one `detect` call (converted to 16 kHz
+holds no backlog: every piece a client sends goes to the worker in one `detect` call (converted to 16 kHz
 16-bit mono once, passed through when it already is), and the caller awaits the answer before it reads
 the next piece, so a client that sends faster than the worker hears waits in its own socket, never in a
 buffer here. The model's state for the stream (features, the network's memory, the refractory clock)
@@ -10,8 +10,10 @@ afresh there. Streams are bounded in number (`--wake-max-streams`); closing one 
 frees its state in the worker.
 
 `detect` calls are follow-ups of an admitted stream: never refused by a full queue nor timed out in
-it, and in the live lane. A detection may later carry `speaker` (who said it): the hook is
-`WakeStream.feed`'s results, before they are returned (issue "who said what").
+it, and in the live lane. With enrolled speakers (`--speakers`, manager/enrolment.py) a stream also
+keeps its latest `WAKE_CLIP_SECONDS` of audio (a bounded buffer, the one audio it holds): on a detection
+that clip (the voice before and around the wake word) is embedded and matched, and the detection goes
+out with `speaker` (the match takes tens of milliseconds, once per detection).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,7 @@ import numpy as np
 from voxhost.audio.decode import PcmConverter, float_to_pcm16
 from voxhost.engines.base import ModelInfo, WakeDetection
 from voxhost.errors import BadRequest, QueueFull, from_wire
+from voxhost.manager.enrolment import WAKE_CLIP_SECONDS
 from voxhost.manager.state import Entry
 
 log = logging.getLogger("voxhost.wake")
@@ -37,6 +40,9 @@ NATIVE = (SAMPLE_RATE, 2, 1)  # what the models take: 16 kHz, 16-bit, mono
 
 # Runs one `detect` / `end_stream` call on a wake model's worker: (entry, method, kwargs).
 Call = Callable[[Entry, str, dict[str, Any]], Awaitable[Any]]
+# Who of the enrolled people speaks in a clip (float32 16 kHz), or None.
+Identify = Callable[[np.ndarray], Awaitable[str | None]]
+RECENT_BYTES = int(WAKE_CLIP_SECONDS * SAMPLE_RATE) * 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,7 @@ class WakeStream:
         self.samples = 0  # 16 kHz samples fed
         self.detections = 0  # wake words heard so far
         self.closed = False
+        self._recent = bytearray()  # the latest audio (16-bit PCM), kept only to tell who spoke
 
     @property
     def words(self) -> list[str]:
@@ -98,6 +105,10 @@ class WakeStream:
         if not pcm:
             return []
         self.samples += len(pcm) // 2
+        identify = self._streams.identify
+        if identify is not None:
+            self._recent += pcm[-RECENT_BYTES:]
+            del self._recent[:-RECENT_BYTES]
         found = await asyncio.gather(
             *(
                 self._streams.detect(self._entries[model], self.id, pcm, words)
@@ -107,7 +118,11 @@ class WakeStream:
         heard = [
             Heard(model, d) for model, detections in zip(self.targets, found, strict=True) for d in detections
         ]
-        # Who said it: a speaker model fills `WakeDetection.speaker` here (issue "who said what").
+        if heard and identify is not None:  # who said it: the voice before and around the wake word
+            clip = np.frombuffer(bytes(self._recent), np.int16).astype(np.float32) / 32768.0
+            speaker = await identify(clip)
+            if speaker is not None:
+                heard = [Heard(h.model, replace(h.detection, speaker=speaker)) for h in heard]
         for item in heard:
             self._streams.detected(item)
         self.detections += len(heard)
@@ -139,6 +154,7 @@ class WakeStreams:
         max_streams: int,
         refractory: float,
         on_detection: Callable[[str, str], None],
+        identify: Identify | None = None,
     ) -> None:
         self._entries = entries
         self._listed = listed
@@ -147,6 +163,7 @@ class WakeStreams:
         self.max_streams = max_streams
         self.refractory = refractory
         self._on_detection = on_detection
+        self.identify = identify  # who said it (enrolled speakers), when there are any
         self._open: dict[str, WakeStream] = {}
         self._ids = itertools.count(1)
         self._batchers: dict[str, _Batcher] = {}
