@@ -470,9 +470,17 @@ def test_transcripts_reach_redirected_stdout_while_stderr_is_a_terminal(
 
 
 def table_row(output: str, name: str) -> list[str]:
-    found = [line.split() for line in output.splitlines() if line.split()[:1] == [name]]
+    """The words of `name`'s row, with the lines a narrow terminal wrapped its cells onto (they start
+    blank, under the name column)."""
+    lines = output.splitlines()
+    found = [i for i, line in enumerate(lines) if line.split()[:1] == [name]]
     assert len(found) == 1, f"{name} should be listed exactly once:\n{output}"
-    return found[0]
+    row = lines[found[0]].split()
+    for line in lines[found[0] + 1 :]:
+        if not line.strip() or not line.startswith(" "):
+            break
+        row += line.split()
+    return row
 
 
 @pytest.mark.usefixtures("env")
@@ -483,7 +491,7 @@ def test_models_table() -> None:
     assert max(len(line) for line in output.splitlines()) <= 80, output
     assert table_row(output, "name") == ["name", "engine", "task", "source", "installed", "served", "as"]
     assert table_row(output, "tiny.en") == ["tiny.en", "faster-whisper", "asr", "embedded", "yes", "tiny.en,",
-                                            "OpenAI's"]  # fmt: skip
+                                            "OpenAI's", "names"]  # fmt: skip
     assert table_row(output, "base") == ["base", "faster-whisper", "asr", "embedded", "yes"]
     small = table_row(output, "small")
     assert small[:4] == ["small", "faster-whisper", "asr", "hub"]
@@ -648,7 +656,12 @@ def other_value(field: str, tmp_path: Path) -> tuple[list[str], Any]:
         )
         return [flag, str(values[0]), flag, str(values[1])], values
     if kind is int or kind is float:
-        return [flag, str(default + 1)], default + 1
+        value = (default or 0) + 1
+        for bound in info.metadata:  # a value within the field's own upper bound (a threshold below 1)
+            high = getattr(bound, "lt", None) or getattr(bound, "le", None)
+            if high is not None and value >= high:
+                value = ((default or 0) + high) / 2
+        return [flag, str(value)], value
     if kind is Path:
         return [flag, str(tmp_path / field)], tmp_path / field
     assert kind is str, f"{field}: no test value for {kind}"
