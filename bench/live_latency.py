@@ -27,8 +27,8 @@ from websockets.sync.client import connect
 from long_speech import piper_voice
 from voxhost.audio import decode_audio, encode_audio
 from voxhost.audio.decode import float_to_pcm16
-from voxhost.bench.harness import serve
-from voxhost.bench.wer import word_errors, words
+from voxhost.harness import serve
+from voxhost.harness.wer import word_errors, words
 
 SENTENCES = (
     "Please turn off the lights in the living room.",

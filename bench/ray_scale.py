@@ -29,10 +29,10 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from voxhost import harness
 from voxhost.batch.job import BatchJob, run_batch
-from voxhost.bench import harness
-from voxhost.bench.common import Clip, synthesize_clip
-from voxhost.bench.wer import word_errors
+from voxhost.benchmarks.common import Clip, synthesize_clip
+from voxhost.harness.wer import word_errors
 from voxhost.settings import Settings
 
 MODEL = "tiny.en"

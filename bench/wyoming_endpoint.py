@@ -43,9 +43,9 @@ from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 
-from voxhost.bench import harness
-from voxhost.bench.common import BenchmarkError, machine_facts
-from voxhost.bench.harness import ServerProcess
+from voxhost import harness
+from voxhost.benchmarks.common import BenchmarkError, machine_facts
+from voxhost.harness import ServerProcess
 from wyoming_asr import TEXTS, Clip, model_path, synthesize_clips, transcript_errors
 
 RATE = 16000

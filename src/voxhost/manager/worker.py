@@ -36,6 +36,7 @@ from voxhost.manager.protocol import (
 )
 from voxhost.manager.registry import ModelSpec
 
+
 def engine_call(engine: Engine, spec: ModelSpec, method: str, kwargs: dict[str, Any]) -> Any:
     """Run one request's engine method; only the methods its engine kind declares (`Engine.methods`)
     are reachable through the pipe."""
