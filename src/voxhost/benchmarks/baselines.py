@@ -84,3 +84,20 @@ def kokoro_chunks(kokoro: Any, text: str, voice: str, lang: str = "en-us") -> It
     so its first audio is its last)."""
     samples, _ = kokoro.create(text, voice=voice, speed=1.0, lang=lang)
     yield np.asarray(samples, dtype=np.float32)
+
+
+def whisper_for(entry: str, threads: int | None = None) -> tuple[Any, int]:
+    """`WhisperModel` for a `--model` entry ("tiny.en"), on the device and precision voxhost would pick
+    with its default settings and `threads` threads (None: one per core), and the beam size it decodes
+    with: the in-process reference of a script that starts a server on that entry."""
+    from voxhost.benchmarks.common import RunOptions, model_spec
+    from voxhost.engines.faster_whisper import resolve_compute_type, resolve_device
+    from voxhost.manager.layout import engine_config
+
+    run = RunOptions(threads=threads)
+    settings = run.settings([entry])
+    config = engine_config(settings)
+    device = resolve_device(settings.device)
+    compute_type = resolve_compute_type(settings.compute_type, device)
+    model = whisper_model(model_spec(entry), config, device, compute_type, run.thread_count)
+    return model, config.beam_size
