@@ -10,8 +10,9 @@ one machine.
    rotating, so that all see the same machine load; medians and their ratios to in-process.
    All run tiny.en with the same threads and one inference at a time.
 2. Batch throughput: `--files` clips of `--seconds` of speech transcribed one after another by one
-   in-process `WhisperModel` (the reference), and by `voxhost batch` on Ray Data with 1 and with 2 actors
-   (one thread each) and on the local resident workers; in audio-hours per hour.
+   in-process `WhisperModel` (the reference; its load counts, as the runners' start-up does), and by
+   `voxhost batch` on Ray Data with 1 and with 2 actors (one thread each) and on the local resident
+   workers; in audio-hours per hour.
 
 Every transcript is checked against faster-whisper's own of the same clip (at most one word apart).
 Figures vary with the machine's load: compare within one run.
@@ -124,13 +125,13 @@ def batch(
         (source / f"clip{index:03d}.wav").write_bytes(clip.wav)
     rows: list[dict[str, Any]] = []
     with console.status("batch: faster-whisper in-process"):
+        started = time.perf_counter()  # the model load counts, as for the runners below
         model, beam = baselines.whisper_for(MODEL, args.threads)
-        started = time.perf_counter()
         for path in sorted(source.glob("*.wav")):
             text = baselines.whisper_text(model, decode_audio(path.read_bytes()), beam)
             if word_errors(text, reference) > 1:
                 raise SystemExit(f"faster-whisper in-process misheard {path.name}: {text!r}")
-        wall = time.perf_counter() - started  # decoding the files counts, as in voxhost batch
+        wall = time.perf_counter() - started  # decoding the files counts too, as in voxhost batch
         del model
     rows.append(
         {
