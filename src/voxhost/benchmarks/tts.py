@@ -487,10 +487,8 @@ def print_tts_report(report: dict[str, Any], console: Console | None = None) -> 
             )
             detail.add_column("part")
             detail.add_column("ms", justify="right")
-            detail.add_row(
-                f"in-process: first sentence ({data['first_chunk_seconds']:.2f}s of audio)",
-                cell(breakdown["in_process_ttfb_ms"], digits=2),
-            )
+            library_first = cell(breakdown["in_process_ttfb_ms"], digits=2)
+            detail.add_row("in-process (the library): first audio", library_first)
             detail.add_row("server: first body byte", cell(breakdown["server_ttfb_ms"], digits=2))
             spread = data["vs_in_process"][breakdown["format"]]["ttfb_minus_in_process_p25_p75_ms"]
             detail.add_row(
