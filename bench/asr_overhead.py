@@ -2,7 +2,7 @@
 
     python bench/asr_overhead.py --calls 20 --rss-calls 200 --json bench-asr.json
 
-The same as `voxhost bench`; see `voxhost.bench.asr` for what is measured and how.
+The same as `voxhost bench`; see `voxhost.benchmarks.asr` for what is measured and how.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-profile", action="store_true", help="skip the overhead breakdown contenders")
     args = parser.parse_args(argv)
 
-    from voxhost.bench import run_and_report
+    from voxhost.benchmarks import run_and_report
 
     return run_and_report(
         calls=args.calls,

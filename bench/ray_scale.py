@@ -1,18 +1,21 @@
-"""voxhost on Ray against voxhost's own local workers, in one run on one machine.
+"""voxhost on Ray against faster-whisper called in-process and voxhost's own local workers, in one run on
+one machine.
 
     pip install -e ".[ray]"
     python bench/ray_scale.py --requests 20 --files 16 --json bench-ray.json
 
-1. Latency overhead per request: the same clip sent to `voxhost serve` (local worker process) and to
-   `voxhost serve --ray` (a local Ray: ingress deployment -> ASR deployment), one request at a time,
-   alternating between the two so that both see the same machine load; medians and their ratio.
-   Both run tiny.en with the same threads and one inference at a time.
-2. Batch throughput: `voxhost batch` over `--files` clips of `--seconds` of speech, on Ray Data with
-   1 and with 2 actors (one thread each), and with the local resident workers for reference; in
-   audio-hours per hour.
+1. Latency per request: the same clip transcribed by faster-whisper in this process (`WhisperModel`,
+   the reference), sent to `voxhost serve` (local worker process) and to `voxhost serve --ray` (a local
+   Ray: ingress deployment -> ASR deployment), one call at a time, the three in turn with the first one
+   rotating, so that all see the same machine load; medians and their ratios to in-process.
+   All run tiny.en with the same threads and one inference at a time.
+2. Batch throughput: `--files` clips of `--seconds` of speech transcribed one after another by one
+   in-process `WhisperModel` (the reference; its load counts, as the runners' start-up does), and by
+   `voxhost batch` on Ray Data with 1 and with 2 actors (one thread each) and on the local resident
+   workers; in audio-hours per hour.
 
-Every transcript is checked against the synthesized text. Figures vary with the machine's load: compare
-within one run.
+Every transcript is checked against faster-whisper's own of the same clip (at most one word apart).
+Figures vary with the machine's load: compare within one run.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,30 +33,30 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from voxhost import harness
+from voxhost.audio import decode_audio
 from voxhost.batch.job import BatchJob, run_batch
-from voxhost.bench import harness
-from voxhost.bench.common import Clip, synthesize_clip
-from voxhost.bench.wer import word_errors
+from voxhost.benchmarks import baselines
+from voxhost.benchmarks.common import Clip, synthesize_clip
+from voxhost.harness.wer import word_errors
 from voxhost.settings import Settings
 
 MODEL = "tiny.en"
 
 
-def _post(client: httpx.Client, url: str, clip: Clip, reference: list[str]) -> float:
-    """One timed request; its transcript must match the first one (the local server's)."""
+def _post(client: httpx.Client, url: str, clip: Clip, reference: str) -> float:
+    """One timed request; its transcript must match faster-whisper's own."""
     started = time.perf_counter()
     response = client.post(url + "/v1/audio/transcriptions", files={"file": ("clip.wav", clip.wav)})
     seconds = time.perf_counter() - started
     response.raise_for_status()
     text = response.json()["text"]
-    if not reference:
-        reference.append(text)
-    if word_errors(text, reference[0]) > 1:
-        raise SystemExit(f"{url} gave {text!r}, the local server {reference[0]!r}")
+    if word_errors(text, reference) > 1:
+        raise SystemExit(f"{url} gave {text!r}, faster-whisper in-process {reference!r}")
     return seconds
 
 
-def latency(args: argparse.Namespace, clip: Clip, workdir: Path, reference: list[str]) -> dict[str, Any]:
+def latency(args: argparse.Namespace, clip: Clip, workdir: Path, model: Any, beam: int) -> dict[str, Any]:
     from ray import serve
 
     from voxhost.scale import serve as vserve
@@ -72,24 +76,43 @@ def latency(args: argparse.Namespace, clip: Clip, workdir: Path, reference: list
         vserve.start_ray(None, num_cpus=2, object_store_memory=100 * 2**20, include_dashboard=False)
         vserve.run(settings, blocking=False)
         ray_url = f"http://127.0.0.1:{port}"
-        times: dict[str, list[float]] = {"local": [], "ray": []}
+        times: dict[str, list[float]] = {"in_process": [], "local": [], "ray": []}
+        reference = baselines.whisper_text(model, clip.audio, beam)
+
+        def in_process() -> float:
+            started = time.perf_counter()
+            text = baselines.whisper_text(model, clip.audio, beam)
+            seconds = time.perf_counter() - started
+            if word_errors(text, reference) > 1:
+                raise SystemExit(f"faster-whisper gave {text!r}, then {reference!r}")
+            return seconds
+
         with httpx.Client(timeout=120) as client:
-            for url in (local.url, ray_url):  # warm-up: loads the model on Ray, warms both paths
+            calls: dict[str, Callable[[], float]] = {
+                "in_process": in_process,
+                "local": lambda: _post(client, local.url, clip, reference),
+                "ray": lambda: _post(client, ray_url, clip, reference),
+            }
+            for call in calls.values():  # warm-up: loads the model on Ray, warms every path
                 for _ in range(3):
-                    _post(client, url, clip, reference)
+                    call()
+            names = list(calls)
             for index in range(args.requests):
-                order = [("local", local.url), ("ray", ray_url)]
-                for name, url in order if index % 2 == 0 else order[::-1]:
-                    times[name].append(_post(client, url, clip, reference))
+                for name in names[index % 3 :] + names[: index % 3]:
+                    times[name].append(calls[name]())
         serve.delete(vserve.APP_NAME)
-    local_median, ray_median = statistics.median(times["local"]), statistics.median(times["ray"])
+    medians = {name: statistics.median(values) for name, values in times.items()}
     return {
         "requests": args.requests,
         "clip_seconds": round(clip.seconds, 2),
-        "local_median_s": round(local_median, 3),
-        "ray_median_s": round(ray_median, 3),
-        "ratio": round(ray_median / local_median, 3),
-        "overhead_ms": round((ray_median - local_median) * 1000, 1),
+        "reference_text": reference,
+        "in_process_median_s": round(medians["in_process"], 3),
+        "local_median_s": round(medians["local"], 3),
+        "ray_median_s": round(medians["ray"], 3),
+        "local_vs_in_process": round(medians["local"] / medians["in_process"], 3),
+        "ray_vs_in_process": round(medians["ray"] / medians["in_process"], 3),
+        "ratio": round(medians["ray"] / medians["local"], 3),
+        "overhead_ms": round((medians["ray"] - medians["local"]) * 1000, 1),
     }
 
 
@@ -101,6 +124,23 @@ def batch(
     for index in range(args.files):
         (source / f"clip{index:03d}.wav").write_bytes(clip.wav)
     rows: list[dict[str, Any]] = []
+    with console.status("batch: faster-whisper in-process"):
+        started = time.perf_counter()  # the model load counts, as for the runners below
+        model, beam = baselines.whisper_for(MODEL, args.threads)
+        for path in sorted(source.glob("*.wav")):
+            text = baselines.whisper_text(model, decode_audio(path.read_bytes()), beam)
+            if word_errors(text, reference) > 1:
+                raise SystemExit(f"faster-whisper in-process misheard {path.name}: {text!r}")
+        wall = time.perf_counter() - started  # decoding the files counts too, as in voxhost batch
+        del model
+    rows.append(
+        {
+            "runner": "faster-whisper in-process",
+            "files": args.files,
+            "wall_s": round(wall, 2),
+            "audio_hours_per_hour": round(args.files * clip.seconds / wall, 1),
+        }
+    )
     runs: list[tuple[str, bool, int]] = [
         ("ray data, 1 actor", True, 1),
         ("ray data, 2 actors", True, 2),
@@ -144,19 +184,24 @@ def main() -> None:
     clip = synthesize_clip(args.seconds)
     with tempfile.TemporaryDirectory(prefix="voxhost-ray-bench-") as tmp:
         workdir = Path(tmp)
-        reference: list[str] = []
-        report: dict[str, Any] = {"latency": latency(args, clip, workdir, reference)}
-        report["batch"] = batch(args, clip, workdir, console, reference[0])
+        model, beam = baselines.whisper_for(MODEL, args.threads)
+        report: dict[str, Any] = {"latency": latency(args, clip, workdir, model, beam)}
+        del model
+        report["batch"] = batch(args, clip, workdir, console, report["latency"]["reference_text"])
     import ray
 
     ray.shutdown()
     lat: dict[str, Any] = report["latency"]
     table = Table(title=f"Per request ({lat['requests']} requests, {lat['clip_seconds']} s clip, {MODEL})")
-    for column in ("local median", "Ray Serve median", "Ray / local", "overhead"):
+    columns = ("in-process median", "local median", "Ray Serve median", "local / in-proc", "Ray / in-proc")
+    for column in (*columns, "Ray / local", "overhead"):
         table.add_column(column)
     table.add_row(
+        f"{lat['in_process_median_s']:.3f} s",
         f"{lat['local_median_s']:.3f} s",
         f"{lat['ray_median_s']:.3f} s",
+        f"{lat['local_vs_in_process']:.2f}x",
+        f"{lat['ray_vs_in_process']:.2f}x",
         f"{lat['ratio']:.2f}x",
         f"{lat['overhead_ms']:.0f} ms",
     )

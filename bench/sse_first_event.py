@@ -39,7 +39,7 @@ def first_arrival(url: str, model: str, text: str, stream_format: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from voxhost.bench.harness import start_server
+    from voxhost.harness import start_server
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -2,7 +2,7 @@
 
     python bench/tts_latency.py --calls 15 --json bench-tts.json
 
-The same as `voxhost bench --task tts`; see `voxhost.bench.tts` for what is measured and how.
+The same as `voxhost bench --task tts`; see `voxhost.benchmarks.tts` for what is measured and how.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from voxhost.bench import TTS_MODELS
+    from voxhost.benchmarks import TTS_MODELS
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-profile", action="store_true", help="skip the time-to-first-byte breakdown")
     args = parser.parse_args(argv)
 
-    from voxhost.bench import run_and_report
-    from voxhost.bench.tts import TTS_FORMATS, TTS_TEXT
+    from voxhost.benchmarks import run_and_report
+    from voxhost.benchmarks.tts import TTS_FORMATS, TTS_TEXT
 
     return run_and_report(
         calls=args.calls,

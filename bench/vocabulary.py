@@ -24,9 +24,9 @@ from rich.console import Console
 from rich.table import Table
 
 from long_speech import speak
-from voxhost.bench.wer import word_errors, words
 from voxhost.engines import EngineConfig
 from voxhost.engines.base import ASREngine
+from voxhost.harness.wer import word_errors, words
 from voxhost.manager.registry import parse_entry
 from voxhost.results import TranscribeOptions
 

@@ -41,10 +41,10 @@ from wyoming.client import AsyncClient
 from wyoming.info import Describe
 from wyoming.wake import Detect, Detection
 
+from voxhost import harness
 from voxhost.audio import decode_audio, encode_audio
 from voxhost.audio.decode import float_to_pcm16
-from voxhost.bench import harness
-from voxhost.bench.common import machine_facts
+from voxhost.benchmarks.common import machine_facts
 from voxhost.engines.base import EngineConfig, TTSEngine
 from voxhost.manager.registry import resolve_source
 

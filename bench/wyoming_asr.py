@@ -59,12 +59,11 @@ from wyoming.error import Error
 from wyoming.info import Describe, Info
 
 from long_speech import piper_voice
-from voxhost import __version__
+from voxhost import __version__, harness
 from voxhost.audio.decode import PcmConverter, float_to_pcm16
-from voxhost.bench import harness
-from voxhost.bench.common import BenchmarkError, cell, machine_facts, summarize
-from voxhost.bench.harness import HOST, ServerProcess
-from voxhost.bench.wer import word_errors, words
+from voxhost.benchmarks.common import FAILURES, BenchmarkError, cell, machine_facts, summarize
+from voxhost.harness import HOST, ServerError, ServerProcess
+from voxhost.harness.wer import word_errors, words
 
 RATE, WIDTH, CHANNELS = 16000, 2, 1
 CHUNK_BYTES = RATE * WIDTH * CHANNELS // 10  # 100 ms per audio-chunk
@@ -196,7 +195,7 @@ def answers_describe(server: ServerProcess, seconds: float = 5.0) -> bool:
     """Whether the server's Wyoming port answers `describe` with an ASR service (within `seconds`)."""
     try:
         info = asyncio.run(describe(wyoming_port(server), timeout=min(5.0, seconds)))
-    except (OSError, TimeoutError, BenchmarkError):
+    except (OSError, TimeoutError, BenchmarkError, ServerError):
         return False
     return bool(info.asr)
 
@@ -617,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
             settle=args.settle, max_word_errors=args.max_word_errors, startup_timeout=args.startup_timeout,
             console=Console(stderr=True),
         )  # fmt: skip
-    except BenchmarkError as exc:
+    except FAILURES as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
         return 2
     print_report(report, console)

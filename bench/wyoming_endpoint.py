@@ -43,9 +43,10 @@ from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 
-from voxhost.bench import harness
-from voxhost.bench.common import BenchmarkError, machine_facts
-from voxhost.bench.harness import ServerProcess
+from voxhost import harness
+from voxhost.benchmarks.common import BenchmarkError, machine_facts
+from voxhost.benchmarks.common import speech_end as end_of_speech
+from voxhost.harness import ServerProcess
 from wyoming_asr import TEXTS, Clip, model_path, synthesize_clips, transcript_errors
 
 RATE = 16000
@@ -57,9 +58,7 @@ READ_TIMEOUT = 60.0
 
 def speech_end(clip: Clip) -> float:
     """Seconds into the clip where the speech ends: its last sample louder than -40 dBFS."""
-    samples = np.frombuffer(clip.pcm, dtype="<i2").astype(np.float32) / 32768
-    loud = np.flatnonzero(np.abs(samples) > 0.01)
-    return float(loud[-1] + 1) / RATE if loud.size else 0.0
+    return end_of_speech(np.frombuffer(clip.pcm, dtype="<i2").astype(np.float32) / 32768, RATE)
 
 
 async def _stream(client: AsyncTcpClient, pcm: bytes, began: float, offset: float) -> None:

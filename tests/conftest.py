@@ -14,11 +14,11 @@ import httpx
 import numpy as np
 import pytest
 
+from voxhost import harness
 from voxhost.audio import encode_audio
-from voxhost.bench import harness
-from voxhost.bench.harness import ServerProcess
-from voxhost.bench.harness import free_port as free_port  # the tests import it from here
-from voxhost.bench.wer import word_errors
+from voxhost.harness import ServerProcess
+from voxhost.harness import free_port as free_port  # the tests import it from here
+from voxhost.harness.wer import word_errors
 
 SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",

@@ -44,7 +44,7 @@ def test_diarized_formats() -> None:
 
 
 def test_der_maps_speakers_and_counts_each_error() -> None:
-    from voxhost.bench.der import der, speaker_wer
+    from voxhost.benchmarks.der import der, speaker_wer
 
     reference = [(0.0, 2.0, "joe"), (2.0, 4.0, "ann")]
     assert der(reference, [(0.0, 2.0, "B"), (2.0, 4.0, "A")]).der == 0.0  # any labels, mapped

@@ -15,8 +15,8 @@ from openai.types.audio import TranscriptionDiarized, TranscriptionVerbose
 from tests.conftest import start_server
 
 from voxhost.audio import SAMPLE_RATE, encode_audio
-from voxhost.bench.conversations import EXCHANGE, Conversation, converse, say
-from voxhost.bench.harness import ServerProcess
+from voxhost.benchmarks.conversations import EXCHANGE, Conversation, converse, say
+from voxhost.harness import ServerProcess
 
 
 @pytest.fixture(scope="module")

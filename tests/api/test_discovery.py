@@ -18,8 +18,8 @@ from voxhost import __version__
 from voxhost.api import discovery
 from voxhost.api.discovery import DiscoveryError, announced_addresses, service_info
 from voxhost.api.wyoming import WyomingServer
-from voxhost.bench.harness import free_port
 from voxhost.cli.commands import _settings
+from voxhost.harness import free_port
 from voxhost.settings import Settings
 
 # A machine with loopback, a LAN interface (one IPv4, a link-local and a unique local IPv6) and a second

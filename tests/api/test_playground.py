@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ServerProcess, Speech, assert_transcript, start_server
 from voxhost.audio import encode_audio
-from voxhost.bench.conversations import EXCHANGE, converse
+from voxhost.benchmarks.conversations import EXCHANGE, converse
 
 KEY = "playground-secret"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -230,7 +230,7 @@ def test_a_page_from_another_origin_cannot_use_the_api(browser: Any, tmp_path: P
     import json
     import threading
 
-    from voxhost.bench.harness import free_port
+    from voxhost.harness import free_port
 
     server = start_server(tmp_path, cache_dir, "--model", "tiny.en")
     page = (ATTACK_PAGE % {"target": json.dumps(server.url)}).encode()

@@ -22,7 +22,7 @@ from websockets.sync.client import ClientConnection, connect
 from conftest import ServerProcess, Speech, assert_transcript, start_server, synthesize
 from voxhost.audio import g711
 from voxhost.audio.decode import PcmConverter, float_to_pcm16
-from voxhost.bench.wer import words
+from voxhost.harness.wer import words
 
 FIRST = "The quick brown fox jumps over the lazy dog."
 SECOND = "Turn on the lights in the kitchen."

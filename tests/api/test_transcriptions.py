@@ -27,8 +27,8 @@ from openai.types.audio.translation_create_params import TranslationCreateParams
 from conftest import ServerProcess, Speech, assert_transcript, synthesize
 from voxhost.api import openai_audio
 from voxhost.audio import encode_audio
-from voxhost.bench.wer import words
 from voxhost.formats import render
+from voxhost.harness.wer import words
 from voxhost.manager.registry import SPEECH_MODEL_NAMES, TRANSCRIPTION_MODEL_NAMES
 from voxhost.results import Transcription
 

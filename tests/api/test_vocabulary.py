@@ -16,9 +16,9 @@ from websockets.sync.client import connect
 
 from conftest import ServerProcess, Speech, assert_transcript, start_server, synthesize
 from voxhost.audio import decode_audio
-from voxhost.bench.wer import words
 from voxhost.engines import EngineConfig
 from voxhost.engines.faster_whisper import FasterWhisperEngine
+from voxhost.harness.wer import words
 from voxhost.manager.registry import parse_entry
 from voxhost.results import TranscribeOptions
 from wyoming_helpers import pcm_of, transcribe

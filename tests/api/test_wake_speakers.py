@@ -19,7 +19,7 @@ from wyoming.wake import Detection
 from conftest import ServerProcess, start_server
 from voxhost.audio import SAMPLE_RATE, decode_audio, encode_audio
 from voxhost.audio.decode import float_to_pcm16
-from voxhost.bench.conversations import EXCHANGE, Conversation, converse, say
+from voxhost.benchmarks.conversations import EXCHANGE, Conversation, converse, say
 from voxhost.manager.enrolment import EnrolmentError, read_recording, recordings
 
 # (voice, enrolled as, wake word, its phrase); None: not enrolled (the control)

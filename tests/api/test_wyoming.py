@@ -29,7 +29,7 @@ from wyoming.tts import (
 from conftest import Recording, ServerFactory, ServerProcess, Speech, assert_transcript, start_server
 from voxhost.api.wyoming import info_event
 from voxhost.audio.decode import float_to_pcm16
-from voxhost.bench.wer import missing_sentences, words
+from voxhost.harness.wer import missing_sentences, words
 from voxhost.manager import ModelManager
 from voxhost.settings import Settings
 from wyoming_helpers import TIMEOUT, events_until, pcm_of, transcribe

@@ -26,13 +26,13 @@ from typer.testing import CliRunner, Result
 from conftest import Recording, ServerFactory, Speech, assert_transcript, free_port
 from voxhost import __version__
 from voxhost.audio import encode_audio
-from voxhost.bench.wer import words
 from voxhost.cli import app
 from voxhost.cli.catalog import catalog_rows
 from voxhost.cli.options import NOT_SERVE_FLAGS, SERVE_FIELDS, field_type
 from voxhost.cli.progress import AudioSecondsColumn, RealTimeColumn
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.faster_whisper import FasterWhisperEngine
+from voxhost.harness.wer import words
 from voxhost.manager import longform
 from voxhost.manager.registry import TRANSCRIPTION_MODEL_NAMES as ASR_NAMES
 from voxhost.settings import Settings, flag_name

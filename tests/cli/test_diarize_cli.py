@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from voxhost.bench.conversations import EXCHANGE, converse
+from voxhost.benchmarks.conversations import EXCHANGE, converse
 from voxhost.cli import app
 
 

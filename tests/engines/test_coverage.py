@@ -18,10 +18,10 @@ import pytest
 
 from conftest import Recording, public_domain_text, read_aloud
 from voxhost.audio import chunks
-from voxhost.bench.wer import missing_sentences
 from voxhost.engines import whisper_coverage
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.faster_whisper import FasterWhisperEngine
+from voxhost.harness.wer import missing_sentences
 from voxhost.manager import longform
 from voxhost.manager.registry import parse_entry
 from voxhost.results import TranscribeOptions, Transcription

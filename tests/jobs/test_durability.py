@@ -16,7 +16,7 @@ from jobs_helpers import HEADERS, KEY, decoding, finished, submit, wait_for
 from conftest import Recording, ServerProcess, free_port, start_server
 from voxhost import server as server_module
 from voxhost.audio import encode_audio
-from voxhost.bench.wer import word_errors
+from voxhost.harness.wer import word_errors
 from voxhost.jobs.store import DataDirLocked, Job, JobStore
 from voxhost.settings import Settings
 

@@ -22,8 +22,8 @@ from jobs_helpers import HEADERS, KEY, decoding, finished, submit, wait_for
 from conftest import TEXT, Recording, ServerProcess, assert_transcript, speech, start_server
 from voxhost.api.jobs import event_lines
 from voxhost.audio import encode_audio
-from voxhost.bench.wer import word_errors
 from voxhost.formats import RESPONSE_FORMATS
+from voxhost.harness.wer import word_errors
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtam9icy10ZXN0cw=="  # base64 of a test secret
 _ = speech  # the session fixture, used by name below

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxhost.bench.conversations import EXCHANGE, converse
+from voxhost.benchmarks.conversations import EXCHANGE, converse
 from voxhost.diarization import DiarizeOptions
 from voxhost.engines.speaker.cluster import MAX_POINTS, cluster, normalize
 from voxhost.manager import ModelManager, speakers

@@ -17,10 +17,10 @@ import pytest
 
 from conftest import Recording, ServerProcess, public_domain_text, read_aloud, start_server
 from voxhost.audio import chunks, encode_audio
-from voxhost.bench.wer import missing_sentences, word_errors, words
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.engines.sentences import MAX_SECONDS, group_words
+from voxhost.harness.wer import missing_sentences, word_errors, words
 from voxhost.manager import ModelManager
 from voxhost.manager.registry import parse_entry
 from voxhost.manager.requests import TranscribeRequest

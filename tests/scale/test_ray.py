@@ -32,8 +32,8 @@ from conftest import Recording, Speech, assert_transcript
 from voxhost.audio import encode_audio
 from voxhost.audio.decode import PcmConverter, float_to_pcm16
 from voxhost.batch.job import BatchJob, output_paths, run_batch
-from voxhost.bench.harness import free_ports
 from voxhost.engines.faster_whisper import FasterWhisperEngine
+from voxhost.harness import free_ports
 from voxhost.manager.registry import parse_entry
 from voxhost.settings import Settings
 from wyoming_helpers import events_until, pcm_of, transcribe

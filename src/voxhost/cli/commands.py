@@ -323,7 +323,7 @@ def bench(
 ) -> None:
     """Measure what serving costs: ASR overhead (the server vs in-process faster-whisper vs reloading the
     model per call), and/or TTS time to first audio and real-time factor (the server vs in-process)."""
-    from voxhost.bench import TASKS, TTS_MODELS, run_and_report
+    from voxhost.benchmarks import TASKS, TTS_MODELS, run_and_report
 
     if task not in TASKS:
         raise typer.BadParameter(f"choose one of {', '.join(TASKS)}", param_hint="--task")

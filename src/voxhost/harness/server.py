@@ -27,8 +27,6 @@ from typing import Any
 import httpx
 import psutil
 
-from voxhost.bench.common import BenchmarkError
-
 HOST = "127.0.0.1"
 POLL_SECONDS = 0.2  # between two readiness checks
 HEALTH_TIMEOUT = 5.0  # one /health request at most
@@ -36,7 +34,7 @@ HEALTH_TIMEOUT = 5.0  # one /health request at most
 OWN_FLAGS = ("--host", "--port", "--wyoming-uri")
 
 
-class ServerError(BenchmarkError, RuntimeError):
+class ServerError(RuntimeError):
     """The server did not come up: it exited, a model failed to load, or it was not ready in time."""
 
 

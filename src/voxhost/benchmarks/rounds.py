@@ -14,7 +14,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-from voxhost.bench.common import BenchmarkError, note
+from voxhost.benchmarks.common import BenchmarkError, note
 from voxhost.errors import VoxhostError
 
 if TYPE_CHECKING:

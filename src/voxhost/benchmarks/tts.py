@@ -2,7 +2,11 @@
 model (Piper and Kokoro by default), on the same three sentences, with these contenders per model,
 interleaved round-robin so that machine noise hits all of them alike:
 
-* in-process: the engine loaded once in this process; time to its first chunk, and to the last;
+* in-process: the library itself, loaded once in this process (`piper.PiperVoice.synthesize`, which
+  yields a chunk a sentence; `kokoro_onnx.Kokoro.create`, which returns all of the audio at once, so its
+  first audio is its last); time to its first chunk, and to the last: the reference;
+* voxhost's engine in-process (`PiperEngine`, `KokoroEngine`): the engine wrapper's own work (its quick
+  start splits the first sentence so that audio starts sooner), without the server;
 * server: `POST /v1/audio/speech` streamed from a real `voxhost serve` subprocess (which also serves an
   idle ASR model, as a deployment would), once as `pcm` and once as `mp3`; time to the first body byte,
   and to the end of the body;
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,7 +32,8 @@ from rich.console import Console
 from rich.table import Table
 
 from voxhost.audio import SAMPLE_RATE, decode_audio
-from voxhost.bench.common import (
+from voxhost.benchmarks import baselines
+from voxhost.benchmarks.common import (
     HTTP_PROBE,
     IN_PROCESS,
     MISSING_MODEL,
@@ -49,8 +55,8 @@ from voxhost.bench.common import (
     summarize,
     verdict,
 )
-from voxhost.bench.harness import serve_with_client
-from voxhost.bench.rounds import PipeProbe, interleaved, profile_manager, settler, timed
+from voxhost.benchmarks.rounds import PipeProbe, interleaved, profile_manager, settler, timed
+from voxhost.harness import serve_with_client
 from voxhost.manager.requests import SpeakRequest
 
 if TYPE_CHECKING:
@@ -63,6 +69,7 @@ TARGET_TTFB_MS = 100.0
 TTFB_TARGET_ENGINES = ("piper",)  # the engines the time-to-first-byte target is set for
 ENCODE = "encode_first"
 
+ENGINE = "voxhost_engine"
 TTSCall = dict[str, float]  # ttfb, total, audio (seconds); the profile's parts only have total
 
 
@@ -72,7 +79,9 @@ def _server_name(fmt: str) -> str:
 
 def _tts_label(name: str) -> str:
     if name == IN_PROCESS:
-        return "in-process"
+        return "in-process (library)"
+    if name == ENGINE:
+        return "voxhost engine *"
     if name.startswith("server_"):
         return f"server {name.removeprefix('server_')}"
     if name.startswith(ENCODE):
@@ -107,6 +116,8 @@ def run_tts_benchmark(
     would be; None serves the TTS models only. `run.threads`: the server's `--threads` and the in-process
     engines' threads.
     """
+    from collections.abc import Iterator
+
     from voxhost.audio.encode import PCM_RATE, SPEECH_FORMATS, StreamEncoder
     from voxhost.audio.text import split_sentences
     from voxhost.engines import TTSEngine
@@ -155,6 +166,16 @@ def run_tts_benchmark(
         loading.enter_context(stage(console, "starting voxhost serve and loading the models..."))
         _, client = serve_with_client(stack, server_args, models=wait_for, timeout=run.startup_timeout)
         engines = {spec.id: load_engine(spec) for spec in specs}
+        libraries: dict[str, Callable[[], Iterator[np.ndarray]]] = {}
+        for spec in specs:
+            if spec.engine == "piper":
+                voice = baselines.piper_voice(spec, config)
+                libraries[spec.id] = functools.partial(baselines.piper_chunks, voice, text)
+            elif spec.engine == "kokoro":
+                kokoro, name = baselines.kokoro_model(spec, config), engines[spec.id].resolve_voice(None)
+                libraries[spec.id] = functools.partial(
+                    baselines.kokoro_chunks, kokoro, text, name, config.tts_language
+                )
         # one whole synthesis each: the first chunk is what the profile's parts work on
         first_chunks = {mid: next(iter(list(e.synthesize(text)))) for mid, e in engines.items()}
 
@@ -167,17 +188,17 @@ def run_tts_benchmark(
             stack.callback(pipe.close)
         loading.close()
 
-        def in_process(engine: TTSEngine) -> Callable[[], TTSCall]:
+        def in_process(synthesize: Callable[[], Iterator[np.ndarray]], rate: int) -> Callable[[], TTSCall]:
             def call() -> TTSCall:
                 started = time.perf_counter()
-                chunks = engine.synthesize(text)
+                chunks = synthesize()
                 first = next(chunks, None)
                 ttfb = time.perf_counter() - started
                 if first is None:
                     raise BenchmarkError("the engine produced no audio")
                 samples = len(first) + sum(len(chunk) for chunk in chunks)
                 total = time.perf_counter() - started
-                return {"ttfb": ttfb, "total": total, "audio": samples / engine.sample_rate}
+                return {"ttfb": ttfb, "total": total, "audio": samples / rate}
 
             return call
 
@@ -251,7 +272,10 @@ def run_tts_benchmark(
         contenders: dict[tuple[str, str], Callable[[], TTSCall]] = {}
         for spec in specs:
             engine = engines[spec.id]
-            contenders[spec.id, IN_PROCESS] = in_process(engine)
+            if spec.id in libraries:
+                contenders[spec.id, IN_PROCESS] = in_process(libraries[spec.id], engine.sample_rate)
+            own = functools.partial(engine.synthesize, text)
+            contenders[spec.id, ENGINE] = in_process(own, engine.sample_rate)
             for fmt in formats:
                 contenders[spec.id, _server_name(fmt)] = over_http(spec.id, fmt)
             if pipe is not None:
@@ -451,10 +475,11 @@ def print_tts_report(report: dict[str, Any], console: Console | None = None) -> 
         console.print(table)
         breakdown = data.get("ttfb_breakdown")
         console.print(
-            "RTF: total time / seconds of audio. * profile: worker = the same worker without HTTP; the "
-            "others are parts of the server's extra time to first byte, on their own (1st chunk)"
+            "RTF: total time / seconds of audio. * voxhost engine: in this process, no server; profile: "
+            "worker = the same worker without HTTP; the others are parts of the server's extra time to "
+            "first byte, on their own (1st chunk)"
             if breakdown
-            else "RTF: total time / seconds of audio"
+            else "RTF: total time / seconds of audio. * voxhost engine: in this process, no server"
         )
         if breakdown:
             detail = Table(
@@ -462,10 +487,8 @@ def print_tts_report(report: dict[str, Any], console: Console | None = None) -> 
             )
             detail.add_column("part")
             detail.add_column("ms", justify="right")
-            detail.add_row(
-                f"in-process: first sentence ({data['first_chunk_seconds']:.2f}s of audio)",
-                cell(breakdown["in_process_ttfb_ms"], digits=2),
-            )
+            library_first = cell(breakdown["in_process_ttfb_ms"], digits=2)
+            detail.add_row("in-process (the library): first audio", library_first)
             detail.add_row("server: first body byte", cell(breakdown["server_ttfb_ms"], digits=2))
             spread = data["vs_in_process"][breakdown["format"]]["ttfb_minus_in_process_p25_p75_ms"]
             detail.add_row(

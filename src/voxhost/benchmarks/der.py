@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from voxhost.bench.wer import word_errors, words
+from voxhost.harness.wer import word_errors, words
 
 STEP = 0.01  # seconds per scored frame
 

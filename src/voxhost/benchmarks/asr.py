@@ -4,17 +4,21 @@ faster-whisper directly.
 One run, one clip of real speech (synthesized with Piper, or a file the user gives), and these contenders
 called in turn, round-robin, so that machine noise hits all of them alike:
 
-* in-process: voxhost's own `FasterWhisperEngine`, loaded once in this process, on decoded 16 kHz audio;
+* in-process: faster-whisper itself, `WhisperModel` loaded once in this process and `transcribe()` called
+  on decoded 16 kHz audio, as a user's own script would (`baselines.whisper_text`): the reference;
+* voxhost's engine in-process: `FasterWhisperEngine`, loaded once in this process, on the same audio
+  (the engine wrapper's own work, without the server);
 * server: `POST /v1/audio/transcriptions` (the clip as WAV) to a real `voxhost serve` subprocess whose
   worker holds the model resident;
-* reload-per-call: a fresh model load plus the transcription, every call (what a naive script does);
+* reload-per-call: a fresh `WhisperModel` plus the transcription, every call (what a naive script does);
 * with `profile`, the parts of the server's overhead: the same worker reached without HTTP (a
   `ModelManager` in this process), the audio decode alone, and the HTTP upload alone (a request the
   server rejects right after reading the form).
 
 Calls are strictly sequential, with a short pause between them, so that no two models ever compute at the
 same time; every contender uses the same thread count. Then `rss_calls` more requests go to the server
-and the worker's resident memory is compared before and after. Nothing here asserts on absolute times.
+and the worker's resident memory is sampled (every tenth of them): its growth is the least-squares slope
+over all the samples. Nothing here asserts on absolute times.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from rich.console import Console
 from rich.table import Table
 
 from voxhost.audio import decode_audio
-from voxhost.bench.common import (
+from voxhost.benchmarks import baselines
+from voxhost.benchmarks.common import (
     HTTP_PROBE,
     IN_PROCESS,
     MB,
@@ -50,14 +55,15 @@ from voxhost.bench.common import (
     progress_bar,
     ratio_of,
     report_head,
+    slope,
     stage,
     summarize,
     synthesize_clip,
     verdict,
 )
-from voxhost.bench.harness import serve_with_client
-from voxhost.bench.rounds import PipeProbe, evenly_spread, interleaved, profile_manager, settler, timed
+from voxhost.benchmarks.rounds import PipeProbe, evenly_spread, interleaved, profile_manager, settler, timed
 from voxhost.engines.base import ModelInfo
+from voxhost.harness import serve_with_client
 from voxhost.manager.requests import TranscribeRequest
 
 if TYPE_CHECKING:
@@ -66,10 +72,12 @@ if TYPE_CHECKING:
 TARGET_RSS_GROWTH_MB = 5.0  # reported, never asserted
 
 SERVER = "server_http"
+ENGINE = "voxhost_engine"
 RELOAD = "reload_per_call"
 DECODE = "decode_only"
 LABELS = {
-    IN_PROCESS: "in-process",
+    IN_PROCESS: "in-process (faster-whisper)",
+    ENGINE: "voxhost engine, in-process",
     SERVER: "server (HTTP)",
     RELOAD: "reload per call",
     WORKER: "worker, no HTTP *",
@@ -168,6 +176,12 @@ def run_asr_benchmark(
         server, client = serve_with_client(stack, server_args, models=(spec.id,), timeout=run.startup_timeout)
         engine = load_engine()
         described = engine.describe()
+        device, compute_type = described.device or "cpu", described.compute_type or "default"
+
+        def load_library() -> Any:
+            return baselines.whisper_model(spec, config, device, compute_type, threads)
+
+        library = load_library()
 
         loop: asyncio.AbstractEventLoop | None = None
         manager: ModelManager | None = None
@@ -176,7 +190,10 @@ def run_asr_benchmark(
         loading.close()
 
         def in_process() -> None:
-            texts[IN_PROCESS] = engine.transcribe(clip.audio, options).text
+            texts[IN_PROCESS] = baselines.whisper_text(library, clip.audio, config.beam_size)
+
+        def in_engine() -> None:
+            texts[ENGINE] = engine.transcribe(clip.audio, options).text
 
         def over_http() -> None:
             response = client.post("/v1/audio/transcriptions", data=form, files=upload)
@@ -186,9 +203,9 @@ def run_asr_benchmark(
 
         def reload() -> None:
             started = time.perf_counter()
-            fresh = load_engine()
+            fresh = load_library()
             load_times.append(time.perf_counter() - started)
-            texts[RELOAD] = fresh.transcribe(clip.audio, options).text
+            texts[RELOAD] = baselines.whisper_text(fresh, clip.audio, config.beam_size)
 
         def worker_direct() -> None:
             assert loop is not None
@@ -212,7 +229,11 @@ def run_asr_benchmark(
             if response.status_code != 404:
                 raise BenchmarkError(f"the HTTP probe expected 404, got {response.status_code}")
 
-        contenders: dict[str, Callable[[], None]] = {IN_PROCESS: in_process, SERVER: over_http}
+        contenders: dict[str, Callable[[], None]] = {
+            IN_PROCESS: in_process,
+            ENGINE: in_engine,
+            SERVER: over_http,
+        }
         if reload_calls:
             contenders[RELOAD] = reload
         if profile:
@@ -280,7 +301,7 @@ def _report(
     memory_samples: list[dict[str, Any]],
     profile: bool,
 ) -> dict[str, Any]:
-    names = [IN_PROCESS, SERVER, RELOAD, WORKER, DECODE, PIPE, HTTP_PROBE]
+    names = [IN_PROCESS, ENGINE, SERVER, RELOAD, WORKER, DECODE, PIPE, HTTP_PROBE]
     timings = {n: summarize([r[n] for r in rounds if n in r]) for n in names if any(n in r for r in rounds)}
     if RELOAD in timings:
         timings[RELOAD]["load_median_ms"] = (
@@ -295,6 +316,8 @@ def _report(
     base = median(IN_PROCESS)
     ratios = {
         "server_vs_in_process": ratio_of(median(SERVER), base),
+        "engine_vs_in_process": ratio_of(median(ENGINE), base),
+        "server_vs_engine": ratio_of(median(SERVER), median(ENGINE)),
         "reload_vs_in_process": ratio_of(median(RELOAD), base),
     }
     paired_server = _paired(rounds, SERVER)
@@ -330,14 +353,20 @@ def _report(
 
     before = memory_before.get("worker_rss_bytes")
     after = memory_after.get("worker_rss_bytes")
-    growth = None if before is None or after is None else mb(after - before)
+    # the growth is the least-squares slope over every sample, not the difference of two of them (RSS
+    # jumps between levels now and then: two end samples can land on either), times the calls
+    sampled = [(s["calls"], s["worker_rss_bytes"]) for s in memory_samples if s.get("worker_rss_bytes")]
+    per_call = slope([c for c, _ in sampled], [b for _, b in sampled])
+    growth = None if per_call is None else mb(per_call * rss_calls)
     server_before = memory_before.get("server_rss_bytes")
     server_after = memory_after.get("server_rss_bytes")
     rss = {
         "calls": rss_calls,
         "worker_before_mb": mb(before),
         "worker_after_mb": mb(after),
-        "worker_growth_mb": growth,
+        "worker_growth_mb": growth,  # the fitted slope times the calls
+        "worker_slope_bytes_per_call": None if per_call is None else round(per_call, 1),
+        "worker_end_difference_mb": None if before is None or after is None else mb(after - before),
         "server_process_before_mb": mb(server_before),
         "server_process_after_mb": mb(server_after),
         "server_process_growth_mb": None
@@ -381,14 +410,16 @@ def _report(
         "overhead": overhead,
         "rss": rss,
         "transcripts": {
-            **{name: texts.get(name) for name in (IN_PROCESS, SERVER, RELOAD, WORKER) if name in texts},
+            **{n: texts.get(n) for n in (IN_PROCESS, ENGINE, SERVER, RELOAD, WORKER) if n in texts},
             "match": len({t.strip() for n, t in texts.items() if n != DECODE}) <= 1,
         },
         "targets": {
             "server_vs_in_process_max": TARGET_SERVER_RATIO,
             "rss_growth_max_mb": TARGET_RSS_GROWTH_MB,
             "server_ratio_met": None if server_ratio is None else server_ratio <= TARGET_SERVER_RATIO,
-            "rss_growth_met": None if growth is None else growth < TARGET_RSS_GROWTH_MB,
+            # both ways: a fit that falls by more than the target means the samples jump between
+            # levels (allocator), and such a run cannot show that memory stays flat either
+            "rss_growth_met": None if growth is None else abs(growth) < TARGET_RSS_GROWTH_MB,
         },
     }
 
@@ -411,7 +442,8 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         stats = timings.get(name)
         if not stats or not stats.get("n"):
             continue
-        ratio = ratio_of(stats["median_ms"], base) if name in (IN_PROCESS, SERVER, RELOAD, WORKER) else None
+        timed_whole = (IN_PROCESS, ENGINE, SERVER, RELOAD, WORKER)
+        ratio = ratio_of(stats["median_ms"], base) if name in timed_whole else None
         table.add_row(
             label, str(stats["n"]), cell(stats["median_ms"]), cell(stats["p90_ms"]),
             cell(stats["min_ms"]), cell(stats["max_ms"]), cell(ratio, "x", 3),
@@ -444,11 +476,13 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     summary.add_row(
         "server / in-process (paired rounds)", cell(ratios["server_vs_in_process_paired"], "x", 3), "", ""
     )
+    summary.add_row("voxhost engine / in-process", cell(ratios.get("engine_vs_in_process"), "x", 3), "", "")
+    summary.add_row("server / voxhost engine", cell(ratios.get("server_vs_engine"), "x", 3), "", "")
     summary.add_row("reload / in-process", cell(ratios["reload_vs_in_process"], "x", 2), "", "")
     rss = report["rss"]
     summary.add_row(
-        f"worker RSS growth over {rss['calls']} calls", cell(rss["worker_growth_mb"], " MB", 2),
-        f"< {targets['rss_growth_max_mb']} MB", verdict(targets["rss_growth_met"]),
+        f"worker RSS growth over {rss['calls']} calls (slope)", cell(rss["worker_growth_mb"], " MB", 2),
+        f"|x| < {targets['rss_growth_max_mb']} MB", verdict(targets["rss_growth_met"]),
     )  # fmt: skip
     console.print(summary)
 

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from voxhost import __version__
 from voxhost.audio import SAMPLE_RATE, decode_audio, encode_audio
 from voxhost.errors import VoxhostError
+from voxhost.harness import ServerError
 
 if TYPE_CHECKING:
     from voxhost.manager.registry import ModelSpec
@@ -44,6 +45,11 @@ HTTP_PROBE = "http_upload_only"
 
 class BenchmarkError(Exception):
     """The benchmark could not run; the message says why and what to do."""
+
+
+# what a benchmark stops on with a message instead of a traceback: its own errors and a server that did
+# not come up (the harness's, shared with the tests)
+FAILURES: tuple[type[Exception], ...] = (BenchmarkError, ServerError)
 
 
 @contextlib.contextmanager
@@ -215,6 +221,22 @@ def distribution(
 def summarize(seconds: Sequence[float]) -> dict[str, Any]:
     """Per-call times in milliseconds: count, median, p90, mean, min, max, and the samples themselves."""
     return distribution(seconds, 1000, "_ms")
+
+
+def slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """The least-squares slope of `ys` over `xs`, every sample counted (None under three samples)."""
+    if len(xs) != len(ys) or len(xs) < 3 or len(set(xs)) < 2:
+        return None
+    return float(np.polyfit(np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), 1)[0])
+
+
+SPEECH_FLOOR = 10 ** (-40 / 20)  # -40 dBFS: quieter than this is not speech (Piper's own quiet tail)
+
+
+def speech_end(audio: np.ndarray, sample_rate: int) -> float:
+    """Seconds into float32 `audio` where the speech ends: after its last sample louder than -40 dBFS."""
+    loud = np.flatnonzero(np.abs(audio) > SPEECH_FLOOR)
+    return float(loud[-1] + 1) / sample_rate if loud.size else 0.0
 
 
 def ratio_of(a: float | None, b: float | None) -> float | None:

@@ -10,9 +10,9 @@ from typing import Any
 
 from rich.console import Console
 
-from voxhost.bench.asr import print_report, run_asr_benchmark
-from voxhost.bench.common import BenchmarkError, RunOptions
-from voxhost.bench.tts import TTS_MODELS, print_tts_report, run_tts_benchmark
+from voxhost.benchmarks.asr import print_report, run_asr_benchmark
+from voxhost.benchmarks.common import FAILURES, BenchmarkError, RunOptions
+from voxhost.benchmarks.tts import TTS_MODELS, print_tts_report, run_tts_benchmark
 
 TASKS = ("asr", "tts", "all")
 TTS_ONLY = ("text", "formats")
@@ -53,7 +53,7 @@ def run_and_report(
                 calls, tts_models, asr_model=model, run=run, console=progress, **options
             )
             print_tts_report(reports["tts"], console)
-    except BenchmarkError as exc:
+    except FAILURES as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
         return 2
     if json_path is not None:
