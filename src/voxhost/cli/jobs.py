@@ -3,8 +3,10 @@ show, fetch a result, cancel (through `voxhost.jobs.client`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -30,6 +32,16 @@ Key = Annotated[
 def _fail(message: str) -> NoReturn:
     Console(stderr=True).print(f"[red]error:[/red] {message}")
     raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _client(url: str, api_key: str | None) -> Iterator[JobsClient]:
+    """A client of the server's jobs API; an error it answers ends the command with its message."""
+    with JobsClient(url, api_key) as client:
+        try:
+            yield client
+        except JobsError as exc:
+            _fail(str(exc))
 
 
 def wait_with_progress(
@@ -72,32 +84,29 @@ def submit(
 ) -> None:
     """Submit files as jobs; with --wait (the default) follow them and print each result."""
     console = Console(stderr=True)
-    with JobsClient(url, api_key) as client:
-        try:
-            jobs = [
-                client.submit(
-                    path,
-                    model=model,
-                    language=language,
-                    task=task,
-                    response_format=response_format,
-                    webhook_url=webhook_url,
-                )
-                for path in files
-            ]
-            for job in jobs:
-                console.print(f"{job['id']}  {job['filename']}  {job['status']}")
-            if not wait:
-                return
-            failed = 0
-            for job in wait_with_progress(client, jobs, console):
-                if job["status"] == "completed":
-                    typer.echo(client.result(job["id"]).rstrip("\n"))
-                else:
-                    failed += 1
-                    console.print(f"{job['filename']}: {job['status']} {json.dumps(job['error'])}")
-        except JobsError as exc:
-            _fail(str(exc))
+    with _client(url, api_key) as client:
+        jobs = [
+            client.submit(
+                path,
+                model=model,
+                language=language,
+                task=task,
+                response_format=response_format,
+                webhook_url=webhook_url,
+            )
+            for path in files
+        ]
+        for job in jobs:
+            console.print(f"{job['id']}  {job['filename']}  {job['status']}")
+        if not wait:
+            return
+        failed = 0
+        for job in wait_with_progress(client, jobs, console):
+            if job["status"] == "completed":
+                typer.echo(client.result(job["id"]).rstrip("\n"))
+            else:
+                failed += 1
+                console.print(f"{job['filename']}: {job['status']} {json.dumps(job['error'])}")
     if failed:
         raise typer.Exit(1)
 
@@ -110,11 +119,8 @@ def list_jobs(
     limit: Annotated[int, Opt(min=1, max=100, help="How many (newest first).")] = 20,
 ) -> None:
     """The newest jobs, with their status and progress."""
-    with JobsClient(url, api_key) as client:
-        try:
-            jobs = client.page(status, limit)
-        except JobsError as exc:
-            _fail(str(exc))
+    with _client(url, api_key) as client:
+        jobs = client.page(status, limit)
     table = Table()
     table.add_column("id", no_wrap=True)  # to be copied whole
     table.add_column("file", overflow="ellipsis", max_width=30)
@@ -130,11 +136,8 @@ def list_jobs(
 @app.command()
 def show(job_id: str, url: Url = DEFAULT_URL, api_key: Key = None) -> None:
     """One job, as JSON."""
-    with JobsClient(url, api_key) as client:
-        try:
-            typer.echo(json.dumps(client.get(job_id), indent=2))
-        except JobsError as exc:
-            _fail(str(exc))
+    with _client(url, api_key) as client:
+        typer.echo(json.dumps(client.get(job_id), indent=2))
 
 
 @app.command()
@@ -148,11 +151,8 @@ def result(
     output: Annotated[Path | None, Opt("--output", "-o", help="Write it to this file.")] = None,
 ) -> None:
     """A completed job's transcription."""
-    with JobsClient(url, api_key) as client:
-        try:
-            text = client.result(job_id, response_format)
-        except JobsError as exc:
-            _fail(str(exc))
+    with _client(url, api_key) as client:
+        text = client.result(job_id, response_format)
     if output is None:
         typer.echo(text.rstrip("\n"))
     else:
@@ -162,9 +162,6 @@ def result(
 @app.command()
 def cancel(job_id: str, url: Url = DEFAULT_URL, api_key: Key = None) -> None:
     """Cancel a queued or running job (a finished one is deleted)."""
-    with JobsClient(url, api_key) as client:
-        try:
-            job = client.cancel(job_id)
-        except JobsError as exc:
-            _fail(str(exc))
+    with _client(url, api_key) as client:
+        job = client.cancel(job_id)
     typer.echo(f"{job['id']}: {'deleted' if job.get('deleted') else job['status']}")
