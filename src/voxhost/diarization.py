@@ -10,6 +10,7 @@ by the name of the known speaker (`known_speaker_names[]`) their voice matched.
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -104,32 +105,49 @@ class DiarizedTranscription:
     segments: list[SpeakerSegment]
 
 
+@dataclass(frozen=True, slots=True)
+class DiarizedUpdate:
+    """Progress of a diarized transcription, in file order: the text decoded since the previous update
+    and how far into the audio it reaches (as `TranscriptUpdate`), and the speaker segments settled
+    since the previous update (none until the speakers are known). The last update carries the whole
+    result."""
+
+    text: str
+    seconds: float
+    segments: list[SpeakerSegment]
+    result: DiarizedTranscription | None = None
+
+
 def attribute(transcription: Transcription, diarization: Diarization) -> list[SpeakerSegment]:
     """The transcription's segments split where the speaker changes. With word timestamps each word
     goes to the speaker covering most of it; without, each segment to the speaker covering most of it."""
-    turns = diarization.turns
+    return attribute_segments(transcription.segments, diarization.turns)
+
+
+def attribute_segments(
+    segments: Sequence[Segment], turns: list[SpeakerTurn], first_id: int = 0
+) -> list[SpeakerSegment]:
+    """`attribute` for some of a transcription's segments (those decoded so far, in a stream): the
+    speaker segments made of them, numbered from `first_id`."""
     out: list[SpeakerSegment] = []
-    for segment in transcription.segments:
+    for segment in segments:
         words = segment.words or []
         if not words:
             speaker = speaker_at(turns, segment.start, segment.end) or letter(0)
-            out.append(
-                SpeakerSegment(
-                    len(out), segment.start, segment.end, speaker, segment.text.strip(), None, segment
-                )
-            )
+            index, text = first_id + len(out), segment.text.strip()
+            out.append(SpeakerSegment(index, segment.start, segment.end, speaker, text, None, segment))
             continue
         run: list[Word] = []
         run_speaker: str | None = None
         for word in words:
             speaker = speaker_at(turns, word.start, word.end) or letter(0)
             if run and speaker != run_speaker:
-                out.append(_run(len(out), run, run_speaker or speaker, segment))
+                out.append(_run(first_id + len(out), run, run_speaker or speaker, segment))
                 run = []
             run.append(word)
             run_speaker = speaker
         if run:
-            out.append(_run(len(out), run, run_speaker or letter(0), segment))
+            out.append(_run(first_id + len(out), run, run_speaker or letter(0), segment))
     return out
 
 

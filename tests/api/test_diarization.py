@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 from openai.types.audio import TranscriptionDiarized, TranscriptionVerbose
+from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import start_server
 
 from voxhost.audio import SAMPLE_RATE, encode_audio
@@ -26,7 +27,9 @@ def conversation() -> Conversation:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator[ServerProcess]:
-    proc = start_server(tmp_path_factory.mktemp("diarize"), cache_dir, "--model", "tiny.en", "--preload")
+    # one decode call per 30 s window, one at a time: a long file's segments come in several steps
+    args = ("--model", "tiny.en", "--preload", "--batch-size", "1", "--parallel", "1")
+    proc = start_server(tmp_path_factory.mktemp("diarize"), cache_dir, *args)
     yield proc
     proc.stop()
 
@@ -99,21 +102,47 @@ def test_known_speakers_are_named(client: openai.OpenAI, conversation: Conversat
     assert mapping == {"joe": "Joe", "jf_alpha": "Alpha", "jm_kumo": "A"}
 
 
-def test_stream_sends_segments_then_done(client: openai.OpenAI, conversation: Conversation) -> None:
-    events = list(
-        client.audio.transcriptions.create(
-            model="gpt-4o-transcribe-diarize",
-            file=("talk.wav", conversation.wav()),
-            response_format="diarized_json",
-            stream=True,
-        )
+def _inferences(server: ServerProcess, model: str = "tiny.en") -> float:
+    """How many calls the model's worker has completed (the server's own count, from /metrics)."""
+    text = httpx.get(server.url + "/metrics", timeout=30).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "voxhost_inference_seconds_count" and sample.labels.get("model") == model:
+                return sample.value
+    return 0.0
+
+
+def test_stream_sends_each_segment_as_it_is_decoded(client: openai.OpenAI, server: ServerProcess) -> None:
+    """A long file (three 30 s windows of speech, one decode call each: the server runs with
+    --batch-size 1 --parallel 1): the segments of the first windows go out, labelled, while the server
+    still has windows to decode; then the whole text."""
+    long = converse(EXCHANGE * 4, seed=5)
+    assert httpx.post(server.url + "/v1/models/speakers/load", timeout=120).status_code == 200
+    before = _inferences(server)
+    at_first: float | None = None  # the ASR calls completed when the first segment arrived
+    events = []
+    stream = client.audio.transcriptions.create(
+        model="gpt-4o-transcribe-diarize",
+        file=("long.wav", long.wav()),
+        response_format="diarized_json",
+        stream=True,
     )
+    for event in stream:
+        if event.type == "transcript.text.segment" and at_first is None:
+            at_first = _inferences(server)
+        events.append(event)
+    after = _inferences(server)
+    assert at_first is not None
+    assert before < at_first < after, (before, at_first, after)  # decoding went on after the first segment
     kinds = [e.type for e in events]
     assert kinds[-1] == "transcript.text.done"
     assert set(kinds[:-1]) == {"transcript.text.segment"}
     segments = [e for e in events if e.type == "transcript.text.segment"]
-    assert len(segments) >= len(EXCHANGE)
-    _labels(conversation, [(e.start, e.end, e.speaker) for e in segments])
+    assert len(segments) >= len(EXCHANGE) * 4
+    assert [e.id for e in segments] == [f"seg_{i}" for i in range(len(segments))]
+    assert [e.start for e in segments] == sorted(e.start for e in segments)
+    mapping = _labels(long, [(e.start, e.end, e.speaker) for e in segments])
+    assert mapping == {"joe": "A", "jf_alpha": "B", "jm_kumo": "C"}
     assert "coat" in events[-1].text  # type: ignore[union-attr]
 
 

@@ -11,18 +11,29 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from voxhost.audio import SAMPLE_RATE
-from voxhost.diarization import Diarization, DiarizedTranscription, DiarizeOptions, KnownSpeaker, attribute
+from voxhost.diarization import (
+    Diarization,
+    DiarizedTranscription,
+    DiarizedUpdate,
+    DiarizeOptions,
+    KnownSpeaker,
+    SpeakerSegment,
+    attribute_segments,
+)
 from voxhost.errors import BadAudio, BadRequest, ModelNotFound
+from voxhost.manager import longform
 from voxhost.manager.cancel import Gone, unless_gone
 from voxhost.manager.requests import TranscribeRequest
+from voxhost.results import Segment, TranscriptUpdate
 
 if TYPE_CHECKING:
     from voxhost.manager.supervisor import ModelManager
@@ -135,13 +146,82 @@ async def transcribe_diarized(
 ) -> DiarizedTranscription:
     """The request's transcription (with word timestamps) and its speakers, computed side by side, and
     the transcript split into speaker segments."""
+    async with contextlib.aclosing(transcribe_diarized_stream(manager, request, options, gone)) as updates:
+        async for update in updates:
+            if update.result is not None:
+                return update.result
+    raise AssertionError("a diarized stream always ends with its result")
+
+
+def transcribe_diarized_stream(
+    manager: ModelManager,
+    request: TranscribeRequest,
+    options: DiarizeOptions,
+    gone: Gone | None = None,
+    *,
+    calls: longform.CallWrapper | None = None,
+    turns: Callable[[], Awaitable[Diarization]] | None = None,
+) -> AsyncGenerator[DiarizedUpdate, None]:
+    """The request's transcription (word timestamps on) and its diarization, side by side; once the
+    speakers are known, each decoded segment goes out split at speaker changes and labelled, as soon
+    as it is decoded (the segments decoded before then go out at once when the speakers are known).
+    Updates in file order; the last carries the whole result. `calls` wraps the transcription's engine
+    calls (a job's store); `turns` gives the diarization instead of the diarizer (a job's stored
+    turns)."""
     available(manager)
     manager.limits.audio(len(request.audio))
     words = replace(request, options=replace(request.options, word_timestamps=True))
-    transcription, diarization = await asyncio.gather(
-        manager.transcribe(words, gone), diarize(manager, request.audio, options, gone)
-    )
-    return DiarizedTranscription(transcription, diarization, attribute(transcription, diarization))
+    updates = manager.transcribe_stream(words, gone, calls=calls)
+
+    def speakers() -> Awaitable[Diarization]:
+        return turns() if turns is not None else diarize(manager, request.audio, options, gone)
+
+    return _settled(updates, speakers)
+
+
+async def _settled(
+    updates: AsyncGenerator[TranscriptUpdate, None], speakers: Callable[[], Awaitable[Diarization]]
+) -> AsyncGenerator[DiarizedUpdate, None]:
+    diarizing: asyncio.Future[Diarization] = asyncio.ensure_future(speakers())
+    decoding: asyncio.Future[TranscriptUpdate] | None = None
+    waiting: list[Segment] = []  # decoded, the speakers not known yet
+    settled: list[SpeakerSegment] = []
+    decoded, seconds = 0, 0.0
+    async with contextlib.aclosing(updates):
+        try:
+            while True:
+                if decoding is None:
+                    decoding = asyncio.ensure_future(anext(updates))
+                running: set[asyncio.Future[Any]] = {decoding} if diarizing.done() else {decoding, diarizing}
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                update: TranscriptUpdate | None = None
+                if decoding.done():
+                    update, decoding = decoding.result(), None
+                    # the last update's result holds every segment: those the updates did not list
+                    found = update.segments if update.result is None else update.result.segments[decoded:]
+                    decoded += len(found)
+                    waiting += found
+                    seconds = update.seconds
+                if update is not None and update.result is not None:
+                    diarization = await diarizing
+                    new = attribute_segments(waiting, diarization.turns, len(settled))
+                    whole = DiarizedTranscription(update.result, diarization, settled + new)
+                    yield DiarizedUpdate(update.text, seconds, new, whole)
+                    return
+                new = []
+                if diarizing.done():
+                    turns = diarizing.result().turns  # a failed diarization ends the stream at once
+                    new = attribute_segments(waiting, turns, len(settled))
+                    settled += new
+                    waiting = []
+                if update is not None or new:
+                    yield DiarizedUpdate(update.text if update is not None else "", seconds, new)
+        finally:  # before the transcription's stream is closed: no call of it may still be running
+            for work in (decoding, diarizing):
+                if work is not None and not work.done():
+                    work.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await work
 
 
 async def embed(manager: ModelManager, audio: np.ndarray) -> np.ndarray:
