@@ -15,6 +15,7 @@ from openai.types.audio import TranscriptionDiarized, TranscriptionVerbose
 from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import start_server
 
+from diarization_helpers import data_url, labels
 from voxhost.audio import SAMPLE_RATE, encode_audio
 from voxhost.benchmarks.conversations import EXCHANGE, Conversation, converse, say
 from voxhost.harness import ServerProcess
@@ -39,29 +40,6 @@ def client(server: ServerProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
 
 
-def _data_url(voice: str, text: str) -> str:
-    wav = encode_audio(say(voice, text), SAMPLE_RATE, "wav")
-    return "data:audio/wav;base64," + base64.b64encode(wav).decode()
-
-
-def _voice_at(conversation: Conversation, start: float, end: float) -> str:
-    middle = (start + end) / 2
-    return min(
-        conversation.turns, key=lambda t: 0 if t.start <= middle <= t.end else abs(t.start - middle)
-    ).speaker
-
-
-def _labels(conversation: Conversation, segments: list[tuple[float, float, str]]) -> dict[str, str]:
-    """voice -> label, asserting every segment has the label of the voice speaking in it, one label
-    per voice."""
-    mapping: dict[str, str] = {}
-    for start, end, label in segments:
-        voice = _voice_at(conversation, start, end)
-        assert mapping.setdefault(voice, label) == label, (voice, label, mapping)
-    assert len(set(mapping.values())) == len(mapping), mapping
-    return mapping
-
-
 def test_diarized_json_says_who_said_what(client: openai.OpenAI, conversation: Conversation) -> None:
     result = client.audio.transcriptions.create(
         model="gpt-4o-transcribe-diarize",
@@ -74,7 +52,7 @@ def test_diarized_json_says_who_said_what(client: openai.OpenAI, conversation: C
     assert result.duration == pytest.approx(conversation.seconds, abs=0.1)
     assert "walk in the park" in result.text.lower()
     spans = [(s.start, s.end, s.speaker) for s in result.segments]
-    mapping = _labels(conversation, spans)
+    mapping = labels(conversation, spans)
     assert mapping == {"joe": "A", "jf_alpha": "B", "jm_kumo": "C"}  # letters in order of first speech
     assert all(s.type == "transcript.text.segment" and s.id and s.text for s in result.segments)
     # told there are two, it finds two
@@ -94,11 +72,11 @@ def test_known_speakers_are_named(client: openai.OpenAI, conversation: Conversat
         response_format="diarized_json",
         known_speaker_names=["Alpha", "Joe"],
         known_speaker_references=[
-            _data_url("jf_alpha", "My name is Alpha, and this is my voice."),
-            _data_url("joe", "This is Joe speaking, a sample of my voice."),
+            data_url("jf_alpha", "My name is Alpha, and this is my voice."),
+            data_url("joe", "This is Joe speaking, a sample of my voice."),
         ],
     )
-    mapping = _labels(conversation, [(s.start, s.end, s.speaker) for s in result.segments])
+    mapping = labels(conversation, [(s.start, s.end, s.speaker) for s in result.segments])
     assert mapping == {"joe": "Joe", "jf_alpha": "Alpha", "jm_kumo": "A"}
 
 
@@ -141,7 +119,7 @@ def test_stream_sends_each_segment_as_it_is_decoded(client: openai.OpenAI, serve
     assert len(segments) >= len(EXCHANGE) * 4
     assert [e.id for e in segments] == [f"seg_{i}" for i in range(len(segments))]
     assert [e.start for e in segments] == sorted(e.start for e in segments)
-    mapping = _labels(long, [(e.start, e.end, e.speaker) for e in segments])
+    mapping = labels(long, [(e.start, e.end, e.speaker) for e in segments])
     assert mapping == {"joe": "A", "jf_alpha": "B", "jm_kumo": "C"}
     assert "coat" in events[-1].text  # type: ignore[union-attr]
 
@@ -156,7 +134,7 @@ def test_speaker_labels_in_verbose_json_and_srt(client: openai.OpenAI, conversat
     )
     assert isinstance(verbose, TranscriptionVerbose)
     segments = [s.model_dump() for s in verbose.segments or []]
-    _labels(conversation, [(s["start"], s["end"], s["speaker"]) for s in segments])
+    labels(conversation, [(s["start"], s["end"], s["speaker"]) for s in segments])
     words = [w.model_dump() for w in verbose.words or []]
     assert words
     assert all(w["speaker"] in {"A", "B", "C"} for w in words)
@@ -173,7 +151,7 @@ def test_speaker_labels_in_verbose_json_and_srt(client: openai.OpenAI, conversat
 def test_bad_references_and_counts_are_a_clear_400(server: ServerProcess, conversation: Conversation) -> None:
     url = server.url + "/v1/audio/transcriptions"
     short = encode_audio(say("joe", "Hi."), SAMPLE_RATE, "wav")
-    good = _data_url("joe", "This is Joe speaking, a sample of my voice.")
+    good = data_url("joe", "This is Joe speaking, a sample of my voice.")
     cases = [
         ({"known_speaker_names[]": "Joe", "known_speaker_references[]": "data:audio/wav;base64,"
           + base64.b64encode(b"not audio at all" * 100).decode()}, "known_speaker_references", "not audio"),

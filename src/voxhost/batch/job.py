@@ -225,6 +225,8 @@ def run_batch(job: BatchJob, settings: Settings, console: Console | None = None)
                 from voxhost.batch.remote import run_on_server
 
                 fields = {"model": job.model, "language": job.language, "task": job.task}
+                if job.diarize:
+                    fields["diarize"] = "true"
                 run_on_server(job.url, job.api_key, pending, fields, done, tally.advance)
             elif job.ray:
                 from voxhost.scale.data import run_on_ray

@@ -224,6 +224,16 @@ async def _settled(
                         await work
 
 
+async def embedded(manager: ModelManager, options: DiarizeOptions) -> DiarizeOptions:
+    """`options` with each known speaker's voice as its embedding (192 numbers) instead of the sample:
+    what a job keeps (the diarizer uses the embedding as it would the sample's)."""
+    known = []
+    for speaker in options.known:
+        vector = speaker.vector if speaker.vector is not None else await embed(manager, speaker.audio)
+        known.append(KnownSpeaker(speaker.name, np.zeros(0, np.float32), vector))
+    return replace(options, known=tuple(known))
+
+
 async def embed(manager: ModelManager, audio: np.ndarray) -> np.ndarray:
     """The unit-length voice embedding of a clip (at least 0.5 s of 16 kHz float32): enrol a speaker
     once, then compare clips with `identify` (e.g. who said a wake word)."""
