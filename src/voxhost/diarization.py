@@ -10,8 +10,9 @@ by the name of the known speaker (`known_speaker_names[]`) their voice matched.
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -154,6 +155,19 @@ def attribute_segments(
 def _run(index: int, words: list[Word], speaker: str, segment: Segment) -> SpeakerSegment:
     text = "".join(w.word for w in words).strip()
     return SpeakerSegment(index, words[0].start, words[-1].end, speaker, text, list(words), segment)
+
+
+def speaker_turns(segments: Iterable[Mapping[str, Any]]) -> list[SpeakerTurn]:
+    """Who spoke when, from the segments of a `diarized_json` answer (each speaker's run of segments
+    one turn): the turns of a transcript diarized elsewhere (a server's, a job's)."""
+    turns: list[SpeakerTurn] = []
+    for segment in segments:
+        start, end, speaker = float(segment["start"]), float(segment["end"]), str(segment["speaker"])
+        if turns and turns[-1].speaker == speaker:
+            turns[-1] = SpeakerTurn(turns[-1].start, end, speaker)
+        else:
+            turns.append(SpeakerTurn(start, end, speaker))
+    return turns
 
 
 def rttm(diarization: Diarization, file_id: str) -> str:

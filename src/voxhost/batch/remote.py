@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from voxhost.batch.files import RTTM, FileResult
-from voxhost.diarization import Diarization, SpeakerTurn, rttm
+from voxhost.diarization import Diarization, rttm, speaker_turns
 from voxhost.formats import as_text
 from voxhost.jobs.client import FINISHED, POLL_SECONDS, JobsClient, JobsError
 
@@ -35,14 +35,8 @@ def _outputs(client: JobsClient, job_id: str, path: Path, diarized: bool) -> dic
         text = client.result(job_id, fmt)
         outputs[ext] = as_text(json.loads(text)) if fmt == "verbose_json" else text
     if diarized:  # who spoke when, from the job's speaker segments (a turn: one speaker's run of them)
-        segments = json.loads(client.result(job_id, "diarized_json"))["segments"]
-        turns: list[SpeakerTurn] = []
-        for s in segments:
-            if turns and turns[-1].speaker == s["speaker"]:
-                turns[-1] = SpeakerTurn(turns[-1].start, s["end"], s["speaker"])
-            else:
-                turns.append(SpeakerTurn(s["start"], s["end"], s["speaker"]))
-        outputs[RTTM] = rttm(Diarization(turns, 0.0), path.stem)
+        answer = json.loads(client.result(job_id, "diarized_json"))
+        outputs[RTTM] = rttm(Diarization(speaker_turns(answer["segments"]), answer["duration"]), path.stem)
     return outputs
 
 

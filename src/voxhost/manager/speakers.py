@@ -27,13 +27,18 @@ from voxhost.diarization import (
     DiarizeOptions,
     KnownSpeaker,
     SpeakerSegment,
+    attribute,
     attribute_segments,
 )
+from voxhost.engines import EngineConfig
+from voxhost.engines.base import DiarizeEngine
 from voxhost.errors import BadAudio, BadRequest, ModelNotFound
 from voxhost.manager import longform
 from voxhost.manager.cancel import Gone, unless_gone
+from voxhost.manager.registry import parse_entry
 from voxhost.manager.requests import TranscribeRequest
-from voxhost.results import Segment, TranscriptUpdate
+from voxhost.results import Segment, Transcription, TranscriptUpdate
+from voxhost.settings import Settings
 
 if TYPE_CHECKING:
     from voxhost.manager.supervisor import ModelManager
@@ -222,6 +227,29 @@ async def _settled(
                     work.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await work
+
+
+# --- in this process: `voxhost transcribe --diarize`, Ray Data's actors --------------------------------
+def load_diarizer(settings: Settings, config: EngineConfig) -> DiarizeEngine:
+    """The diarization model (`--diarization-model`) loaded in this process."""
+    if not settings.diarization_model:
+        raise BadRequest("--diarize needs a diarization model (--diarization-model)")
+    spec = parse_entry(settings.diarization_model)
+    engine = spec.load(config)
+    if not isinstance(engine, DiarizeEngine):
+        raise BadRequest(f"{spec.id} is not a speaker-diarization model")
+    return engine
+
+
+async def beside(
+    transcript: Awaitable[Transcription], diarizer: DiarizeEngine, audio: np.ndarray, options: DiarizeOptions
+) -> DiarizedTranscription:
+    """A transcription made in this process (with word timestamps) and, in another thread beside it,
+    who speaks when; the transcript split into speaker segments."""
+    transcription, diarization = await asyncio.gather(
+        transcript, asyncio.to_thread(diarizer.diarize, audio, options)
+    )
+    return DiarizedTranscription(transcription, diarization, attribute(transcription, diarization))
 
 
 async def embedded(manager: ModelManager, options: DiarizeOptions) -> DiarizeOptions:
