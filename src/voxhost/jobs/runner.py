@@ -371,7 +371,11 @@ class JobRunner:
             held = await self.manager.limits.decoded(await asyncio.to_thread(store.audio, job.id))
             options = options_from_json(job.params["options"])
             request = TranscribeRequest(held.audio, options, job.model, background=True)
-            updates = held.releasing(await self._updates(job, request, recorder))
+            try:
+                updates = held.releasing(await self._updates(job, request, recorder))
+            except BaseException:
+                held.release()
+                raise
             del held, request
             said = ""
             result: Transcription | DiarizedTranscription | None = None
