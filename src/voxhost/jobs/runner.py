@@ -441,9 +441,8 @@ class JobRunner:
             diarization = diarization_from_json(json.loads(stored))
             log.info("job %s: its speakers from before", job.id)
         else:
-            diarization = await speakers.diarize(
-                self.manager, request.audio, diarize_options_from_json(asked)
-            )
+            asked_for = diarize_options_from_json(asked)
+            diarization = await speakers.diarize(self.manager, request.audio, asked_for, background=True)
             encoded = json.dumps(diarization_to_json(diarization)).encode()
             await asyncio.to_thread(self.store.save_speakers, job.id, encoded)
 

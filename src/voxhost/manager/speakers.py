@@ -136,13 +136,19 @@ def available(manager: ModelManager) -> None:
 
 
 async def diarize(
-    manager: ModelManager, audio: object, options: DiarizeOptions, gone: Gone | None = None
+    manager: ModelManager,
+    audio: object,
+    options: DiarizeOptions,
+    gone: Gone | None = None,
+    *,
+    background: bool = False,
 ) -> Diarization:
-    """Who speaks when in `audio` (float32 16 kHz)."""
+    """Who speaks when in `audio` (float32 16 kHz). `background`: a job's (`ModelManager.diarizer`)."""
     available(manager)
     if options.threshold is None:
         options = replace(options, threshold=manager.settings.diarization_threshold)
-    result: Diarization = await unless_gone(manager.diarizer("diarize", audio=audio, options=options), gone)
+    work = manager.diarizer("diarize", background=background, audio=audio, options=options)
+    result: Diarization = await unless_gone(work, gone)
     return result
 
 
