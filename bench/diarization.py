@@ -61,6 +61,8 @@ class Spec:
     seconds: float
     overlap: float  # share of turns that start before the previous one ends
     seed: int
+    over: float = 0.0  # share of back-channels spoken over the other's turn (not after it)
+    sentences: tuple[int, ...] = (1, 1, 2, 2, 3, 5)  # sentences a turn holds, drawn from these
 
 
 SPECS = (
@@ -68,6 +70,10 @@ SPECS = (
     Spec("3 speakers, overlaps", ("jm_kumo", PIPER, "jf_gongitsune"), 60, 0.15, 2),
     Spec("4 speakers", (PIPER, "jf_alpha", "jm_kumo", "jf_nezumi"), 90, 0.05, 3),
     Spec("6 speakers", (PIPER, *KOKORO_VOICES), 120, 0.05, 4),
+    # the seeded draws above happen to hold no overlap (4 to 14 long turns): these two do, with short
+    # turns, turns starting 0.4 s before the last one ends and back-channels over the other's speech
+    Spec("2 speakers, back-channels over speech", (PIPER, "jf_alpha"), 60, 0.2, 5, 0.6, (1, 1, 2)),
+    Spec("3 speakers, quick turns, overlaps", ("jm_kumo", PIPER, "jf_nezumi"), 60, 0.3, 6, 0.5, (1, 2)),
 )
 
 
@@ -92,28 +98,31 @@ VARIANTS = (
 LONG_VARIANTS = 1  # the long conversation: the default variant only (its speed and bounded work)
 
 
-def build(spec: Spec, sentences: list[str]) -> tuple[list[tuple[str, str]], list[float]]:
-    """The (voice, text) lines and the pause after each."""
+def build(spec: Spec, sentences: list[str]) -> tuple[list[tuple[str, str]], list[float], list[bool]]:
+    """The (voice, text) lines, the pause after each, and whether each is spoken over the last one."""
     rng = np.random.default_rng(spec.seed)
     lines: list[tuple[str, str]] = []
     pauses: list[float] = []
+    over: list[bool] = []
     spoken = 0.0
     previous = None
     at = int(rng.integers(0, len(sentences)))
     while spoken < spec.seconds:
         unheard = [v for v in spec.voices if v not in {voice for voice, _ in lines}]
         voice = str(rng.choice(unheard or [v for v in spec.voices if v != previous]))  # everyone speaks
-        if previous is not None and rng.random() < 0.15:
+        backchannel = previous is not None and rng.random() < 0.15
+        if backchannel:
             text = str(rng.choice(BACKCHANNELS))
         else:
-            count = int(rng.choice([1, 1, 2, 2, 3, 5]))
+            count = int(rng.choice(spec.sentences))
             text = " ".join(sentences[(at + k) % len(sentences)] for k in range(count))
             at += count
+        over.append(bool(backchannel and spec.over and not (over and over[-1]) and rng.random() < spec.over))
         lines.append((voice, text))
         pauses.append(-0.4 if rng.random() < spec.overlap else float(rng.uniform(0.2, 0.8)))
         spoken += 0.065 * len(text) + 0.5  # a rough speaking rate, to stop near the length asked for
         previous = voice
-    return lines, pauses
+    return lines, pauses, over
 
 
 def conversation(spec: Spec, sentences: list[str], cache: Path) -> Conversation:
@@ -125,8 +134,8 @@ def conversation(spec: Spec, sentences: list[str], cache: Path) -> Conversation:
             for s, e, v, t in zip(*(data[k] for k in "sevt"), strict=True)
         ]
         return Conversation(data["audio"], turns)
-    lines, pauses = build(spec, sentences)
-    talk = converse(lines, gaps=pauses)
+    lines, pauses, over = build(spec, sentences)
+    talk = converse(lines, gaps=pauses, over=over)
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(stored, audio=talk.audio, s=[t.start for t in talk.turns], e=[t.end for t in talk.turns],
              v=[t.speaker for t in talk.turns], t=[t.text for t in talk.turns])  # fmt: skip

