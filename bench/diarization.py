@@ -87,7 +87,7 @@ class Variant:
     segmentation: bool = False  # pyannote segmentation-3.0 (10 s windows), else 1.5 s windows of the VAD's
     window: float = 1.5
     hop: float = 0.75
-    step: float = 2.5  # segmentation windows' step
+    step: float = 10 / 3  # segmentation windows' step
     split: float | None = 0.25  # pauses that cut a local speaker into units embedded apart
     threshold: float | None = None  # None: the pipeline's own (0.5 windows, 0.55 segmentation)
     min_share: float = 0.03
@@ -96,7 +96,8 @@ class Variant:
 
 VARIANTS = (
     Variant("windows: VAD, 1.5 s windows every 0.75 s, AHC 0.5"),
-    Variant("segmentation: 10 s windows every 2.5 s, units split at 0.25 s pauses, AHC 0.55", True),
+    Variant("segmentation: 10 s windows every 3.3 s, units split at 0.25 s pauses, AHC 0.55", True),
+    Variant("segmentation, windows every 2.5 s", True, step=2.5),
     Variant("segmentation, windows every 5 s", True, step=5.0),
     Variant("segmentation, AHC 0.5", True, threshold=0.5),
     Variant("segmentation, local speakers not split at pauses", True, split=None),

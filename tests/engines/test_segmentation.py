@@ -153,7 +153,9 @@ def test_segmentation_sources(converted: Path, cache_dir: Path, tmp_path: Path) 
 
 @pytest.fixture(scope="module")
 def engine(cache_dir: Path, converted: Path) -> SpeakerDiarizer:
-    return SpeakerDiarizer.load(str(convert_embedded(cache_dir)), EngineConfig(cache_dir=cache_dir, threads=2))
+    return SpeakerDiarizer.load(
+        str(convert_embedded(cache_dir)), EngineConfig(cache_dir=cache_dir, threads=2)
+    )
 
 
 @pytest.fixture(scope="module")

@@ -63,7 +63,7 @@ SEGMENTATION_ONNX = "segmentation.onnx"
 SEGMENTATION_HUB: dict[str, tuple[str, str]] = {
     "pyannote-segmentation-3.0": ("onnx-community/pyannote-segmentation-3.0", "onnx/model.onnx"),
 }
-SEGMENTATION_STEP = 2.5  # seconds between the segmentation's 10 s windows
+SEGMENTATION_STEP = 10 / 3  # seconds between the segmentation's 10 s windows: each moment is in three
 
 WINDOW = 1.5  # seconds of speech per embedding
 HOP = 0.75

@@ -9,7 +9,7 @@ The steps:
    speakers speak in it (at most 2 at once).
 2. Per (window, local speaker): the speaker's frames where they speak alone (all their frames when that is
    too little) cut out of the window and joined, embedded (CAM++). Only each window's activity (uint8,
-   3 x 589 frames) and these embeddings are kept: an hour at a 2.5 s step is a few MB.
+   3 x 589 frames) and these embeddings are kept: an hour at a 3.3 s step is a few MB.
 3. The embeddings of local speakers with enough speech are clustered (`cluster.py`: bounded at
    `MAX_POINTS`, the number of speakers found by the threshold unless told); every local speaker is then
    given the nearest speaker's centroid, two local speakers of one window never the same speaker.
@@ -39,7 +39,7 @@ BATCH = 8  # windows per segmentation run
 MIN_CLUSTERED = 1.0  # seconds of a local speaker's speech for its embedding to be clustered
 MIN_EMBEDDED = 0.25  # seconds below which a local speaker is not embedded (their frames are dropped)
 SPLIT = 0.25  # seconds of pause that cut a local speaker into units embedded apart (None: never)
-LONGEST = 2.0  # seconds of a local speaker's speech embedded at most: the frames nearest the window's centre
+LONGEST = 1.5  # seconds of a local speaker's speech embedded at most: the frames nearest the window's centre
 MIN_GAP = 0.5  # seconds: a speaker's pauses shorter than this, with nobody else speaking, are bridged
 MIN_TURN = 0.05  # seconds: shorter runs of a speaker are dropped
 
@@ -121,8 +121,6 @@ def find_local(
     chunk = int(CHUNK * SAMPLE_RATE)
     offsets = starts(len(audio), step)
     per_window = frames(chunk)
-    padded = np.zeros(offsets[-1] * FRAME_STEP + chunk, dtype=np.float32)
-    padded[: len(audio)] = audio
     activity: list[np.ndarray] = []
     owners: list[tuple[int, int, int, int]] = []
     vectors: list[np.ndarray] = []
@@ -132,7 +130,10 @@ def find_local(
     pause = None if split is None else max(1, round(split / frame_seconds))
     nearest = np.argsort(np.abs(np.arange(per_window) - per_window / 2), kind="stable")  # centre first
     for lo in range(0, len(offsets), BATCH):
-        batch = np.stack([padded[o * FRAME_STEP : o * FRAME_STEP + chunk] for o in offsets[lo : lo + BATCH]])
+        batch = np.zeros((len(offsets[lo : lo + BATCH]), chunk), dtype=np.float32)  # the last one padded
+        for b, o in enumerate(offsets[lo : lo + BATCH]):
+            piece = audio[o * FRAME_STEP : o * FRAME_STEP + chunk]
+            batch[b, : len(piece)] = piece
         scores = segment(batch[:, None, :])
         local = POWERSET[np.argmax(scores, axis=-1)]  # (batch, frames, 3)
         clips: list[np.ndarray] = []
