@@ -89,17 +89,17 @@ class Variant:
     hop: float = 0.75
     step: float = 10 / 3  # segmentation windows' step
     split: float | None = 0.25  # pauses that cut a local speaker into units embedded apart
-    threshold: float | None = None  # None: the pipeline's own (0.5 windows, 0.55 segmentation)
+    threshold: float = 0.5
     min_share: float = 0.03
     told: bool = False  # num_speakers given
 
 
 VARIANTS = (
     Variant("windows: VAD, 1.5 s windows every 0.75 s, AHC 0.5"),
-    Variant("segmentation: 10 s windows every 3.3 s, units split at 0.25 s pauses, AHC 0.55", True),
+    Variant("segmentation: 10 s windows every 3.3 s, units split at 0.25 s pauses, AHC 0.5", True),
     Variant("segmentation, windows every 2.5 s", True, step=2.5),
     Variant("segmentation, windows every 5 s", True, step=5.0),
-    Variant("segmentation, AHC 0.5", True, threshold=0.5),
+    Variant("segmentation, AHC 0.55", True, threshold=0.55),
     Variant("segmentation, local speakers not split at pauses", True, split=None),
     Variant("segmentation, told the number of speakers", True, told=True),
     Variant("windows, threshold 0.4", threshold=0.4),

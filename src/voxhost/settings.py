@@ -293,12 +293,12 @@ class Settings(BaseSettings):
         "a local speaker-embedding .onnx file, or wespeaker-resnet34 (downloaded); loaded on first use. "
         "Empty: no diarization.",
     )
-    diarization_threshold: float | None = Field(
-        None,
+    diarization_threshold: float = Field(
+        0.5,
         gt=0,
         lt=1,
         description="Cosine similarity at which two groups of speech are taken for one speaker (lower: "
-        "fewer speakers found); none: the pipeline's own (0.55 with segmentation, 0.5 without).",
+        "fewer speakers found).",
     )
 
     # --- speaker segmentation for diarization (issue 24: pyannote segmentation-3.0) ----------------

@@ -70,9 +70,6 @@ HOP = 0.75
 MIN_WINDOW = 0.5  # a stretch of speech shorter than this is given its neighbour's speaker
 BATCH = 32
 SAME_SPEAKER = 0.5  # cosine similarity at which two groups of windows are one speaker
-# the same for local speakers found by segmentation (their embeddings are cleaner, so more alike across
-# voices: 0.5 merged two of the six built voices, 0.55 kept them apart; bench/diarization.py)
-SEGMENTED_SAME_SPEAKER = 0.55
 MIN_SHARE = 0.03  # a group of windows holding less of the speech is folded into the nearest speaker
 KNOWN_MATCH = 0.45  # cosine similarity at which a group is named after a known speaker's sample
 
@@ -253,7 +250,6 @@ class SpeakerDiarizer(DiarizeEngine):
         self.hop = HOP
         self.min_share = MIN_SHARE
         self.step = SEGMENTATION_STEP
-        self.segmented_same_speaker = SEGMENTED_SAME_SPEAKER
         self.longest = LONGEST  # seconds of a local speaker embedded at most
         self.split: float | None = SPLIT  # pauses that cut a local speaker into units (None: whole)
 
@@ -430,7 +426,7 @@ class SpeakerDiarizer(DiarizeEngine):
         vectors = found.vectors[strong]
         labels = cluster(
             vectors,
-            options.threshold or self.segmented_same_speaker,
+            options.threshold or self.same_speaker,
             options.num_speakers,
             options.min_speakers,
             options.max_speakers,
