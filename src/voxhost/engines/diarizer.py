@@ -1,10 +1,11 @@
 """Speaker diarization with a speaker-embedding model run by onnxruntime (no PyTorch).
 
 Two pipelines. With a segmentation model (pyannote segmentation-3.0, `speaker/local.py`): local speakers
-in 10 s windows (two at once, changes without a pause), one embedding per window and local speaker,
-clustered, frame activity aggregated over the windows. Without one (`--diarization-segmentation off`, or
-its model missing): Silero VAD (shipped with faster-whisper) finds the speech; each stretch of speech is
-cut into 1.5 s windows every 0.75 s; each window is embedded (CAM++, 192 dims); the windows are clustered
+in 10 s windows (two at once, changes without a pause), one embedding per stretch of a local speaker's
+speech, clustered, frame activity aggregated over the windows. Without one
+(`--diarization-segmentation off`, or its model missing): Silero VAD (shipped with faster-whisper) finds
+the speech; each stretch of speech is cut into 1.5 s windows every 0.75 s; each window is embedded
+(CAM++, 192 dims); the windows are clustered
 (`speaker/cluster.py`: the number of speakers found by a similarity threshold, or told); each window's
 centre span gets its speaker and neighbouring spans of one speaker join into turns (one speaker at a time).
 
@@ -23,6 +24,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -93,7 +95,7 @@ def _sha256(path: Path) -> str:
 
 
 def _converted(
-    cache_dir: Path, folder: str, filename: str, checkpoint: Path, sha256: str, build: Any
+    cache_dir: Path, folder: str, filename: str, checkpoint: Path, sha256: str, build: Callable[[Path], bytes]
 ) -> Path:
     """`build(checkpoint)`'s ONNX in the cache, converted once (the checkpoint sha256-checked first); a
     converted file is reused when its own recorded sha256 still matches."""
