@@ -258,6 +258,9 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache"))
     parser.add_argument("--long-minutes", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--long-only", action="store_true", help="only the long conversation (speed, memory), no cost rounds"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     lines = [ln.strip() for ln in TEXT.read_text(encoding="utf-8").splitlines()]
@@ -265,8 +268,11 @@ def main() -> None:
     talks = {spec.name: conversation(spec, sentences, args.cache_dir) for spec in SPECS}
     long_name = f"2 speakers x {args.long_minutes:g} min"
     talks[long_name] = repeated(talks[SPECS[0].name], args.long_minutes * 60)
+    if args.long_only:
+        talks = {long_name: talks[long_name]}
     rows = quality(talks, args.cache_dir)
-    costs = asyncio.run(cost({k: v for k, v in talks.items() if k != long_name}, args.cache_dir, args.repeat))
+    short = {k: v for k, v in talks.items() if k != long_name}
+    costs = asyncio.run(cost(short, args.cache_dir, args.repeat)) if short else []
     if args.json:
         args.json.write_text(json.dumps({"quality": rows, "cost": costs}, indent=2))
 
