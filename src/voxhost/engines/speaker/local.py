@@ -1,20 +1,22 @@
 """Diarization with a segmentation model (pyannote segmentation-3.0): local speakers in 10 s windows,
-one voice embedding per (window, local speaker), clustered into the file's speakers, and each frame's
-speakers aggregated over the overlapping windows. This finds two speakers at once and a change of speaker
-without a pause, which 1.5 s windows of the VAD's speech (one speaker each) cannot.
+one voice embedding per stretch of a local speaker's speech, clustered into the file's speakers, and each
+frame's speakers voted over the overlapping windows. This finds two speakers at once and a change of
+speaker without a pause, which 1.5 s windows of the VAD's speech (one speaker each) cannot.
 
 The steps:
 1. 10 s windows every `step` seconds over the whole file (the last one reaching its end, zero-padded),
    through the segmentation model in small batches; each frame's best powerset class says which of 3 local
    speakers speak in it (at most 2 at once).
-2. Per (window, local speaker): the speaker's frames where they speak alone (all their frames when that is
-   too little) cut out of the window and joined, embedded (CAM++). Only each window's activity (uint8,
-   3 x 589 frames) and these embeddings are kept: an hour at a 3.3 s step is a few MB.
-3. The embeddings of local speakers with enough speech are clustered (`cluster.py`: bounded at
-   `MAX_POINTS`, the number of speakers found by the threshold unless told); every local speaker is then
-   given the nearest speaker's centroid, two local speakers of one window never the same speaker.
+2. Each local speaker's speech is cut into units at pauses of `split` s (the model sometimes takes two
+   voices that take turns for one local speaker); each unit's frames where it speaks alone (all of them
+   when that is too little), at most `longest` s nearest the window's centre, are cut out, joined and
+   embedded (CAM++). Only each window's activity (uint8, 589 x 3) and the unit embeddings are kept: an
+   hour is a few MB.
+3. The embeddings of units with enough speech are clustered (`cluster.py`: bounded at `MAX_POINTS`, the
+   number of speakers found by the threshold unless told); every unit then takes the nearest speaker's
+   centroid, two units of one window that share frames never the same speaker.
 4. Each file frame's speaker activity is the (Hamming-weighted) average of the windows covering it, and
-   how many speak in it the average of the windows' local counts; each frame keeps its `count` most
+   how many speak in it the average of the windows' local counts; each frame keeps that many of its most
    active speakers; runs of frames are the turns.
 """
 
