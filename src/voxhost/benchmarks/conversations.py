@@ -106,16 +106,24 @@ def converse(
     pauses: tuple[float, float] = (0.3, 0.9),
     seed: int = 24,
     gaps: Sequence[float] | None = None,
+    over: Sequence[bool] | None = None,
 ) -> Conversation:
     """The (voice, sentence) lines spoken in turn with pauses drawn from `pauses` (seeded), or the
-    given `gaps` after each line; a negative gap overlaps the next turn with the end of the previous."""
+    given `gaps` after each line; a negative gap overlaps the next turn with the end of the previous.
+    A line marked in `over` (a back-channel: "Yeah.") is spoken over the previous one, starting at 60 %
+    of it, and the conversation goes on from where the previous line left it (its own gap unused)."""
     rng = np.random.default_rng(seed)
     clips = [say(voice, text) for voice, text in lines]
     if gaps is None:
         gaps = [float(rng.uniform(*pauses)) for _ in clips]
+    over = over or [False] * len(clips)
     position = 0.0
     turns: list[Turn] = []
-    for (voice, text), clip, gap in zip(lines, clips, gaps, strict=True):
+    for (voice, text), clip, gap, inside in zip(lines, clips, gaps, over, strict=True):
+        if inside and turns:
+            start = turns[-1].start + 0.6 * (turns[-1].end - turns[-1].start)
+            turns.append(Turn(start, start + len(clip) / SAMPLE_RATE, voice, text))
+            continue
         start = max(0.0, position)
         turns.append(Turn(start, start + len(clip) / SAMPLE_RATE, voice, text))
         position = start + len(clip) / SAMPLE_RATE + gap

@@ -79,7 +79,7 @@ def serve(**flags: Any) -> None:
 
 
 @app.command()
-@settings_flags("device", "compute_type", "threads", "diarization_model")
+@settings_flags("device", "compute_type", "threads", "diarization_model", "diarization_segmentation")
 def transcribe(
     files: Annotated[list[Path], typer.Argument(help="Audio files (with --live: one file, or - for stdin).")],
     model: Annotated[str | None, Opt("--model", "-m", help="Model name, directory or hub name.")] = None,
@@ -141,7 +141,9 @@ def transcribe(
 
 
 @app.command()
-@settings_flags("threads", "parallel", "cache_dir", "ray_address", "diarization_model")
+@settings_flags(
+    "threads", "parallel", "cache_dir", "ray_address", "diarization_model", "diarization_segmentation"
+)
 def batch(
     input_dir: Annotated[Path, typer.Argument(help="Folder of audio files (searched recursively).")],
     output_dir: Annotated[Path, Opt("--output-dir", "-o", help="Where FILE.json/.txt/.srt/.vtt go.")],

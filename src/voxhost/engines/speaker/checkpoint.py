@@ -5,6 +5,12 @@ storage (`<root>/data/<key>`). Unpickling runs whatever callables the pickle nam
 resolves exactly three names — the tensor-rebuild record, the storage types and `OrderedDict` — and
 refuses every other one with `UnsafeCheckpoint`: a checkpoint cannot make it import or call anything else.
 Tensors come back as numpy arrays.
+
+Some checkpoints also pickle their training library's records beside the tensors (pyannote's
+segmentation-3.0: `Specifications`, `Problem`, `Resolution`, `TorchVersion`). A caller may name such
+classes (`stand_ins`): each named one is read as an inert `StandIn` that only keeps the arguments and state
+the pickle gives it; nothing is imported and nothing of the named class runs. Every other name is still
+refused.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import io
 import pickle
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +42,34 @@ MAX_PICKLE_BYTES = 16 * 1024 * 1024  # a state dict's pickle is small: its tenso
 
 class UnsafeCheckpoint(ValueError):
     """The checkpoint names something other than tensors and ordered dicts, or is not a checkpoint."""
+
+
+class StandIn:
+    """An object a checkpoint named by a class the caller allowed (`stand_ins`): it keeps what the pickle
+    gives it (constructor arguments, state) as data, and does nothing else."""
+
+    qualname: str = ""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> StandIn:
+        made = super().__new__(cls)
+        made.args = args
+        made.state = None
+        return made
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # pickle's REDUCE calls the class, NEWOBJ only its __new__: both leave the arguments recorded
+        self.args: tuple[Any, ...] = args
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"StandIn({self.qualname}, args={self.args!r:.60})"
+
+
+def _stand_in(qualname: str) -> type[StandIn]:
+    return type("StandIn", (StandIn,), {"qualname": qualname, "__slots__": ()})
 
 
 class _StorageType:
@@ -72,9 +106,15 @@ def _rebuild_tensor_v2(
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, storage: Callable[[str, np.dtype[Any], int], np.ndarray]) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        storage: Callable[[str, np.dtype[Any], int], np.ndarray],
+        stand_ins: Collection[str] = (),
+    ) -> None:
         super().__init__(io.BytesIO(data))
         self._storage = storage
+        self._stand_ins = frozenset(stand_ins)
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "torch._utils" and name == "_rebuild_tensor_v2":
@@ -83,6 +123,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _StorageType(name)
         if module == "collections" and name == "OrderedDict":
             return OrderedDict
+        if f"{module}.{name}" in self._stand_ins:
+            return _stand_in(f"{module}.{name}")
         raise UnsafeCheckpoint(f"the checkpoint names {module}.{name}, which is not a tensor record")
 
     def persistent_load(self, pid: Any) -> Any:
@@ -95,9 +137,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return self._storage(key, kind.dtype, numel)
 
 
-def load_state_dict(path: Path) -> dict[str, np.ndarray]:
+def load_state_dict(path: Path, stand_ins: Collection[str] = ()) -> dict[str, np.ndarray]:
     """The tensors of a `torch.save`d state dict, by name, as numpy arrays. Raises `UnsafeCheckpoint`
-    for a checkpoint that names anything but tensors (or that is not a checkpoint)."""
+    for a checkpoint that names anything but tensors (or that is not a checkpoint), apart from the
+    classes named in `stand_ins` (`"module.Class"`), which are read as inert `StandIn` records."""
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
@@ -119,7 +162,7 @@ def load_state_dict(path: Path) -> dict[str, np.ndarray]:
                 loaded[key] = np.frombuffer(archive.read(info), dtype=dtype)
             return loaded[key]
 
-        state = _RestrictedUnpickler(archive.read(pickles[0]), storage).load()
+        state = _RestrictedUnpickler(archive.read(pickles[0]), storage, stand_ins).load()
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(

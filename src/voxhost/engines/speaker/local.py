@@ -1,0 +1,249 @@
+"""Diarization with a segmentation model (pyannote segmentation-3.0): local speakers in 10 s windows,
+one voice embedding per stretch of a local speaker's speech, clustered into the file's speakers, and each
+frame's speakers voted over the overlapping windows. This finds two speakers at once and a change of
+speaker without a pause, which 1.5 s windows of the VAD's speech (one speaker each) cannot.
+
+The steps:
+1. 10 s windows every `step` seconds over the whole file (the last one reaching its end, zero-padded),
+   through the segmentation model in small batches; each frame's best powerset class says which of 3 local
+   speakers speak in it (at most 2 at once).
+2. Each local speaker's speech is cut into units at pauses of `split` s (the model sometimes takes two
+   voices that take turns for one local speaker); each unit's frames where it speaks alone (all of them
+   when that is too little), at most `longest` s nearest the window's centre, are cut out, joined and
+   embedded (CAM++). Only each window's activity (uint8, 589 x 3) and the unit embeddings are kept: an
+   hour is a few MB.
+3. The embeddings of units with enough speech are clustered (`cluster.py`: bounded at `MAX_POINTS`, the
+   number of speakers found by the threshold unless told); every unit then takes the nearest speaker's
+   centroid, two units of one window that share frames never the same speaker.
+4. Each file frame's speaker activity is the (Hamming-weighted) average of the windows covering it, and
+   how many speak in it the average of the windows' local counts; each frame keeps that many of its most
+   active speakers; runs of frames are the turns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from voxhost.engines.speaker.segmentation import (
+    CHUNK,
+    FRAME_SIZE,
+    FRAME_STEP,
+    LOCAL_SPEAKERS,
+    POWERSET,
+    SAMPLE_RATE,
+    frames,
+)
+
+BATCH = 8  # windows per segmentation run
+MIN_CLUSTERED = 1.0  # seconds of a local speaker's speech for its embedding to be clustered
+MIN_EMBEDDED = 0.25  # seconds below which a local speaker is not embedded (their frames are dropped)
+SPLIT = 0.25  # seconds of pause that cut a local speaker into units embedded apart (None: never)
+LONGEST = 1.5  # seconds of a local speaker's speech embedded at most: the frames nearest the window's centre
+MIN_GAP = 0.5  # seconds: a speaker's pauses shorter than this, with nobody else speaking, are bridged
+MIN_TURN = 0.05  # seconds: shorter runs of a speaker are dropped
+
+Segment = Callable[[np.ndarray], np.ndarray]  # (batch, 1, samples) waveforms -> (batch, frames, 7) scores
+Embed = Callable[[list[np.ndarray]], np.ndarray]  # audio clips -> unit embeddings
+
+
+@dataclass
+class LocalSpeakers:
+    """What the windows found: each window's local activity and each embedded local speaker."""
+
+    offsets: list[int]  # each window's first frame on the file's frame grid
+    activity: list[np.ndarray]  # per window: (frames, 3) uint8
+    owners: list[tuple[int, int, int, int]]  # (window, local speaker, first, last frame) of each unit
+    vectors: np.ndarray  # (embedded, dims) unit embeddings
+    speech: np.ndarray  # seconds of speech behind each embedding
+    frames: int  # frames on the file's grid
+
+
+def starts(samples: int, step: float) -> list[int]:
+    """Window starts, in frames (each window starts on the frame grid): every `step` s, the last one
+    reaching the end of the audio."""
+    chunk = int(CHUNK * SAMPLE_RATE)
+    hop = max(1, round(step * SAMPLE_RATE / FRAME_STEP))
+    last = max(0, -(-(samples - chunk) // FRAME_STEP))  # ceil: the last window covers the end
+    found = list(range(0, last, hop))
+    return [*found, last] if not found or found[-1] != last else found
+
+
+def _clip(window: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The window's audio under the frames in `mask` (each frame's central 270 samples), joined."""
+    centre = (FRAME_SIZE - FRAME_STEP) // 2
+    samples = np.zeros(len(window), dtype=bool)
+    where = np.flatnonzero(mask)
+    for first, last in _runs(where):
+        samples[centre + first * FRAME_STEP : centre + (last + 1) * FRAME_STEP] = True
+    return window[samples]
+
+
+def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
+    """Consecutive runs (first, last) of sorted integer indices."""
+    if not len(indices):
+        return []
+    breaks = np.flatnonzero(np.diff(indices) > 1)
+    firsts = np.concatenate([[indices[0]], indices[breaks + 1]])
+    lasts = np.concatenate([indices[breaks], [indices[-1]]])
+    return [(int(a), int(b)) for a, b in zip(firsts, lasts, strict=True)]
+
+
+def _units(active: np.ndarray, split: int | None) -> list[tuple[int, int]]:
+    """(first, last) frames of a local speaker's units: all of their frames in the window, or (`split`)
+    each stretch of their speech, pauses of `split` frames or more cutting it."""
+    where = np.flatnonzero(active)
+    if not len(where):
+        return []
+    if split is None:
+        return [(int(where[0]), int(where[-1]))]
+    units: list[tuple[int, int]] = []
+    for first, last in _runs(where):
+        if units and first - units[-1][1] - 1 < split:
+            units[-1] = (units[-1][0], last)
+        else:
+            units.append((first, last))
+    return units
+
+
+def find_local(
+    audio: np.ndarray,
+    segment: Segment,
+    embed: Embed,
+    step: float,
+    longest: float = LONGEST,
+    split: float | None = SPLIT,
+) -> LocalSpeakers:
+    """Steps 1 and 2: the local speakers of every window, and their embeddings (of at most `longest`
+    seconds of each one's speech: the windows overlap, so the rest is heard in the next ones). With
+    `split` (seconds), each stretch of a local speaker's speech between pauses that long is a unit of
+    its own: the model sometimes takes two voices that take turns for one local speaker."""
+    chunk = int(CHUNK * SAMPLE_RATE)
+    offsets = starts(len(audio), step)
+    per_window = frames(chunk)
+    activity: list[np.ndarray] = []
+    owners: list[tuple[int, int, int, int]] = []
+    vectors: list[np.ndarray] = []
+    speech: list[float] = []
+    frame_seconds = FRAME_STEP / SAMPLE_RATE
+    most = max(1, round(longest / frame_seconds))
+    pause = None if split is None else max(1, round(split / frame_seconds))
+    nearest = np.argsort(np.abs(np.arange(per_window) - per_window / 2), kind="stable")  # centre first
+    for lo in range(0, len(offsets), BATCH):
+        batch = np.zeros((len(offsets[lo : lo + BATCH]), chunk), dtype=np.float32)  # the last one padded
+        for b, o in enumerate(offsets[lo : lo + BATCH]):
+            piece = audio[o * FRAME_STEP : o * FRAME_STEP + chunk]
+            batch[b, : len(piece)] = piece
+        scores = segment(batch[:, None, :])
+        local = POWERSET[np.argmax(scores, axis=-1)]  # (batch, frames, 3)
+        clips: list[np.ndarray] = []
+        for b, found in enumerate(local):
+            activity.append(found)
+            alone = found.sum(axis=1) == 1
+            for k in range(LOCAL_SPEAKERS):
+                for first, last in _units(found[:, k].astype(bool), pause):
+                    active = np.zeros(per_window, dtype=bool)
+                    active[first : last + 1] = found[first : last + 1, k].astype(bool)
+                    clean = active & alone
+                    mask = clean if clean.sum() * frame_seconds >= MIN_CLUSTERED else active
+                    if mask.sum() * frame_seconds < MIN_EMBEDDED:
+                        continue
+                    owners.append((lo + b, k, first, last))
+                    speech.append(float(mask.sum() * frame_seconds))
+                    if mask.sum() > most:
+                        keep = np.zeros_like(mask)
+                        keep[nearest[mask[nearest]][:most]] = True
+                        mask = keep
+                    clips.append(_clip(batch[b], mask))
+        if clips:
+            vectors.append(embed(clips))
+    return LocalSpeakers(
+        offsets,
+        activity,
+        owners,
+        np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32),
+        np.array(speech),
+        offsets[-1] + per_window,
+    )
+
+
+def assign(found: LocalSpeakers, centres: np.ndarray) -> np.ndarray:
+    """Step 3's last part: each embedded unit's speaker (an index into `centres`): the nearest centroid,
+    the units with most speech choosing first, and two units of one window that share frames never on
+    one speaker (while there are speakers left)."""
+    labels = np.zeros(len(found.owners), dtype=np.int64)
+    scores = found.vectors @ centres.T
+    by_window: dict[int, list[int]] = {}
+    for i, (window, *_) in enumerate(found.owners):
+        by_window.setdefault(window, []).append(i)
+    for members in by_window.values():
+        done: list[int] = []
+        for i in sorted(members, key=lambda m: -found.speech[m]):
+            _, _, first, last = found.owners[i]
+            taken = {
+                int(labels[j]) for j in done if found.owners[j][2] <= last and first <= found.owners[j][3]
+            }
+            ranked = np.argsort(-scores[i])
+            free = [int(c) for c in ranked if int(c) not in taken]
+            labels[i] = free[0] if free else int(ranked[0])
+            done.append(i)
+    return labels
+
+
+def aggregate(found: LocalSpeakers, labels: np.ndarray, speakers: int, samples: int) -> np.ndarray:
+    """Step 4: (file frames, speakers) bool: who speaks in each frame of the file."""
+    total = found.frames
+    weight = np.hamming(frames(int(CHUNK * SAMPLE_RATE))).astype(np.float32) + 1e-3
+    active = np.zeros((total, speakers), dtype=np.float32)
+    count = np.zeros(total, dtype=np.float32)
+    covered = np.zeros(total, dtype=np.float32)
+    mapped: dict[int, list[tuple[int, int, int, int]]] = {}
+    for (window, speaker, first, last), label in zip(found.owners, labels, strict=True):
+        mapped.setdefault(window, []).append((speaker, first, last, int(label)))
+    for window, (offset, local) in enumerate(zip(found.offsets, found.activity, strict=True)):
+        span = slice(offset, offset + len(local))
+        here = np.zeros((len(local), speakers), dtype=np.float32)
+        for k, first, last, label in mapped.get(window, []):
+            part = slice(first, last + 1)
+            here[part, label] = np.maximum(here[part, label], local[part, k])
+        active[span] += here * weight[:, None]
+        count[span] += local.sum(axis=1) * weight
+        covered[span] += weight
+    covered = np.maximum(covered, 1e-9)
+    active /= covered[:, None]
+    how_many = np.minimum(np.rint(count / covered), min(speakers, 2)).astype(np.int64)
+    ranked = np.argsort(-active, axis=1)
+    result = np.zeros((total, speakers), dtype=bool)
+    for n in (1, 2):
+        rows = np.flatnonzero(how_many >= n)
+        if n <= speakers:
+            picked = ranked[rows, n - 1]
+            result[rows, picked] = active[rows, picked] > 0
+    # frames centred beyond the end of the audio (the last window's padding) are nobody's
+    centres = (np.arange(total) * FRAME_STEP + FRAME_SIZE / 2) / SAMPLE_RATE
+    result[centres > samples / SAMPLE_RATE] = False
+    return result
+
+
+def turns(result: np.ndarray) -> list[tuple[float, float, int]]:
+    """(start, end, speaker) of each run of frames; a speaker's pause shorter than `MIN_GAP` in which
+    nobody else speaks is part of their turn (a breath between words, as a VAD would hear it)."""
+    out: list[tuple[float, float, int]] = []
+    offset = (FRAME_SIZE - FRAME_STEP) / 2
+    bridge = int(MIN_GAP * SAMPLE_RATE / FRAME_STEP)
+    for speaker in range(result.shape[1]):
+        others: np.ndarray = np.asarray(np.delete(result, speaker, axis=1).any(axis=1))
+        spans: list[tuple[int, int]] = []
+        for first, last in _runs(np.flatnonzero(result[:, speaker])):
+            if spans and first - spans[-1][1] - 1 < bridge and not others[spans[-1][1] + 1 : first].any():
+                spans[-1] = (spans[-1][0], last)
+            else:
+                spans.append((first, last))
+        for first, last in spans:
+            start = (first * FRAME_STEP + offset) / SAMPLE_RATE
+            end = ((last + 1) * FRAME_STEP + offset) / SAMPLE_RATE
+            if end - start >= MIN_TURN:
+                out.append((start, end, speaker))
+    return sorted(out)

