@@ -20,8 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ from voxhost.benchmarks import real_calls
 from voxhost.benchmarks.der import der
 from voxhost.diarization import Diarization, DiarizeOptions, KnownSpeaker
 from voxhost.engines.base import EngineConfig
-from voxhost.engines.speaker import cluster
 from voxhost.manager.speakers import load_diarizer
 from voxhost.settings import Settings
 
@@ -42,31 +40,26 @@ PAIRS = (("dev00", "dev01"), ("dev01", "dev00"), ("tst00", "tst01"), ("tst01", "
 @dataclass(frozen=True)
 class Variant:
     name: str
-    method: str = "spectral"
-    setup: Callable[[Any], None] | None = None  # changes the loaded engine's knobs
+    segmentation: bool
+    clustering: str = "spectral"
 
 
 VARIANTS = (
-    Variant("windows, spectral clustering (default)"),
-    Variant("windows, threshold clustering (0.5)", method="threshold"),
+    Variant("segmentation-3.0, spectral (default)", True),
+    Variant("segmentation-3.0, threshold 0.5", True, "threshold"),
+    Variant("1.5 s windows, spectral", False),
+    Variant("1.5 s windows, threshold 0.5", False, "threshold"),
 )
 
 
 def diarize(
     engine: Any, variant: Variant, audio: np.ndarray, options: DiarizeOptions
 ) -> tuple[Diarization, float]:
-    original = cluster.cluster
-
-    def chosen(*args: Any, **kwargs: Any) -> np.ndarray:
-        return original(*args, **{**kwargs, "method": variant.method})
-
-    cluster.cluster = chosen
-    try:
-        started = time.perf_counter()
-        found = engine.diarize(audio, options)
-        return found, time.perf_counter() - started
-    finally:
-        cluster.cluster = original
+    engine.clustering = variant.clustering
+    options = replace(options, segmentation=variant.segmentation)
+    started = time.perf_counter()
+    found = engine.diarize(audio, options)
+    return found, time.perf_counter() - started
 
 
 def spans(diarization: Diarization) -> list[tuple[float, float, str]]:
@@ -103,8 +96,6 @@ def main() -> None:
     engine = load_diarizer(settings, EngineConfig(cache_dir=args.cache_dir / "models", threads=2))
     rows: list[dict[str, Any]] = []
     for variant in VARIANTS:
-        if variant.setup is not None:
-            variant.setup(engine)
         meeting = {"speech": 0.0, "errors0": 0.0, "errors25": 0.0, "count_right": 0, "files": 0}
         for name, recording in recordings.items():
             talk = recording.conversation

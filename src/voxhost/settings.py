@@ -298,7 +298,7 @@ class Settings(BaseSettings):
         gt=0,
         lt=1,
         description="Cosine similarity at which two groups of speech are taken for one speaker (lower: "
-        "fewer speakers found).",
+        "fewer speakers found), with --diarization-clustering threshold and for very short speech.",
     )
 
     # --- speaker segmentation for diarization (issue 24: pyannote segmentation-3.0) ----------------
@@ -307,6 +307,12 @@ class Settings(BaseSettings):
         description="Find speakers with a segmentation model (two at once, changes without a pause) before "
         "their voices are compared: auto (when its model is there), on (required), off (1.5 s windows of "
         "speech, one speaker each).",
+    )
+    diarization_clustering: Literal["spectral", "threshold"] = Field(
+        "spectral",
+        description="How speakers are counted when not told: spectral (the similarity graph's eigengap; "
+        "right on real recordings, telephone and far microphones) or threshold (groups merged while "
+        "more alike than --diarization-threshold).",
     )
     diarization_segmentation_model: str = Field(
         "segmentation-3.0",

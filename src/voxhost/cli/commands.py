@@ -79,7 +79,14 @@ def serve(**flags: Any) -> None:
 
 
 @app.command()
-@settings_flags("device", "compute_type", "threads", "diarization_model", "diarization_segmentation")
+@settings_flags(
+    "device",
+    "compute_type",
+    "threads",
+    "diarization_model",
+    "diarization_segmentation",
+    "diarization_clustering",
+)
 def transcribe(
     files: Annotated[list[Path], typer.Argument(help="Audio files (with --live: one file, or - for stdin).")],
     model: Annotated[str | None, Opt("--model", "-m", help="Model name, directory or hub name.")] = None,
@@ -142,7 +149,13 @@ def transcribe(
 
 @app.command()
 @settings_flags(
-    "threads", "parallel", "cache_dir", "ray_address", "diarization_model", "diarization_segmentation"
+    "threads",
+    "parallel",
+    "cache_dir",
+    "ray_address",
+    "diarization_model",
+    "diarization_segmentation",
+    "diarization_clustering",
 )
 def batch(
     input_dir: Annotated[Path, typer.Argument(help="Folder of audio files (searched recursively).")],

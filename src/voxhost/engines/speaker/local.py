@@ -41,7 +41,7 @@ BATCH = 8  # windows per segmentation run
 MIN_CLUSTERED = 1.0  # seconds of a local speaker's speech for its embedding to be clustered
 MIN_EMBEDDED = 0.25  # seconds below which a local speaker is not embedded (their frames are dropped)
 SPLIT = 0.25  # seconds of pause that cut a local speaker into units embedded apart (None: never)
-LONGEST = 1.5  # seconds of a local speaker's speech embedded at most: the frames nearest the window's centre
+LONGEST = 3.0  # seconds of a local speaker's speech embedded at most: the frames nearest the window's centre
 MIN_GAP = 0.5  # seconds: a speaker's pauses shorter than this, with nobody else speaking, are bridged
 MIN_TURN = 0.05  # seconds: shorter runs of a speaker are dropped
 
