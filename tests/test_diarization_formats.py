@@ -3,7 +3,16 @@ hand-made results: the HTTP tests (tests/api/test_diarization.py) cover the real
 
 from __future__ import annotations
 
-from voxhost.diarization import Diarization, DiarizedTranscription, SpeakerTurn, attribute, letter, rttm
+from voxhost.diarization import (
+    Diarization,
+    DiarizedTranscription,
+    DiarizedUpdate,
+    SpeakerTurn,
+    attribute,
+    attribute_segments,
+    letter,
+    rttm,
+)
 from voxhost.results import Segment, Transcription, Word
 from voxhost.speaker_formats import render_diarized, stream_events
 
@@ -23,6 +32,9 @@ def test_a_segment_is_split_where_the_speaker_changes() -> None:
         ("A", "Hi there.", 0.0, 0.9),
         ("Ann", "Hello!", 1.3, 1.9),
     ]
+    # a stream's segments, attributed as they are decoded, number on from those before
+    later = attribute_segments(result.transcription.segments, result.diarization.turns, first_id=5)
+    assert [(s.id, s.speaker) for s in later] == [(5, "A"), (6, "Ann")]
 
 
 def test_diarized_formats() -> None:
@@ -34,8 +46,12 @@ def test_diarized_formats() -> None:
     )
     srt = render_diarized(result, "srt")
     assert srt.startswith("1\n00:00:00,000 --> 00:00:00,900\n[A] Hi there.\n")
-    events = stream_events(result)
+    first, rest = result.segments[:1], result.segments[1:]
+    events = stream_events(DiarizedUpdate("Hi there.", 1.0, first)) + stream_events(
+        DiarizedUpdate(" Hello!", 2.5, rest, result)
+    )
     assert [e["type"] for e in events] == ["transcript.text.segment"] * 2 + ["transcript.text.done"]
+    assert [e.get("id") for e in events] == ["seg_0", "seg_1", None]
     assert rttm(result.diarization, "my talk.wav").splitlines() == [
         "SPEAKER my_talk.wav 1 0.000 1.000 <NA> <NA> A <NA> <NA>",
         "SPEAKER my_talk.wav 1 1.200 0.800 <NA> <NA> Ann <NA> <NA>",

@@ -1,4 +1,4 @@
-"""A bounded soak: 400 mixed requests (transcriptions, Piper and Kokoro speech, listings, probes, bad
+"""A bounded soak: 200 mixed requests (transcriptions, Piper and Kokoro speech, listings, probes, bad
 input) from four clients at once against one server. Every request gets its answer, with the right
 status and content; server and worker memory, file descriptors and threads stay flat.
 
@@ -26,7 +26,7 @@ import pytest
 from conftest import ServerProcess, Speech, assert_transcript, start_server
 from voxhost.audio import decode_audio
 
-REQUESTS = int(os.environ.get("VOXHOST_SOAK_REQUESTS", "400"))
+REQUESTS = int(os.environ.get("VOXHOST_SOAK_REQUESTS", "200"))
 CLIENTS = 4
 WARM_UP = 0.25  # the first quarter of the requests warms caches and pools; growth is measured after it
 MiB = 2**20

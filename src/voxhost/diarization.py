@@ -10,7 +10,9 @@ by the name of the known speaker (`known_speaker_names[]`) their voice matched.
 from __future__ import annotations
 
 import string
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -106,38 +108,68 @@ class DiarizedTranscription:
     segments: list[SpeakerSegment]
 
 
+@dataclass(frozen=True, slots=True)
+class DiarizedUpdate:
+    """Progress of a diarized transcription, in file order: the text decoded since the previous update
+    and how far into the audio it reaches (as `TranscriptUpdate`), and the speaker segments settled
+    since the previous update (none until the speakers are known). The last update carries the whole
+    result."""
+
+    text: str
+    seconds: float
+    segments: list[SpeakerSegment]
+    result: DiarizedTranscription | None = None
+
+
 def attribute(transcription: Transcription, diarization: Diarization) -> list[SpeakerSegment]:
     """The transcription's segments split where the speaker changes. With word timestamps each word
     goes to the speaker covering most of it; without, each segment to the speaker covering most of it."""
-    turns = diarization.turns
+    return attribute_segments(transcription.segments, diarization.turns)
+
+
+def attribute_segments(
+    segments: Sequence[Segment], turns: list[SpeakerTurn], first_id: int = 0
+) -> list[SpeakerSegment]:
+    """`attribute` for some of a transcription's segments (those decoded so far, in a stream): the
+    speaker segments made of them, numbered from `first_id`."""
     out: list[SpeakerSegment] = []
-    for segment in transcription.segments:
+    for segment in segments:
         words = segment.words or []
         if not words:
             speaker = speaker_at(turns, segment.start, segment.end) or letter(0)
-            out.append(
-                SpeakerSegment(
-                    len(out), segment.start, segment.end, speaker, segment.text.strip(), None, segment
-                )
-            )
+            index, text = first_id + len(out), segment.text.strip()
+            out.append(SpeakerSegment(index, segment.start, segment.end, speaker, text, None, segment))
             continue
         run: list[Word] = []
         run_speaker: str | None = None
         for word in words:
             speaker = speaker_at(turns, word.start, word.end) or letter(0)
             if run and speaker != run_speaker:
-                out.append(_run(len(out), run, run_speaker or speaker, segment))
+                out.append(_run(first_id + len(out), run, run_speaker or speaker, segment))
                 run = []
             run.append(word)
             run_speaker = speaker
         if run:
-            out.append(_run(len(out), run, run_speaker or letter(0), segment))
+            out.append(_run(first_id + len(out), run, run_speaker or letter(0), segment))
     return out
 
 
 def _run(index: int, words: list[Word], speaker: str, segment: Segment) -> SpeakerSegment:
     text = "".join(w.word for w in words).strip()
     return SpeakerSegment(index, words[0].start, words[-1].end, speaker, text, list(words), segment)
+
+
+def speaker_turns(segments: Iterable[Mapping[str, Any]]) -> list[SpeakerTurn]:
+    """Who spoke when, from the segments of a `diarized_json` answer (each speaker's run of segments
+    one turn): the turns of a transcript diarized elsewhere (a server's, a job's)."""
+    turns: list[SpeakerTurn] = []
+    for segment in segments:
+        start, end, speaker = float(segment["start"]), float(segment["end"]), str(segment["speaker"])
+        if turns and turns[-1].speaker == speaker:
+            turns[-1] = SpeakerTurn(turns[-1].start, end, speaker)
+        else:
+            turns.append(SpeakerTurn(start, end, speaker))
+    return turns
 
 
 def rttm(diarization: Diarization, file_id: str) -> str:

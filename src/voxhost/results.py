@@ -114,6 +114,8 @@ class TranscriptUpdate:
     seconds: float
     result: Transcription | None = None
     logprobs: list[TokenLogprob] | None = None  # those of `text`, when they were asked for
+    # the segments decoded since the previous update (a long file's; the last update's result holds all)
+    segments: list[Segment] = field(default_factory=list)
 
 
 def is_echo(segment: Segment, previous_text: str | None, has_speech: Callable[[float, float], bool]) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from voxhost.diarization import DiarizedTranscription, SpeakerSegment, speaker_at
+from voxhost.diarization import DiarizedTranscription, DiarizedUpdate, SpeakerSegment, speaker_at
 from voxhost.formats import ResponseFormat, done_event, render, timestamp, to_verbose_json, usage
 
 
@@ -85,8 +85,10 @@ def render_diarized(
     return render(result.transcription, fmt)  # type: ignore[arg-type]
 
 
-def stream_events(result: DiarizedTranscription) -> list[dict[str, Any]]:
-    """`stream=true` with `diarized_json`: each settled segment, then the whole text."""
-    events = [segment_event(s) for s in result.segments]
-    events.append(done_event(result.transcription))
+def stream_events(update: DiarizedUpdate) -> list[dict[str, Any]]:
+    """`stream=true` with `diarized_json`: the segments settled since the previous update, then (at the
+    end) the whole text."""
+    events = [segment_event(s) for s in update.segments]
+    if update.result is not None:
+        events.append(done_event(update.result.transcription))
     return events

@@ -12,8 +12,10 @@ import httpx
 import openai
 import pytest
 from openai.types.audio import TranscriptionDiarized, TranscriptionVerbose
+from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import start_server
 
+from diarization_helpers import data_url, labels
 from voxhost.audio import SAMPLE_RATE, encode_audio
 from voxhost.benchmarks.conversations import EXCHANGE, Conversation, converse, say
 from voxhost.harness import ServerProcess
@@ -26,7 +28,9 @@ def conversation() -> Conversation:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator[ServerProcess]:
-    proc = start_server(tmp_path_factory.mktemp("diarize"), cache_dir, "--model", "tiny.en", "--preload")
+    # one decode call per 30 s window, one at a time: a long file's segments come in several steps
+    args = ("--model", "tiny.en", "--preload", "--batch-size", "1", "--parallel", "1")
+    proc = start_server(tmp_path_factory.mktemp("diarize"), cache_dir, *args)
     yield proc
     proc.stop()
 
@@ -34,29 +38,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterato
 @pytest.fixture(scope="module")
 def client(server: ServerProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
-
-
-def _data_url(voice: str, text: str) -> str:
-    wav = encode_audio(say(voice, text), SAMPLE_RATE, "wav")
-    return "data:audio/wav;base64," + base64.b64encode(wav).decode()
-
-
-def _voice_at(conversation: Conversation, start: float, end: float) -> str:
-    middle = (start + end) / 2
-    return min(
-        conversation.turns, key=lambda t: 0 if t.start <= middle <= t.end else abs(t.start - middle)
-    ).speaker
-
-
-def _labels(conversation: Conversation, segments: list[tuple[float, float, str]]) -> dict[str, str]:
-    """voice -> label, asserting every segment has the label of the voice speaking in it, one label
-    per voice."""
-    mapping: dict[str, str] = {}
-    for start, end, label in segments:
-        voice = _voice_at(conversation, start, end)
-        assert mapping.setdefault(voice, label) == label, (voice, label, mapping)
-    assert len(set(mapping.values())) == len(mapping), mapping
-    return mapping
 
 
 def test_diarized_json_says_who_said_what(client: openai.OpenAI, conversation: Conversation) -> None:
@@ -71,7 +52,7 @@ def test_diarized_json_says_who_said_what(client: openai.OpenAI, conversation: C
     assert result.duration == pytest.approx(conversation.seconds, abs=0.1)
     assert "walk in the park" in result.text.lower()
     spans = [(s.start, s.end, s.speaker) for s in result.segments]
-    mapping = _labels(conversation, spans)
+    mapping = labels(conversation, spans)
     assert mapping == {"joe": "A", "jf_alpha": "B", "jm_kumo": "C"}  # letters in order of first speech
     assert all(s.type == "transcript.text.segment" and s.id and s.text for s in result.segments)
     # told there are two, it finds two
@@ -91,29 +72,55 @@ def test_known_speakers_are_named(client: openai.OpenAI, conversation: Conversat
         response_format="diarized_json",
         known_speaker_names=["Alpha", "Joe"],
         known_speaker_references=[
-            _data_url("jf_alpha", "My name is Alpha, and this is my voice."),
-            _data_url("joe", "This is Joe speaking, a sample of my voice."),
+            data_url("jf_alpha", "My name is Alpha, and this is my voice."),
+            data_url("joe", "This is Joe speaking, a sample of my voice."),
         ],
     )
-    mapping = _labels(conversation, [(s.start, s.end, s.speaker) for s in result.segments])
+    mapping = labels(conversation, [(s.start, s.end, s.speaker) for s in result.segments])
     assert mapping == {"joe": "Joe", "jf_alpha": "Alpha", "jm_kumo": "A"}
 
 
-def test_stream_sends_segments_then_done(client: openai.OpenAI, conversation: Conversation) -> None:
-    events = list(
-        client.audio.transcriptions.create(
-            model="gpt-4o-transcribe-diarize",
-            file=("talk.wav", conversation.wav()),
-            response_format="diarized_json",
-            stream=True,
-        )
+def _inferences(server: ServerProcess, model: str = "tiny.en") -> float:
+    """How many calls the model's worker has completed (the server's own count, from /metrics)."""
+    text = httpx.get(server.url + "/metrics", timeout=30).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "voxhost_inference_seconds_count" and sample.labels.get("model") == model:
+                return sample.value
+    return 0.0
+
+
+def test_stream_sends_each_segment_as_it_is_decoded(client: openai.OpenAI, server: ServerProcess) -> None:
+    """A long file (three 30 s windows of speech, one decode call each: the server runs with
+    --batch-size 1 --parallel 1): the segments of the first windows go out, labelled, while the server
+    still has windows to decode; then the whole text."""
+    long = converse(EXCHANGE * 4, seed=5)
+    assert httpx.post(server.url + "/v1/models/speakers/load", timeout=120).status_code == 200
+    before = _inferences(server)
+    at_first: float | None = None  # the ASR calls completed when the first segment arrived
+    events = []
+    stream = client.audio.transcriptions.create(
+        model="gpt-4o-transcribe-diarize",
+        file=("long.wav", long.wav()),
+        response_format="diarized_json",
+        stream=True,
     )
+    for event in stream:
+        if event.type == "transcript.text.segment" and at_first is None:
+            at_first = _inferences(server)
+        events.append(event)
+    after = _inferences(server)
+    assert at_first is not None
+    assert before < at_first < after, (before, at_first, after)  # decoding went on after the first segment
     kinds = [e.type for e in events]
     assert kinds[-1] == "transcript.text.done"
     assert set(kinds[:-1]) == {"transcript.text.segment"}
     segments = [e for e in events if e.type == "transcript.text.segment"]
-    assert len(segments) >= len(EXCHANGE)
-    _labels(conversation, [(e.start, e.end, e.speaker) for e in segments])
+    assert len(segments) >= len(EXCHANGE) * 4
+    assert [e.id for e in segments] == [f"seg_{i}" for i in range(len(segments))]
+    assert [e.start for e in segments] == sorted(e.start for e in segments)
+    mapping = labels(long, [(e.start, e.end, e.speaker) for e in segments])
+    assert mapping == {"joe": "A", "jf_alpha": "B", "jm_kumo": "C"}
     assert "coat" in events[-1].text  # type: ignore[union-attr]
 
 
@@ -127,7 +134,7 @@ def test_speaker_labels_in_verbose_json_and_srt(client: openai.OpenAI, conversat
     )
     assert isinstance(verbose, TranscriptionVerbose)
     segments = [s.model_dump() for s in verbose.segments or []]
-    _labels(conversation, [(s["start"], s["end"], s["speaker"]) for s in segments])
+    labels(conversation, [(s["start"], s["end"], s["speaker"]) for s in segments])
     words = [w.model_dump() for w in verbose.words or []]
     assert words
     assert all(w["speaker"] in {"A", "B", "C"} for w in words)
@@ -144,7 +151,7 @@ def test_speaker_labels_in_verbose_json_and_srt(client: openai.OpenAI, conversat
 def test_bad_references_and_counts_are_a_clear_400(server: ServerProcess, conversation: Conversation) -> None:
     url = server.url + "/v1/audio/transcriptions"
     short = encode_audio(say("joe", "Hi."), SAMPLE_RATE, "wav")
-    good = _data_url("joe", "This is Joe speaking, a sample of my voice.")
+    good = data_url("joe", "This is Joe speaking, a sample of my voice.")
     cases = [
         ({"known_speaker_names[]": "Joe", "known_speaker_references[]": "data:audio/wav;base64,"
           + base64.b64encode(b"not audio at all" * 100).decode()}, "known_speaker_references", "not audio"),

@@ -1,7 +1,7 @@
 """Wake word detection over Wyoming, with the `wyoming` client and the real microWakeWord models.
 
 Phrases are synthesized once per module (Piper joe, some Kokoro voices speaking English); the
-"other speech" is a few minutes of a public-domain reading, synthesized once and cached for the module.
+"other speech" is a few minutes of a public-domain reading, each sentence synthesized once a session.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from conftest import (
     ServerProcess,
     model_status,
     public_domain_text,
+    read_aloud,
     start_server,
     synthesize,
     wait_for_status,
@@ -91,14 +92,10 @@ def kokoro_clips(cache_dir: Path) -> list[Clip]:
 
 
 @pytest.fixture(scope="module")
-def other_speech(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
-    """A few minutes of a public-domain reading (Piper), synthesized once and kept as a file."""
-    cached = tmp_path_factory.getbasetemp() / "wake-other-speech.npy"
-    if not cached.exists():
-        text = " ".join(public_domain_text()[:40])
-        np.save(cached, decode_audio(synthesize(text).encoded("wav")))
-    audio: np.ndarray = np.load(cached)
-    return audio
+def other_speech() -> np.ndarray:
+    """A few minutes of a public-domain reading (Piper; its sentences are synthesized once a session
+    and shared with the long-audio tests)."""
+    return read_aloud(public_domain_text()[:40]).audio
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,8 @@ def test_a_server_killed_mid_job_resumes_it_from_its_last_completed_call(
         monkeypatch.setattr(server_module, "configure_logging", lambda *args: None)
         with pytest.raises(SystemExit, match="another voxhost server uses the data dir"):
             server_module.run_server(Settings(models=["tiny.en"], data_dir=data, port=free_port()))
-        job = submit(client, wav, response_format="verbose_json").json()
+        # with speakers: they are found first and kept, so the resumed job does not look for them again
+        job = submit(client, wav, response_format="verbose_json", diarize="true").json()
         before = wait_for(client, job["id"], decoding, "some calls done")
         first.processes()  # its workers are noted, to be killed with it
         first.process.kill()
@@ -83,16 +84,20 @@ def test_a_server_killed_mid_job_resumes_it_from_its_last_completed_call(
         assert done["runs"] == 2
         assert done["progress"]["audio_seconds"] >= before["progress"]["audio_seconds"]
         result = client.get(f"/v1/jobs/{job['id']}/result").json()
+        second_models = client.get("/status").json()["models"]
     # the calls done before the kill were not made again: only the rest were
     after = calls_by_run(data, job["id"])
     assert after[1] == kept[1]
     assert after.get(2, 0) >= 1
     assert f"{after.get(2, 0)} calls run, {kept[1]} from before" in second.log()
+    assert f"job {job['id']}: its speakers from before" in second.log()
+    assert {m["id"]: m["loads"] for m in second_models}["speakers"] == 0  # the diarizer never needed
     # and the transcript is whole
     assert result["duration"] == pytest.approx(long_talk.seconds, abs=0.05)
     assert word_errors(result["text"], long_talk.text) <= len(long_talk.text.split()) * 0.05, result["text"]
     starts = [segment["start"] for segment in result["segments"]]
     assert starts == sorted(starts)
+    assert {segment["speaker"] for segment in result["segments"]} == {"A"}  # one voice reads it all
 
 
 def test_finished_jobs_go_after_the_retention_and_the_disk_is_bounded(

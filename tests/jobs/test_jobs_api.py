@@ -18,10 +18,13 @@ import httpx
 import openai
 import pytest
 from jobs_helpers import HEADERS, KEY, decoding, finished, submit, wait_for
+from openai.types.audio import TranscriptionDiarized, TranscriptionVerbose
 
 from conftest import TEXT, Recording, ServerProcess, assert_transcript, speech, start_server
+from diarization_helpers import data_url, labels
 from voxhost.api.jobs import event_lines
 from voxhost.audio import encode_audio
+from voxhost.benchmarks.conversations import EXCHANGE, Conversation, converse
 from voxhost.formats import RESPONSE_FORMATS
 from voxhost.harness.wer import word_errors
 
@@ -73,8 +76,10 @@ def test_a_job_answers_exactly_what_the_transcription_route_answers(
     own = client.get(f"/v1/jobs/{job['id']}/result")
     assert own.headers["content-type"].startswith("application/x-subrip")
     assert "-->" in own.text
-    # speakers are not a job's yet: diarized_json is refused, every other format answered
-    assert client.get(f"/v1/jobs/{job['id']}/result", params={"response_format": "diarized_json"}).is_error
+    # a job submitted without speakers has none: diarized_json is refused, every other format answered
+    no_speakers = client.get(f"/v1/jobs/{job['id']}/result", params={"response_format": "diarized_json"})
+    assert no_speakers.status_code == 400
+    assert "no speakers" in no_speakers.json()["error"]["message"]
     for fmt in (f for f in RESPONSE_FORMATS if f != "diarized_json"):
         direct = client.post(
             "/v1/audio/transcriptions", files={"file": ("a.wav", wav)}, data={**FORM, "response_format": fmt}
@@ -99,6 +104,53 @@ def test_a_job_answers_exactly_what_the_transcription_route_answers(
     seconds = [line for line in metrics.splitlines() if line.startswith("voxhost_job_audio_seconds_total")]
     assert seconds
     assert float(seconds[0].split()[-1]) >= speech.seconds - 0.05
+
+
+@pytest.fixture(scope="module")
+def conversation() -> Conversation:
+    return converse(EXCHANGE)
+
+
+def test_a_diarized_job_says_who_said_what_in_every_format(
+    client: httpx.Client, conversation: Conversation
+) -> None:
+    """Known speakers are kept with the job (as their voices' embeddings) and named in its result."""
+    known = {
+        "known_speaker_names[]": "Joe",
+        "known_speaker_references[]": data_url("joe", "This is Joe speaking, a sample of my voice."),
+    }
+    response = submit(client, conversation.wav(), response_format="diarized_json", **FORM, **known)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    following = client.stream("GET", f"/v1/jobs/{job['id']}/events")
+    with following as events_response:
+        events = event_lines(events_response.read().decode())
+    done = wait_for(client, job["id"], finished, "the diarized job's end")
+    assert done["status"] == "completed", done
+    body = client.get(f"/v1/jobs/{job['id']}/result").json()
+    diarized = TranscriptionDiarized.model_validate(body)
+    assert labels(conversation, [(s.start, s.end, s.speaker) for s in diarized.segments]) == {
+        "joe": "Joe", "jf_alpha": "A", "jm_kumo": "B",
+    }  # fmt: skip
+    assert "walk in the park" in diarized.text.lower()
+    # followers got each labelled segment as it was decoded, then the text
+    told = [e for e in events if e["type"] == "transcript.text.segment"]
+    assert [(e["speaker"], e["text"]) for e in told] == [(s.speaker, s.text) for s in diarized.segments]
+    # the labelled formats of diarize=true, from the same job
+    verbose = TranscriptionVerbose.model_validate(
+        client.get(f"/v1/jobs/{job['id']}/result", params={"response_format": "verbose_json"}).json()
+    )
+    segments = [s.model_dump() for s in verbose.segments or []]
+    labels(conversation, [(s["start"], s["end"], s["speaker"]) for s in segments])
+    assert {w.model_dump()["speaker"] for w in verbose.words or []} == {"Joe", "A", "B"}
+    srt = client.get(f"/v1/jobs/{job['id']}/result", params={"response_format": "srt"}).text
+    assert "[Joe] Hello there" in srt
+    vtt = client.get(f"/v1/jobs/{job['id']}/result", params={"response_format": "vtt"}).text
+    assert "<v Joe>Hello there" in vtt
+    assert (
+        client.get(f"/v1/jobs/{job['id']}/result", params={"response_format": "text"}).text.strip()
+        == body["text"]
+    )
 
 
 def test_a_repeated_submit_with_an_idempotency_key_returns_the_same_job(
@@ -313,3 +365,32 @@ def test_batch_sends_a_folder_as_jobs_and_resumes(server: ServerProcess, speech:
     assert summary["failed"][0]["file"] == "broken.wav"
     again = CliRunner().invoke(app, command)
     assert "1 done before" in " ".join(again.stderr.split())  # the console wraps long paths' lines
+
+
+def test_the_jobs_command_and_a_batch_of_jobs_label_speakers(server: ServerProcess, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from voxhost.cli.commands import app
+
+    two = converse(EXCHANGE[:2])  # joe, then jf_alpha
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / "talk.wav").write_bytes(two.wav())
+    where = ["--url", server.url, "--api-key", KEY]
+    submitted = CliRunner().invoke(
+        app, ["jobs", "submit", str(folder / "talk.wav"), "--diarize", "-f", "srt", *where]
+    )
+    assert submitted.exit_code == 0, submitted.output
+    assert "[A] Hello there" in submitted.stdout
+    assert "[B] I am fine" in submitted.stdout
+    batch = CliRunner().invoke(app, ["batch", str(folder), "-o", str(out), "--diarize", *where])
+    assert batch.exit_code == 0, batch.output
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("talk")) == [
+        "talk.wav.json", "talk.wav.rttm", "talk.wav.srt", "talk.wav.txt", "talk.wav.vtt",
+    ]  # fmt: skip
+    rttm = [line.split() for line in (out / "talk.wav.rttm").read_text().splitlines()]
+    assert [(fields[1], fields[7]) for fields in rttm] == [("talk", "A"), ("talk", "B")]
+    assert float(rttm[1][3]) == pytest.approx(two.turns[1].start, abs=0.5)  # B starts where jf_alpha does
+    assert "<v B>" in (out / "talk.wav.vtt").read_text()
+    segments = json.loads((out / "talk.wav.json").read_text())["segments"]
+    assert [s["speaker"] for s in segments] == ["A", "B"]

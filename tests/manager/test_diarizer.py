@@ -69,3 +69,20 @@ def test_clustering_work_is_bounded_for_long_audio() -> None:
     agreement = max(np.mean(labels == truth), np.mean(labels == 1 - truth))
     assert agreement == 1.0
     assert len(np.unique(cluster(points, threshold=0.5, num=3))) == 3  # told, it gives what it is told
+
+
+def test_the_count_comes_from_the_similarity_graph_not_one_threshold() -> None:
+    """Three voices heard through a channel that makes each voice's windows only ~0.35 alike (below
+    the threshold, as on a real telephone call) while different voices stay ~0 alike: the spectral
+    way counts three; the threshold's way (the control) splits each voice into many."""
+    rng = np.random.default_rng(1)
+    centres = normalize(rng.standard_normal((3, 192)))
+    truth = np.repeat(np.arange(3), [120, 80, 40])
+    points = normalize(centres[truth] + 0.098 * rng.standard_normal((len(truth), 192)))
+    same = [float(points[i] @ points[j]) for i, j in zip(range(0, 100, 2), range(1, 100, 2), strict=True)]
+    assert np.median(same) < 0.5  # below the threshold: the case this is about
+    labels = cluster(points, threshold=0.5)
+    assert len(np.unique(labels)) == 3
+    assert all(len(np.unique(labels[truth == k])) == 1 for k in range(3))
+    assert len(np.unique(cluster(points, threshold=0.5, method="threshold"))) > 3  # the control
+    assert len(np.unique(cluster(points, threshold=0.5, num=2))) == 2

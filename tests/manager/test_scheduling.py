@@ -32,6 +32,7 @@ from conftest import (
     assert_transcript,
     model_status,
     post_audio,
+    start_server,
     synthesize,
     wait_for_status,
 )
@@ -334,15 +335,36 @@ def test_a_worker_that_grows_past_its_rss_cap_is_replaced_between_requests(
 Held = tuple[int, BackgroundRequest, BackgroundRequest]
 
 
-@pytest.fixture
-def one_slot_server(server_factory: ServerFactory) -> ServerProcess:
-    return server_factory(
+@pytest.fixture(scope="module")
+def _one_slot(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator[ServerProcess]:
+    server = start_server(
+        tmp_path_factory.mktemp("one-slot"), cache_dir,
         "--model", "tiny.en", "--preload", "--parallel", "1", "--max-queue", "1", "--queue-timeout", "3",
     )  # fmt: skip
+    yield server
+    server.stop()
 
 
 @pytest.fixture
-def paused_worker(one_slot_server: ServerProcess, speech: Speech) -> Iterator[tuple[int, BackgroundRequest]]:
+def one_slot_server(_one_slot: ServerProcess) -> ServerProcess:
+    """One slot and a queue of one, shared by the module's tests: each starts with it idle (the counts
+    of the tests before are in `before`)."""
+    wait_for_status(
+        _one_slot, lambda s: s["in_flight"] == 0 and s["queue"]["waiting"] == 0, "the server idle"
+    )
+    return _one_slot
+
+
+@pytest.fixture
+def before(one_slot_server: ServerProcess) -> dict[str, Any]:
+    """The one-slot server's model status before the test's first request."""
+    return model_status(one_slot_server)
+
+
+@pytest.fixture
+def paused_worker(
+    one_slot_server: ServerProcess, before: dict[str, Any], speech: Speech
+) -> Iterator[tuple[int, BackgroundRequest]]:
     """The server's only slot busy with a request whose worker is stopped: nothing moves until SIGCONT."""
     first = BackgroundRequest(one_slot_server, speech.encoded("wav"))
     status = wait_for_status(one_slot_server, lambda s: s["in_flight"] == 1, "the first request in flight")
@@ -368,6 +390,7 @@ def full_queue(
 def test_full_queue_gives_429_and_loses_nothing_it_accepted(
     one_slot_server: ServerProcess,
     full_queue: Held,
+    before: dict[str, Any],
     speech: Speech,
 ) -> None:
     pid, first, second = full_queue
@@ -382,12 +405,15 @@ def test_full_queue_gives_429_and_loses_nothing_it_accepted(
         assert response.status_code == 200, response.text
         assert_transcript(response.json()["text"], speech.text)
     status = model_status(one_slot_server)
-    assert status["queue"]["rejected"] == 1
-    assert status["requests"] == 2
+    assert status["queue"]["rejected"] == before["queue"]["rejected"] + 1
+    assert status["requests"] == before["requests"] + 2
 
 
 def test_a_request_that_waits_past_the_queue_timeout_gets_503(
-    one_slot_server: ServerProcess, paused_worker: tuple[int, BackgroundRequest], speech: Speech
+    one_slot_server: ServerProcess,
+    paused_worker: tuple[int, BackgroundRequest],
+    before: dict[str, Any],
+    speech: Speech,
 ) -> None:
     pid, first = paused_worker
     waited = post_audio(one_slot_server, speech.encoded("wav"))
@@ -396,26 +422,34 @@ def test_a_request_that_waits_past_the_queue_timeout_gets_503(
     assert "retry-after" in waited.headers
     os.kill(pid, signal.SIGCONT)
     assert first.result().status_code == 200
-    assert model_status(one_slot_server)["queue"]["timed_out"] == 1
+    assert model_status(one_slot_server)["queue"]["timed_out"] == before["queue"]["timed_out"] + 1
 
 
 def test_a_client_that_disconnects_while_queued_leaves_the_queue(
-    one_slot_server: ServerProcess, paused_worker: tuple[int, BackgroundRequest], speech: Speech
+    one_slot_server: ServerProcess,
+    paused_worker: tuple[int, BackgroundRequest],
+    before: dict[str, Any],
+    speech: Speech,
 ) -> None:
     pid, first = paused_worker
     impatient = BackgroundRequest(one_slot_server, speech.encoded("wav"), timeout=1.5)  # gives up, hangs up
     impatient.thread.join(30)
     assert isinstance(impatient.error, httpx.TimeoutException)
-    _assert_dropped(one_slot_server, pid, first)
+    _assert_dropped(one_slot_server, pid, first, before)
 
 
-def _assert_dropped(server: ServerProcess, pid: int, first: BackgroundRequest) -> None:
+def _assert_dropped(
+    server: ServerProcess, pid: int, first: BackgroundRequest, before: dict[str, Any]
+) -> None:
     """The client that gave up left the queue, and its request never ran."""
-    status = wait_for_status(server, lambda s: s["queue"]["cancelled"] == 1, "the queued request cancelled")
+    cancelled = before["queue"]["cancelled"] + 1
+    status = wait_for_status(
+        server, lambda s: s["queue"]["cancelled"] == cancelled, "the queued request cancelled"
+    )
     assert status["queue"]["waiting"] == 0
     os.kill(pid, signal.SIGCONT)
     assert first.result().status_code == 200
-    assert model_status(server)["requests"] == 1
+    assert model_status(server)["requests"] == before["requests"] + 1
 
 
 def _metrics(server: ServerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -461,7 +495,7 @@ def test_queue_refusals_show_in_metrics(
     speech: Speech,
 ) -> None:
     pid, first, second = full_queue
-    depth = _metrics(one_slot_server)
+    depth = _metrics(one_slot_server)  # nothing refused yet: the counts of the tests before
     assert depth[("voxhost_queue_depth", (("lane", "interactive"), ("model", "tiny.en")))] == 1
     assert depth[("voxhost_in_flight", (("model", "tiny.en"),))] == 1
     wav = speech.encoded("wav")
@@ -471,10 +505,14 @@ def test_queue_refusals_show_in_metrics(
     assert first.result().status_code == 200
     assert second.result().status_code == 200
     after = _metrics(one_slot_server)
-    assert after[("voxhost_queue_refusals_total", (("model", "tiny.en"), ("reason", "full")))] == 1
+    refusals = ("voxhost_queue_refusals_total", (("model", "tiny.en"), ("reason", "full")))
+    assert after[refusals] == depth.get(refusals, 0) + 1
     route = ("route", "/v1/audio/transcriptions")
-    refused_key = (("model", "tiny.en"), ("protocol", "http"), route, ("status", "429"))
-    assert after[("voxhost_requests_total", refused_key)] == 1
+    refused = (
+        "voxhost_requests_total",
+        (("model", "tiny.en"), ("protocol", "http"), route, ("status", "429")),
+    )
+    assert after[refused] == depth.get(refused, 0) + 1
 
 
 def test_request_ids_are_echoed_and_logged(server: ServerProcess, speech: Speech) -> None:
@@ -571,7 +609,10 @@ def test_wyoming_gets_an_error_event_when_the_queue_is_full(
 
 
 def test_a_wyoming_client_that_hangs_up_while_queued_leaves_the_queue(
-    one_slot_server: ServerProcess, paused_worker: tuple[int, BackgroundRequest], speech: Speech
+    one_slot_server: ServerProcess,
+    paused_worker: tuple[int, BackgroundRequest],
+    before: dict[str, Any],
+    speech: Speech,
 ) -> None:
     from wyoming.asr import Transcribe
     from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -596,4 +637,4 @@ def test_a_wyoming_client_that_hangs_up_while_queued_leaves_the_queue(
             )
 
     asyncio.run(send_and_hang_up())
-    _assert_dropped(one_slot_server, pid, first)
+    _assert_dropped(one_slot_server, pid, first, before)

@@ -1,7 +1,7 @@
-"""voxhost on a local Ray (2 CPUs, a small object store): batch transcription on Ray Data, then every
-front-end through one Ray Serve app (the OpenAI API, Wyoming, the live WebSocket and OpenAI Realtime),
-with the real tiny.en model and Piper voice. Skipped when Ray is not installed (`pip install
-voxhost[ray]`; the test extra installs it, so CI runs these)."""
+"""voxhost on a local Ray (2 CPUs, a small object store): batch transcription on Ray Data (with speakers
+too), then every front-end through one Ray Serve app (the OpenAI API with speakers, Wyoming, the live
+WebSocket and OpenAI Realtime), with the real tiny.en model and Piper voice. Skipped when Ray is not
+installed (`pip install voxhost[ray]`; the test extra installs it, so CI runs these)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import numpy as np
 import openai
 import psutil
 import pytest
+from openai.types.audio import TranscriptionDiarized
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 from wyoming.asr import Transcript
@@ -29,9 +30,11 @@ from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize
 
 from conftest import Recording, Speech, assert_transcript
+from diarization_helpers import labels
 from voxhost.audio import encode_audio
 from voxhost.audio.decode import PcmConverter, float_to_pcm16
 from voxhost.batch.job import BatchJob, output_paths, run_batch
+from voxhost.benchmarks.conversations import EXCHANGE, Conversation, converse
 from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.harness import free_ports
 from voxhost.manager.registry import parse_entry
@@ -42,6 +45,11 @@ ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 vserve = pytest.importorskip("voxhost.scale.serve")
 pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def two_voices() -> Conversation:
+    return converse(EXCHANGE[:2])  # joe, then jf_alpha
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +141,25 @@ def test_batch_on_ray_data(
     assert json.loads((out / "summary.json").read_text())["transcribed"] == 0
 
 
+def test_batch_on_ray_data_labels_speakers(
+    local_ray: None, tmp_path: Path, cache_dir: Path, two_voices: Conversation
+) -> None:
+    """--diarize --ray: each actor holds the diarization model too; every output labelled, FILE.rttm."""
+    source, out = tmp_path / "in", tmp_path / "out"
+    source.mkdir()
+    (source / "talk.wav").write_bytes(two_voices.wav())
+    job = BatchJob(source, out, ray=True, actors=1, diarize=True)
+    assert run_batch(job, Settings(models=["tiny.en"], cache_dir=cache_dir, threads=1)) == 0
+    outputs = output_paths(job, source / "talk.wav")
+    rttm = [line.split() for line in outputs["rttm"].read_text().splitlines()]
+    assert [(fields[1], fields[7]) for fields in rttm] == [("talk", "A"), ("talk", "B")]
+    assert float(rttm[1][3]) == pytest.approx(two_voices.turns[1].start, abs=0.5)
+    srt = outputs["srt"].read_text()
+    assert "[A] Hello there" in srt
+    assert "[B] I am fine" in srt
+    assert [s["speaker"] for s in json.loads(outputs["json"].read_text())["segments"]] == ["A", "B"]
+
+
 def test_ray_data_actor_decodes_a_long_file_in_batched_windows(
     tmp_path: Path, cache_dir: Path, long_talk: Recording, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,6 +238,21 @@ def test_openai_sdk_through_ray_serve(serve_url: str, speech: Speech) -> None:
     )
     again = client.audio.transcriptions.create(model="tiny.en", file=("b.wav", spoken.content))
     assert_transcript(again.text, speech.text, max_errors=2)
+
+
+def test_speakers_through_ray_serve(serve_url: str, two_voices: Conversation) -> None:
+    """The diarization model runs in the ASR deployment's replica, beside the speech model."""
+    client = openai.OpenAI(base_url=serve_url + "/v1", api_key="unused", max_retries=0, timeout=120)
+    result = client.audio.transcriptions.create(
+        model="gpt-4o-transcribe-diarize",
+        file=("talk.wav", two_voices.wav()),
+        response_format="diarized_json",
+    )
+    assert isinstance(result, TranscriptionDiarized)
+    assert labels(two_voices, [(s.start, s.end, s.speaker) for s in result.segments]) == {
+        "joe": "A", "jf_alpha": "B",
+    }  # fmt: skip
+    assert "how are you" in result.text.lower()
 
 
 def test_a_job_through_ray_serve(serve_url: str, speech: Speech) -> None:

@@ -21,15 +21,15 @@ from voxhost.api.openai_audio import form_schema, parse_form, rendered
 from voxhost.errors import BadRequest, ShuttingDown, VoxhostError
 from voxhost.formats import RESPONSE_FORMATS, sse
 from voxhost.jobs.runner import JobRunner, Submission, check_task
-from voxhost.manager import ModelManager
+from voxhost.manager import ModelManager, speakers
 
 router = APIRouter(tags=["jobs"])
 
 SAMPLE_RATE = 16000
 MAX_KEY = 255  # characters of an Idempotency-Key
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
-Format = Literal["json", "text", "srt", "vtt", "verbose_json"]  # every format but the diarized one (yet)
-assert set(RESPONSE_FORMATS) - {"diarized_json"} == set(Format.__args__)  # type: ignore[attr-defined]
+Format = Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]
+assert set(RESPONSE_FORMATS) == set(Format.__args__)  # type: ignore[attr-defined]
 
 JOB_FIELDS: dict[str, Any] = {
     "task": {"type": "string", "enum": ["transcribe", "translate"], "default": "transcribe"},
@@ -82,11 +82,6 @@ async def submit_job(
     parsed = await parse_form(
         form, "transcribe" if task == "transcribe" else "translate", manager, streams=False
     )
-    if parsed.diarize is not None:  # a job's result does not carry speakers yet (docs/NOTES.md)
-        raise BadRequest(
-            "jobs do not label speakers yet: send diarized requests to /v1/audio/transcriptions",
-            param="response_format" if parsed.response_format == "diarized_json" else "diarize",
-        )
     webhook_url = (form.get("webhook_url") or "").strip() or None
     if webhook_url is not None:
         runner.allowed.check_url(webhook_url)
@@ -96,11 +91,13 @@ async def submit_job(
     if not samples:
         raise BadRequest("the file holds no audio", param="file")
     manager.limits.audio(samples)
+    # known speakers are kept with the job as their voices' embeddings (bounded, and a resumed job has them)
+    diarize = None if parsed.diarize is None else await speakers.embedded(manager, parsed.diarize)
     submission = Submission(
         audio=parsed.upload.data, filename=parsed.upload.filename[:255], model=parsed.model, task=task,
         options=parsed.options, response_format=parsed.response_format, granularities=parsed.granularities,
         languages=parsed.languages, duration=samples / SAMPLE_RATE, webhook_url=webhook_url,
-        idempotency_key=key,
+        idempotency_key=key, diarize=diarize,
     )  # fmt: skip
     job, created = await runner.submit(submission)
     return JSONResponse(runner.describe(job), status_code=202 if created else 200)

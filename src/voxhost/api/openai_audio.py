@@ -18,7 +18,7 @@ from voxhost.api.deps import get_manager
 from voxhost.api.errors import error_body, error_responses
 from voxhost.api.multipart import Form, UploadedFile, read_form
 from voxhost.api.observe import disconnected
-from voxhost.diarization import DiarizeOptions
+from voxhost.diarization import DiarizedUpdate, DiarizeOptions
 from voxhost.errors import BadRequest, VoxhostError
 from voxhost.formats import (
     CONTENT_TYPES,
@@ -353,10 +353,20 @@ async def _handle(request: Request, task: Task, manager: ModelManager) -> Respon
     wanted = TranscribeRequest(held.audio, parsed.options, parsed.model)
     diarize = parsed.diarize
     if diarize is not None and not (parsed.stream and parsed.response_format != "diarized_json"):
+        if not parsed.stream:
+            try:
+                diarized = await speakers.transcribe_diarized(manager, wanted, diarize, disconnected(request))
+            finally:
+                held.release()
+            body = render_diarized(diarized, parsed.response_format, parsed.granularities)
+            return rendered(body, parsed.response_format)
         try:
-            return await _diarized(request, manager, wanted, diarize, parsed)
-        finally:
+            segments = speakers.transcribe_diarized_stream(manager, wanted, diarize, disconnected(request))
+        except BaseException:
             held.release()
+            raise
+        del wanted
+        return await _segment_stream(held.releasing(segments))
     updates = held.releasing(manager.transcribe_stream(wanted, gone=disconnected(request)))
     del held, wanted  # the stream holds the audio, and gives its room back when it ends
     if parsed.stream:
@@ -373,22 +383,32 @@ def rendered(body: str | dict[str, Any], response_format: str) -> Response:
     return PlainTextResponse(body, media_type=CONTENT_TYPES[response_format])
 
 
-async def _diarized(
-    request: Request,
-    manager: ModelManager,
-    wanted: TranscribeRequest,
-    diarize: DiarizeOptions,
-    parsed: TranscriptionForm,
-) -> Response:
-    """A transcription with its speakers; streamed, the segments once settled, then the text."""
-    result = await speakers.transcribe_diarized(manager, wanted, diarize, gone=disconnected(request))
-    if parsed.stream:
-        events = (sse(event) for event in stream_events(result))
-        return StreamingResponse(
-            events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-        )
-    body = render_diarized(result, parsed.response_format, parsed.granularities)
-    return rendered(body, parsed.response_format)
+async def _segment_stream(updates: AsyncGenerator[DiarizedUpdate, None]) -> Response:
+    """`stream=true` with `diarized_json`: each segment as soon as it is decoded and its speakers are
+    known, then the text. The first update is awaited before answering (as in `_event_stream`)."""
+    try:
+        first = await anext(updates)
+    except BaseException:
+        await updates.aclose()
+        raise
+    return StreamingResponse(
+        _segment_events(first, updates), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
+
+
+async def _segment_events(
+    first: DiarizedUpdate, updates: AsyncGenerator[DiarizedUpdate, None]
+) -> AsyncIterator[bytes]:
+    async with contextlib.aclosing(updates):
+        try:
+            update: DiarizedUpdate | None = first
+            while update is not None:
+                for event in stream_events(update):
+                    yield sse(event)
+                update = await anext(updates, None)
+        except VoxhostError as exc:  # the status line is long gone: an error event
+            log.error("diarized stream ended early: %s", exc.message)
+            yield sse(error_body(exc))
 
 
 async def _event_stream(updates: AsyncGenerator[TranscriptUpdate, None], languages: bool) -> Response:

@@ -200,20 +200,21 @@ class Assembler:
         if result.logprobs is not None:
             self.logprobs = [*(self.logprobs or []), *result.logprobs]
 
-    def text_since(self) -> str:
-        """The text of the segments added since the previous call."""
+    def segments_since(self) -> list[Segment]:
+        """The segments added since the previous call."""
         new = self.segments[self._told :]
         self._told = len(self.segments)
-        return "".join(s.text for s in new)
+        return new
 
     def since(self, seconds: float) -> TranscriptUpdate:
-        """An update with the text (and log-probabilities) added since the previous one, `seconds`
-        into the file."""
+        """An update with the segments, their text (and log-probabilities) added since the previous
+        one, `seconds` into the file."""
         logprobs = None
         if self.logprobs is not None:
             logprobs = self.logprobs[self._told_logprobs :]
             self._told_logprobs = len(self.logprobs)
-        return TranscriptUpdate(self.text_since(), seconds, logprobs=logprobs)
+        new = self.segments_since()
+        return TranscriptUpdate("".join(s.text for s in new), seconds, logprobs=logprobs, segments=new)
 
     def result(self, task: str = "transcribe", language: str = "en") -> Transcription:
         first = self.first

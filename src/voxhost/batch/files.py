@@ -58,10 +58,17 @@ def render_outputs(result: Transcription) -> dict[str, str]:
     }
 
 
-def transcribe_file(path: Path, transcribe: Callable[[np.ndarray], Transcription]) -> FileResult:
-    """Decode and transcribe one file in this process (a Ray Data actor); a failure is a result too."""
+def transcribe_file(
+    path: Path,
+    transcribe: Callable[[np.ndarray], Transcription],
+    diarized: Callable[[np.ndarray], DiarizedTranscription] | None = None,
+) -> FileResult:
+    """Decode and transcribe one file in this process (a Ray Data actor), with its speakers when
+    `diarized` is given; a failure is a result too."""
     try:
         audio = decode_audio(path.read_bytes())
+        if diarized is not None:
+            return FileResult.diarized(path, diarized(audio), len(audio))
         return FileResult.transcribed(path, transcribe(audio), len(audio))
     except (VoxhostError, OSError) as exc:
         return FileResult.failed(path, exc)

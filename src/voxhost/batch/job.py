@@ -193,8 +193,6 @@ def run_batch(job: BatchJob, settings: Settings, console: Console | None = None)
     console = console or Console(stderr=True)
     try:
         job.options()
-        if job.diarize and job.ray:
-            raise BadRequest("--diarize runs on the local workers, not yet on --ray")
         if not job.input_dir.is_dir():
             raise BadRequest(f"{job.input_dir} is not a folder")
         inputs = find_inputs(job.input_dir)
@@ -225,11 +223,15 @@ def run_batch(job: BatchJob, settings: Settings, console: Console | None = None)
                 from voxhost.batch.remote import run_on_server
 
                 fields = {"model": job.model, "language": job.language, "task": job.task}
+                if job.diarize:
+                    fields["diarize"] = "true"
                 run_on_server(job.url, job.api_key, pending, fields, done, tally.advance)
             elif job.ray:
                 from voxhost.scale.data import run_on_ray
 
-                for result in run_on_ray(settings, pending, job.model, job.options(), job.actors):
+                for result in run_on_ray(
+                    settings, pending, job.model, job.options(), job.actors, job.diarize
+                ):
                     done(result)
             else:
                 asyncio.run(_run_local(job, settings, pending, done, tally.advance))

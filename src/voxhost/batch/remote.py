@@ -1,5 +1,6 @@
 """`voxhost batch --url`: the files go to a server as transcription jobs; their outputs are written here
-as for a local batch (the same four files, the same resume). Each file's job carries an Idempotency-Key
+as for a local batch (the same four files, the same resume; with `--diarize`, speaker labels in them
+and FILE.rttm, made from the job's speaker segments). Each file's job carries an Idempotency-Key
 made of the file (path, size, time) and the batch's options, so a batch interrupted and run again picks
 up the jobs the server already has (running or done) rather than sending the files again."""
 
@@ -12,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from voxhost.batch.files import FileResult
+from voxhost.batch.files import RTTM, FileResult
+from voxhost.diarization import Diarization, rttm, speaker_turns
 from voxhost.formats import as_text
 from voxhost.jobs.client import FINISHED, POLL_SECONDS, JobsClient, JobsError
 
@@ -20,17 +22,21 @@ IN_FLIGHT = 4  # jobs submitted and not yet ended at once: the server's queue ho
 FORMATS = {"json": "verbose_json", "txt": "text", "srt": "srt", "vtt": "vtt"}  # as batch/files.py's OUTPUTS
 
 
-def job_key(path: Path, model: str | None, language: str | None, task: str) -> str:
+def job_key(path: Path, options: dict[str, Any]) -> str:
     stat = path.stat()
-    what = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{model}|{language}|{task}"
+    asked = "|".join(f"{name}={options[name]}" for name in sorted(options) if options[name] is not None)
+    what = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{asked}"
     return "voxhost-batch-" + hashlib.sha256(what.encode()).hexdigest()[:40]
 
 
-def _outputs(client: JobsClient, job_id: str) -> dict[str, str]:
+def _outputs(client: JobsClient, job_id: str, path: Path, diarized: bool) -> dict[str, str]:
     outputs = {}
     for ext, fmt in FORMATS.items():
         text = client.result(job_id, fmt)
         outputs[ext] = as_text(json.loads(text)) if fmt == "verbose_json" else text
+    if diarized:  # who spoke when, from the job's speaker segments (a turn: one speaker's run of them)
+        answer = json.loads(client.result(job_id, "diarized_json"))
+        outputs[RTTM] = rttm(Diarization(speaker_turns(answer["segments"]), answer["duration"]), path.stem)
     return outputs
 
 
@@ -50,7 +56,7 @@ def run_on_server(
         while pending or running:
             while pending and len(running) < IN_FLIGHT:
                 path = pending.pop(0)
-                key = job_key(path, options.get("model"), options.get("language"), options["task"])
+                key = job_key(path, options)
                 try:
                     job = client.submit(
                         path, key, response_format="verbose_json",
@@ -68,7 +74,8 @@ def run_on_server(
                         continue
                     del running[job_id]
                     if job["status"] == "completed":
-                        done(FileResult(path, _outputs(client, job_id), audio_seconds=job["duration"]))
+                        outputs = _outputs(client, job_id, path, bool(options.get("diarize")))
+                        done(FileResult(path, outputs, audio_seconds=job["duration"]))
                     else:
                         error = (job["error"] or {}).get("message") or job["status"]
                         done(FileResult(path, error=f"the job {job_id} {job['status']}: {error}"))

@@ -75,9 +75,21 @@ def submit(
     language: Annotated[str | None, Opt(help="Spoken language (ISO-639-1); detected if omitted.")] = None,
     task: Annotated[str, Opt(help="transcribe or translate.")] = "transcribe",
     response_format: Annotated[
-        str, Opt("--format", "-f", help="json, text, srt, vtt, verbose_json.")
-    ] = "json",
+        str | None,
+        Opt(
+            "--format",
+            "-f",
+            help="json, text, srt, vtt, verbose_json, diarized_json (default: json; "
+            "diarized_json with --diarize).",
+        ),
+    ] = None,
     webhook_url: Annotated[str | None, Opt(help="POSTed a signed event when each job ends.")] = None,
+    diarize: Annotated[
+        bool, Opt("--diarize", help="Label speakers: diarized_json, srt [A], vtt <v A>, verbose_json.")
+    ] = False,
+    num_speakers: Annotated[
+        int | None, Opt(min=1, help="--diarize: the number of speakers, if known.")
+    ] = None,
     wait: Annotated[
         bool, Opt("--wait/--no-wait", help="Wait with a progress bar, then print results.")
     ] = True,
@@ -91,8 +103,10 @@ def submit(
                 model=model,
                 language=language,
                 task=task,
-                response_format=response_format,
+                response_format=response_format or ("diarized_json" if diarize else "json"),
                 webhook_url=webhook_url,
+                diarize="true" if diarize else None,
+                num_speakers=num_speakers if diarize else None,
             )
             for path in files
         ]

@@ -28,18 +28,17 @@ from voxhost.diarization import (
     Diarization,
     DiarizedTranscription,
     DiarizeOptions,
-    SpeakerTurn,
-    attribute,
     rttm,
+    speaker_turns,
 )
 from voxhost.engines import ASREngine
 from voxhost.engines.base import DiarizeEngine
 from voxhost.errors import BadRequest, VoxhostError, file_error
 from voxhost.formats import as_text, check_response_format, render
-from voxhost.manager import longform
+from voxhost.manager import longform, speakers
 from voxhost.manager.layout import Layout, engine_config, plan_layout
 from voxhost.manager.registry import ModelSpec, parse_entry
-from voxhost.results import Task, TranscribeOptions
+from voxhost.results import Task, TranscribeOptions, Transcription
 from voxhost.settings import Settings
 from voxhost.speaker_formats import render_diarized
 
@@ -162,46 +161,35 @@ def run_local(job: TranscribeJob, settings: Settings, console: Console) -> int:
                     progress.update(bar, completed=done)
 
                 updates = longform.in_process_updates(engine, audio, options, settings, layout.parallel)
+                transcript = follow(updates, reached)
                 who = DiarizeOptions(num_speakers=job.num_speakers, threshold=settings.diarization_threshold)
-                result, speakers = asyncio.run(_both(follow(updates, reached), diarizer, audio, who))
+                result: Transcription | DiarizedTranscription
+                if diarizer is None:
+                    result = asyncio.run(transcript)
+                else:
+                    result = asyncio.run(speakers.beside(transcript, diarizer, audio, who))
                 del audio  # not held while the next file is read and decoded
                 progress.refresh()  # the finished bar is drawn at least once, however fast the file was
             finally:
                 progress.remove_task(bar)
-            _emit(job, path, _body(job, path, result, speakers), console)
+            _emit(job, path, _body(job, path, result), console)
             line = done_line(escape(str(path)), seconds, time.perf_counter() - started)
             console.print(line, style="dim", soft_wrap=True)  # unwrapped: the path stays whole
     return 1 if failures else 0
 
 
 def _load_diarizer(settings: Settings, config: Any, console: Console) -> DiarizeEngine:
-    if not settings.diarization_model:
-        raise BadRequest("--diarize needs a diarization model (--diarization-model)")
-    spec = parse_entry(settings.diarization_model)
-    with console.status(f"loading {spec.id}..."):
-        engine = spec.load(config)
-    if not isinstance(engine, DiarizeEngine):
-        raise BadRequest(f"{spec.id} is not a speaker-diarization model")
-    return engine
+    with console.status(f"loading {settings.diarization_model}..."):
+        diarizer: DiarizeEngine = speakers.load_diarizer(settings, config)
+    return diarizer
 
 
-async def _both(
-    transcript: Any, diarizer: DiarizeEngine | None, audio: Any, options: DiarizeOptions
-) -> tuple[Any, Diarization | None]:
-    """The transcription, and beside it (another thread) who speaks when."""
-    if diarizer is None:
-        return await transcript, None
-    found = await asyncio.gather(transcript, asyncio.to_thread(diarizer.diarize, audio, options))
-    return found[0], found[1]
-
-
-def _body(job: TranscribeJob, path: Path, result: Any, speakers: Diarization | None) -> str:
-    if speakers is None:
+def _body(job: TranscribeJob, path: Path, result: Transcription | DiarizedTranscription) -> str:
+    if not isinstance(result, DiarizedTranscription):
         return as_text(render(result, check_response_format(job.output_format)))
     if job.output_format == RTTM:
-        return rttm(speakers, path.stem)
-    diarized = DiarizedTranscription(result, speakers, attribute(result, speakers))
-    return as_text(render_diarized(diarized, job.output_format, ("segment", "word")))
+        return rttm(result.diarization, path.stem)
+    return as_text(render_diarized(result, job.output_format, ("segment", "word")))
 
 
 def _error(response: httpx.Response) -> str:
@@ -268,7 +256,7 @@ def run_remote(job: TranscribeJob, console: Console) -> int:
             answer = response.json() if "json" in data["response_format"] else None
             body = response.text if answer is None else as_text(answer)
             if job.output_format == RTTM and isinstance(answer, dict):
-                turns = [SpeakerTurn(s["start"], s["end"], s["speaker"]) for s in answer.get("segments", [])]
+                turns = speaker_turns(answer.get("segments", []))
                 body = rttm(Diarization(turns, float(answer.get("duration", 0.0))), path.stem)
             _emit(job, path, body, console)
             line = done_line(escape(str(path)), _answer_seconds(path, answer), wall)

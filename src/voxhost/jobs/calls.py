@@ -7,7 +7,8 @@ the same signature: method and the size of its audio), its result is returned at
 runs and its result is committed before the plan sees it. A call whose signature differs (a model or
 setting changed between runs) and every call after it are run again.
 
-Also here: results and options to and from JSON (the rows hold JSON, never pickles).
+Also here: results and options to and from JSON (the rows hold JSON, never pickles), a diarized
+job's too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,16 @@ import json
 from collections.abc import Awaitable
 from typing import Any
 
+import numpy as np
+
+from voxhost.diarization import (
+    Diarization,
+    DiarizedTranscription,
+    DiarizeOptions,
+    KnownSpeaker,
+    SpeakerTurn,
+    attribute,
+)
 from voxhost.jobs.store import JobStore
 from voxhost.manager.longform import Caller
 from voxhost.results import Segment, TokenLogprob, TranscribeOptions, Transcription, VadParameters, Word
@@ -41,6 +52,55 @@ def transcription_from_json(data: dict[str, Any]) -> Transcription:
             "logprobs": None if logprobs is None else [TokenLogprob(**t) for t in logprobs],
         }
     )
+
+
+def diarize_options_to_json(options: DiarizeOptions) -> dict[str, Any]:
+    """What a diarized job asks: the counts, and the known speakers by their voices' embeddings
+    (`speakers.embedded`: 192 numbers each, not the samples)."""
+    if any(k.vector is None for k in options.known):
+        raise ValueError("a job keeps known speakers' embeddings: embed their samples first")
+    return {
+        "num_speakers": options.num_speakers,
+        "min_speakers": options.min_speakers,
+        "max_speakers": options.max_speakers,
+        "known": [{"name": k.name, "vector": [float(x) for x in k.vector]} for k in options.known],  # type: ignore[union-attr]
+    }
+
+
+def diarize_options_from_json(data: dict[str, Any]) -> DiarizeOptions:
+    known = tuple(
+        KnownSpeaker(k["name"], np.zeros(0, np.float32), np.asarray(k["vector"], np.float32))
+        for k in data["known"]
+    )
+    return DiarizeOptions(data["num_speakers"], data["min_speakers"], data["max_speakers"], known)
+
+
+def diarization_to_json(diarization: Diarization) -> dict[str, Any]:
+    return dataclasses.asdict(diarization)
+
+
+def diarization_from_json(data: dict[str, Any]) -> Diarization:
+    turns = [SpeakerTurn(**turn) for turn in data["turns"]]
+    return Diarization(turns, data["duration"], list(data["speakers"]))
+
+
+def result_to_json(result: Transcription | DiarizedTranscription) -> dict[str, Any]:
+    """A job's result: the transcription, and a diarized job's speaker turns beside it."""
+    if isinstance(result, DiarizedTranscription):
+        return transcription_to_json(result.transcription) | {
+            "diarization": diarization_to_json(result.diarization)
+        }
+    return transcription_to_json(result)
+
+
+def result_from_json(data: dict[str, Any]) -> Transcription | DiarizedTranscription:
+    """A job's result; a diarized one with its speaker segments made again from its turns."""
+    turns = data.pop("diarization", None)
+    transcription = transcription_from_json(data)
+    if turns is None:
+        return transcription
+    diarization = diarization_from_json(turns)
+    return DiarizedTranscription(transcription, diarization, attribute(transcription, diarization))
 
 
 def options_to_json(options: TranscribeOptions) -> dict[str, Any]:

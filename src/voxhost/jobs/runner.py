@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,15 +23,26 @@ from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from voxhost.diarization import Diarization, DiarizedTranscription, DiarizedUpdate, DiarizeOptions
 from voxhost.errors import BadRequest, QueueFull, ShuttingDown, VoxhostError
 from voxhost.formats import ResponseFormat, check_response_format, done_event, render
 from voxhost.jobs import webhooks
-from voxhost.jobs.calls import Recorder, options_from_json, options_to_json, transcription_from_json
-from voxhost.jobs.calls import transcription_to_json as result_json
+from voxhost.jobs.calls import (
+    Recorder,
+    diarization_from_json,
+    diarization_to_json,
+    diarize_options_from_json,
+    diarize_options_to_json,
+    options_from_json,
+    options_to_json,
+    result_from_json,
+    result_to_json,
+)
 from voxhost.jobs.store import FINISHED, STATUSES, Job, JobStore, Status, new_id
-from voxhost.manager import ModelManager
+from voxhost.manager import ModelManager, speakers
 from voxhost.manager.requests import TranscribeRequest
-from voxhost.results import TranscribeOptions, Transcription
+from voxhost.results import TranscribeOptions, Transcription, TranscriptUpdate
+from voxhost.speaker_formats import render_diarized, segment_event
 
 log = logging.getLogger("voxhost.jobs")
 
@@ -67,6 +78,8 @@ class Submission:
     duration: float
     webhook_url: str | None = None
     idempotency_key: str | None = None
+    # speakers asked for; known speakers by their voices' embeddings (`speakers.embedded`)
+    diarize: DiarizeOptions | None = None
 
 
 @dataclass(slots=True)
@@ -174,6 +187,8 @@ class JobRunner:
             "granularities": list(submission.granularities),
             "languages": submission.languages,
         }
+        if submission.diarize is not None:
+            params["diarize"] = diarize_options_to_json(submission.diarize)
         job = Job(
             id=new_id(), seq=0, created_at=time.time(), status="queued", model=submission.model,
             task=submission.task, response_format=submission.response_format, filename=submission.filename,
@@ -220,9 +235,17 @@ class JobRunner:
         if job.status != "completed":
             raise JobNotReady(f"job {job_id} is {job.status}; its result comes once it is completed")
         fmt = check_response_format(response_format or job.response_format)
-        result = transcription_from_json(json.loads(self.store.result(job_id)))
+        result = result_from_json(json.loads(self.store.result(job_id)))
         granularities = tuple(job.params.get("granularities", ()))
-        return render(result, fmt, granularities, languages=bool(job.params.get("languages"))), fmt
+        languages = bool(job.params.get("languages"))
+        if isinstance(result, DiarizedTranscription) and fmt not in ("json", "text"):
+            return render_diarized(result, fmt, granularities), fmt
+        if fmt == "diarized_json":
+            raise BadRequest(
+                "this job has no speakers: submit it with response_format=diarized_json or diarize=true",
+                param="response_format",
+            )
+        return render(_transcription(result), fmt, granularities, languages=languages), fmt
 
     # --- the object the API shows --------------------------------------------------------------------
     def describe(self, job: Job) -> dict[str, Any]:
@@ -252,9 +275,11 @@ class JobRunner:
     # --- following a job ----------------------------------------------------------------------------
     async def events(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
         """What is done so far first (progress, the text as one delta), then each event as it comes,
-        until the job ends. Ends early when the server stops."""
+        until the job ends. Ends early when the server stops. A diarized job's speaker segments come
+        as they are decoded; those a late follower missed come at the end, before the text's."""
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         told = ""
+        segments: set[str] = set()  # the ids of the speaker segments told
         live: _Live | None = None
 
         def catch_up(job: Job) -> list[dict[str, Any]]:
@@ -277,7 +302,7 @@ class JobRunner:
                     for event in catch_up(job):
                         yield event
                     if job.finished:
-                        for event in self._ending(job):
+                        for event in self._ending(job, segments):
                             yield event
                         return
                     if live is None:  # queued: look again in a moment
@@ -289,11 +314,13 @@ class JobRunner:
                 except TimeoutError:
                     continue
                 if news is None:  # the job ended
-                    for ending in self._ending(self.get(job_id)):
+                    for ending in self._ending(self.get(job_id), segments):
                         yield ending
                     return
                 if news["type"] == "transcript.text.delta":
                     told += news["delta"]
+                if news["type"] == "transcript.text.segment":
+                    segments.add(news["id"])
                 yield news
         finally:
             if live is not None:
@@ -302,11 +329,14 @@ class JobRunner:
     def _progress(self, job: Job) -> dict[str, Any]:
         return {"type": "transcription.job.progress", **self.describe(job)["progress"], "status": job.status}
 
-    def _ending(self, job: Job) -> list[dict[str, Any]]:
+    def _ending(self, job: Job, segments_told: set[str]) -> list[dict[str, Any]]:
         events = []
         if job.status == "completed":
-            result = transcription_from_json(json.loads(self.store.result(job.id)))
-            events.append(done_event(result, bool(job.params.get("languages"))))
+            result = result_from_json(json.loads(self.store.result(job.id)))
+            if isinstance(result, DiarizedTranscription):
+                segments = (segment_event(s) for s in result.segments)
+                events += [event for event in segments if event["id"] not in segments_told]
+            events.append(done_event(_transcription(result), bool(job.params.get("languages"))))
         events.append({"type": f"{OBJECT}.{job.status}", "job": self.describe(job)})
         return events
 
@@ -341,10 +371,14 @@ class JobRunner:
             held = await self.manager.limits.decoded(await asyncio.to_thread(store.audio, job.id))
             options = options_from_json(job.params["options"])
             request = TranscribeRequest(held.audio, options, job.model, background=True)
-            updates = held.releasing(self.manager.transcribe_stream(request, calls=recorder))
+            try:
+                updates = held.releasing(await self._updates(job, request, recorder))
+            except BaseException:
+                held.release()
+                raise
             del held, request
             said = ""
-            result: Transcription | None = None
+            result: Transcription | DiarizedTranscription | None = None
             async with contextlib.aclosing(updates):
                 async for update in updates:
                     said += update.text if said else update.text.lstrip()
@@ -353,6 +387,8 @@ class JobRunner:
                         self._tell(job.id, {"type": "transcript.text.delta", "delta": said[len(told) :]})
                         told = said
                         values["text"] = told
+                    for segment in update.segments if isinstance(update, DiarizedUpdate) else ():
+                        self._tell(job.id, segment_event(segment))
                     if update.seconds > done:
                         self.audio_seconds.inc(update.seconds - done)
                         done = values["seconds_done"] = update.seconds
@@ -362,9 +398,10 @@ class JobRunner:
                     if update.result is not None:
                         result = update.result
             assert result is not None
-            encoded = json.dumps(result_json(result)).encode()
+            encoded = json.dumps(result_to_json(result)).encode()
+            text = _transcription(result).text
             await asyncio.to_thread(
-                store.finish, job.id, "completed", result=encoded, seconds_done=job.duration, text=result.text
+                store.finish, job.id, "completed", result=encoded, seconds_done=job.duration, text=text
             )
             made, reused = recorder.made, recorder.reused
             log.info("job %s completed (%d calls run, %d from before)", job.id, made, reused)
@@ -388,6 +425,34 @@ class JobRunner:
                 self._tell(job.id, None)
                 self._live.pop(job.id, None)
                 self._wake.set()
+
+    async def _updates(
+        self, job: Job, request: TranscribeRequest, recorder: Recorder
+    ) -> AsyncGenerator[TranscriptUpdate | DiarizedUpdate, None]:
+        """The job's transcription, through its store of calls; a diarized job's with its speakers.
+        The speakers come first (about 1 s of compute a minute of audio) and are kept in the store, so
+        a job resumed after any of its decode calls never diarizes again, and its segments are
+        labelled as they are decoded."""
+        asked = job.params.get("diarize")
+        if asked is None:
+            return self.manager.transcribe_stream(request, calls=recorder)
+        stored = await asyncio.to_thread(self.store.speakers, job.id)
+        if stored is not None:
+            diarization = diarization_from_json(json.loads(stored))
+            log.info("job %s: its speakers from before", job.id)
+        else:
+            asked_for = diarize_options_from_json(asked)
+            diarization = await speakers.diarize(self.manager, request.audio, asked_for, background=True)
+            encoded = json.dumps(diarization_to_json(diarization)).encode()
+            await asyncio.to_thread(self.store.save_speakers, job.id, encoded)
+
+        async def turns() -> Diarization:
+            return diarization
+
+        options = DiarizeOptions()  # the diarization is done: the options were for it
+        return speakers.transcribe_diarized_stream(
+            self.manager, request, options, calls=recorder, turns=turns
+        )
 
     def _end(self, job_id: str, status: Status, error: dict[str, Any] | None) -> None:
         self.store.finish(job_id, status, error=error)
@@ -418,6 +483,10 @@ class JobRunner:
                 await asyncio.to_thread(self.store.delete, job_id)
                 log.info("job %s removed (older than --job-retention)", job_id)
             await asyncio.sleep(min(max(retention / 4, 0.5), 300))
+
+
+def _transcription(result: Transcription | DiarizedTranscription) -> Transcription:
+    return result.transcription if isinstance(result, DiarizedTranscription) else result
 
 
 def check_task(value: str | None) -> str:

@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS calls (
 
 AUDIO = "audio"
 RESULT = "result.json"
+SPEAKERS = "speakers.json"  # a diarized job's speaker turns, written once they are known
 
 
 class DataDirLocked(RuntimeError):
@@ -301,6 +302,15 @@ class JobStore:
 
     def result(self, job_id: str) -> bytes:
         return (self.folder(job_id) / RESULT).read_bytes()
+
+    def save_speakers(self, job_id: str, turns: bytes) -> None:
+        """A diarized job's speaker turns, kept (atomically) so that a resumed job does not redo them."""
+        write_atomically(self.folder(job_id) / SPEAKERS, turns)
+
+    def speakers(self, job_id: str) -> bytes | None:
+        with contextlib.suppress(FileNotFoundError):
+            return (self.folder(job_id) / SPEAKERS).read_bytes()
+        return None
 
     def delete(self, job_id: str) -> None:
         """Row first (and its calls), then files: a crash between leaves an orphan folder (removed at

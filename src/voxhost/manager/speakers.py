@@ -11,18 +11,34 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from voxhost.audio import SAMPLE_RATE
-from voxhost.diarization import Diarization, DiarizedTranscription, DiarizeOptions, KnownSpeaker, attribute
+from voxhost.diarization import (
+    Diarization,
+    DiarizedTranscription,
+    DiarizedUpdate,
+    DiarizeOptions,
+    KnownSpeaker,
+    SpeakerSegment,
+    attribute,
+    attribute_segments,
+)
+from voxhost.engines import EngineConfig
+from voxhost.engines.base import DiarizeEngine
 from voxhost.errors import BadAudio, BadRequest, ModelNotFound
+from voxhost.manager import longform
 from voxhost.manager.cancel import Gone, unless_gone
+from voxhost.manager.registry import parse_entry
 from voxhost.manager.requests import TranscribeRequest
+from voxhost.results import Segment, Transcription, TranscriptUpdate
+from voxhost.settings import Settings
 
 if TYPE_CHECKING:
     from voxhost.manager.supervisor import ModelManager
@@ -120,13 +136,19 @@ def available(manager: ModelManager) -> None:
 
 
 async def diarize(
-    manager: ModelManager, audio: object, options: DiarizeOptions, gone: Gone | None = None
+    manager: ModelManager,
+    audio: object,
+    options: DiarizeOptions,
+    gone: Gone | None = None,
+    *,
+    background: bool = False,
 ) -> Diarization:
-    """Who speaks when in `audio` (float32 16 kHz)."""
+    """Who speaks when in `audio` (float32 16 kHz). `background`: a job's (`ModelManager.diarizer`)."""
     available(manager)
     if options.threshold is None:
         options = replace(options, threshold=manager.settings.diarization_threshold)
-    result: Diarization = await unless_gone(manager.diarizer("diarize", audio=audio, options=options), gone)
+    work = manager.diarizer("diarize", background=background, audio=audio, options=options)
+    result: Diarization = await unless_gone(work, gone)
     return result
 
 
@@ -135,13 +157,115 @@ async def transcribe_diarized(
 ) -> DiarizedTranscription:
     """The request's transcription (with word timestamps) and its speakers, computed side by side, and
     the transcript split into speaker segments."""
+    async with contextlib.aclosing(transcribe_diarized_stream(manager, request, options, gone)) as updates:
+        async for update in updates:
+            if update.result is not None:
+                return update.result
+    raise AssertionError("a diarized stream always ends with its result")
+
+
+def transcribe_diarized_stream(
+    manager: ModelManager,
+    request: TranscribeRequest,
+    options: DiarizeOptions,
+    gone: Gone | None = None,
+    *,
+    calls: longform.CallWrapper | None = None,
+    turns: Callable[[], Awaitable[Diarization]] | None = None,
+) -> AsyncGenerator[DiarizedUpdate, None]:
+    """The request's transcription (word timestamps on) and its diarization, side by side; once the
+    speakers are known, each decoded segment goes out split at speaker changes and labelled, as soon
+    as it is decoded (the segments decoded before then go out at once when the speakers are known).
+    Updates in file order; the last carries the whole result. `calls` wraps the transcription's engine
+    calls (a job's store); `turns` gives the diarization instead of the diarizer (a job's stored
+    turns)."""
     available(manager)
     manager.limits.audio(len(request.audio))
     words = replace(request, options=replace(request.options, word_timestamps=True))
+    updates = manager.transcribe_stream(words, gone, calls=calls)
+
+    def speakers() -> Awaitable[Diarization]:
+        return turns() if turns is not None else diarize(manager, request.audio, options, gone)
+
+    return _settled(updates, speakers)
+
+
+async def _settled(
+    updates: AsyncGenerator[TranscriptUpdate, None], speakers: Callable[[], Awaitable[Diarization]]
+) -> AsyncGenerator[DiarizedUpdate, None]:
+    diarizing: asyncio.Future[Diarization] = asyncio.ensure_future(speakers())
+    decoding: asyncio.Future[TranscriptUpdate] | None = None
+    waiting: list[Segment] = []  # decoded, the speakers not known yet
+    settled: list[SpeakerSegment] = []
+    decoded, seconds = 0, 0.0
+    async with contextlib.aclosing(updates):
+        try:
+            while True:
+                if decoding is None:
+                    decoding = asyncio.ensure_future(anext(updates))
+                running: set[asyncio.Future[Any]] = {decoding} if diarizing.done() else {decoding, diarizing}
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                update: TranscriptUpdate | None = None
+                if decoding.done():
+                    update, decoding = decoding.result(), None
+                    # the last update's result holds every segment: those the updates did not list
+                    found = update.segments if update.result is None else update.result.segments[decoded:]
+                    decoded += len(found)
+                    waiting += found
+                    seconds = update.seconds
+                if update is not None and update.result is not None:
+                    diarization = await diarizing
+                    new = attribute_segments(waiting, diarization.turns, len(settled))
+                    whole = DiarizedTranscription(update.result, diarization, settled + new)
+                    yield DiarizedUpdate(update.text, seconds, new, whole)
+                    return
+                new = []
+                if diarizing.done():
+                    turns = diarizing.result().turns  # a failed diarization ends the stream at once
+                    new = attribute_segments(waiting, turns, len(settled))
+                    settled += new
+                    waiting = []
+                if update is not None or new:
+                    yield DiarizedUpdate(update.text if update is not None else "", seconds, new)
+        finally:  # before the transcription's stream is closed: no call of it may still be running
+            for work in (decoding, diarizing):
+                if work is not None and not work.done():
+                    work.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await work
+
+
+# --- in this process: `voxhost transcribe --diarize`, Ray Data's actors --------------------------------
+def load_diarizer(settings: Settings, config: EngineConfig) -> DiarizeEngine:
+    """The diarization model (`--diarization-model`) loaded in this process."""
+    if not settings.diarization_model:
+        raise BadRequest("--diarize needs a diarization model (--diarization-model)")
+    spec = parse_entry(settings.diarization_model)
+    engine = spec.load(config)
+    if not isinstance(engine, DiarizeEngine):
+        raise BadRequest(f"{spec.id} is not a speaker-diarization model")
+    return engine
+
+
+async def beside(
+    transcript: Awaitable[Transcription], diarizer: DiarizeEngine, audio: np.ndarray, options: DiarizeOptions
+) -> DiarizedTranscription:
+    """A transcription made in this process (with word timestamps) and, in another thread beside it,
+    who speaks when; the transcript split into speaker segments."""
     transcription, diarization = await asyncio.gather(
-        manager.transcribe(words, gone), diarize(manager, request.audio, options, gone)
+        transcript, asyncio.to_thread(diarizer.diarize, audio, options)
     )
     return DiarizedTranscription(transcription, diarization, attribute(transcription, diarization))
+
+
+async def embedded(manager: ModelManager, options: DiarizeOptions) -> DiarizeOptions:
+    """`options` with each known speaker's voice as its embedding (192 numbers) instead of the sample:
+    what a job keeps (the diarizer uses the embedding as it would the sample's)."""
+    known = []
+    for speaker in options.known:
+        vector = speaker.vector if speaker.vector is not None else await embed(manager, speaker.audio)
+        known.append(KnownSpeaker(speaker.name, np.zeros(0, np.float32), vector))
+    return replace(options, known=tuple(known))
 
 
 async def embed(manager: ModelManager, audio: np.ndarray) -> np.ndarray:

@@ -503,9 +503,12 @@ class ModelManager:
         info = loaded_info(entry)
         return info.multilingual if info is not None else True
 
-    async def diarizer(self, method: str, **kwargs: Any) -> Any:
-        """Run a method of the diarization model (`manager/speakers.py` is the request API on it)."""
-        return await self._run(self._entry(None, "diarize"), method, Lane.INTERACTIVE, **kwargs)
+    async def diarizer(self, method: str, *, background: bool = False, **kwargs: Any) -> Any:
+        """Run a method of the diarization model (`manager/speakers.py` is the request API on it).
+        `background`: a job's call (admitted by the jobs' own queue), in the batch lane and never
+        refused by a full queue nor timed out in it."""
+        lane = Lane.BATCH if background else Lane.INTERACTIVE
+        return await self._run(self._entry(None, "diarize"), method, lane, follow_up=background, **kwargs)
 
     def live_session(
         self,

