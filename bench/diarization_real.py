@@ -44,11 +44,14 @@ class Variant:
     name: str
     method: str = "spectral"
     setup: Callable[[Any], None] | None = None  # changes the loaded engine's knobs
+    segmentation: bool = True  # pyannote segmentation-3.0's local speakers, else 1.5 s windows of the VAD's
 
 
 VARIANTS = (
-    Variant("windows, spectral clustering (default)"),
-    Variant("windows, threshold clustering (0.5)", method="threshold"),
+    Variant("segmentation, spectral clustering (default)"),
+    Variant("segmentation, threshold clustering (0.5)", method="threshold"),
+    Variant("windows, spectral clustering", segmentation=False),
+    Variant("windows, threshold clustering (0.5)", method="threshold", segmentation=False),
 )
 
 
@@ -109,7 +112,8 @@ def main() -> None:
         for name, recording in recordings.items():
             talk = recording.conversation
             reference = [(t.start, t.end, t.speaker) for t in talk.turns]
-            found, seconds = diarize(engine, variant, talk.audio, DiarizeOptions(threshold=0.5))
+            options = DiarizeOptions(threshold=0.5, segmentation=variant.segmentation)
+            found, seconds = diarize(engine, variant, talk.audio, options)
             plain, collar = der(reference, spans(found)), der(reference, spans(found), 0.25)
             row = {"variant": variant.name, "recording": name, "kind": recording.kind,
                    "speakers": len(talk.speakers), "found": len(found.speakers), "der": plain.der,
@@ -140,7 +144,7 @@ def main() -> None:
                     known.append(KnownSpeaker(speaker, sample))
             if not known:
                 continue
-            options = DiarizeOptions(threshold=0.5, known=tuple(known))
+            options = DiarizeOptions(threshold=0.5, known=tuple(known), segmentation=variant.segmentation)
             found, _ = diarize(engine, variant, target.conversation.audio, options)
             reference = [(t.start, t.end, t.speaker) for t in target.conversation.turns]
             share = named_share(reference, found, {k.name for k in known})
