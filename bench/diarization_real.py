@@ -102,8 +102,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     recordings = {r.name: r for r in real_calls.load(args.cache_dir)}
-    settings = Settings(cache_dir=args.cache_dir / "models")
-    engine = load_diarizer(settings, EngineConfig(cache_dir=args.cache_dir / "models", threads=2))
+    settings = Settings(cache_dir=args.cache_dir / "models", diarization_segmentation="on")
+    config = EngineConfig(cache_dir=args.cache_dir / "models", threads=2, diarization_segmentation="on")
+    engine = load_diarizer(settings, config)
     rows: list[dict[str, Any]] = []
     for variant in VARIANTS:
         if variant.setup is not None:

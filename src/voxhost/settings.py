@@ -303,10 +303,11 @@ class Settings(BaseSettings):
 
     # --- speaker segmentation for diarization (issue 24: pyannote segmentation-3.0) ----------------
     diarization_segmentation: Literal["auto", "on", "off"] = Field(
-        "auto",
+        "off",
         description="Find speakers with a segmentation model (two at once, changes without a pause) before "
         "their voices are compared: auto (when its model is there), on (required), off (1.5 s windows of "
-        "speech, one speaker each).",
+        "speech, one speaker each; the default until segmentation stops giving a turn's first words after "
+        "a short pause to the previous speaker).",
     )
     diarization_segmentation_model: str = Field(
         "segmentation-3.0",

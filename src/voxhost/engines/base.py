@@ -63,7 +63,7 @@ class EngineConfig:
     # words to favour in every transcription, after a request's own (engines that take hotwords)
     vocabulary: tuple[str, ...] = ()
     # speaker diarization's segmentation model (issue 24): "auto" / "on" / "off", and which model
-    diarization_segmentation: str = "auto"
+    diarization_segmentation: str = "off"
     segmentation_model: str = "segmentation-3.0"
 
 
