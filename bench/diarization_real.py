@@ -48,9 +48,9 @@ class Variant:
 
 
 VARIANTS = (
-    Variant("segmentation, spectral clustering (default)"),
+    Variant("segmentation, spectral clustering"),
     Variant("segmentation, threshold clustering (0.5)", method="threshold"),
-    Variant("windows, spectral clustering", segmentation=False),
+    Variant("windows, spectral clustering (default)", segmentation=False),
     Variant("windows, threshold clustering (0.5)", method="threshold", segmentation=False),
 )
 
