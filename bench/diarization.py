@@ -183,7 +183,7 @@ def score(talk: Conversation, found: Diarization, transcript: Transcription) -> 
 
 
 def quality(talks: dict[str, Conversation], cache: Path) -> list[dict[str, Any]]:
-    config = EngineConfig(cache_dir=cache)
+    config = EngineConfig(cache_dir=cache, diarization_segmentation="on")
     engine = SpeakerDiarizer.load(str(convert_embedded(cache)), config)
     asr = parse_entry("tiny.en").load(config)
     transcripts = {name: asr.transcribe(t.audio, TranscribeOptions(word_timestamps=True, language="en"))  # type: ignore[attr-defined]
@@ -221,7 +221,7 @@ def quality(talks: dict[str, Conversation], cache: Path) -> list[dict[str, Any]]
 
 
 async def cost(talks: dict[str, Conversation], cache: Path, repeat: int) -> list[dict[str, Any]]:
-    settings = Settings(models=["tiny.en"], cache_dir=cache, preload=True)
+    settings = Settings(models=["tiny.en"], cache_dir=cache, preload=True, diarization_segmentation="on")
     rows = []
     async with ModelManager(settings) as manager:
         await manager.load("speakers")

@@ -92,15 +92,17 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     recordings = {r.name: r for r in real_calls.load(args.cache_dir)}
-    settings = Settings(cache_dir=args.cache_dir / "models")
-    engine = load_diarizer(settings, EngineConfig(cache_dir=args.cache_dir / "models", threads=2))
+    settings = Settings(cache_dir=args.cache_dir / "models", diarization_segmentation="on")
+    config = EngineConfig(cache_dir=args.cache_dir / "models", threads=2, diarization_segmentation="on")
+    engine = load_diarizer(settings, config)
     rows: list[dict[str, Any]] = []
     for variant in VARIANTS:
         meeting = {"speech": 0.0, "errors0": 0.0, "errors25": 0.0, "count_right": 0, "files": 0}
         for name, recording in recordings.items():
             talk = recording.conversation
             reference = [(t.start, t.end, t.speaker) for t in talk.turns]
-            found, seconds = diarize(engine, variant, talk.audio, DiarizeOptions(threshold=0.5))
+            options = DiarizeOptions(threshold=0.5, segmentation=variant.segmentation)
+            found, seconds = diarize(engine, variant, talk.audio, options)
             plain, collar = der(reference, spans(found)), der(reference, spans(found), 0.25)
             row = {"variant": variant.name, "recording": name, "kind": recording.kind,
                    "speakers": len(talk.speakers), "found": len(found.speakers), "der": plain.der,
@@ -131,7 +133,7 @@ def main() -> None:
                     known.append(KnownSpeaker(speaker, sample))
             if not known:
                 continue
-            options = DiarizeOptions(threshold=0.5, known=tuple(known))
+            options = DiarizeOptions(threshold=0.5, known=tuple(known), segmentation=variant.segmentation)
             found, _ = diarize(engine, variant, target.conversation.audio, options)
             reference = [(t.start, t.end, t.speaker) for t in target.conversation.turns]
             share = named_share(reference, found, {k.name for k in known})

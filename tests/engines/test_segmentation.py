@@ -145,7 +145,12 @@ def test_segmentation_sources(converted: Path, cache_dir: Path, tmp_path: Path) 
     with pytest.raises(ModelLoadError, match="not downloaded and the server is offline"):
         locate_segmentation("pyannote-segmentation-3.0", tmp_path, offline=True)
     # auto falls back to windows when the model is missing; on refuses to load without it
-    config = EngineConfig(cache_dir=cache_dir, threads=1, segmentation_model=str(tmp_path / "none.onnx"))
+    config = EngineConfig(
+        cache_dir=cache_dir,
+        threads=1,
+        diarization_segmentation="auto",
+        segmentation_model=str(tmp_path / "x.onnx"),
+    )
     assert SpeakerDiarizer.load(str(campplus), config).segmenter is None
     with pytest.raises(ModelLoadError):
         SpeakerDiarizer.load(str(campplus), replace(config, diarization_segmentation="on"))
@@ -153,9 +158,8 @@ def test_segmentation_sources(converted: Path, cache_dir: Path, tmp_path: Path) 
 
 @pytest.fixture(scope="module")
 def engine(cache_dir: Path, converted: Path) -> SpeakerDiarizer:
-    return SpeakerDiarizer.load(
-        str(convert_embedded(cache_dir)), EngineConfig(cache_dir=cache_dir, threads=2)
-    )
+    config = EngineConfig(cache_dir=cache_dir, threads=2, diarization_segmentation="on")
+    return SpeakerDiarizer.load(str(convert_embedded(cache_dir)), config)
 
 
 @pytest.fixture(scope="module")

@@ -308,6 +308,8 @@ class SpeakerDiarizer(DiarizeEngine):
             try:
                 where = locate_segmentation(config.segmentation_model, config.cache_dir, config.offline)
                 segmenter = ort.InferenceSession(str(where), options, providers=["CPUExecutionProvider"])
+                # one run at load: the first request does not pay for the LSTM's first-run setup
+                segmenter.run(None, {segmenter.get_inputs()[0].name: np.zeros((1, 1, 16000), np.float32)})
             except ModelLoadError as exc:
                 if config.diarization_segmentation == "on":
                     raise

@@ -186,6 +186,7 @@ def cluster(
     maximum: int | None = None,
     min_share: float = 0.0,
     method: str = "spectral",
+    alike: float = MERGE_ALIKE,
 ) -> np.ndarray:
     """Speaker labels for normalised embeddings, any number of them (bounded work beyond `MAX_POINTS`).
 
@@ -199,7 +200,7 @@ def cluster(
     if method == "spectral" and len(picked) >= MIN_SPECTRAL:
         labels = spectral(embeddings[picked], num, minimum, maximum)
         if num is None:
-            labels = merge_alike(embeddings[picked], labels, MERGE_ALIKE, max(1, minimum or 1))
+            labels = merge_alike(embeddings[picked], labels, alike, max(1, minimum or 1))
     else:
         labels = agglomerate(embeddings[picked], threshold, num, minimum, maximum)
     centres = centroids(embeddings[picked], labels)
