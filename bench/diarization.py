@@ -85,28 +85,26 @@ SPECS = (
 class Variant:
     name: str
     segmentation: bool = False  # pyannote segmentation-3.0 (10 s windows), else 1.5 s windows of the VAD's
+    clustering: str = "spectral"  # or "threshold" (agglomerative, stops at `threshold`)
     window: float = 1.5
     hop: float = 0.75
     step: float = 10 / 3  # segmentation windows' step
     split: float | None = 0.25  # pauses that cut a local speaker into units embedded apart
+    longest: float = 3.0  # seconds of a unit embedded at most
     threshold: float = 0.5
     min_share: float = 0.03
     told: bool = False  # num_speakers given
 
 
 VARIANTS = (
-    Variant("windows: VAD, 1.5 s windows every 0.75 s, AHC 0.5"),
-    Variant("segmentation: 10 s windows every 3.3 s, units split at 0.25 s pauses, AHC 0.5", True),
-    Variant("segmentation, windows every 2.5 s", True, step=2.5),
-    Variant("segmentation, windows every 5 s", True, step=5.0),
-    Variant("segmentation, AHC 0.55", True, threshold=0.55),
-    Variant("segmentation, local speakers not split at pauses", True, split=None),
+    Variant("segmentation, spectral (default): 10 s windows every 3.3 s, units of <= 3 s", True),
+    Variant("windows: VAD, 1.5 s windows every 0.75 s, spectral"),
+    Variant("segmentation, threshold 0.5", True, clustering="threshold"),
+    Variant("segmentation, spectral, units of <= 1.5 s", True, longest=1.5),
+    Variant("segmentation, spectral, windows every 2.5 s", True, step=2.5),
+    Variant("segmentation, spectral, local speakers not split at pauses", True, split=None),
     Variant("segmentation, told the number of speakers", True, told=True),
-    Variant("windows, threshold 0.4", threshold=0.4),
-    Variant("windows, threshold 0.55", threshold=0.55),
-    Variant("windows, threshold 0.6", threshold=0.6),
-    Variant("windows, 1.0 s every 0.5 s", window=1.0, hop=0.5),
-    Variant("windows, no small-group folding", min_share=0.0),
+    Variant("windows, threshold 0.5", clustering="threshold"),
     Variant("windows, told the number of speakers", told=True),
 )
 LONG_VARIANTS = 2  # the long conversation: the two pipelines' defaults only (speed and bounded work)
@@ -194,6 +192,7 @@ def quality(talks: dict[str, Conversation], cache: Path) -> list[dict[str, Any]]
     for index, variant in enumerate(VARIANTS):
         engine.window, engine.hop, engine.min_share = variant.window, variant.hop, variant.min_share
         engine.step, engine.split = variant.step, variant.split
+        engine.clustering, engine.longest = variant.clustering, variant.longest
         for name, talk in talks.items():
             long = name.endswith(" min")
             if long and index >= LONG_VARIANTS:

