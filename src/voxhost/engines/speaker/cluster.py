@@ -75,13 +75,13 @@ def spectral(
     num: int | None = None,
     minimum: int | None = None,
     maximum: int | None = None,
-    neighbours: float = 0.022,
+    neighbours: float | None = None,
 ) -> np.ndarray:
     """One integer label per (normalised) embedding by spectral clustering: each embedding keeps its
-    most alike `neighbours` share (at least 6) of the others, the graph's Laplacian is decomposed, the
-    number of speakers is where its eigenvalues jump most (the eigengap; or told), and k-means groups
-    the rows of that many eigenvectors. The count comes from the structure of the similarities, not
-    from one similarity threshold that suits one kind of audio (3D-Speaker's recipe for CAM++)."""
+    most alike `neighbours` share (`NEIGHBOURS`, at least 6) of the others, the graph's Laplacian is
+    decomposed, the number of speakers is where its eigenvalues jump most (the eigengap; or told), and
+    k-means groups the rows of that many eigenvectors. The count comes from the structure of the
+    similarities, not from one threshold that suits one kind of audio (3D-Speaker's recipe for CAM++)."""
     # The same audio said twice (a recording repeated, a jingle) gives the same embedding: each copy
     # would be the others' nearest neighbours and the graph would fall apart into cliques of copies.
     # The graph is built on one of each.
@@ -97,7 +97,7 @@ def spectral(
     if hi <= 1:
         return np.zeros(n, dtype=np.int64)
     affinity = embeddings @ embeddings.T
-    keep = max(6, round(neighbours * n))
+    keep = max(6, round((NEIGHBOURS if neighbours is None else neighbours) * n))
     pruned = np.zeros_like(affinity)
     rows = np.arange(n)[:, None]
     top = np.argpartition(-affinity, keep, axis=1)[:, :keep]
@@ -149,6 +149,9 @@ def _kmeans(points: np.ndarray, k: int, rounds: int = 100) -> np.ndarray:
     return _dense(labels)
 
 
+# the share of most alike embeddings each one keeps in the graph (3D-Speaker's 0.022 made a recording
+# repeated to 10 minutes one speaker: each unit's 9 nearest were its own copies)
+NEIGHBOURS = 0.05
 SAME_AUDIO = 0.999  # embeddings this alike are copies of the same audio
 MERGE_ALIKE = 0.7  # spectral groups whose centroids are this alike are one speaker
 
