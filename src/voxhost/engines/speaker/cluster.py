@@ -96,7 +96,7 @@ def spectral(
     hi = min(n - 1, num or maximum or MAX_SPEAKERS)
     if hi <= 1:
         return np.zeros(n, dtype=np.int64)
-    affinity = embeddings @ embeddings.T
+    affinity = alike
     keep = max(6, round((NEIGHBOURS if neighbours is None else neighbours) * n))
     pruned = np.zeros_like(affinity)
     rows = np.arange(n)[:, None]
