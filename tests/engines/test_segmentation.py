@@ -176,3 +176,39 @@ def test_segmentation_is_refused_when_the_server_has_none(engine: SpeakerDiarize
     without = SpeakerDiarizer(engine._session)
     with pytest.raises(BadRequest, match="segmentation is not available"):
         without.diarize(np.zeros(16000, np.float32), DiarizeOptions(segmentation=True))
+
+
+def test_the_same_speech_in_overlapping_windows_is_embedded_once(
+    engine: SpeakerDiarizer, overlapping: Conversation
+) -> None:
+    from voxhost.engines.speaker import local
+    from voxhost.engines.speaker.features import fbank
+
+    def run(reuse: float | None) -> tuple[local.LocalSpeakers, float]:
+        embedded: list[float] = []
+
+        def embed(clips: list[np.ndarray]) -> np.ndarray:
+            embedded.extend(len(c) / 16000 for c in clips)
+            return engine._embed_features([fbank(c) for c in clips])
+
+        found = local.find_local(overlapping.audio, engine._segment, embed, engine.step, reuse=reuse)
+        return found, sum(embedded)
+
+    each, each_seconds = run(None)  # control: every window's units embedded
+    once, once_seconds = run(local.REUSE)
+    assert not each.copied.any()
+    assert once.owners == each.owners
+    assert once.copied.any()
+    assert once_seconds < 0.8 * each_seconds  # each moment is in three windows: much less is embedded
+    # a copied unit holds the embedding of the same speech: as its own would be, within the voice's spread
+    alike = np.sum(once.vectors * each.vectors, axis=1)
+    assert np.all(alike[once.copied] > engine.same_speaker)
+    # and who speaks when comes out the same
+    with_reuse = engine.diarize(overlapping.audio, DiarizeOptions(segmentation=True))
+    engine.reuse = None
+    try:
+        without = engine.diarize(overlapping.audio, DiarizeOptions(segmentation=True))
+    finally:
+        engine.reuse = local.REUSE
+    assert with_reuse.speakers == without.speakers == ["A", "B", "C"]
+    assert [t.speaker for t in with_reuse.turns] == [t.speaker for t in without.turns]

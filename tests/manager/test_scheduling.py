@@ -120,6 +120,14 @@ def test_default_layouts(cores: int, overrides: dict[str, int], expected: Layout
     assert tts.parallel == 1  # the TTS engines' phonemizer is not thread-safe
 
 
+@pytest.mark.parametrize(("cores", "threads"), [(1, 1), (2, 1), (4, 2), (8, 4)])
+def test_the_diarizer_takes_half_the_cores_beside_the_decode(cores: int, threads: int) -> None:
+    settings = Settings(models=["tiny.en"])
+    assert plan_layout(settings, parse_entry("speakers"), cores=cores) == Layout(1, 1, threads)
+    told = Settings(models=["tiny.en"], threads=3)  # threads set by the user are taken as they are
+    assert plan_layout(told, parse_entry("speakers"), cores=cores).threads == 3
+
+
 def test_one_slot_runs_requests_one_after_another(cache_dir: Path, audio16k: np.ndarray) -> None:
     settings = Settings(models=["tiny.en"], cache_dir=cache_dir, parallel=1)
 

