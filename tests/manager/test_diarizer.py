@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from voxhost.benchmarks.conversations import EXCHANGE, converse
 from voxhost.diarization import DiarizeOptions
-from voxhost.engines.speaker.cluster import MAX_POINTS, cluster, normalize
+from voxhost.engines.speaker import cluster as cluster_module
+from voxhost.engines.speaker.cluster import MAX_POINTS, centroids, cluster, normalize
 from voxhost.manager import ModelManager, speakers
 from voxhost.settings import Settings
 
@@ -86,3 +88,26 @@ def test_the_count_comes_from_the_similarity_graph_not_one_threshold() -> None:
     assert all(len(np.unique(labels[truth == k])) == 1 for k in range(3))
     assert len(np.unique(cluster(points, threshold=0.5, method="threshold"))) > 3  # the control
     assert len(np.unique(cluster(points, threshold=0.5, num=2))) == 2
+
+
+def test_lines_said_again_by_one_voice_do_not_split_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three voices, each saying six lines eight times over (a synthetic voice says a line the same way
+    again: the copies 0.98-0.99 alike), two of the voices ~0.66 alike: three speakers. The copies are
+    one point each in the graph; kept apart (the control, `SAME_AUDIO` at 0.999), each copy's nearest
+    neighbours are its own copies and the graph falls apart into cliques of one line each: its
+    eigenvalues say nothing of the voices."""
+    rng = np.random.default_rng(3)
+    base = normalize(rng.standard_normal((3, 192)))
+    across = normalize(base[2] - (base[2] @ base[1]) * base[1])
+    base[2] = normalize(0.75 * base[1] + np.sqrt(1 - 0.75**2) * across)
+    lines = normalize(np.repeat(base, 6, axis=0) + 0.06 * rng.standard_normal((18, 192)))
+    points = normalize(np.repeat(lines, 8, axis=0) + 0.008 * rng.standard_normal((144, 192)))
+    truth = np.repeat(np.arange(3), 48)
+    assert min(float(points[i] @ points[i + 1]) for i in range(0, 144, 8)) > cluster_module.SAME_AUDIO
+    centres = centroids(points, truth)
+    assert 0.6 < float(centres[1] @ centres[2]) < cluster_module.MERGE_ALIKE  # alike, but two voices
+    labels = cluster(points, threshold=0.5)
+    assert len(np.unique(labels)) == 3
+    assert all(len(np.unique(labels[truth == k])) == 1 for k in range(3))
+    monkeypatch.setattr(cluster_module, "SAME_AUDIO", 0.999)
+    assert len(np.unique(cluster(points, threshold=0.5))) != 3  # the graph in pieces: no count is right

@@ -82,9 +82,9 @@ def spectral(
     decomposed, the number of speakers is where its eigenvalues jump most (the eigengap; or told), and
     k-means groups the rows of that many eigenvectors. The count comes from the structure of the
     similarities, not from one threshold that suits one kind of audio (3D-Speaker's recipe for CAM++)."""
-    # The same audio said twice (a recording repeated, a jingle) gives the same embedding: each copy
-    # would be the others' nearest neighbours and the graph would fall apart into cliques of copies.
-    # The graph is built on one of each.
+    # The same audio said twice (a recording repeated, a jingle, a line a synthetic voice says again)
+    # gives (nearly) the same embedding: each copy would be the others' nearest neighbours and the graph
+    # would fall apart into cliques of copies. The graph is built on one of each.
     alike = embeddings @ embeddings.T
     first = np.argmax(alike > SAME_AUDIO, axis=1)  # the first embedding each one is a copy of
     if (first != np.arange(len(embeddings))).any():
@@ -97,7 +97,7 @@ def spectral(
     if hi <= 1:
         return np.zeros(n, dtype=np.int64)
     affinity = alike
-    keep = max(6, round((NEIGHBOURS if neighbours is None else neighbours) * n))
+    keep = max(MIN_NEIGHBOURS, round((NEIGHBOURS if neighbours is None else neighbours) * n))
     pruned = np.zeros_like(affinity)
     rows = np.arange(n)[:, None]
     top = np.argpartition(-affinity, keep, axis=1)[:, :keep]
@@ -152,8 +152,13 @@ def _kmeans(points: np.ndarray, k: int, rounds: int = 100) -> np.ndarray:
 # the share of most alike embeddings each one keeps in the graph (3D-Speaker's 0.022 made a recording
 # repeated to 10 minutes one speaker: each unit's 9 nearest were its own copies)
 NEIGHBOURS = 0.05
-SAME_AUDIO = 0.999  # embeddings this alike are copies of the same audio
-MERGE_ALIKE = 0.7  # spectral groups whose centroids are this alike are one speaker
+MIN_NEIGHBOURS = 6  # and at least this many
+# embeddings this alike are (near) copies of the same audio: a recording repeated, or one line said again
+# by the same synthetic voice (0.97-0.999 alike; two utterances of one real voice are 0.6-0.95)
+SAME_AUDIO = 0.97
+# spectral groups whose centroids are this alike are one speaker (3D-Speaker's recipe for CAM++); three
+# Kokoro voices are 0.67-0.71 alike
+MERGE_ALIKE = 0.8
 
 
 def merge_alike(embeddings: np.ndarray, labels: np.ndarray, alike: float, minimum: int) -> np.ndarray:
