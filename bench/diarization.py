@@ -19,7 +19,8 @@ DER with no collar and with a 0.25 s collar (missed + false alarm + confusion, o
 voxhost.benchmarks.der), the speakers found against the truth, speaker-attributed WER (each voice's words
 against the words given to the speaker mapped onto it; tiny.en's transcript, decoded once per
 conversation with word timestamps, attributed by each variant's turns), and x real time of the
-diarization alone; for the long conversation, the peak of what the diarization allocates (tracemalloc).
+diarization alone (with the threads the server gives it: half the cores); for the long conversation,
+the peak of what the diarization allocates (tracemalloc).
 
 Cost: through a `ModelManager` (the server's path, worker processes): a plain transcription of each
 conversation against the same request with speakers (`manager.speakers.transcribe_diarized`: the
@@ -47,8 +48,10 @@ from voxhost.benchmarks.der import der, speaker_wer
 from voxhost.diarization import Diarization, DiarizeOptions, attribute
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.diarizer import SpeakerDiarizer, convert_embedded
+from voxhost.engines.speaker.local import REUSE
 from voxhost.harness.wer import word_errors, words
 from voxhost.manager import ModelManager, speakers
+from voxhost.manager.layout import plan_layout
 from voxhost.manager.registry import parse_entry
 from voxhost.manager.requests import TranscribeRequest
 from voxhost.results import TranscribeOptions, Transcription
@@ -91,6 +94,7 @@ class Variant:
     step: float = 10 / 3  # segmentation windows' step
     split: float | None = 0.25  # pauses that cut a local speaker into units embedded apart
     longest: float = 3.0  # seconds of a unit embedded at most
+    reuse: float | None = REUSE  # a clip an earlier window embedded is not embedded again (None: each is)
     threshold: float = 0.5
     min_share: float = 0.03
     told: bool = False  # num_speakers given
@@ -103,6 +107,7 @@ VARIANTS = (
     Variant("segmentation, spectral, units of <= 1.5 s", True, longest=1.5),
     Variant("segmentation, spectral, windows every 2.5 s", True, step=2.5),
     Variant("segmentation, spectral, local speakers not split at pauses", True, split=None),
+    Variant("segmentation, spectral, every window's clips embedded (none reused)", True, reuse=None),
     Variant("segmentation, told the number of speakers", True, told=True),
     Variant("windows, threshold 0.5", clustering="threshold"),
     Variant("windows, told the number of speakers", told=True),
@@ -181,9 +186,11 @@ def score(talk: Conversation, found: Diarization, transcript: Transcription) -> 
 
 
 def quality(talks: dict[str, Conversation], cache: Path) -> list[dict[str, Any]]:
-    config = EngineConfig(cache_dir=cache, diarization_segmentation="on")
+    # the diarizer's threads as the server gives them (half the cores: it runs beside the decode)
+    threads = plan_layout(Settings(), parse_entry("speakers")).threads
+    config = EngineConfig(cache_dir=cache, diarization_segmentation="on", threads=threads)
     engine = SpeakerDiarizer.load(str(convert_embedded(cache)), config)
-    asr = parse_entry("tiny.en").load(config)
+    asr = parse_entry("tiny.en").load(EngineConfig(cache_dir=cache))
     transcripts = {name: asr.transcribe(t.audio, TranscribeOptions(word_timestamps=True, language="en"))  # type: ignore[attr-defined]
                    for name, t in talks.items()}  # fmt: skip
     if engine.segmenter is None:
@@ -192,7 +199,7 @@ def quality(talks: dict[str, Conversation], cache: Path) -> list[dict[str, Any]]
     for index, variant in enumerate(VARIANTS):
         engine.window, engine.hop, engine.min_share = variant.window, variant.hop, variant.min_share
         engine.step, engine.split = variant.step, variant.split
-        engine.clustering, engine.longest = variant.clustering, variant.longest
+        engine.clustering, engine.longest, engine.reuse = variant.clustering, variant.longest, variant.reuse
         for name, talk in talks.items():
             long = name.endswith(" min")
             if long and index >= LONG_VARIANTS:
