@@ -126,3 +126,63 @@ def sample_of(recording: RealRecording, speaker: str, seconds: float = 8.0) -> n
         (theirs if turn.speaker == speaker else others)[span] = True
     alone = audio[theirs & ~others][: int(seconds * SAMPLE_RATE)]
     return alone if len(alone) >= 2 * SAMPLE_RATE else None
+
+
+def solo_runs(recording: RealRecording, speaker: str, shortest: float = 1.0) -> list[np.ndarray]:
+    """Every stretch of at least `shortest` s of the recording in which `speaker` speaks and nobody
+    else does."""
+    audio = recording.conversation.audio
+    theirs = np.zeros(len(audio), dtype=bool)
+    others = np.zeros(len(audio), dtype=bool)
+    for turn in recording.conversation.turns:
+        span = slice(int(turn.start * SAMPLE_RATE), int(turn.end * SAMPLE_RATE))
+        (theirs if turn.speaker == speaker else others)[span] = True
+    edges = np.diff(np.concatenate([[0], (theirs & ~others).astype(np.int8), [0]]))
+    return [
+        audio[start:end]
+        for start, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)
+        if end - start >= shortest * SAMPLE_RATE
+    ]
+
+
+# Real voices with 9 s or more alone in one recording: (recording, speaker)
+SOLO_VOICES = (("dev00", "MEE009"), ("trn06", "FEE083"), ("trn05", "FEE078"), ("trn03", "MÉO069"),
+               (CALL, "speaker90"), (CALL, "speaker91"))  # fmt: skip
+
+
+def real_voices(
+    recordings: Sequence[RealRecording],
+    voices: Sequence[tuple[str, str]],
+    seed: int = 0,
+    longest: float = 6.0,
+    pauses: tuple[float, float] = (0.3, 0.8),
+) -> Conversation:
+    """A conversation built from real voices, each (recording, speaker) of `voices` taken from one
+    recording (its room and channel: the far-field meetings, the telephone line): their solo stretches
+    (`solo_runs`) cut into pieces of at most `longest` s, spoken in turns (drawn at random, seeded; never
+    one speaker twice in a row while another has pieces left) until every piece is used, with pauses of
+    silence drawn from `pauses`."""
+    rng = np.random.default_rng(seed)
+    by_name = {r.name: r for r in recordings}
+    pieces: dict[str, list[np.ndarray]] = {}
+    for name, speaker in voices:
+        cut = []
+        for run in solo_runs(by_name[name], speaker):
+            cut.extend(np.array_split(run, int(np.ceil(len(run) / (longest * SAMPLE_RATE)))))
+        if not cut:
+            raise ValueError(f"{speaker} never speaks alone for a second in {name}")
+        pieces[speaker] = cut
+    clips: list[tuple[str, np.ndarray]] = []
+    last = None
+    while any(pieces.values()):
+        waiting = [speaker for speaker, left in pieces.items() if left]
+        choices = [speaker for speaker in waiting if speaker != last] or waiting
+        last = choices[int(rng.integers(len(choices)))]
+        clips.append((last, pieces[last].pop(0)))
+    turns, parts, position = [], [], 0.0
+    for speaker, clip in clips:
+        gap = np.zeros(int(rng.uniform(*pauses) * SAMPLE_RATE), dtype=np.float32)
+        turns.append(Turn(position, position + len(clip) / SAMPLE_RATE, speaker, ""))
+        parts += [clip.astype(np.float32), gap]
+        position += (len(clip) + len(gap)) / SAMPLE_RATE
+    return Conversation(np.concatenate(parts), turns)
