@@ -231,8 +231,10 @@ def quality(talks: dict[str, Conversation], cache: Path) -> list[dict[str, Any]]
     return rows
 
 
-async def cost(talks: dict[str, Conversation], cache: Path, repeat: int) -> list[dict[str, Any]]:
-    settings = Settings(models=["tiny.en"], cache_dir=cache, preload=True, diarization_segmentation="on")
+async def cost(
+    talks: dict[str, Conversation], cache: Path, repeat: int, model: str = "tiny.en"
+) -> list[dict[str, Any]]:
+    settings = Settings(models=[model], cache_dir=cache, preload=True, diarization_segmentation="on")
     rows = []
     async with ModelManager(settings) as manager:
         await manager.load("speakers")
@@ -273,6 +275,8 @@ def main() -> None:
         "--long-only", action="store_true", help="only the long conversation (speed, memory), no cost rounds"
     )
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--model", default="tiny.en", help="the ASR model of the cost rounds")
+    parser.add_argument("--cost-only", action="store_true", help="only the cost rounds (no quality)")
     args = parser.parse_args()
     lines = [ln.strip() for ln in TEXT.read_text(encoding="utf-8").splitlines()]
     sentences = [ln for ln in lines if ln and not ln.startswith("#")]
@@ -285,9 +289,9 @@ def main() -> None:
     talks[long_name] = repeated(talks[SPECS[0].name], args.long_minutes * 60)
     if args.long_only:
         talks = {long_name: talks[long_name]}
-    rows = quality(talks, args.cache_dir)
+    rows = [] if args.cost_only else quality(talks, args.cache_dir)
     short = {k: v for k, v in talks.items() if k != long_name}
-    costs = asyncio.run(cost(short, args.cache_dir, args.repeat)) if short else []
+    costs = asyncio.run(cost(short, args.cache_dir, args.repeat, args.model)) if short else []
     if args.json:
         args.json.write_text(json.dumps({"quality": rows, "cost": costs}, indent=2))
 
