@@ -21,10 +21,11 @@ against the words given to the speaker mapped onto it; tiny.en's transcript, dec
 conversation with word timestamps, attributed by each variant's turns), and x real time of the
 diarization alone; for the long conversation, the peak of what the diarization allocates (tracemalloc).
 
-Known speakers (the default pipeline): each voice of a conversation is enrolled from a sentence it does
-not say there (synthesized apart), with the voices not in it as strangers; the share of each voice's
-speech time given its own name (target >= 90 %), that share of the speech the pipeline found someone
-in, and the seconds given a stranger's name.
+Known speakers (the default pipeline, each way of naming: one group per sample; every group alike enough
+to a sample; and the samples as anchors): each voice of a conversation is enrolled from a sentence it
+does not say there (synthesized apart), with the voices not in it as strangers; the share of each
+voice's speech time given its own name (target >= 90 %), that share of the speech the pipeline found
+someone in, and the seconds given a stranger's name.
 
 Cost: through a `ModelManager` (the server's path, worker processes): a plain transcription of each
 conversation against the same request with speakers (`manager.speakers.transcribe_diarized`: the
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import statistics
 import time
@@ -112,6 +114,7 @@ VARIANTS = (
     Variant("windows, threshold 0.5", clustering="threshold"),
     Variant("windows, told the number of speakers", told=True),
 )
+NAMINGS = ("one", "split", "anchors")  # how known speakers are named (the last the default): diarizer.py
 LONG_VARIANTS = 2  # the long conversation: the two pipelines' defaults only (speed and bounded work)
 
 
@@ -208,7 +211,8 @@ def known_speakers(
     """Each voice named from a sample of another sentence, the other voices enrolled as strangers."""
     knobs(engine, VARIANTS[0])
     rows = []
-    for name, talk in talks.items():
+    for naming, (name, talk) in itertools.product(NAMINGS, talks.items()):
+        engine.naming = naming
         text = enrolment(talk, sentences)
         known = [KnownSpeaker(v, say(v, text)) for v in talk.speakers]
         strangers = [KnownSpeaker(v, say(v, text)) for v in VOICES if v not in talk.speakers]
@@ -217,12 +221,13 @@ def known_speakers(
         hypothesis = [(t.start, t.end, t.speaker) for t in found.turns]
         share, heard = named_shares(reference, hypothesis, set(talk.speakers))
         wrong = sum(t.end - t.start for t in found.turns if t.speaker in {k.name for k in strangers})
-        row = {"conversation": name, "known": len(known), "strangers": len(strangers),
+        row = {"naming": naming, "conversation": name, "known": len(known), "strangers": len(strangers),
                "named_share": round(100 * share, 1), "named_share_heard": round(100 * heard, 1),
                "strangers_named_s": round(wrong, 1), "found": found.speakers,
                "der": round(100 * der(reference, hypothesis).der, 1)}  # fmt: skip
         print(json.dumps(row))
         rows.append(row)
+    engine.naming = NAMINGS[-1]
     return rows
 
 

@@ -21,7 +21,9 @@ Known speakers: meeting speakers who speak in two excerpts (dev00/dev01, tst00/t
 enrolled from up to 8 s of them alone in one excerpt and named in the other, beside three strangers
 (speakers of trn09, trn03 and trn05, who are in neither); the share of their speech time given their
 own name (target >= 90 %), that share of the speech the pipeline found someone in (naming apart from
-missed speech), and the seconds given a stranger's name. Nothing is asserted.
+missed speech), and the seconds given a stranger's name; with the default pipeline, each way of naming
+(one group per sample; every group alike enough to a sample; and the samples as anchors). Nothing is
+asserted.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from voxhost.settings import Settings
 
 PAIRS = (("dev00", "dev01"), ("dev01", "dev00"), ("tst00", "tst01"), ("tst01", "tst00"), ("trn07", "trn08"),
          ("trn08", "trn07"))  # fmt: skip
+NAMINGS = ("one", "split", "anchors")  # how known speakers are named (the last the default): diarizer.py
 STRANGERS = ("trn09", "trn03", "trn05")  # meetings whose speakers are enrolled as strangers, three of them
 
 
@@ -76,6 +79,51 @@ def diarize(
 
 def spans(diarization: Diarization) -> list[tuple[float, float, str]]:
     return [(t.start, t.end, t.speaker) for t in diarization.turns]
+
+
+def known_speakers(
+    engine: Any, variant: Variant, recordings: dict[str, real_calls.RealRecording], naming: str
+) -> list[dict[str, Any]]:
+    """Each pair's speakers enrolled from one excerpt (with three strangers) and named in the other."""
+    engine.naming = naming
+    label = f"{variant.name}, naming {naming}"
+    rows: list[dict[str, Any]] = []
+    shares: list[tuple[float, float]] = []
+    for enrolled_in, named_in in PAIRS:
+        target = recordings[named_in]
+        known = []
+        for speaker in target.conversation.speakers:
+            sample = real_calls.sample_of(recordings[enrolled_in], speaker)
+            if sample is not None:
+                known.append(KnownSpeaker(speaker, sample))
+        if not known:
+            continue
+        strangers = [
+            KnownSpeaker(s, sample)
+            for other in STRANGERS
+            for s in recordings[other].conversation.speakers
+            if s not in target.conversation.speakers
+            and (sample := real_calls.sample_of(recordings[other], s)) is not None
+        ][:3]
+        options = DiarizeOptions(threshold=0.5, known=(*known, *strangers), segmentation=variant.segmentation)
+        found, _ = diarize(engine, variant, target.conversation.audio, options)
+        reference = [(t.start, t.end, t.speaker) for t in target.conversation.turns]
+        share, heard = named_shares(reference, spans(found), {k.name for k in known})
+        wrong = sum(t.end - t.start for t in found.turns if t.speaker in {k.name for k in strangers})
+        shares.append((share, heard))
+        rows.append({"variant": variant.name, "naming": naming, "known_from": enrolled_in,
+                     "named_in": named_in, "known": [k.name for k in known],
+                     "strangers": [k.name for k in strangers], "named_share": share,
+                     "named_share_heard": heard, "strangers_named_s": wrong})  # fmt: skip
+        print(f"{label:60s} known speakers from {enrolled_in} named in {named_in}: "
+              f"{len(known)} enrolled (+{len(strangers)} strangers), {share:5.1%} of their speech named "
+              f"right, {heard:5.1%} of it where someone was found; "
+              f"a stranger's name on {wrong:.1f} s")  # fmt: skip
+    print(f"{label:60s} known speakers: median {float(np.median([a for a, _ in shares])):5.1%} "
+          f"of their speech named right, {float(np.median([b for _, b in shares])):5.1%} of it where "
+          f"someone was found")  # fmt: skip
+    engine.naming = NAMINGS[-1]
+    return rows
 
 
 def model_hears(engine: Any, audio: np.ndarray, reference: list[tuple[float, float, str]]) -> float:
@@ -154,42 +202,8 @@ def main() -> None:
         rows.append({"variant": variant.name, "recording": "meetings", "der": weighted,
                      "der_collar": collared, "count_right": right, "missed_nobody": nobody,
                      "missed_fewer": fewer, "beyond_two": beyond, "heard_by_model": model})  # fmt: skip
-        shares: list[tuple[float, float]] = []
-        for enrolled_in, named_in in PAIRS:
-            target = recordings[named_in]
-            known = []
-            for speaker in target.conversation.speakers:
-                sample = real_calls.sample_of(recordings[enrolled_in], speaker)
-                if sample is not None:
-                    known.append(KnownSpeaker(speaker, sample))
-            if not known:
-                continue
-            strangers = [
-                KnownSpeaker(s, sample)
-                for other in STRANGERS
-                for s in recordings[other].conversation.speakers
-                if s not in target.conversation.speakers
-                and (sample := real_calls.sample_of(recordings[other], s)) is not None
-            ][:3]
-            options = DiarizeOptions(
-                threshold=0.5, known=(*known, *strangers), segmentation=variant.segmentation
-            )
-            found, _ = diarize(engine, variant, target.conversation.audio, options)
-            reference = [(t.start, t.end, t.speaker) for t in target.conversation.turns]
-            share, heard = named_shares(reference, spans(found), {k.name for k in known})
-            wrong = sum(t.end - t.start for t in found.turns if t.speaker in {k.name for k in strangers})
-            shares.append((share, heard))
-            rows.append({"variant": variant.name, "known_from": enrolled_in, "named_in": named_in,
-                         "known": [k.name for k in known], "strangers": [k.name for k in strangers],
-                         "named_share": share, "named_share_heard": heard,
-                         "strangers_named_s": wrong})  # fmt: skip
-            print(f"{variant.name:42s} known speakers from {enrolled_in} named in {named_in}: "
-                  f"{len(known)} enrolled (+{len(strangers)} strangers), {share:5.1%} of their speech named "
-                  f"right, {heard:5.1%} of it where someone was found; "
-                  f"a stranger's name on {wrong:.1f} s")  # fmt: skip
-        print(f"{variant.name:42s} known speakers: median {float(np.median([a for a, _ in shares])):5.1%} "
-              f"of their speech named right, {float(np.median([b for _, b in shares])):5.1%} of it where "
-              f"someone was found")  # fmt: skip
+        for naming in NAMINGS if variant == VARIANTS[0] else NAMINGS[-1:]:
+            rows += known_speakers(engine, variant, recordings, naming)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -255,6 +255,9 @@ class SpeakerDiarizer(DiarizeEngine):
         self.longest = LONGEST  # seconds of a local speaker embedded at most
         self.split: float | None = SPLIT  # pauses that cut a local speaker into units (None: whole)
         self.clustering = clustering  # how speakers are counted: "spectral" or "threshold" (cluster.py)
+        # known speakers' samples: "one" group each, "split" (every group alike enough to one), "anchors"
+        # (split, and the samples anchor the segmentation pipeline's assignment)
+        self.naming = "anchors"
 
     # --- where models come from ------------------------------------------------------------------
     @classmethod
@@ -434,8 +437,9 @@ class SpeakerDiarizer(DiarizeEngine):
         known: dict[int, int] = {}
         if options.known:
             references = self._references(options)
-            known = _match(centres, references)
-            centres, known = _anchored(found, centres, references, known, options)
+            known = _match(centres, references, self.naming != "one")
+            if self.naming == "anchors":
+                centres, known = _anchored(found, centres, references, known, options)
         spans = local.turns(local.aggregate(found, local.assign(found, centres), len(centres), len(audio)))
         names = self._names(known, list(dict.fromkeys(speaker for _, _, speaker in spans)), options)
         turns = _joined([SpeakerTurn(start, end, names[speaker]) for start, end, speaker in spans])
@@ -466,7 +470,9 @@ class SpeakerDiarizer(DiarizeEngine):
             return Diarization([], duration, [])
         vectors = self._window_embeddings(audio, windows)
         labels = self._cluster(vectors, options)
-        known = _match(centroids(vectors, labels), self._references(options)) if options.known else {}
+        known = {}
+        if options.known:
+            known = _match(centroids(vectors, labels), self._references(options), self.naming != "one")
         names = self._names(known, list(dict.fromkeys(int(label) for label in labels)), options)
         turns: list[SpeakerTurn] = []
         for window, label in zip(windows, labels, strict=True):
@@ -503,10 +509,10 @@ class SpeakerDiarizer(DiarizeEngine):
         return names
 
 
-def _match(centres: np.ndarray, references: np.ndarray) -> dict[int, int]:
+def _match(centres: np.ndarray, references: np.ndarray, split: bool = True) -> dict[int, int]:
     """Which group (centroid) is which known speaker (sample): one group per sample, the most alike pair
-    first, from `KNOWN_MATCH`; then any other group as alike to a sample as two groups of one speaker are
-    (`SAME_SPEAKER`) is that speaker too (the clustering split them: a far-field meeting voice)."""
+    first, from `KNOWN_MATCH`; then (`split`) any other group as alike to a sample as two groups of one
+    speaker are (`SAME_SPEAKER`) is that speaker too (the clustering split them: a far-field voice)."""
     scores = centres @ references.T
     known: dict[int, int] = {}
     free = scores.copy()
@@ -517,7 +523,7 @@ def _match(centres: np.ndarray, references: np.ndarray) -> dict[int, int]:
         known[group] = ref
         free[group, :] = -np.inf
         free[:, ref] = -np.inf
-    for group in range(len(centres)):
+    for group in range(len(centres) if split else 0):
         best = int(np.argmax(scores[group]))
         if group not in known and scores[group, best] >= SAME_SPEAKER:
             known[group] = best
