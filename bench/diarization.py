@@ -25,7 +25,8 @@ Known speakers (the default pipeline, each way of naming: one group per sample; 
 to a sample; and the samples as anchors): each voice of a conversation is enrolled from a sentence it
 does not say there (synthesized apart), with the voices not in it as strangers; the share of each
 voice's speech time given its own name (target >= 90 %), that share of the speech the pipeline found
-someone in, and the seconds given a stranger's name.
+someone in, and the seconds given a stranger's name; then each voice enrolled alone (the others
+unknown): its share, and the seconds of other voices' speech given its name.
 
 Cost: through a `ModelManager` (the server's path, worker processes): a plain transcription of each
 conversation against the same request with speakers (`manager.speakers.transcribe_diarized`: the
@@ -50,7 +51,7 @@ import numpy as np
 
 from voxhost.audio import SAMPLE_RATE
 from voxhost.benchmarks.conversations import KOKORO_VOICES, PIPER, VOICES, Conversation, Turn, converse, say
-from voxhost.benchmarks.der import der, named_shares, speaker_wer
+from voxhost.benchmarks.der import der, misnamed, named_shares, speaker_wer
 from voxhost.diarization import Diarization, DiarizeOptions, KnownSpeaker, attribute
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.diarizer import SpeakerDiarizer, convert_embedded
@@ -208,25 +209,31 @@ def enrolment(talk: Conversation, sentences: list[str]) -> str:
 def known_speakers(
     engine: SpeakerDiarizer, talks: dict[str, Conversation], sentences: list[str]
 ) -> list[dict[str, Any]]:
-    """Each voice named from a sample of another sentence, the other voices enrolled as strangers."""
+    """Each voice named from a sample of another sentence, the other voices enrolled as strangers
+    ("all"); and each voice enrolled alone, the others unknown ("alone": is their speech given its
+    name?)."""
     knobs(engine, VARIANTS[0])
     rows = []
     for naming, (name, talk) in itertools.product(NAMINGS, talks.items()):
         engine.naming = naming
         text = enrolment(talk, sentences)
-        known = [KnownSpeaker(v, say(v, text)) for v in talk.speakers]
-        strangers = [KnownSpeaker(v, say(v, text)) for v in VOICES if v not in talk.speakers]
-        found = engine.diarize(talk.audio, DiarizeOptions(known=(*known, *strangers), segmentation=True))
         reference = [(t.start, t.end, t.speaker) for t in talk.turns]
-        hypothesis = [(t.start, t.end, t.speaker) for t in found.turns]
-        share, heard = named_shares(reference, hypothesis, set(talk.speakers))
-        wrong = sum(t.end - t.start for t in found.turns if t.speaker in {k.name for k in strangers})
-        row = {"naming": naming, "conversation": name, "known": len(known), "strangers": len(strangers),
-               "named_share": round(100 * share, 1), "named_share_heard": round(100 * heard, 1),
-               "strangers_named_s": round(wrong, 1), "found": found.speakers,
-               "der": round(100 * der(reference, hypothesis).der, 1)}  # fmt: skip
-        print(json.dumps(row))
-        rows.append(row)
+        strangers = [KnownSpeaker(v, say(v, text)) for v in VOICES if v not in talk.speakers]
+        runs = [("all", list(talk.speakers), strangers)] + [("alone", [v], []) for v in talk.speakers]
+        for mode, voices, others in runs:
+            known = [KnownSpeaker(v, say(v, text)) for v in voices]
+            found = engine.diarize(talk.audio, DiarizeOptions(known=(*known, *others), segmentation=True))
+            hypothesis = [(t.start, t.end, t.speaker) for t in found.turns]
+            share, heard = named_shares(reference, hypothesis, set(voices))
+            wrong = sum(t.end - t.start for t in found.turns if t.speaker in {k.name for k in others})
+            row = {"naming": naming, "conversation": name, "mode": mode, "known": voices,
+                   "strangers": len(others), "named_share": round(100 * share, 1),
+                   "named_share_heard": round(100 * heard, 1), "strangers_named_s": round(wrong, 1),
+                   "others_named_s": round(misnamed(reference, hypothesis, set(voices)), 1),
+                   "found": found.speakers,
+                   "der": round(100 * der(reference, hypothesis).der, 1)}  # fmt: skip
+            print(json.dumps(row))
+            rows.append(row)
     engine.naming = NAMINGS[-1]
     return rows
 

@@ -160,3 +160,17 @@ def named_shares(
         heard += int((own & anyone).sum())
         right += int((own & given).sum())
     return (right / theirs if theirs else float("nan"), right / heard if heard else float("nan"))
+
+
+def misnamed(reference: Sequence[Span], hypothesis: Sequence[Span], names: set[str]) -> float:
+    """Seconds in which the hypothesis gives one of `names` while that speaker is silent in the reference
+    and someone else speaks: another voice carrying a known speaker's name."""
+    end = max([e for _, e, _ in [*reference, *hypothesis]], default=0.0)
+    count = int(end / STEP) + 2
+    anyone = _frames(reference, list(dict.fromkeys(s for *_, s in reference)), count).any(axis=0)
+    wrong = 0
+    for name in names:
+        own = _frames([s for s in reference if s[2] == name], [name], count)[0]
+        given = _frames([s for s in hypothesis if s[2] == name], [name], count)[0]
+        wrong += int((given & ~own & anyone).sum())
+    return wrong * STEP
