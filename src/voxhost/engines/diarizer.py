@@ -470,7 +470,7 @@ class SpeakerDiarizer(DiarizeEngine):
             return Diarization([], duration, [])
         vectors = self._window_embeddings(audio, windows)
         labels = self._cluster(vectors, options)
-        known = {}
+        known: dict[int, int] = {}
         if options.known:
             known = _match(centroids(vectors, labels), self._references(options), self.naming != "one")
         names = self._names(known, list(dict.fromkeys(int(label) for label in labels)), options)
