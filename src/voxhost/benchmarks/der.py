@@ -114,3 +114,63 @@ def speaker_wer(
         errors += word_errors(" ".join(heard.get(speaker, [])), " ".join(said.get(speaker, [])))
     total = sum(len(words(text)) for _, text in reference)
     return errors / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class MissedParts:
+    """Where the missed speech is, each a share of the reference's speech time."""
+
+    nobody: float  # in frames where the hypothesis has no speaker at all (speech not heard)
+    fewer: float  # in frames where it has some, but fewer than speak (overlap not heard)
+    beyond_two: float  # what speaks beyond two at once: no pipeline of at most 2 speakers a frame finds it
+
+
+def missed_parts(reference: Sequence[Span], hypothesis: Sequence[Span]) -> MissedParts:
+    """The missed speech of `der` (no collar) split by what the hypothesis has in the frame."""
+    end = max([e for _, e, _ in [*reference, *hypothesis]], default=0.0)
+    count = int(end / STEP) + 2
+    n_ref = _frames(reference, list(dict.fromkeys(s for *_, s in reference)), count).sum(axis=0)
+    n_hyp = _frames(hypothesis, list(dict.fromkeys(s for *_, s in hypothesis)), count).sum(axis=0)
+    speech = float(n_ref.sum()) or 1.0
+    missed = np.maximum(n_ref - n_hyp, 0)
+    nobody = float(missed[n_hyp == 0].sum())
+    return MissedParts(
+        nobody / speech,
+        (float(missed.sum()) - nobody) / speech,
+        float(np.maximum(n_ref - 2, 0).sum()) / speech,
+    )
+
+
+def named_shares(
+    reference: Sequence[Span], hypothesis: Sequence[Span], names: set[str]
+) -> tuple[float, float]:
+    """Known speakers: of the reference speech of the speakers in `names`, the share the hypothesis gives
+    their own name, and that share of the part of it where the hypothesis has anyone speaking (what
+    was heard: naming apart from missed speech)."""
+    end = max([e for _, e, _ in [*reference, *hypothesis]], default=0.0)
+    count = int(end / STEP) + 2
+    anyone = np.zeros(count, dtype=bool)
+    for start, stop, _ in hypothesis:
+        anyone[round(start / STEP) : round(stop / STEP)] = True
+    theirs = heard = right = 0
+    for name in names:
+        own = _frames([s for s in reference if s[2] == name], [name], count)[0]
+        given = _frames([s for s in hypothesis if s[2] == name], [name], count)[0]
+        theirs += int(own.sum())
+        heard += int((own & anyone).sum())
+        right += int((own & given).sum())
+    return (right / theirs if theirs else float("nan"), right / heard if heard else float("nan"))
+
+
+def misnamed(reference: Sequence[Span], hypothesis: Sequence[Span], names: set[str]) -> float:
+    """Seconds in which the hypothesis gives one of `names` while that speaker is silent in the reference
+    and someone else speaks: another voice carrying a known speaker's name."""
+    end = max([e for _, e, _ in [*reference, *hypothesis]], default=0.0)
+    count = int(end / STEP) + 2
+    anyone = _frames(reference, list(dict.fromkeys(s for *_, s in reference)), count).any(axis=0)
+    wrong = 0
+    for name in names:
+        own = _frames([s for s in reference if s[2] == name], [name], count)[0]
+        given = _frames([s for s in hypothesis if s[2] == name], [name], count)[0]
+        wrong += int((given & ~own & anyone).sum())
+    return wrong * STEP

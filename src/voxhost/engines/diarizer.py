@@ -41,7 +41,7 @@ from voxhost.engines.base import (
     ModelInfo,
     package_source,
 )
-from voxhost.engines.speaker.local import LONGEST, REUSE, SPLIT
+from voxhost.engines.speaker.local import LONGEST, MIN_CLUSTERED, REUSE, SPLIT, LocalSpeakers, assign
 from voxhost.errors import BadRequest, ModelLoadError
 
 log = logging.getLogger("voxhost.engines.diarizer")
@@ -256,6 +256,9 @@ class SpeakerDiarizer(DiarizeEngine):
         self.split: float | None = SPLIT  # pauses that cut a local speaker into units (None: whole)
         self.reuse: float | None = REUSE  # the same speech in overlapping windows embedded once (None: each)
         self.clustering = clustering  # how speakers are counted: "spectral" or "threshold" (cluster.py)
+        # known speakers' samples: "one" group each, "split" (every group alike enough to one), "anchors"
+        # (split, and the samples anchor the segmentation pipeline's assignment)
+        self.naming = "anchors"
 
     # --- where models come from ------------------------------------------------------------------
     @classmethod
@@ -438,10 +441,15 @@ class SpeakerDiarizer(DiarizeEngine):
         vectors = found.vectors[strong]
         labels = self._cluster(vectors, options)
         centres = centroids(vectors, labels)
+        known: dict[int, int] = {}
+        if options.known:
+            references = self._references(options)
+            known = _match(centres, references, self.naming != "one")
+            if self.naming == "anchors":
+                centres, known = _anchored(found, centres, references, known, options)
         spans = local.turns(local.aggregate(found, local.assign(found, centres), len(centres), len(audio)))
-        order = list(dict.fromkeys(speaker for _, _, speaker in spans))
-        names = self._names(vectors, labels, order, options)
-        turns = [SpeakerTurn(start, end, names[speaker]) for start, end, speaker in spans]
+        names = self._names(known, list(dict.fromkeys(speaker for _, _, speaker in spans)), options)
+        turns = _joined([SpeakerTurn(start, end, names[speaker]) for start, end, speaker in spans])
         return Diarization(turns, duration, list(dict.fromkeys(t.speaker for t in turns)))
 
     def _cluster(self, vectors: np.ndarray, options: DiarizeOptions) -> np.ndarray:
@@ -460,6 +468,7 @@ class SpeakerDiarizer(DiarizeEngine):
 
     def _diarize_windows(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
         """1.5 s windows of the VAD's speech, one speaker each."""
+        from voxhost.engines.speaker.cluster import centroids
 
         duration = len(audio) / SAMPLE_RATE
         regions = self._speech(audio)
@@ -468,7 +477,10 @@ class SpeakerDiarizer(DiarizeEngine):
             return Diarization([], duration, [])
         vectors = self._window_embeddings(audio, windows)
         labels = self._cluster(vectors, options)
-        names = self._names(vectors, labels, list(dict.fromkeys(int(label) for label in labels)), options)
+        known: dict[int, int] = {}
+        if options.known:
+            known = _match(centroids(vectors, labels), self._references(options), self.naming != "one")
+        names = self._names(known, list(dict.fromkeys(int(label) for label in labels)), options)
         turns: list[SpeakerTurn] = []
         for window, label in zip(windows, labels, strict=True):
             speaker = names[int(label)]
@@ -485,28 +497,14 @@ class SpeakerDiarizer(DiarizeEngine):
         speakers = list(dict.fromkeys(t.speaker for t in turns))
         return Diarization(turns, duration, speakers)
 
-    def _names(
-        self, vectors: np.ndarray, labels: np.ndarray, order: list[int], options: DiarizeOptions
-    ) -> dict[int, str]:
-        """Each group's label: a known speaker's name where their sample matches best (one name per
-        group), else A, B, ... in `order` (of first speech)."""
-        from voxhost.engines.speaker.cluster import centroids
+    def _references(self, options: DiarizeOptions) -> np.ndarray:
+        """The known speakers' sample embeddings, in their order."""
+        return np.stack([self.embed(k.audio) if k.vector is None else k.vector for k in options.known])
 
-        names: dict[int, str] = {}
-        if options.known:
-            centres = centroids(vectors, labels)
-            references = np.stack(
-                [self.embed(k.audio) if k.vector is None else k.vector for k in options.known]
-            )
-            scores = centres @ references.T
-            for _ in range(min(len(centres), len(references))):
-                best = int(np.argmax(scores))
-                group, ref = divmod(best, scores.shape[1])
-                if scores[group, ref] < KNOWN_MATCH:
-                    break
-                names[group] = options.known[ref].name
-                scores[group, :] = -np.inf
-                scores[:, ref] = -np.inf
+    def _names(self, known: dict[int, int], order: list[int], options: DiarizeOptions) -> dict[int, str]:
+        """Each group's label: the name of the known speaker it is (`known`: group -> sample), else A, B,
+        ... in `order` (of first speech), skipping letters used as names."""
+        names = {group: options.known[ref].name for group, ref in known.items()}
         taken = set(names.values())
         letters = (letter(i) for i in range(len(order) + len(taken) + 1))
         for group in order:
@@ -516,3 +514,73 @@ class SpeakerDiarizer(DiarizeEngine):
                     label = next(letters)
                 names[group] = label
         return names
+
+
+def _match(centres: np.ndarray, references: np.ndarray, split: bool = True) -> dict[int, int]:
+    """Which group (centroid) is which known speaker (sample): one group per sample, the most alike pair
+    first, from `KNOWN_MATCH`; then (`split`) any other group as alike to a sample as two groups of one
+    speaker are (`SAME_SPEAKER`) is that speaker too (the clustering split them: a far-field voice)."""
+    scores = centres @ references.T
+    known: dict[int, int] = {}
+    free = scores.copy()
+    for _ in range(min(free.shape)):
+        group, ref = divmod(int(np.argmax(free)), free.shape[1])
+        if free[group, ref] < KNOWN_MATCH:
+            break
+        known[group] = ref
+        free[group, :] = -np.inf
+        free[:, ref] = -np.inf
+    for group in range(len(centres) if split else 0):
+        best = int(np.argmax(scores[group]))
+        if group not in known and scores[group, best] >= SAME_SPEAKER:
+            known[group] = best
+    return known
+
+
+def _anchored(
+    found: LocalSpeakers,
+    centres: np.ndarray,
+    references: np.ndarray,
+    known: dict[int, int],
+    options: DiarizeOptions,
+) -> tuple[np.ndarray, dict[int, int]]:
+    """The centres the units are assigned to, known samples as anchors: a group that is clearly a known
+    speaker (`SAME_SPEAKER`) is centred on their sample, and a known speaker no group matched becomes a
+    speaker of their own when the units nearest their sample hold `MIN_CLUSTERED` s of speech and are as
+    alike to it as one speaker's groups (the clustering had merged them into another voice). Not when the
+    number of speakers is told, nor beyond `max_speakers`."""
+    scores = centres @ references.T
+    anchored = centres.copy()
+    for group, ref in known.items():
+        if scores[group, ref] >= SAME_SPEAKER:
+            anchored[group] = references[ref]
+    room = (options.max_speakers or len(references) + len(centres)) - len(centres)
+    unmatched = [r for r in range(len(references)) if r not in known.values()]
+    if options.num_speakers or room <= 0 or not unmatched:
+        return anchored, known
+    won = assign(found, np.vstack([anchored, references[unmatched]]))
+    added: list[int] = []
+    for i, ref in enumerate(unmatched):
+        theirs = won == len(anchored) + i
+        speech = float(found.speech[theirs].sum())
+        alike = found.vectors[theirs] @ references[ref]
+        if speech >= MIN_CLUSTERED and np.average(alike, weights=found.speech[theirs]) >= SAME_SPEAKER:
+            added.append(ref)
+    added = added[:room]
+    extra = {len(anchored) + i: ref for i, ref in enumerate(added)}
+    return np.vstack([anchored, references[added]]) if added else anchored, {**known, **extra}
+
+
+def _joined(turns: list[SpeakerTurn]) -> list[SpeakerTurn]:
+    """Turns in order of start, a speaker's turns that touch or overlap joined (two groups may carry one
+    known speaker's name)."""
+    out: list[SpeakerTurn] = []
+    last: dict[str, int] = {}
+    for turn in sorted(turns, key=lambda t: t.start):
+        at = last.get(turn.speaker)
+        if at is not None and turn.start <= out[at].end:
+            out[at] = SpeakerTurn(out[at].start, max(out[at].end, turn.end), turn.speaker)
+        else:
+            last[turn.speaker] = len(out)
+            out.append(turn)
+    return out
