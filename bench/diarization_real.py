@@ -9,7 +9,9 @@ and fourteen 30 s excerpts of real meetings (AMI, far-field, 1-4 speakers, much 
 
 Per variant (the speakers engine loaded in-process once, its knobs changed between variants): DER with no
 collar and with a 0.25 s collar (missed + false alarm + confusion, optimal mapping), speakers found
-against the truth, x real time of the diarization alone; the meeting excerpts also summed (their speech
+against the truth, x real time of the diarization alone; for the call, WER and speaker-attributed WER
+(tiny.en's transcript, decoded once with word timestamps, its words given to each variant's speakers,
+against each speaker's reference transcript); the meeting excerpts also summed (their speech
 time weighted), and where the missed speech is: in frames where nobody was found (not heard), where
 fewer were found than speak (overlap), and what speaks beyond two at once (segmentation-3.0 says at most
 two a frame, as does pyannote's own pipeline); and the share of the speech the segmentation model's
@@ -39,12 +41,16 @@ from typing import Any
 import numpy as np
 
 from voxhost.benchmarks import real_calls
-from voxhost.benchmarks.der import der, misnamed, missed_parts, named_shares
-from voxhost.diarization import Diarization, DiarizeOptions, KnownSpeaker
+from voxhost.benchmarks.conversations import Conversation
+from voxhost.benchmarks.der import der, misnamed, missed_parts, named_shares, speaker_wer
+from voxhost.diarization import Diarization, DiarizeOptions, KnownSpeaker, attribute
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.speaker import local
 from voxhost.engines.speaker.segmentation import FRAME_SIZE, FRAME_STEP, SAMPLE_RATE
+from voxhost.harness.wer import word_errors, words
+from voxhost.manager.registry import parse_entry
 from voxhost.manager.speakers import load_diarizer
+from voxhost.results import TranscribeOptions, Transcription
 from voxhost.settings import Settings
 
 PAIRS = (("dev00", "dev01"), ("dev01", "dev00"), ("tst00", "tst01"), ("tst01", "tst00"), ("trn07", "trn08"),
@@ -76,6 +82,18 @@ def diarize(
     started = time.perf_counter()
     found = engine.diarize(audio, options)
     return found, time.perf_counter() - started
+
+
+def attributed_wer(
+    talk: Conversation, transcript: Transcription, found: Diarization, mapping: dict[str, str]
+) -> tuple[float, float]:
+    """WER and speaker-attributed WER of the call: tiny.en's words given to the speakers of `found`
+    (by their timestamps) against each speaker's reference transcript."""
+    said = " ".join(t.text for t in talk.turns)
+    segments = attribute(transcript, found)
+    truth = [(t.speaker, t.text) for t in talk.turns]
+    heard = [(s.speaker, s.text) for s in segments]
+    return word_errors(transcript.text, said) / len(words(said)), speaker_wer(truth, heard, mapping)
 
 
 def spans(diarization: Diarization) -> list[tuple[float, float, str]]:
@@ -156,6 +174,9 @@ def main() -> None:
     settings = Settings(cache_dir=args.cache_dir / "models", diarization_segmentation="on")
     config = EngineConfig(cache_dir=args.cache_dir / "models", threads=2, diarization_segmentation="on")
     engine = load_diarizer(settings, config)
+    asr = parse_entry("tiny.en").load(EngineConfig(cache_dir=args.cache_dir / "models"))
+    call = recordings[real_calls.CALL].conversation
+    transcript = asr.transcribe(call.audio, TranscribeOptions(word_timestamps=True, language="en"))  # type: ignore[attr-defined]
     rows: list[dict[str, Any]] = []
     for variant in VARIANTS[:1] if args.default_only else VARIANTS:
         meeting = {"speech": 0.0, "errors0": 0.0, "speech25": 0.0, "errors25": 0.0, "count_right": 0,
@@ -174,6 +195,10 @@ def main() -> None:
                    "der_collar": collar.der, "x_real_time": talk.seconds / seconds, "speech_s": plain.speech,
                    "missed_nobody": parts.nobody, "missed_fewer": parts.fewer,
                    "beyond_two": parts.beyond_two, "heard_by_model": heard_by_model}  # fmt: skip
+            if name == real_calls.CALL:
+                row["wer"], row["sa_wer"] = attributed_wer(talk, transcript, found, plain.mapping)
+                wer, sa_wer = row["wer"], row["sa_wer"]
+                print(f"{variant.name:42s} {name:7s} WER {wer:5.1%}, speaker-attributed {sa_wer:5.1%}")
             rows.append(row)
             counts = f"{len(talk.speakers)} -> {len(found.speakers):2d}"
             print(f"{variant.name:42s} {name:7s} {counts} speakers, DER "
