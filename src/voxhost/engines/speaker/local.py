@@ -25,6 +25,7 @@ The steps:
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,6 +113,33 @@ def _units(active: np.ndarray, split: int | None) -> list[tuple[int, int]]:
     return units
 
 
+def _window_units(
+    found: np.ndarray, pause: int | None, most: int, nearest: np.ndarray
+) -> list[tuple[int, int, int, float, np.ndarray]]:
+    """The units of one window's local speakers (`found`: frames x 3): (local speaker, first frame, last
+    frame, seconds of its speech, the frames its clip holds). A unit's clip is its frames where it speaks
+    alone (all of them when that is under `MIN_CLUSTERED`), at most `most` frames, those nearest the
+    window's centre; units under `MIN_EMBEDDED` are left out."""
+    frame_seconds = FRAME_STEP / SAMPLE_RATE
+    alone = found.sum(axis=1) == 1
+    units = []
+    for k in range(LOCAL_SPEAKERS):
+        for first, last in _units(found[:, k].astype(bool), pause):
+            active = np.zeros(len(found), dtype=bool)
+            active[first : last + 1] = found[first : last + 1, k].astype(bool)
+            clean = active & alone
+            mask = clean if clean.sum() * frame_seconds >= MIN_CLUSTERED else active
+            if mask.sum() * frame_seconds < MIN_EMBEDDED:
+                continue
+            said = float(mask.sum() * frame_seconds)
+            if mask.sum() > most:
+                keep = np.zeros_like(mask)
+                keep[nearest[mask[nearest]][:most]] = True
+                mask = keep
+            units.append((k, first, last, said, mask))
+    return units
+
+
 class _Seen:
     """The units of the windows overlapping the next one: the file frames each one's clip holds, and the
     row of its embedding, to find the same clip again in the next window."""
@@ -174,33 +202,31 @@ def find_local(
     most = max(1, round(longest / frame_seconds))
     pause = None if split is None else max(1, round(split / frame_seconds))
     nearest = np.argsort(np.abs(np.arange(per_window) - per_window / 2), kind="stable")  # centre first
-    for lo in range(0, len(offsets), BATCH):
-        batch = np.zeros((len(offsets[lo : lo + BATCH]), chunk), dtype=np.float32)  # the last one padded
+
+    def segmented(lo: int) -> tuple[np.ndarray, np.ndarray]:
+        """The windows `lo` to `lo + BATCH` (the last one zero-padded) and their local speakers."""
+        batch = np.zeros((len(offsets[lo : lo + BATCH]), chunk), dtype=np.float32)
         for b, o in enumerate(offsets[lo : lo + BATCH]):
             piece = audio[o * FRAME_STEP : o * FRAME_STEP + chunk]
             batch[b, : len(piece)] = piece
-        scores = segment(batch[:, None, :])
-        local = POWERSET[np.argmax(scores, axis=-1)]  # (batch, frames, 3)
-        clips: list[np.ndarray] = []
-        for b, found in enumerate(local):
-            window = lo + b
-            seen.forget(offsets[window])
-            activity.append(found)
-            alone = found.sum(axis=1) == 1
-            for k in range(LOCAL_SPEAKERS):
-                for first, last in _units(found[:, k].astype(bool), pause):
-                    active = np.zeros(per_window, dtype=bool)
-                    active[first : last + 1] = found[first : last + 1, k].astype(bool)
-                    clean = active & alone
-                    mask = clean if clean.sum() * frame_seconds >= MIN_CLUSTERED else active
-                    if mask.sum() * frame_seconds < MIN_EMBEDDED:
-                        continue
+        return batch, POWERSET[np.argmax(segment(batch[:, None, :]), axis=-1)]  # (batch, frames, 3)
+
+    # The next batch is segmented in another thread while this one's units are embedded: the two models
+    # run side by side (onnxruntime lets go of the GIL), each on its own threads.
+    with ThreadPoolExecutor(1, thread_name_prefix="segmentation") as ahead:
+        upcoming = ahead.submit(segmented, 0)
+        for lo in range(0, len(offsets), BATCH):
+            batch, local = upcoming.result()
+            if lo + BATCH < len(offsets):
+                upcoming = ahead.submit(segmented, lo + BATCH)
+            clips: list[np.ndarray] = []
+            for b, found in enumerate(local):
+                window = lo + b
+                seen.forget(offsets[window])
+                activity.append(found)
+                for k, first, last, said, mask in _window_units(found, pause, most, nearest):
                     owners.append((window, k, first, last))
-                    speech.append(float(mask.sum() * frame_seconds))
-                    if mask.sum() > most:
-                        keep = np.zeros_like(mask)
-                        keep[nearest[mask[nearest]][:most]] = True
-                        mask = keep
+                    speech.append(said)
                     heard = np.flatnonzero(mask) + offsets[window]  # the frames its clip would hold
                     row = seen.same(window, offsets[window], per_window, heard)
                     copied.append(row is not None)
@@ -210,8 +236,8 @@ def find_local(
                         clips.append(_clip(batch[b], mask))
                     rows.append(row)
                     seen.add(window, heard, row)
-        if clips:
-            vectors.append(embed(clips))
+            if clips:
+                vectors.append(embed(clips))
     return LocalSpeakers(
         offsets,
         activity,
