@@ -35,7 +35,9 @@ unknown): its share, and the seconds of other voices' speech given its name.
 Cost: through a `ModelManager` (the server's path, worker processes): a plain transcription of each
 conversation against the same request with speakers (`manager.speakers.transcribe_diarized`: the
 transcription and the diarization side by side in their two workers), with either pipeline, taking
-turns `--repeat` times; medians and the ratios (target <= 1.3x). Nothing is asserted; compare within one run.
+turns `--repeat` times, with the diarization alone; medians of the wall time and of the CPU time the
+worker processes spend, and the ratios (target <= 1.3x). `--model` another ASR model, `--cost-only`
+nothing else. Nothing is asserted; compare within one run.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 from voxhost.audio import SAMPLE_RATE
 from voxhost.benchmarks import real_calls
@@ -298,23 +301,36 @@ async def cost(
             request = TranscribeRequest(talk.audio, TranscribeOptions(language="en"))
             await manager.transcribe(request)  # warm both workers
             await speakers.transcribe_diarized(manager, request, DiarizeOptions())
-            # plain, then with speakers by 1.5 s windows (no segmentation), then with segmentation
-            times: dict[bool | None, list[float]] = {None: [], False: [], True: []}
+            # plain, with speakers by 1.5 s windows (no segmentation), with segmentation, and the
+            # diarization alone (segmentation); wall time and the CPU time of the worker processes
+            kinds = ("plain", "windows", "segmentation", "diarization alone")
+            times: dict[str, list[float]] = {kind: [] for kind in kinds}
+            cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
             for turn in range(repeat):
-                for kind in list(times)[:: 1 if turn % 2 == 0 else -1]:  # taking turns
+                for kind in kinds[:: 1 if turn % 2 == 0 else -1]:  # taking turns
+                    workers = psutil.Process().children(recursive=True)
+                    before = {w.pid: sum(w.cpu_times()[:2]) for w in workers}
                     started = time.perf_counter()
-                    if kind is None:
+                    if kind == "plain":
                         await manager.transcribe(request)
+                    elif kind == "diarization alone":
+                        await speakers.diarize(manager, talk.audio, DiarizeOptions(segmentation=True))
                     else:
-                        await speakers.transcribe_diarized(
-                            manager, request, DiarizeOptions(segmentation=kind)
-                        )
+                        options = DiarizeOptions(segmentation=kind == "segmentation")
+                        await speakers.transcribe_diarized(manager, request, options)
                     times[kind].append(time.perf_counter() - started)
-            plain_s, windows_s, segmented_s = (statistics.median(times[k]) for k in (None, False, True))
+                    cpu[kind].append(sum(sum(w.cpu_times()[:2]) - before[w.pid] for w in workers))
+            wall = {kind: statistics.median(times[kind]) for kind in kinds}
+            used = {kind: statistics.median(cpu[kind]) for kind in kinds}
+            plain_s, windows_s, segmented_s = wall["plain"], wall["windows"], wall["segmentation"]
             row = {"conversation": name, "seconds": round(talk.seconds, 1), "plain_s": round(plain_s, 2),
                    "windows_s": round(windows_s, 2), "windows_ratio": round(windows_s / plain_s, 2),
                    "segmentation_s": round(segmented_s, 2),
-                   "segmentation_ratio": round(segmented_s / plain_s, 2)}  # fmt: skip
+                   "segmentation_ratio": round(segmented_s / plain_s, 2),
+                   "diarization_alone_s": round(wall["diarization alone"], 2),
+                   "plain_cpu_s": round(used["plain"], 2),
+                   "segmentation_cpu_s": round(used["segmentation"], 2),
+                   "diarization_alone_cpu_s": round(used["diarization alone"], 2)}  # fmt: skip
             print(json.dumps(row))
             rows.append(row)
     return rows

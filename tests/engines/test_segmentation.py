@@ -232,14 +232,18 @@ def _named(found: Diarization) -> list[str]:
 def test_known_samples_name_split_and_merged_voices(
     engine: SpeakerDiarizer, overlapping: Conversation, known: tuple[KnownSpeaker, ...]
 ) -> None:
-    """The samples correct the clustering: two groups of one voice (told one speaker too many) both
-    take that voice's name, and voices the clustering merged (a threshold nobody is below) are told
-    apart by their samples; the stranger's name is given to nobody. Truth, in order of start:
+    """The samples correct the clustering, never with another voice's name: with one voice in two
+    groups (told one speaker too many) every voice is named and no turn carries another voice's name
+    (a part less alike to the sample than `SPLIT_MARGIN` under the group named after it keeps a letter:
+    like-sounding voices are that close); voices the clustering merged (a threshold nobody is below)
+    are told apart by their samples; the stranger's name is given to nobody. Truth, in order of start:
     joe, jf_alpha, joe, jf_alpha (over joe), jm_kumo, jf_alpha."""
     truth = ["Joe", "Alpha", "Joe", "Alpha", "Kumo", "Alpha"]
     split = DiarizeOptions(segmentation=True, num_speakers=4)
     assert len(engine.diarize(overlapping.audio, split).speakers) == 4  # control: one voice in two groups
-    assert _named(engine.diarize(overlapping.audio, replace(split, known=known))) == truth
+    named = _named(engine.diarize(overlapping.audio, replace(split, known=known)))
+    assert set(named) - {"A"} == set(truth)
+    assert all(name in (said, "A") for name, said in zip(named, truth, strict=True))
     merged = DiarizeOptions(segmentation=True, threshold=-1.0)
     engine.clustering = "threshold"
     try:

@@ -73,6 +73,7 @@ MIN_WINDOW = 0.5  # a stretch of speech shorter than this is given its neighbour
 BATCH = 32
 SAME_SPEAKER = 0.5  # cosine similarity at which two groups of windows are one speaker
 MIN_SHARE = 0.03  # a group of windows holding less of the speech is folded into the nearest speaker
+SPLIT_MARGIN = 0.1  # a second group named after a sample is at most this much less alike to it
 KNOWN_MATCH = 0.45  # cosine similarity at which a group is named after a known speaker's sample
 
 
@@ -519,7 +520,8 @@ class SpeakerDiarizer(DiarizeEngine):
 def _match(centres: np.ndarray, references: np.ndarray, split: bool = True) -> dict[int, int]:
     """Which group (centroid) is which known speaker (sample): one group per sample, the most alike pair
     first, from `KNOWN_MATCH`; then (`split`) any other group as alike to a sample as two groups of one
-    speaker are (`SAME_SPEAKER`) is that speaker too (the clustering split them: a far-field voice)."""
+    speaker are (`SAME_SPEAKER`), and within `SPLIT_MARGIN` of the group named after it, is that speaker
+    too (the clustering split them: a far-field voice)."""
     scores = centres @ references.T
     known: dict[int, int] = {}
     free = scores.copy()
@@ -530,9 +532,14 @@ def _match(centres: np.ndarray, references: np.ndarray, split: bool = True) -> d
         known[group] = ref
         free[group, :] = -np.inf
         free[:, ref] = -np.inf
+    named = {ref: group for group, ref in known.items()}
     for group in range(len(centres) if split else 0):
         best = int(np.argmax(scores[group]))
-        if group not in known and scores[group, best] >= SAME_SPEAKER:
+        if group in known or scores[group, best] < SAME_SPEAKER:
+            continue
+        # about as alike to the sample as the group named after it: a part of that voice, not another
+        # voice that sounds like it (distinct synthetic voices are 0.65-0.72 alike to CAM++)
+        if best not in named or scores[group, best] >= scores[named[best], best] - SPLIT_MARGIN:
             known[group] = best
     return known
 
@@ -546,8 +553,9 @@ def _anchored(
 ) -> tuple[np.ndarray, dict[int, int]]:
     """The centres the units are assigned to, known samples as anchors: a group that is clearly a known
     speaker (`SAME_SPEAKER`) is centred on their sample, and a known speaker no group matched becomes a
-    speaker of their own when the units nearest their sample hold `MIN_CLUSTERED` s of speech and are as
-    alike to it as one speaker's groups (the clustering had merged them into another voice). Not when the
+    speaker of their own when the units nearest their sample hold `MIN_CLUSTERED` s of speech, are as
+    alike to it as one speaker's groups and `SPLIT_MARGIN` more alike to it than to their group (the
+    clustering had merged them into another voice). Not when the
     number of speakers is told, nor beyond `max_speakers`."""
     scores = centres @ references.T
     anchored = centres.copy()
@@ -558,15 +566,30 @@ def _anchored(
     unmatched = [r for r in range(len(references)) if r not in known.values()]
     if options.num_speakers or room <= 0 or not unmatched:
         return anchored, known
-    won = assign(found, np.vstack([anchored, references[unmatched]]))
+    # one sample at a time, each tried alone against the centres so far, the one that explains its units
+    # best (the most speech-weighted gain in likeness) first: of two like-sounding samples (a present
+    # voice's and a stranger's) only one takes the voice's units
     added: list[int] = []
-    for i, ref in enumerate(unmatched):
-        theirs = won == len(anchored) + i
-        speech = float(found.speech[theirs].sum())
-        alike = found.vectors[theirs] @ references[ref]
-        if speech >= MIN_CLUSTERED and np.average(alike, weights=found.speech[theirs]) >= SAME_SPEAKER:
-            added.append(ref)
-    added = added[:room]
+    while unmatched and len(added) < room:
+        centres_now = np.vstack([anchored, references[added]]) if added else anchored
+        before = np.sum(found.vectors * centres_now[assign(found, centres_now)], axis=1)  # to their group
+        best: tuple[float, int] | None = None
+        for ref in unmatched:
+            theirs = assign(found, np.vstack([centres_now, references[ref]])) == len(centres_now)
+            speech = float(found.speech[theirs].sum())
+            if speech < MIN_CLUSTERED:
+                continue
+            alike = found.vectors[theirs] @ references[ref]
+            weights = found.speech[theirs]
+            # as alike to the sample as one speaker's groups, and clearly more than to the group they
+            # were in: a voice the clustering merged into another, not a like-sounding voice's units
+            gain = np.average(alike - before[theirs], weights=weights)
+            if np.average(alike, weights=weights) >= SAME_SPEAKER and gain >= SPLIT_MARGIN:
+                best = max(best or (gain * speech, ref), (gain * speech, ref))
+        if best is None:
+            break
+        added.append(best[1])
+        unmatched.remove(best[1])
     extra = {len(anchored) + i: ref for i, ref in enumerate(added)}
     return np.vstack([anchored, references[added]]) if added else anchored, {**known, **extra}
 
