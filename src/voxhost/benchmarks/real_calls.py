@@ -115,16 +115,20 @@ def load(cache: Path) -> list[RealRecording]:
     return found
 
 
-def sample_of(recording: RealRecording, speaker: str, seconds: float = 8.0) -> np.ndarray | None:
-    """Up to `seconds` of `speaker` alone (the samples where their turns overlap nobody else's,
-    joined), at least 2 s: a known speaker's reference. None when there is too little of them alone."""
-    audio = recording.conversation.audio
-    theirs = np.zeros(len(audio), dtype=bool)
-    others = np.zeros(len(audio), dtype=bool)
+def _alone(recording: RealRecording, speaker: str) -> np.ndarray:
+    """(samples,) bool: where `speaker`'s reference turns overlap nobody else's."""
+    theirs = np.zeros(len(recording.conversation.audio), dtype=bool)
+    others = np.zeros_like(theirs)
     for turn in recording.conversation.turns:
         span = slice(int(turn.start * SAMPLE_RATE), int(turn.end * SAMPLE_RATE))
         (theirs if turn.speaker == speaker else others)[span] = True
-    alone = audio[theirs & ~others][: int(seconds * SAMPLE_RATE)]
+    return theirs & ~others
+
+
+def sample_of(recording: RealRecording, speaker: str, seconds: float = 8.0) -> np.ndarray | None:
+    """Up to `seconds` of `speaker` alone (the samples where their turns overlap nobody else's,
+    joined), at least 2 s: a known speaker's reference. None when there is too little of them alone."""
+    alone = recording.conversation.audio[_alone(recording, speaker)][: int(seconds * SAMPLE_RATE)]
     return alone if len(alone) >= 2 * SAMPLE_RATE else None
 
 
@@ -132,12 +136,7 @@ def solo_runs(recording: RealRecording, speaker: str, shortest: float = 1.0) -> 
     """Every stretch of at least `shortest` s of the recording in which `speaker` speaks and nobody
     else does."""
     audio = recording.conversation.audio
-    theirs = np.zeros(len(audio), dtype=bool)
-    others = np.zeros(len(audio), dtype=bool)
-    for turn in recording.conversation.turns:
-        span = slice(int(turn.start * SAMPLE_RATE), int(turn.end * SAMPLE_RATE))
-        (theirs if turn.speaker == speaker else others)[span] = True
-    edges = np.diff(np.concatenate([[0], (theirs & ~others).astype(np.int8), [0]]))
+    edges = np.diff(np.concatenate([[0], _alone(recording, speaker).astype(np.int8), [0]]))
     return [
         audio[start:end]
         for start, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)
