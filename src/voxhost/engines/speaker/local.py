@@ -12,8 +12,8 @@ The steps:
    when that is too little), at most `longest` s nearest the window's centre, are cut out, joined and
    embedded (CAM++). A unit whose clip would hold (nearly) the same frames as a unit's of an earlier
    window (the windows overlap: `REUSE` of either's frames shared) takes that unit's embedding instead of
-   being embedded again. Only each
-   window's activity (uint8, 589 x 3) and the unit embeddings are kept: an hour is a few MB.
+   being embedded again. Only each window's activity (uint8, 589 x 3) and the unit embeddings are kept:
+   an hour is a few MB.
 3. The embeddings of units with enough speech are clustered (`cluster.py`: bounded at `MAX_POINTS`, the
    number of speakers found by the threshold unless told); every unit then takes the nearest speaker's
    centroid, two units of one window that share frames never the same speaker.
@@ -186,7 +186,8 @@ def find_local(
     its own: the model sometimes takes two voices that take turns for one local speaker. With `reuse`, a
     unit whose clip holds the same frames as a clip of an earlier window (that share of either's frames)
     takes its embedding: the same speech is embedded once (a quarter to a third less embedding work on
-    the built conversations of bench/diarization.py, the same speakers and DER)."""
+    the built conversations of bench/diarization.py, the same DER on the real recordings; on the built
+    ones too but for two speaker counts at the eigengap's margin, one better and one worse)."""
     chunk = int(CHUNK * SAMPLE_RATE)
     offsets = starts(len(audio), step)
     per_window = frames(chunk)
