@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 MAX_POINTS = 600
+SAME_SPEAKER = 0.5  # cosine similarity at which two groups of embeddings are one speaker (threshold)
 MAX_SPEAKERS = 8  # the most speakers the eigengap looks for when not told
 MIN_SPECTRAL = 10  # fewer embeddings than this (8 s of speech) are grouped by the threshold instead
 METHODS = ("spectral", "threshold")
