@@ -53,23 +53,23 @@ def anchored(
     speaker (`SAME_SPEAKER`) is centred on their sample, and a known speaker no group matched becomes a
     speaker of their own when the units nearest their sample hold `MIN_CLUSTERED` s of speech, are as
     alike to it as one speaker's groups and `SPLIT_MARGIN` more alike to it than to their group (the
-    clustering had merged them into another voice). Not when the
-    number of speakers is told, nor beyond `max_speakers`."""
+    clustering had merged them into another voice). Not when the number of speakers is told, nor beyond
+    `max_speakers`."""
     scores = centres @ references.T
-    anchored = centres.copy()
+    centred = centres.copy()
     for group, ref in known.items():
         if scores[group, ref] >= SAME_SPEAKER:
-            anchored[group] = references[ref]
+            centred[group] = references[ref]
     room = (options.max_speakers or len(references) + len(centres)) - len(centres)
     unmatched = [r for r in range(len(references)) if r not in known.values()]
     if options.num_speakers or room <= 0 or not unmatched:
-        return anchored, known
+        return centred, known
     # one sample at a time, each tried alone against the centres so far, the one that explains its units
     # best (the most speech-weighted gain in likeness) first: of two like-sounding samples (a present
     # voice's and a stranger's) only one takes the voice's units
     added: list[int] = []
     while unmatched and len(added) < room:
-        centres_now = np.vstack([anchored, references[added]]) if added else anchored
+        centres_now = np.vstack([centred, references[added]]) if added else centred
         before = np.sum(found.vectors * centres_now[assign(found, centres_now)], axis=1)  # to their group
         best: tuple[float, int] | None = None
         for ref in unmatched:
@@ -88,8 +88,8 @@ def anchored(
             break
         added.append(best[1])
         unmatched.remove(best[1])
-    extra = {len(anchored) + i: ref for i, ref in enumerate(added)}
-    return np.vstack([anchored, references[added]]) if added else anchored, {**known, **extra}
+    extra = {len(centred) + i: ref for i, ref in enumerate(added)}
+    return np.vstack([centred, references[added]]) if added else centred, {**known, **extra}
 
 
 def joined(turns: list[SpeakerTurn]) -> list[SpeakerTurn]:
