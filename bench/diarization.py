@@ -63,6 +63,7 @@ from voxhost.benchmarks.der import der, misnamed, named_shares, speaker_wer
 from voxhost.diarization import Diarization, DiarizeOptions, KnownSpeaker, attribute
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.diarizer import SpeakerDiarizer, convert_embedded
+from voxhost.engines.speaker.cluster import STRANGER
 from voxhost.engines.speaker.local import REUSE
 from voxhost.harness.wer import word_errors, words
 from voxhost.manager import ModelManager, speakers
@@ -110,6 +111,7 @@ class Variant:
     split: float | None = 0.25  # pauses that cut a local speaker into units embedded apart
     longest: float = 3.0  # seconds of a unit embedded at most
     reuse: float | None = REUSE  # a clip an earlier window embedded is not embedded again (None: each is)
+    strangers: float | None = STRANGER  # a unit unlike every speaker is another (segmentation; None: never)
     threshold: float = 0.5
     min_share: float = 0.03
     told: bool = False  # num_speakers given
@@ -123,6 +125,7 @@ VARIANTS = (
     Variant("segmentation, spectral, windows every 2.5 s", True, step=2.5),
     Variant("segmentation, spectral, local speakers not split at pauses", True, split=None),
     Variant("segmentation, spectral, every window's clips embedded (none reused)", True, reuse=None),
+    Variant("segmentation, spectral, no unit unlike every speaker counted apart", True, strangers=None),
     Variant("segmentation, told the number of speakers", True, told=True),
     Variant("windows, threshold 0.5", clustering="threshold"),
     Variant("windows, told the number of speakers", told=True),
@@ -206,6 +209,7 @@ def knobs(engine: SpeakerDiarizer, variant: Variant) -> None:
     engine.window, engine.hop, engine.min_share = variant.window, variant.hop, variant.min_share
     engine.step, engine.split = variant.step, variant.split
     engine.clustering, engine.longest, engine.reuse = variant.clustering, variant.longest, variant.reuse
+    engine.strangers = variant.strangers
 
 
 def engine_of(cache: Path) -> SpeakerDiarizer:

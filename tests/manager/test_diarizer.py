@@ -111,3 +111,32 @@ def test_lines_said_again_by_one_voice_do_not_split_it(monkeypatch: pytest.Monke
     assert all(len(np.unique(labels[truth == k])) == 1 for k in range(3))
     monkeypatch.setattr(cluster_module, "SAME_AUDIO", 0.999)
     assert len(np.unique(cluster(points, threshold=0.5))) != 3  # the graph in pieces: no count is right
+
+
+def test_a_voice_with_too_few_units_for_the_graph_is_a_speaker_of_its_own() -> None:
+    """Two voices with 30 units each and a third with one unit (one short line in a long conversation),
+    0.35 alike to the second voice (as unlike voices are in CAM++'s space): too few for a group of its
+    own in the graph (each unit keeps at least `MIN_NEIGHBOURS` neighbours), so the eigengap counts 2
+    and the line goes to a speaker it is not (the control, strangers off). A unit less alike than
+    `STRANGER` to every speaker is another: 3. The units of the two voices least like their own
+    (0.45-0.6, as far-field ones are) stay theirs."""
+    rng = np.random.default_rng(5)
+    voices = normalize(rng.standard_normal((3, 192)))
+    across = normalize(voices[2] - (voices[2] @ voices[1]) * voices[1])
+    voices[2] = 0.35 * voices[1] + np.sqrt(1 - 0.35**2) * across
+    truth = np.repeat(np.arange(3), [30, 30, 1])
+    points = normalize(voices[truth] + 0.045 * rng.standard_normal((len(truth), 192)))
+    for i in (0, 30):  # the weakest units of the two voices: their voice and as much noise
+        points[i] = normalize(voices[truth[i]] + 2.2 * normalize(rng.standard_normal(192)))
+    own = centroids(points, truth)
+    weakest = [float(points[i] @ own[truth[i]]) for i in (0, 30)]
+    assert all(cluster_module.STRANGER < w < 0.6 for w in weakest), weakest
+    assert len(np.unique(cluster(points, threshold=0.5))) == 2  # the control: no strangers
+    labels = cluster(points, threshold=0.5, strangers=cluster_module.STRANGER)
+    assert len(np.unique(labels)) == 3
+    assert all(len(np.unique(labels[truth == k])) == 1 for k in range(3))
+    assert len(np.unique(labels[truth < 2])) == 2
+    told = cluster(points, threshold=0.5, num=2, strangers=cluster_module.STRANGER)
+    assert len(np.unique(told)) == 2  # told the count, it is kept
+    capped = cluster(points, threshold=0.5, maximum=2, strangers=cluster_module.STRANGER)
+    assert len(np.unique(capped)) == 2  # and the most speakers asked for

@@ -42,7 +42,7 @@ from voxhost.engines.base import (
     ModelInfo,
     package_source,
 )
-from voxhost.engines.speaker.cluster import SAME_SPEAKER
+from voxhost.engines.speaker.cluster import SAME_SPEAKER, STRANGER
 from voxhost.engines.speaker.local import LONGEST, REUSE, SPLIT
 from voxhost.engines.speaker.naming import anchored, joined, match
 from voxhost.errors import BadRequest, ModelLoadError
@@ -267,6 +267,7 @@ class SpeakerDiarizer(DiarizeEngine):
         self.split: float | None = SPLIT  # pauses that cut a local speaker into units (None: whole)
         self.reuse: float | None = REUSE  # the same speech in overlapping windows embedded once (None: each)
         self.clustering = clustering  # how speakers are counted: "spectral" or "threshold" (cluster.py)
+        self.strangers: float | None = STRANGER  # a unit less alike to every speaker is another (None: never)
         # known speakers' samples: "one" group each, "split" (every group alike enough to one), "anchors"
         # (split, and the samples anchor the segmentation pipeline's assignment)
         self.naming = "anchors"
@@ -452,7 +453,9 @@ class SpeakerDiarizer(DiarizeEngine):
         if not len(strong):  # nobody speaks long in any window: cluster what there is
             strong = np.flatnonzero(own)
         vectors = found.vectors[strong]
-        labels = self._cluster(vectors, options)
+        # units of >= 1 s unlike every speaker found are somebody else (not on 1.5 s windows of the VAD's
+        # speech: noisier, and one speaker each even where two overlap)
+        labels = self._cluster(vectors, options, self.strangers)
         centres = centroids(vectors, labels)
         known: dict[int, int] = {}
         if options.known:
@@ -465,7 +468,9 @@ class SpeakerDiarizer(DiarizeEngine):
         turns = joined([SpeakerTurn(start, end, names[speaker]) for start, end, speaker in spans])
         return Diarization(turns, duration, list(dict.fromkeys(t.speaker for t in turns)))
 
-    def _cluster(self, vectors: np.ndarray, options: DiarizeOptions) -> np.ndarray:
+    def _cluster(
+        self, vectors: np.ndarray, options: DiarizeOptions, strangers: float | None = None
+    ) -> np.ndarray:
         """The speaker of each embedding (both pipelines): counted, or told."""
         from voxhost.engines.speaker.cluster import cluster
 
@@ -477,6 +482,7 @@ class SpeakerDiarizer(DiarizeEngine):
             options.max_speakers,
             min_share=self.min_share,
             method=self.clustering,
+            strangers=strangers,
         )
 
     def _diarize_windows(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:

@@ -160,6 +160,11 @@ SAME_AUDIO = 0.97
 # spectral groups whose centroids are this alike are one speaker (3D-Speaker's recipe for CAM++); three
 # Kokoro voices are 0.67-0.71 alike
 MERGE_ALIKE = 0.8
+# an embedding less alike than this to every speaker found is somebody else: a voice that says too little
+# for a group of its own in the graph (fewer units than a unit's neighbours). On the benchmarks'
+# recordings such units sat at 0.32-0.41 (a Kokoro voice with one unit in 82 s; two AMI speakers), every
+# other unit at >= 0.45 to its own speaker (telephone and far-field voices included)
+STRANGER = 0.42
 
 
 def merge_alike(embeddings: np.ndarray, labels: np.ndarray, alike: float, minimum: int) -> np.ndarray:
@@ -196,11 +201,14 @@ def cluster(
     min_share: float = 0.0,
     method: str = "spectral",
     alike: float = MERGE_ALIKE,
+    strangers: float | None = None,
 ) -> np.ndarray:
     """Speaker labels for normalised embeddings, any number of them (bounded work beyond `MAX_POINTS`).
 
     Groups holding less than `min_share` of the embeddings (a few stray windows: a cough, a laugh, two
-    voices at once) are folded into the nearest larger group, unless the count was told."""
+    voices at once) are folded into the nearest larger group, unless the count was told. With
+    `strangers` (spectral, not told), embeddings less alike than that to every group are speakers of
+    their own (`with_strangers`)."""
     n = len(embeddings)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -224,7 +232,28 @@ def cluster(
     # one refinement pass: centroids of the final assignment
     if len(centres) > 1:
         labels = np.argmax(embeddings @ centroids(embeddings, _dense(labels)).T, axis=1)
-    return _dense(labels)
+    labels = _dense(labels)
+    if strangers is not None and num is None and method == "spectral" and len(picked) >= MIN_SPECTRAL:
+        labels = with_strangers(embeddings, labels, strangers, threshold, maximum or MAX_SPEAKERS)
+    return labels
+
+
+def with_strangers(
+    embeddings: np.ndarray, labels: np.ndarray, level: float, threshold: float, most: int
+) -> np.ndarray:
+    """The embeddings less alike than `level` to every group's centroid are speakers of their own
+    (grouped among themselves by the threshold), as long as there are at most `most` speakers."""
+    best = (embeddings @ centroids(embeddings, labels).T).max(axis=1)
+    odd = np.flatnonzero(best < level)
+    if not len(odd) or len(odd) > MAX_POINTS:  # (bounded work)
+        return labels
+    groups = agglomerate(embeddings[odd], threshold)
+    count = int(labels.max()) + 1
+    if count + int(groups.max()) + 1 > most:
+        return labels
+    labels = labels.copy()
+    labels[odd] = count + groups
+    return labels
 
 
 def _dense(labels: np.ndarray) -> np.ndarray:
