@@ -36,7 +36,9 @@ Cost: through a `ModelManager` (the server's path, worker processes): a plain tr
 conversation against the same request with speakers (`manager.speakers.transcribe_diarized`: the
 transcription and the diarization side by side in their two workers), with either pipeline, taking
 turns `--repeat` times, with the diarization alone; medians of the wall time and of the CPU time the
-worker processes spend, and the ratios (target <= 1.3x). `--model` another ASR model, `--cost-only`
+worker processes spend, and the ratios (target <= 1.3x); and the physical limit: the least a diarized
+request can take on this machine's cores (the CPU of the plain request and of the diarization alone,
+spread over every core; never less than either's own time). `--model` another ASR model, `--cost-only`
 nothing else. Nothing is asserted; compare within one run.
 """
 
@@ -327,6 +329,12 @@ async def cost(
             wall = {kind: statistics.median(times[kind]) for kind in kinds}
             used = {kind: statistics.median(cpu[kind]) for kind in kinds}
             plain_s, windows_s, segmented_s = wall["plain"], wall["windows"], wall["segmentation"]
+            # the physical limit: the two workers' CPU (each measured alone) spread over every core, and
+            # never less than either alone
+            cores = psutil.cpu_count() or 1
+            bound = max(
+                plain_s, wall["diarization alone"], (used["plain"] + used["diarization alone"]) / cores
+            )
             row = {"conversation": name, "seconds": round(talk.seconds, 1), "plain_s": round(plain_s, 2),
                    "windows_s": round(windows_s, 2), "windows_ratio": round(windows_s / plain_s, 2),
                    "segmentation_s": round(segmented_s, 2),
@@ -334,7 +342,8 @@ async def cost(
                    "diarization_alone_s": round(wall["diarization alone"], 2),
                    "plain_cpu_s": round(used["plain"], 2),
                    "segmentation_cpu_s": round(used["segmentation"], 2),
-                   "diarization_alone_cpu_s": round(used["diarization alone"], 2)}  # fmt: skip
+                   "diarization_alone_cpu_s": round(used["diarization alone"], 2),
+                   "bound_s": round(bound, 2), "bound_ratio": round(bound / plain_s, 2)}  # fmt: skip
             print(json.dumps(row))
             rows.append(row)
     return rows
