@@ -46,7 +46,7 @@ MEETINGS = ("dev00", "dev01", "tst00", "tst01", *(f"trn0{i}" for i in range(1, 1
 @dataclass(frozen=True)
 class RealRecording:
     name: str
-    conversation: Conversation  # reference turns from the RTTM (text from the STM where there is one)
+    conversation: Conversation  # reference turns (RTTM, .trs or segments; text from the STM or .trs)
     kind: str  # "call", "meeting", "radio" or "phone-in"
     language: str = "en"
 
@@ -148,7 +148,11 @@ def _debian_examples(cache: Path, names: set[str]) -> dict[str, bytes]:
     download = cache / "deb"
     download.mkdir(parents=True, exist_ok=True)
     if not list(download.glob(f"{DEBIAN}_*.deb")):
-        subprocess.run(["apt-get", "download", DEBIAN], cwd=download, check=True)
+        try:
+            subprocess.run(["apt-get", "download", DEBIAN], cwd=download, check=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise RuntimeError(f"`apt-get download {DEBIAN}` failed (a Debian-like machine with current "
+                               f"package lists is needed: apt-get update): {exc}") from exc  # fmt: skip
     (archive,) = download.glob(f"{DEBIAN}_*.deb")
     tree = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(archive)], check=True, capture_output=True)
     found = {}
