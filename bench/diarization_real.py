@@ -5,19 +5,23 @@
 
 The recordings (voxhost.benchmarks.real_calls; fetched once with pip into `--cache-dir`, never
 installed): pyannote.audio's real two-person telephone call (30 s, reference speakers and transcript)
-and fourteen 30 s excerpts of real meetings (AMI, far-field, 1-4 speakers, much overlap).
+and fourteen 30 s excerpts of real meetings (AMI, far-field, 1-4 speakers, much overlap); and
+(real_calls.more: Debian's `transcriber` package and pyAudioAnalysis 0.1.3's source distribution) a 24 s
+excerpt of a real English telephone call (CallFriend, 2 speakers, transcript), 20 s of French radio
+(2 presenters and a jingle) and a 42 s radio phone-in (a presenter and three callers; its reference
+covers the whole file, pauses included).
 
 Per variant (the speakers engine loaded in-process once, its knobs changed between variants): DER with no
 collar and with a 0.25 s collar (missed + false alarm + confusion, optimal mapping), speakers found
-against the truth, x real time of the diarization alone; for the call, WER and speaker-attributed WER
-(tiny.en's transcript, decoded once with word timestamps, its words given to each variant's speakers,
-against each speaker's reference transcript); the meeting excerpts also summed (their speech
-time weighted), and where the missed speech is: in frames where nobody was found (not heard), where
-fewer were found than speak (overlap), and what speaks beyond two at once (segmentation-3.0 says at most
-two a frame, as does pyannote's own pipeline); and the share of the speech the segmentation model's
-windows hear at all (before embedding, clustering and the vote over windows). The excerpts are cut at
-random from meetings: some hold little speech (trn02 0.7 s, trn01 5.8 s, tst01 6.1 s), on which a share
-is a few words.
+against the truth, x real time of the diarization alone; for the English recordings with a transcript
+(the two calls), WER and speaker-attributed WER (tiny.en's transcript, decoded once with word timestamps,
+its words given to each variant's speakers, against each speaker's reference transcript); the meeting
+excerpts also summed (their speech time weighted), and where the missed speech is: in frames where nobody
+was found (not heard), where fewer were found than speak (overlap), and what speaks beyond two at once
+(segmentation-3.0 says at most two a frame, as does pyannote's own pipeline); and the share of the speech
+the segmentation model's windows hear at all (before embedding, clustering and the vote over windows).
+The excerpts are cut at random from meetings: some hold little speech (trn02 0.7 s, trn01 5.8 s, tst01
+6.1 s), on which a share is a few words.
 
 Known speakers: meeting speakers who speak in two excerpts (dev00/dev01, tst00/tst01, trn07/trn08) are
 enrolled from up to 8 s of them alone in one excerpt and named in the other, beside three strangers
@@ -87,7 +91,7 @@ def diarize(
 def attributed_wer(
     talk: Conversation, transcript: Transcription, found: Diarization, mapping: dict[str, str]
 ) -> tuple[float, float]:
-    """WER and speaker-attributed WER of the call: tiny.en's words given to the speakers of `found`
+    """WER and speaker-attributed WER of a recording: tiny.en's words given to the speakers of `found`
     (by their timestamps) against each speaker's reference transcript."""
     said = " ".join(t.text for t in talk.turns)
     segments = attribute(transcript, found)
@@ -170,13 +174,17 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--default-only", action="store_true", help="only the default pipeline")
     args = parser.parse_args()
-    recordings = {r.name: r for r in real_calls.load(args.cache_dir)}
+    every = [*real_calls.load(args.cache_dir), *real_calls.more(args.cache_dir)]
+    recordings = {r.name: r for r in every}
     settings = Settings(cache_dir=args.cache_dir / "models", diarization_segmentation="on")
     config = EngineConfig(cache_dir=args.cache_dir / "models", threads=2, diarization_segmentation="on")
     engine = load_diarizer(settings, config)
     asr = parse_entry("tiny.en").load(EngineConfig(cache_dir=args.cache_dir / "models"))
-    call = recordings[real_calls.CALL].conversation
-    transcript = asr.transcribe(call.audio, TranscribeOptions(word_timestamps=True, language="en"))  # type: ignore[attr-defined]
+    transcripts: dict[str, Transcription] = {
+        r.name: asr.transcribe(r.conversation.audio, TranscribeOptions(word_timestamps=True, language="en"))  # type: ignore[attr-defined]
+        for r in every
+        if r.language == "en" and any(t.text for t in r.conversation.turns)
+    }
     rows: list[dict[str, Any]] = []
     for variant in VARIANTS[:1] if args.default_only else VARIANTS:
         meeting = {"speech": 0.0, "errors0": 0.0, "speech25": 0.0, "errors25": 0.0, "count_right": 0,
@@ -195,8 +203,8 @@ def main() -> None:
                    "der_collar": collar.der, "x_real_time": talk.seconds / seconds, "speech_s": plain.speech,
                    "missed_nobody": parts.nobody, "missed_fewer": parts.fewer,
                    "beyond_two": parts.beyond_two, "heard_by_model": heard_by_model}  # fmt: skip
-            if name == real_calls.CALL:
-                row["wer"], row["sa_wer"] = attributed_wer(talk, transcript, found, plain.mapping)
+            if name in transcripts:
+                row["wer"], row["sa_wer"] = attributed_wer(talk, transcripts[name], found, plain.mapping)
                 wer, sa_wer = row["wer"], row["sa_wer"]
                 print(f"{variant.name:42s} {name:7s} WER {wer:5.1%}, speaker-attributed {sa_wer:5.1%}")
             rows.append(row)

