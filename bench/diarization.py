@@ -114,6 +114,7 @@ class Variant:
     longest: float = 3.0  # seconds of a unit embedded at most
     reuse: float | None = REUSE  # a clip an earlier window embedded is not embedded again (None: each is)
     strangers: float | None = STRANGER  # a unit unlike every speaker is another (segmentation; None: never)
+    mixed: bool = True  # units whose clips hold others' speech too (under 1 s alone) are clustered
     threshold: float = 0.5
     min_share: float = 0.03
     told: bool = False  # num_speakers given
@@ -128,6 +129,7 @@ VARIANTS = (
     Variant("segmentation, spectral, local speakers not split at pauses", True, split=None),
     Variant("segmentation, spectral, every window's clips embedded (none reused)", True, reuse=None),
     Variant("segmentation, spectral, no unit unlike every speaker counted apart", True, strangers=None),
+    Variant("segmentation, spectral, units mixed with others' speech not clustered", True, mixed=False),
     Variant("segmentation, told the number of speakers", True, told=True),
     Variant("windows, threshold 0.5", clustering="threshold"),
     Variant("windows, told the number of speakers", told=True),
@@ -211,7 +213,7 @@ def knobs(engine: SpeakerDiarizer, variant: Variant) -> None:
     engine.window, engine.hop, engine.min_share = variant.window, variant.hop, variant.min_share
     engine.step, engine.split = variant.step, variant.split
     engine.clustering, engine.longest, engine.reuse = variant.clustering, variant.longest, variant.reuse
-    engine.strangers = variant.strangers
+    engine.strangers, engine.cluster_mixed = variant.strangers, variant.mixed
 
 
 def engine_of(cache: Path) -> SpeakerDiarizer:

@@ -50,6 +50,7 @@ from voxhost.benchmarks.der import der, misnamed, missed_parts, named_shares, sp
 from voxhost.diarization import Diarization, DiarizeOptions, KnownSpeaker, attribute
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.speaker import local
+from voxhost.engines.speaker.cluster import STRANGER
 from voxhost.engines.speaker.segmentation import FRAME_SIZE, FRAME_STEP, SAMPLE_RATE
 from voxhost.harness.wer import word_errors, words
 from voxhost.manager.registry import parse_entry
@@ -68,10 +69,14 @@ class Variant:
     name: str
     segmentation: bool
     clustering: str = "spectral"
+    strangers: float | None = STRANGER  # a unit unlike every speaker found is another (None: never)
+    mixed: bool = True  # units whose clips hold others' speech too (under 1 s alone) are clustered
 
 
 VARIANTS = (
     Variant("segmentation-3.0, spectral (default)", True),
+    Variant("segmentation-3.0, spectral, no unit unlike every speaker counted apart", True, strangers=None),
+    Variant("segmentation-3.0, spectral, units mixed with others' speech not clustered", True, mixed=False),
     Variant("segmentation-3.0, threshold 0.5", True, "threshold"),
     Variant("1.5 s windows, spectral", False),
     Variant("1.5 s windows, threshold 0.5", False, "threshold"),
@@ -82,6 +87,7 @@ def diarize(
     engine: Any, variant: Variant, audio: np.ndarray, options: DiarizeOptions
 ) -> tuple[Diarization, float]:
     engine.clustering = variant.clustering
+    engine.strangers, engine.cluster_mixed = variant.strangers, variant.mixed
     options = replace(options, segmentation=variant.segmentation)
     started = time.perf_counter()
     found = engine.diarize(audio, options)

@@ -268,6 +268,7 @@ class SpeakerDiarizer(DiarizeEngine):
         self.reuse: float | None = REUSE  # the same speech in overlapping windows embedded once (None: each)
         self.clustering = clustering  # how speakers are counted: "spectral" or "threshold" (cluster.py)
         self.strangers: float | None = STRANGER  # a unit less alike to every speaker is another (None: never)
+        self.cluster_mixed = True  # units whose clips hold others' speech too are clustered (True) or not
         # known speakers' samples: "one" group each, "split" (every group alike enough to one), "anchors"
         # (split, and the samples anchor the segmentation pipeline's assignment)
         self.naming = "anchors"
@@ -449,7 +450,10 @@ class SpeakerDiarizer(DiarizeEngine):
             return Diarization([], duration, [])
         # each embedding clustered once (a unit that took an earlier window's embedding is not a new voice)
         own = ~found.copied
-        strong = np.flatnonzero((found.speech >= local.MIN_CLUSTERED) & own)
+        # and not a unit that speaks alone under a second: its clip holds others' speech too (a quick
+        # exchange, an overlap), a voice of nobody's; it still takes the nearest speaker's label
+        clean = own if self.cluster_mixed else own & ~found.mixed
+        strong = np.flatnonzero((found.speech >= local.MIN_CLUSTERED) & clean)
         if not len(strong):  # nobody speaks long in any window: cluster what there is
             strong = np.flatnonzero(own)
         vectors = found.vectors[strong]

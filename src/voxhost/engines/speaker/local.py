@@ -64,6 +64,7 @@ class LocalSpeakers:
     speech: np.ndarray  # seconds of speech behind each unit
     frames: int  # frames on the file's grid
     copied: np.ndarray  # (units,) bool: the unit took an earlier window's embedding of the same speech
+    mixed: np.ndarray  # (units,) bool: its clip holds others' speech too (it speaks alone under 1 s)
 
 
 def starts(samples: int, step: float) -> list[int]:
@@ -115,11 +116,12 @@ def _units(active: np.ndarray, split: int | None) -> list[tuple[int, int]]:
 
 def _window_units(
     found: np.ndarray, pause: int | None, most: int, nearest: np.ndarray
-) -> list[tuple[int, int, int, float, np.ndarray]]:
+) -> list[tuple[int, int, int, float, np.ndarray, bool]]:
     """The units of one window's local speakers (`found`: frames x 3): (local speaker, first frame, last
-    frame, seconds of its speech, the frames its clip holds). A unit's clip is its frames where it speaks
-    alone (all of them when that is under `MIN_CLUSTERED`), at most `most` frames, those nearest the
-    window's centre; units under `MIN_EMBEDDED` are left out."""
+    frame, seconds of its speech, the frames its clip holds, whether they hold others' speech too). A
+    unit's clip is its frames where it speaks alone (all of them, others' speech and all, when that is
+    under `MIN_CLUSTERED`), at most `most` frames, those nearest the window's centre; units under
+    `MIN_EMBEDDED` are left out."""
     frame_seconds = FRAME_STEP / SAMPLE_RATE
     alone = found.sum(axis=1) == 1
     units = []
@@ -128,7 +130,8 @@ def _window_units(
             active = np.zeros(len(found), dtype=bool)
             active[first : last + 1] = found[first : last + 1, k].astype(bool)
             clean = active & alone
-            mask = clean if clean.sum() * frame_seconds >= MIN_CLUSTERED else active
+            mixed = clean.sum() * frame_seconds < MIN_CLUSTERED and bool((active & ~alone).any())
+            mask = active if mixed else clean
             if mask.sum() * frame_seconds < MIN_EMBEDDED:
                 continue
             said = float(mask.sum() * frame_seconds)
@@ -136,7 +139,7 @@ def _window_units(
                 keep = np.zeros_like(mask)
                 keep[nearest[mask[nearest]][:most]] = True
                 mask = keep
-            units.append((k, first, last, said, mask))
+            units.append((k, first, last, said, mask, mixed))
     return units
 
 
@@ -197,6 +200,7 @@ def find_local(
     speech: list[float] = []
     rows: list[int] = []  # each unit's row among the embedded clips
     copied: list[bool] = []
+    mixed: list[bool] = []
     seen = _Seen(reuse)
     embedded = 0
     frame_seconds = FRAME_STEP / SAMPLE_RATE
@@ -225,9 +229,10 @@ def find_local(
                 window = lo + b
                 seen.forget(offsets[window])
                 activity.append(found)
-                for k, first, last, said, mask in _window_units(found, pause, most, nearest):
+                for k, first, last, said, mask, overlapped in _window_units(found, pause, most, nearest):
                     owners.append((window, k, first, last))
                     speech.append(said)
+                    mixed.append(overlapped)
                     heard = np.flatnonzero(mask) + offsets[window]  # the frames its clip would hold
                     row = seen.same(window, offsets[window], per_window, heard)
                     copied.append(row is not None)
@@ -247,6 +252,7 @@ def find_local(
         np.array(speech),
         offsets[-1] + per_window,
         np.array(copied, dtype=bool),
+        np.array(mixed, dtype=bool),
     )
 
 
