@@ -41,6 +41,7 @@ PACKAGE = "pyannote.audio==4.0.7"
 CALL = "sample"  # the telephone call
 # Meeting excerpts with plain names (one more, named with a non-ASCII letter, is left out).
 MEETINGS = ("dev00", "dev01", "tst00", "tst01", *(f"trn0{i}" for i in range(1, 10)))
+LARGEST = 64 * 2**20  # bytes read of any one file
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,18 @@ def _sdist(cache: Path, requirement: str, pattern: str) -> Path:
     return archive
 
 
+def _extract(archive: Path, folder: Path, wanted: set[str], places: tuple[str, ...]) -> None:
+    """The files of `archive` (a tar) named in `wanted` and found under one of `places`, into `folder`
+    (each read up to `LARGEST` bytes)."""
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            name = Path(member.name).name
+            if member.isfile() and name in wanted and any(p in member.name for p in places):
+                source = tar.extractfile(member)
+                assert source is not None
+                (folder / name).write_bytes(source.read(LARGEST))
+
+
 def fetch(cache: Path) -> Path:
     """The folder of the recordings' files (fetched and extracted once)."""
     folder = cache / "pyannote-audio-sample"
@@ -75,14 +88,7 @@ def fetch(cache: Path) -> Path:
     wanted = {f"{CALL}.wav", f"{CALL}.rttm", f"{CALL}.stm", *(f"{m}.wav" for m in MEETINGS)}
     wanted |= {f"debug.{part}.rttm" for part in ("train", "development", "test")}
     folder.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        for member in tar.getmembers():
-            name = Path(member.name).name
-            in_place = "/audio/sample/" in member.name or "/tests/data/" in member.name
-            if member.isfile() and in_place and name in wanted:
-                source = tar.extractfile(member)
-                assert source is not None
-                (folder / name).write_bytes(source.read(64 * 2**20))
+    _extract(archive, folder, wanted, ("/audio/sample/", "/tests/data/"))
     missing = [name for name in wanted if not (folder / name).exists()]
     if missing:
         raise RuntimeError(f"{archive.name} lacks {sorted(missing)}")
@@ -139,7 +145,6 @@ def load(cache: Path) -> list[RealRecording]:
 PHONE_IN = "pyAudioAnalysis==0.1.3"  # data/diarizationExample.wav and .segments
 DEBIAN = "transcriber"  # /usr/share/doc/transcriber/examples: know.sph.gz, frint980428.wav.gz, their .trs
 TRANSCRIBED = (("cf4210", "know.sph", "call", "en"), ("frint98", "frint980428.wav", "radio", "fr"))
-LARGEST = 64 * 2**20  # bytes read of any one file
 
 
 def _debian_examples(cache: Path, names: set[str]) -> dict[str, bytes]:
@@ -181,12 +186,7 @@ def fetch_more(cache: Path) -> Path:
         (folder / name).write_bytes(data)
     archive = _sdist(cache, PHONE_IN, "pyAudioAnalysis-0.1.3.tar.gz")
     wanted = {"diarizationExample.wav", "diarizationExample.segments"}
-    with tarfile.open(archive) as tar:
-        for member in tar.getmembers():
-            if member.isfile() and "/data/" in member.name and Path(member.name).name in wanted:
-                source = tar.extractfile(member)
-                assert source is not None
-                (folder / Path(member.name).name).write_bytes(source.read(LARGEST))
+    _extract(archive, folder, wanted, ("/data/",))
     missing = [name for name in names | wanted if not (folder / name).exists()]
     if missing:
         raise RuntimeError(f"{DEBIAN} and {archive.name} lack {sorted(missing)}")
