@@ -254,3 +254,30 @@ def test_known_samples_name_split_and_merged_voices(
         assert len(capped.speakers) == 2
     finally:
         engine.clustering = "spectral"
+
+
+def test_a_turn_does_not_flicker_to_another_speaker_for_a_moment() -> None:
+    """Frame by frame (17 ms): A speaks, then 0.1 s runs of B and A alternate (with a short pause between
+    two of them), then A goes on: all of it is A's. A back-channel of B's (0.4 s), a short run of B's
+    between A and C, and frames where two speak are left as they are (the controls)."""
+    from voxhost.engines.speaker.local import FLICKER, _steady
+
+    def frames(seconds: float) -> int:
+        return round(seconds * segmentation.SAMPLE_RATE / segmentation.FRAME_STEP)
+
+    a, b, c = np.eye(3, dtype=bool)
+    nobody, both = np.zeros(3, dtype=bool), a | b
+    tenth = frames(0.1)
+
+    def run(who: np.ndarray, seconds: float) -> np.ndarray:
+        return np.repeat(who[None], frames(seconds), axis=0)
+
+    flicker = [run(a, 2), run(b, 0.1), run(a, 0.1), run(b, 0.1), run(nobody, 0.1), run(a, 0.1), run(b, 0.1)]
+    result = np.concatenate([*flicker, run(a, 2)])
+    steady = _steady(result, FLICKER)
+    assert not steady[:, 1:].any()  # no B left
+    assert steady[:, 0].sum() == len(result) - tenth  # A throughout but for the pause, still nobody's
+    kept = [run(a, 2), run(b, 0.4), run(a, 2), run(b, 0.1), run(c, 2), run(both, 0.1), run(a, 1)]
+    kept = np.concatenate(kept)
+    assert np.array_equal(_steady(kept, FLICKER), kept)
+    assert not np.array_equal(_steady(result, None), steady)  # the control: not steadied without it

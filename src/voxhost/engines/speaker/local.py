@@ -47,6 +47,7 @@ SPLIT = 0.25  # seconds of pause that cut a local speaker into units embedded ap
 LONGEST = 3.0  # seconds of a local speaker's speech embedded at most: the frames nearest the window's centre
 MIN_GAP = 0.5  # seconds: a speaker's pauses shorter than this, with nobody else speaking, are bridged
 MIN_TURN = 0.05  # seconds: shorter runs of a speaker are dropped
+FLICKER = 0.25  # seconds: a lone speaker's shorter run between two runs of one other speaker is theirs
 REUSE = 0.9  # share of either's frames two clips of overlapping windows share to be embedded once
 
 Segment = Callable[[np.ndarray], np.ndarray]  # (batch, 1, samples) waveforms -> (batch, frames, 7) scores
@@ -311,7 +312,42 @@ def aggregate(found: LocalSpeakers, labels: np.ndarray, speakers: int, samples: 
     # frames centred beyond the end of the audio (the last window's padding) are nobody's
     centres = (np.arange(total) * FRAME_STEP + FRAME_SIZE / 2) / SAMPLE_RATE
     result[centres > samples / SAMPLE_RATE] = False
-    return result
+    return _steady(result, FLICKER)
+
+
+def _steady(result: np.ndarray, shortest: float | None) -> np.ndarray:
+    """One speaker's turn does not flicker to another: a single speaker's run shorter than `shortest`
+    seconds between two runs of one other speaker alone (with at most pauses shorter than `MIN_GAP`
+    between them, nobody else speaking) is theirs; the shortest runs first, each seeing the ones already
+    given back. Two windows' nearly tied votes at a window's edge give such 0.1 s runs of another speaker
+    inside one voice's turn."""
+    if shortest is None or result.shape[1] < 2:
+        return result
+    most, gap = shortest * SAMPLE_RATE / FRAME_STEP, int(MIN_GAP * SAMPLE_RATE / FRAME_STEP)
+    count = result.sum(axis=1)
+    who = np.where(count == 1, np.argmax(result, axis=1), np.where(count == 0, -1, -2))
+    changes = np.flatnonzero(np.diff(who)) + 1
+    bounds = zip(np.concatenate([[0], changes]), np.concatenate([changes, [len(who)]]), strict=True)
+    short = sorted(((int(b) - int(a), int(a), int(b)) for a, b in bounds if who[a] >= 0 and b - a < most))
+
+    def beside(frame: int, step: int) -> int:
+        """The speaker alone nearest `frame` going `step`-wise past a short pause (-1: none)."""
+        for _ in range(gap + 1):
+            if not 0 <= frame < len(who):
+                return -1
+            if who[frame] != -1:
+                return int(who[frame]) if who[frame] >= 0 else -1
+            frame += step
+        return -1
+
+    steady = result.copy()
+    for _, first, end in short:
+        here, left, right = int(who[first]), beside(first - 1, -1), beside(end, 1)
+        if left >= 0 and left == right != here:
+            who[first:end] = left
+            steady[first:end] = False
+            steady[first:end, left] = True
+    return steady
 
 
 def turns(result: np.ndarray) -> list[tuple[float, float, int]]:
