@@ -66,7 +66,7 @@ from voxhost.diarization import Diarization, DiarizeOptions, KnownSpeaker, attri
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.diarizer import SpeakerDiarizer, convert_embedded
 from voxhost.engines.speaker.cluster import STRANGER
-from voxhost.engines.speaker.local import REUSE
+from voxhost.engines.speaker.local import FLICKER, REUSE
 from voxhost.harness.wer import word_errors, words
 from voxhost.manager import ModelManager, speakers
 from voxhost.manager.layout import plan_layout
@@ -115,6 +115,7 @@ class Variant:
     reuse: float | None = REUSE  # a clip an earlier window embedded is not embedded again (None: each is)
     strangers: float | None = STRANGER  # a unit unlike every speaker is another (segmentation; None: never)
     mixed: bool = True  # units whose clips hold others' speech too (under 1 s alone) are clustered
+    flicker: float | None = FLICKER  # a speaker's shorter runs inside another's turn are theirs
     threshold: float = 0.5
     min_share: float = 0.03
     told: bool = False  # num_speakers given
@@ -130,6 +131,9 @@ VARIANTS = (
     Variant("segmentation, spectral, every window's clips embedded (none reused)", True, reuse=None),
     Variant("segmentation, spectral, no unit unlike every speaker counted apart", True, strangers=None),
     Variant("segmentation, spectral, units mixed with others' speech not clustered", True, mixed=False),
+    Variant(
+        "segmentation, spectral, turns not steadied (0.1 s runs of another speaker kept)", True, flicker=None
+    ),
     Variant("segmentation, told the number of speakers", True, told=True),
     Variant("windows, threshold 0.5", clustering="threshold"),
     Variant("windows, told the number of speakers", told=True),
@@ -213,7 +217,7 @@ def knobs(engine: SpeakerDiarizer, variant: Variant) -> None:
     engine.window, engine.hop, engine.min_share = variant.window, variant.hop, variant.min_share
     engine.step, engine.split = variant.step, variant.split
     engine.clustering, engine.longest, engine.reuse = variant.clustering, variant.longest, variant.reuse
-    engine.strangers, engine.cluster_mixed = variant.strangers, variant.mixed
+    engine.strangers, engine.cluster_mixed, engine.flicker = variant.strangers, variant.mixed, variant.flicker
 
 
 def engine_of(cache: Path) -> SpeakerDiarizer:

@@ -13,8 +13,8 @@ covers the whole file, pauses included).
 
 Variants: the default (segmentation-3.0, spectral clustering, a unit unlike every speaker found counted
 apart), without that rule, with units mixed with others' speech left out of the clustering, told the
-number of speakers, the threshold instead of spectral clustering, and 1.5 s windows of the VAD's speech
-with either clustering.
+number of speakers, turns not steadied (0.1 s runs of another speaker inside a turn kept), the
+threshold instead of spectral clustering, and 1.5 s windows of the VAD's speech with either clustering.
 
 Per variant (the speakers engine loaded in-process once, its knobs changed between variants): DER with no
 collar and with a 0.25 s collar (missed + false alarm + confusion, optimal mapping), speakers found
@@ -56,6 +56,7 @@ from voxhost.diarization import Diarization, DiarizeOptions, KnownSpeaker, attri
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.speaker import local
 from voxhost.engines.speaker.cluster import STRANGER
+from voxhost.engines.speaker.local import FLICKER
 from voxhost.engines.speaker.segmentation import FRAME_SIZE, FRAME_STEP, SAMPLE_RATE
 from voxhost.harness.wer import word_errors, words
 from voxhost.manager.registry import parse_entry
@@ -77,6 +78,7 @@ class Variant:
     strangers: float | None = STRANGER  # a unit unlike every speaker found is another (None: never)
     mixed: bool = True  # units whose clips hold others' speech too (under 1 s alone) are clustered
     told: bool = False  # num_speakers given (the reference's count)
+    flicker: float | None = FLICKER  # a speaker's shorter runs inside another's turn are theirs
 
 
 VARIANTS = (
@@ -84,6 +86,7 @@ VARIANTS = (
     Variant("segmentation-3.0, spectral, no unit unlike every speaker counted apart", True, strangers=None),
     Variant("segmentation-3.0, spectral, units mixed with others' speech not clustered", True, mixed=False),
     Variant("segmentation-3.0, told the number of speakers", True, told=True),
+    Variant("segmentation-3.0, spectral, turns not steadied", True, flicker=None),
     Variant("segmentation-3.0, threshold 0.5", True, "threshold"),
     Variant("1.5 s windows, spectral", False),
     Variant("1.5 s windows, threshold 0.5", False, "threshold"),
@@ -94,7 +97,7 @@ def diarize(
     engine: Any, variant: Variant, audio: np.ndarray, options: DiarizeOptions
 ) -> tuple[Diarization, float]:
     engine.clustering = variant.clustering
-    engine.strangers, engine.cluster_mixed = variant.strangers, variant.mixed
+    engine.strangers, engine.cluster_mixed, engine.flicker = variant.strangers, variant.mixed, variant.flicker
     options = replace(options, segmentation=variant.segmentation)
     started = time.perf_counter()
     found = engine.diarize(audio, options)

@@ -43,7 +43,7 @@ from voxhost.engines.base import (
     package_source,
 )
 from voxhost.engines.speaker.cluster import SAME_SPEAKER, STRANGER
-from voxhost.engines.speaker.local import LONGEST, REUSE, SPLIT
+from voxhost.engines.speaker.local import FLICKER, LONGEST, REUSE, SPLIT
 from voxhost.engines.speaker.naming import anchored, joined, match
 from voxhost.errors import BadRequest, ModelLoadError
 
@@ -269,6 +269,7 @@ class SpeakerDiarizer(DiarizeEngine):
         self.clustering = clustering  # how speakers are counted: "spectral" or "threshold" (cluster.py)
         self.strangers: float | None = STRANGER  # a unit less alike to every speaker is another (None: never)
         self.cluster_mixed = True  # units whose clips hold others' speech too are clustered (True) or not
+        self.flicker: float | None = FLICKER  # shorter runs inside another's turn are theirs (None: kept)
         # known speakers' samples: "one" group each, "split" (every group alike enough to one), "anchors"
         # (split, and the samples anchor the segmentation pipeline's assignment)
         self.naming = "anchors"
@@ -467,7 +468,8 @@ class SpeakerDiarizer(DiarizeEngine):
             known = match(centres, references, self.naming != "one")
             if self.naming == "anchors":
                 centres, known = anchored(found, centres, references, known, options)
-        spans = local.turns(local.aggregate(found, local.assign(found, centres), len(centres), len(audio)))
+        labels = local.assign(found, centres)
+        spans = local.turns(local.aggregate(found, labels, len(centres), len(audio), self.flicker))
         names = self._names(known, list(dict.fromkeys(speaker for _, _, speaker in spans)), options)
         turns = joined([SpeakerTurn(start, end, names[speaker]) for start, end, speaker in spans])
         return Diarization(turns, duration, list(dict.fromkeys(t.speaker for t in turns)))

@@ -280,8 +280,11 @@ def assign(found: LocalSpeakers, centres: np.ndarray) -> np.ndarray:
     return labels
 
 
-def aggregate(found: LocalSpeakers, labels: np.ndarray, speakers: int, samples: int) -> np.ndarray:
-    """Step 4: (file frames, speakers) bool: who speaks in each frame of the file."""
+def aggregate(
+    found: LocalSpeakers, labels: np.ndarray, speakers: int, samples: int, flicker: float | None = FLICKER
+) -> np.ndarray:
+    """Step 4: (file frames, speakers) bool: who speaks in each frame of the file (a speaker's runs under
+    `flicker` seconds inside another's turn given back to them: `_steady`)."""
     total = found.frames
     weight = np.hamming(frames(int(CHUNK * SAMPLE_RATE))).astype(np.float32) + 1e-3
     active = np.zeros((total, speakers), dtype=np.float32)
@@ -312,7 +315,7 @@ def aggregate(found: LocalSpeakers, labels: np.ndarray, speakers: int, samples: 
     # frames centred beyond the end of the audio (the last window's padding) are nobody's
     centres = (np.arange(total) * FRAME_STEP + FRAME_SIZE / 2) / SAMPLE_RATE
     result[centres > samples / SAMPLE_RATE] = False
-    return _steady(result, FLICKER)
+    return _steady(result, flicker)
 
 
 def _steady(result: np.ndarray, shortest: float | None) -> np.ndarray:
