@@ -451,8 +451,8 @@ class SpeakerDiarizer(DiarizeEngine):
             return Diarization([], duration, [])
         # each embedding clustered once (a unit that took an earlier window's embedding is not a new voice)
         own = ~found.copied
-        # and not a unit that speaks alone under a second: its clip holds others' speech too (a quick
-        # exchange, an overlap), a voice of nobody's; it still takes the nearest speaker's label
+        # (with `cluster_mixed` off, nor a unit that speaks alone under a second: its clip holds others'
+        # speech too, a voice of nobody's; it still takes the nearest speaker's label)
         clean = own if self.cluster_mixed else own & ~found.mixed
         strong = np.flatnonzero((found.speech >= local.MIN_CLUSTERED) & clean)
         if not len(strong):  # nobody speaks long in any window: cluster what there is
