@@ -30,6 +30,9 @@ SAMPLE_RATE = 16000
 WINDOW_SECONDS = 30.0  # Whisper's input length: one window of speech
 _FRAME = 320  # 20 ms energy frames
 _SEARCH = 0.3  # look for the pause in the last 30% of each chunk
+# how far past the join of two regions a word's end may be decoded and still end before the pause
+# (Whisper's word times are 20 ms steps: an end one step late must not reach over hours of silence)
+JOIN_SLACK = 0.2
 
 Region = tuple[int, int]  # [start, end) in samples on the file's clock
 
@@ -140,6 +143,18 @@ class SpeechMap:
         index = max(0, min(index, len(self._lengths) - 1))
         into = min(max(sample - self._packed_starts[index], 0), self._lengths[index])
         return (self._file_starts[index] + into) / self._rate
+
+    def word_to_file(self, start: float, end: float) -> tuple[float, float]:
+        """A word's start and end on the packed clock, on the file's clock. An end decoded less than
+        `JOIN_SLACK` past the end of the start's region is that region's end: the word ended before
+        the pause that was left out there, however long."""
+        first = self.to_file(start)
+        index = bisect.bisect_right(self._packed_starts, round(start * self._rate)) - 1
+        if 0 <= index < len(self._lengths):
+            region_end = (self._packed_starts[index] + self._lengths[index]) / self._rate
+            if region_end <= end < region_end + JOIN_SLACK:
+                return first, (self._file_starts[index] + self._lengths[index]) / self._rate
+        return first, self.to_file(end, is_end=True)
 
     def to_packed(self, seconds: float) -> int:
         """The sample of the packed audio that holds the file time `seconds` (a time in a pause is

@@ -372,15 +372,12 @@ class SpeakerDiarizer(DiarizeEngine):
 
     # --- diarization -----------------------------------------------------------------------------
     def _speech(self, audio: np.ndarray) -> list[tuple[float, float]]:
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
+        from voxhost.engines.vad import speech_timestamps, vad_options
 
-        found = get_speech_timestamps(
-            audio,
-            VadOptions(
-                threshold=0.4, min_speech_duration_ms=150, min_silence_duration_ms=250, speech_pad_ms=60
-            ),
+        options = vad_options(
+            None, threshold=0.4, min_speech_duration_ms=150, min_silence_duration_ms=250, speech_pad_ms=60
         )
-        return [(int(r["start"]) / SAMPLE_RATE, int(r["end"]) / SAMPLE_RATE) for r in found]
+        return [(a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in speech_timestamps(audio, options)]
 
     def _windows(self, regions: list[tuple[float, float]]) -> list[_Window]:
         windows: list[_Window] = []

@@ -18,7 +18,8 @@ from voxhost.audio.chunks import WINDOW_SECONDS, SpeechMap
 from voxhost.engines.assets import assemble_parts, package_dir
 from voxhost.engines.base import ASREngine, EmbeddedModel, EngineConfig, EngineInfo, ModelInfo, trim_memory
 from voxhost.engines.sentences import DecodedWindow, Piece, sentence_segments
-from voxhost.engines.whisper_coverage import WhisperCoverage, vad_options
+from voxhost.engines.vad import speech_timestamps, vad_options
+from voxhost.engines.whisper_coverage import WhisperCoverage
 from voxhost.engines.whisper_scores import AlignmentScores, Scores, byte_decoder
 from voxhost.errors import BadRequest
 from voxhost.results import (
@@ -407,22 +408,18 @@ class FasterWhisperEngine(WhisperCoverage, ASREngine):
         """Where `audio` holds speech, as [start, end) sample offsets: Silero VAD with the settings of
         faster-whisper's batched pipeline (regions of at most a window, short pauses kept inside), or
         the request's own (`chunking_strategy`)."""
-        from faster_whisper.vad import get_speech_timestamps
-
-        found = get_speech_timestamps(
+        return speech_timestamps(
             audio, vad_options(vad, max_speech_duration_s=WINDOW_SECONDS, min_silence_duration_ms=160)
         )
-        return [(int(r["start"]), int(r["end"])) for r in found]
 
     def _has_speech(self, audio: np.ndarray, start: float, end: float) -> bool:
         """Whether [start, end) seconds of `audio` hold at least a quarter second of speech."""
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
-
         lo, hi = max(0, int(start * SAMPLE_RATE)), min(len(audio), int(end * SAMPLE_RATE))
         if hi - lo < SAMPLE_RATE // 4:
             return False
-        found = get_speech_timestamps(audio[lo:hi], VadOptions(min_silence_duration_ms=100, speech_pad_ms=0))
-        return sum(int(r["end"]) - int(r["start"]) for r in found) >= SAMPLE_RATE // 4
+        options = vad_options(None, min_silence_duration_ms=100, speech_pad_ms=0)
+        found = speech_timestamps(audio[lo:hi], options)
+        return sum(b - a for a, b in found) >= SAMPLE_RATE // 4
 
     def transcribe_windows(
         self, audio: np.ndarray, windows: list[list[tuple[int, int]]], options: TranscribeOptions
@@ -464,12 +461,7 @@ class FasterWhisperEngine(WhisperCoverage, ASREngine):
                 # the clip it came from (its start can be a rounding before the clip's own)
                 index = max(0, bisect.bisect_right(starts, float(seg.start) + CLIP_SLACK) - 1)
                 words = [
-                    Word(
-                        word=w.word,
-                        start=timeline.to_file(float(w.start)),
-                        end=timeline.to_file(float(w.end), is_end=True),
-                        probability=float(w.probability),
-                    )
+                    Word(w.word, *timeline.word_to_file(float(w.start), float(w.end)), float(w.probability))
                     for w in seg.words or [_Whole(seg.text, seg.start, seg.end)]
                 ]
                 scored = self._logprobs(scores, seg.tokens, float(seg.avg_logprob))

@@ -19,6 +19,7 @@ import numpy as np
 
 from voxhost.audio.chunks import SpeechMap, shift, uncovered
 from voxhost.engines.sentences import Piece
+from voxhost.engines.vad import speech_timestamps, vad_options
 from voxhost.results import Segment, TokenLogprob, TranscribeOptions, VadParameters, Word
 
 SAMPLE_RATE = 16000
@@ -87,17 +88,13 @@ class WhisperCoverage:
         self, audio: np.ndarray, lo: float, hi: float, vad: VadParameters | None
     ) -> list[tuple[float, float]]:
         """Stretches of at least `MIN_SPEECH` seconds of speech in [lo, hi) seconds of `audio`."""
-        from faster_whisper.vad import get_speech_timestamps
-
         start = round(lo * SAMPLE_RATE)
-        found = get_speech_timestamps(
-            audio[start : round(hi * SAMPLE_RATE)],
-            vad_options(vad, min_silence_duration_ms=500, speech_pad_ms=0),
-        )
+        options = vad_options(vad, min_silence_duration_ms=500, speech_pad_ms=0)
+        found = speech_timestamps(audio[start : round(hi * SAMPLE_RATE)], options)
         return [
-            ((start + int(r["start"])) / SAMPLE_RATE, (start + int(r["end"])) / SAMPLE_RATE)
-            for r in found
-            if int(r["end"]) - int(r["start"]) >= MIN_SPEECH * SAMPLE_RATE
+            ((start + a) / SAMPLE_RATE, (start + b) / SAMPLE_RATE)
+            for a, b in found
+            if b - a >= MIN_SPEECH * SAMPLE_RATE
         ]
 
     def _recover(
@@ -156,14 +153,11 @@ class WhisperCoverage:
                 first = timeline.to_packed(lo)
                 pieces[index] = kept
                 for seg, scored in self._recover(audio[first:window_end], before, options, words=True):
-                    moved = [
-                        dataclasses.replace(
-                            w,
-                            start=timeline.to_file(first / SAMPLE_RATE + w.start),
-                            end=timeline.to_file(first / SAMPLE_RATE + w.end, is_end=True),
-                        )
-                        for w in seg.words or []
-                    ]
+                    at = first / SAMPLE_RATE
+                    moved = []
+                    for w in seg.words or []:
+                        start, end = timeline.word_to_file(at + w.start, at + w.end)
+                        moved.append(dataclasses.replace(w, start=start, end=end))
                     pieces[index].append(Piece(moved, scored, seg.avg_logprob, seg.no_speech_prob))
 
 
@@ -171,15 +165,3 @@ def _reach(word: Word) -> tuple[float, float]:
     """The time a decoded word accounts for: at most `MAX_WORD_SECONDS` (an alignment can stretch a
     window's last word over speech that was never decoded)."""
     return word.start, min(word.end, word.start + MAX_WORD_SECONDS)
-
-
-def vad_options(vad: VadParameters | None, **defaults: Any) -> Any:
-    """faster-whisper's `VadOptions`: its defaults, then `defaults`, then what the request set."""
-    from faster_whisper.vad import VadOptions
-
-    asked = {} if vad is None else {
-        "threshold": vad.threshold,
-        "min_silence_duration_ms": vad.silence_ms,
-        "speech_pad_ms": vad.padding_ms,
-    }  # fmt: skip
-    return VadOptions(**{**defaults, **{name: value for name, value in asked.items() if value is not None}})
