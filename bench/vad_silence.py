@@ -28,6 +28,8 @@ from long_speech import RATE, long_recording
 from voxhost.benchmarks.common import machine_facts
 from voxhost.engines.vad import FRAME, speech_timestamps, vad_options
 
+Regions = list[tuple[int, int]]  # [start, end) samples
+
 
 def muted(speech: np.ndarray, silent_share: float, stretch: float = 60.0) -> np.ndarray:
     """`speech` in stretches of `stretch` seconds with digital silence between them, `silent_share` of
@@ -61,9 +63,7 @@ def timed(call: Any, repeat: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def _disagreement(
-    ours: list[tuple[int, int]], theirs: list[tuple[int, int]], samples: int
-) -> tuple[float, float]:
+def _disagreement(ours: Regions, theirs: Regions, samples: int) -> tuple[float, float]:
     """Seconds that one call calls speech and the other not, and the library's seconds of speech."""
     frames = samples // FRAME + 1
     masks = []
@@ -73,6 +73,17 @@ def _disagreement(
             mask[start // FRAME : end // FRAME + 1] = True
         masks.append(mask)
     return float((masks[0] ^ masks[1]).sum() * FRAME / RATE), float(masks[1].sum() * FRAME / RATE)
+
+
+def _start_shifts(ours: Regions, theirs: Regions) -> tuple[float, float]:
+    """Of the regions that overlap exactly one of the other call's: the most the library's start comes
+    after voxhost's, and the most it comes before (seconds)."""
+    shifts = [0.0]
+    for start, end in ours:
+        matched = [other for other in theirs if min(end, other[1]) > max(start, other[0])]
+        if len(matched) == 1:
+            shifts.append((matched[0][0] - start) / RATE)
+    return max(shifts), -min(shifts)
 
 
 def main() -> int:
@@ -94,15 +105,18 @@ def main() -> int:
         ours_s, ours = timed(lambda a=audio: speech_timestamps(a, options), args.repeat)
         whole = [(int(r["start"]), int(r["end"])) for r in theirs]
         disagree, speech_s = _disagreement(ours, whole, len(audio))
+        later, earlier = _start_shifts(ours, whole)
         row: dict[str, Any] = {
             "file": name, "seconds": len(audio) / RATE, "library_s": theirs_s, "voxhost_s": ours_s,
             "ratio": ours_s / theirs_s, "regions_library": len(whole), "regions_voxhost": len(ours),
-            "speech_s": speech_s, "disagree_s": disagree,
+            "speech_s": speech_s, "disagree_s": disagree, "library_later_s": later,
+            "library_earlier_s": earlier,
         }  # fmt: skip
         rows.append(row)
         print(f"{name:26s} {len(audio) / RATE / 60:6.1f} min: faster-whisper {theirs_s:6.2f} s, voxhost "
               f"{ours_s:6.2f} s ({ours_s / theirs_s:.2f}x); regions {len(whole)} / {len(ours)}; speech "
-              f"{speech_s:.1f} s, the two disagree on {disagree:.2f} s")  # fmt: skip
+              f"{speech_s:.1f} s, the two disagree on {disagree:.2f} s; a region's start: the "
+              f"library's later by up to {later:.2f} s, earlier by up to {earlier:.2f} s")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({"machine": machine_facts(), "rows": rows}, indent=1))
     return 0
