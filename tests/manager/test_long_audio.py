@@ -111,6 +111,13 @@ def book() -> Recording:
 
 
 @pytest.fixture(scope="module")
+def whole_book() -> Recording:
+    """The whole reading, about three and a half minutes (forty sentences): for the tests of a client
+    that leaves, where the calls already running when it leaves must be a small share of all."""
+    return read_aloud(public_domain_text())
+
+
+@pytest.fixture(scope="module")
 def repeats() -> Recording:
     """Over 30 s (a long file): a list read twice, "yes, okay" five times between the readings."""
     return read_aloud([*SHOPPING, *[YES] * 5, *SHOPPING], pauses=(0.9, 1.8), seed=3)
@@ -260,8 +267,9 @@ def test_logprobs_keywords_and_vad_reach_both_long_paths(
 
 # --- streaming, cancellation ------------------------------------------------------------------------
 def test_text_comes_in_file_order_before_the_end_and_a_closed_stream_stops_the_work(
-    cache_dir: Path, book: Recording
+    cache_dir: Path, whole_book: Recording
 ) -> None:
+    book = whole_book
     settings = Settings(models=["tiny.en"], cache_dir=cache_dir, batch_size=1)
 
     async def body(manager: ModelManager) -> tuple[int, int, list[float]]:
@@ -452,10 +460,10 @@ def test_stream_takes_json_or_text_only(server: ServerProcess, book_wav: bytes) 
     assert answer.status_code == 400
 
 
-def test_a_client_that_leaves_mid_stream_cancels_the_rest(server: ServerProcess) -> None:
-    """The whole reading (three and a half minutes): enough calls that those already running when the
-    client leaves are a small part of them."""
-    book_wav = encode_audio(read_aloud(public_domain_text()).audio, RATE, "wav")
+def test_a_client_that_leaves_mid_stream_cancels_the_rest(
+    server: ServerProcess, whole_book: Recording
+) -> None:
+    book_wav = encode_audio(whole_book.audio, RATE, "wav")
     status = server.url + "/status"
 
     def served() -> int:
