@@ -1,12 +1,14 @@
 """Silero VAD (faster-whisper's) for every engine that looks for speech, with digital silence skipped.
 
-Silero costs the same on every 32 ms of audio, speech or not (about 400x real time on one core): an hour
+Silero costs the same on every 32 ms of audio, speech or not (about 600x real time on one core): an hour
 of a recording that is mostly muted (a meeting's dead air, a file padded with zeros, a device that sends
 zeros while the line is quiet) costs as much as an hour of talk. Runs of digital silence (a peak below
 2 of 32768, what a 16-bit recording holds when nothing is heard) long enough that the VAD would end a
 speech region inside them anyway are left out; the VAD runs on what remains, each piece with a margin of
-the silence around it, so that what it answers is what it would answer on the whole file. Audio with no
-such run is handed to it as it is.
+the silence around it, so that it finds the regions it would find on the whole file (to a frame: its
+state after the skipped silence differs a little). After minutes of zeros it starts a region as at a
+file's start, where on the whole file its state makes it up to 0.7 s late (bench/vad_silence.py).
+Audio with no such run is handed to it as it is.
 """
 
 from __future__ import annotations
