@@ -10,7 +10,9 @@ For each, both calls with the options of the batched path's regions (the heavies
 `--repeat` times (medians), and their regions compared: how many, and the seconds one calls speech and
 the other not (Silero's state after skipped silence differs a little, a frame is 32 ms; where a region
 is longer than a window, where it is split can move). The floor is Silero on the speech alone: the
-time the library spends on the file's silence is what is saved.
+time the library spends on the file's silence is what is saved. With `--diarize CACHE`, the speaker
+diarizer too (its segmentation model skips 10 s windows of digital silence alone), on one thread, once
+each way.
 """
 
 from __future__ import annotations
@@ -86,11 +88,52 @@ def _start_shifts(ours: Regions, theirs: Regions) -> tuple[float, float]:
     return max(shifts), -min(shifts)
 
 
+def diarize_rows(files: dict[str, np.ndarray], cache: Path) -> list[dict[str, Any]]:
+    """The diarizer on each file once with the windows of digital silence left out (the default), once
+    with every window through the segmentation model (what it did before): time, and whether the
+    speakers and turns agree (to 50 ms)."""
+    from voxhost.diarization import DiarizeOptions
+    from voxhost.engines.base import EngineConfig
+    from voxhost.engines.diarizer import SpeakerDiarizer, convert_embedded
+    from voxhost.engines.speaker import local
+
+    config = EngineConfig(cache_dir=cache, diarization_segmentation="on", threads=1)
+    engine = SpeakerDiarizer.load(str(convert_embedded(cache)), config)
+    skip = local.SILENT
+    rows = []
+    for name, audio in files.items():
+        local.SILENT = -1.0  # nothing is silent: every window through the model
+        every_s, every = timed(lambda a=audio: engine.diarize(a, DiarizeOptions(segmentation=True)), 1)
+        local.SILENT = skip
+        ours_s, ours = timed(lambda a=audio: engine.diarize(a, DiarizeOptions(segmentation=True)), 1)
+        same = (
+            ours.speakers == every.speakers
+            and len(ours.turns) == len(every.turns)
+            and all(
+                a.speaker == b.speaker and abs(a.start - b.start) < 0.05 and abs(a.end - b.end) < 0.05
+                for a, b in zip(ours.turns, every.turns, strict=True)
+            )
+        )
+        rows.append({"file": name, "diarize_every_window_s": every_s, "diarize_s": ours_s, "same": same,
+                     "speakers": len(ours.speakers)})  # fmt: skip
+        print(f"{name:26s} diarization (1 thread): every window {every_s:6.2f} s, muted windows skipped "
+              f"{ours_s:6.2f} s ({ours_s / every_s:.2f}x); {len(ours.speakers)} speakers; the same turns: "
+              f"{same}")  # fmt: skip
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="minutes of speech in each file (10)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each call; medians (3)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--diarize",
+        type=Path,
+        metavar="CACHE",
+        help="also time the speaker diarizer (segmentation-3.0) on each file, muted windows skipped and "
+        "not; its models converted into CACHE",
+    )
     args = parser.parse_args()
     from faster_whisper.vad import get_speech_timestamps
 
@@ -117,6 +160,8 @@ def main() -> int:
               f"{ours_s:6.2f} s ({ours_s / theirs_s:.2f}x); regions {len(whole)} / {len(ours)}; speech "
               f"{speech_s:.1f} s, the two disagree on {disagree:.2f} s; a region's start: the "
               f"library's later by up to {later:.2f} s, earlier by up to {earlier:.2f} s")  # fmt: skip
+    if args.diarize:
+        rows += diarize_rows(files, args.diarize)
     if args.json:
         args.json.write_text(json.dumps({"machine": machine_facts(), "rows": rows}, indent=1))
     return 0

@@ -215,6 +215,49 @@ def test_the_same_speech_in_overlapping_windows_is_embedded_once(
     assert [t.speaker for t in with_reuse.turns] == [t.speaker for t in without.turns]
 
 
+def test_a_muted_stretch_is_not_segmented_and_nothing_else_changes(
+    engine: SpeakerDiarizer, overlapping: Conversation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The conversation with a minute of digital silence in the middle (a call on mute): the windows that
+    hold only that silence are nobody's without the model, which says the same of them (the control:
+    every window through the model); the speakers and turns come out the same either way."""
+    from voxhost.engines.speaker import local
+
+    turns = overlapping.turns
+    cut = int((max(turns[2].end, turns[3].end) + turns[4].start) / 2 * 16000)  # in the pause before jm_kumo
+    muted = np.zeros(60 * 16000, np.float32)
+    audio = np.concatenate([overlapping.audio[:cut], muted, overlapping.audio[cut:]])
+    model = engine._segment
+    zeros = model(np.zeros((1, 1, 160000), np.float32))
+    assert (segmentation.POWERSET[np.argmax(zeros, axis=-1)] == 0).all()  # the premise: nobody speaks
+
+    def run(silent: float) -> tuple[Diarization, int]:
+        windows = []
+
+        def segment(batch: np.ndarray) -> np.ndarray:
+            windows.append(len(batch))
+            return model(batch)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(local, "SILENT", silent)
+            patch.setattr(engine, "_segment", segment)
+            found = engine.diarize(audio, DiarizeOptions(segmentation=True))
+        return found, sum(windows)
+
+    every, every_count = run(-1.0)  # nothing is silent: every window through the model
+    skipped, skipped_count = run(local.SILENT)
+    # the windows that start in the muted minute and end before it does hold nothing else
+    inside = int((60 - segmentation.CHUNK) / engine.step)
+    assert inside >= 5
+    assert skipped_count <= every_count - inside
+    assert skipped.speakers == every.speakers == ["A", "B", "C"]
+    assert [t.speaker for t in skipped.turns] == [t.speaker for t in every.turns]
+    assert all(
+        abs(a.start - b.start) < 0.05 and abs(a.end - b.end) < 0.05
+        for a, b in zip(skipped.turns, every.turns, strict=True)
+    )
+
+
 SAMPLE = "The sun had baked the plowed land into a gray mass, with little cracks running through it."
 
 

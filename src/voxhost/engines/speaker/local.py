@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from voxhost.engines import vad
 from voxhost.engines.speaker.segmentation import (
     CHUNK,
     FRAME_SIZE,
@@ -49,6 +50,7 @@ MIN_GAP = 0.5  # seconds: a speaker's pauses shorter than this, with nobody else
 MIN_TURN = 0.05  # seconds: shorter runs of a speaker are dropped
 FLICKER = 0.25  # seconds: a lone speaker's shorter run between two runs of one other speaker is theirs
 REUSE = 0.9  # share of either's frames two clips of overlapping windows share to be embedded once
+SILENT = vad.SILENT  # a window whose peak is below this (digital silence) is nobody's, unsegmented
 
 Segment = Callable[[np.ndarray], np.ndarray]  # (batch, 1, samples) waveforms -> (batch, frames, 7) scores
 Embed = Callable[[list[np.ndarray]], np.ndarray]  # audio clips -> unit embeddings
@@ -210,12 +212,17 @@ def find_local(
     nearest = np.argsort(np.abs(np.arange(per_window) - per_window / 2), kind="stable")  # centre first
 
     def segmented(lo: int) -> tuple[np.ndarray, np.ndarray]:
-        """The windows `lo` to `lo + BATCH` (the last one zero-padded) and their local speakers."""
+        """The windows `lo` to `lo + BATCH` (the last one zero-padded) and their local speakers. A
+        window of digital silence only (a muted stretch) is nobody's without running the model."""
         batch = np.zeros((len(offsets[lo : lo + BATCH]), chunk), dtype=np.float32)
         for b, o in enumerate(offsets[lo : lo + BATCH]):
             piece = audio[o * FRAME_STEP : o * FRAME_STEP + chunk]
             batch[b, : len(piece)] = piece
-        return batch, POWERSET[np.argmax(segment(batch[:, None, :]), axis=-1)]  # (batch, frames, 3)
+        found = np.zeros((len(batch), per_window, LOCAL_SPEAKERS), dtype=POWERSET.dtype)  # (batch, frames, 3)
+        sounding = np.flatnonzero((batch.max(axis=1) >= SILENT) | (batch.min(axis=1) <= -SILENT))
+        if len(sounding):
+            found[sounding] = POWERSET[np.argmax(segment(batch[sounding, None, :]), axis=-1)]
+        return batch, found
 
     # The next batch is segmented in another thread while this one's units are embedded: the two models
     # run side by side (onnxruntime lets go of the GIL), each on its own threads.
