@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 
 from voxhost import harness
@@ -213,6 +215,30 @@ def model_status(server: ServerProcess) -> dict[str, Any]:
     """The first model's entry in the server's /status."""
     body: dict[str, Any] = httpx.get(server.url + "/status", timeout=10).json()
     return body["models"][0]
+
+
+def worker_processes() -> list[psutil.Process]:
+    """This process's live worker subprocesses (spawned children, not the resource tracker)."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+    return found
+
+
+@pytest.fixture
+def no_orphans() -> Iterator[None]:
+    """The test ends with no worker process of its own left over."""
+    before = {p.pid for p in worker_processes()}
+    yield
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = [p for p in worker_processes() if p.pid not in before]
+        if not left:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"worker processes left behind: {left}")
 
 
 def until(check: Callable[[], bool], what: str, seconds: float = 30) -> None:

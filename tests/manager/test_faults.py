@@ -12,7 +12,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -24,7 +24,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import SENTENCES, ServerFactory, Speech, assert_transcript
+from conftest import SENTENCES, ServerFactory, Speech, assert_transcript, worker_processes
 from voxhost.audio import decode_audio, encode_audio
 from voxhost.engines import EngineConfig
 from voxhost.errors import MemoryBudgetExceeded, ModelLoadError, WorkerCrashed, WorkerTimeout
@@ -56,28 +56,9 @@ ENGINES = [Engine(ASR, "asr"), Engine("en_US-joe-medium", "tts"), Engine("kokoro
 PROCESS_ENGINES = [e for e in ENGINES if e.model != "kokoro"]
 
 
-def worker_processes() -> list[psutil.Process]:
-    """This process's live worker subprocesses (spawned children, not the resource tracker)."""
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
-                found.append(child)
-    return found
-
-
 @pytest.fixture(autouse=True)
-def no_orphans() -> Iterator[None]:
-    """Every test here ends with no worker process left over."""
-    before = {p.pid for p in worker_processes()}
-    yield
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        left = [p for p in worker_processes() if p.pid not in before]
-        if not left:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"worker processes left behind: {left}")
+def _every_test_without_orphans(no_orphans: None) -> None:
+    """Every test here ends with no worker process left over (conftest's `no_orphans`)."""
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,7 @@ from conftest import (
     start_server,
     synthesize,
     wait_for_status,
+    worker_processes,
 )
 from voxhost.audio import decode_audio
 from voxhost.cli import app
@@ -316,6 +317,8 @@ def test_a_busy_model_is_never_evicted_the_load_fails_clearly_instead(
 def test_a_worker_that_grows_past_its_rss_cap_is_replaced_between_requests(
     cache_dir: Path, audio16k: np.ndarray, speech: Speech, footprints: dict[str, Footprint]
 ) -> None:
+    """(Also: the last answer leaves its worker over the cap again, so the manager closes while that
+    worker is being replaced: once closed, no worker of its is left running.)"""
     # a fresh worker fits; its first inference's buffers take it past the cap (half way between the
     # two: a fresh worker's size differs by a few MB from one load to the next, the buffers are tens)
     tiny = footprints["tiny.en"]
@@ -342,7 +345,9 @@ def test_a_worker_that_grows_past_its_rss_cap_is_replaced_between_requests(
         assert again.text == result.text
         assert manager.status("tiny.en")[0].restarts == 0  # replaced on purpose, not after a crash
 
+    before = {p.pid for p in worker_processes()}
     run_with_manager(settings, body)
+    assert [p for p in worker_processes() if p.pid not in before] == []
 
 
 # --- over HTTP: queue limits, timeouts, disconnects, metrics ---------------------------------------

@@ -192,7 +192,14 @@ class ModelManager:
         worker, replica.worker = replica.worker, None
         replica.retiring = False
         if worker is not None:
-            await worker.stop()
+            # Once detached, nobody else knows the worker: its stop finishes even if the caller is
+            # cancelled (a recycle the closing manager cancels), or the process would outlive the server.
+            stopping = asyncio.ensure_future(worker.stop())
+            try:
+                await asyncio.shield(stopping)
+            except asyncio.CancelledError:
+                await stopping  # bounded by the stop's own grace and kill
+                raise
 
     async def _ensure_worker(self, entry: Entry, replica: Replica) -> Worker:
         """The replica's live worker, loading the model first if needed: one load however many ask."""
