@@ -76,8 +76,14 @@ def silent_frames(audio: np.ndarray) -> np.ndarray:
     for at in range(0, frames, BLOCK // FRAME):
         count = min(BLOCK // FRAME, frames - at)
         block = audio[at * FRAME : (at + count) * FRAME].reshape(count, FRAME)
-        silent[at : at + count] = (block.max(axis=1) < SILENT) & (block.min(axis=1) > -SILENT)
+        silent[at : at + count] = digital_silence(block)
     return silent
+
+
+def digital_silence(rows: np.ndarray, level: float = SILENT) -> np.ndarray:
+    """For each row of `rows` (pieces of audio), whether its peak is under `level`."""
+    result: np.ndarray = (rows.max(axis=-1) < level) & (rows.min(axis=-1) > -level)
+    return result
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:

@@ -219,7 +219,7 @@ def find_local(
             piece = audio[o * FRAME_STEP : o * FRAME_STEP + chunk]
             batch[b, : len(piece)] = piece
         found = np.zeros((len(batch), per_window, LOCAL_SPEAKERS), dtype=POWERSET.dtype)  # (batch, frames, 3)
-        sounding = np.flatnonzero((batch.max(axis=1) >= SILENT) | (batch.min(axis=1) <= -SILENT))
+        sounding = np.flatnonzero(~vad.digital_silence(batch, SILENT))
         if len(sounding):
             found[sounding] = POWERSET[np.argmax(segment(batch[sounding, None, :]), axis=-1)]
         return batch, found
