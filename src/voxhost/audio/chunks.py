@@ -61,6 +61,12 @@ def spans(audio: np.ndarray, chunk_seconds: float, sample_rate: int = SAMPLE_RAT
     return list(itertools.pairwise(bounds))
 
 
+def true_runs(flags: np.ndarray) -> list[Region]:
+    """[start, end) index ranges where `flags` (booleans) are true, in order."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], flags.astype(np.int8), [0]))))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
 def _quietest(audio: np.ndarray, lo: int, hi: int) -> int:
     """Where to cut in [lo, hi): the middle of the longest quiet stretch (30 dB under the span's loud
     frames), so a cut falls in the pause between sentences rather than at a comma's short breath;
@@ -71,8 +77,8 @@ def _quietest(audio: np.ndarray, lo: int, hi: int) -> int:
         return hi
     energy = np.square(span[: frames * _FRAME]).reshape(frames, _FRAME).mean(axis=1)
     quiet = energy <= max(float(np.percentile(energy, 90)) * 1e-3, 1e-10)
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], quiet.astype(np.int8), [0]))))
-    starts, ends = edges[0::2], edges[1::2]  # runs of quiet frames: [start, end)
+    runs = np.array(true_runs(quiet), dtype=np.int64).reshape(-1, 2)  # runs of quiet frames: [start, end)
+    starts, ends = runs[:, 0], runs[:, 1]
     if len(starts):
         longest = int(np.argmax((ends - starts)[::-1]))  # the last of the longest: pieces stay long
         index = len(starts) - 1 - longest

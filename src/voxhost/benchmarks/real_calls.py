@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from voxhost.audio import SAMPLE_RATE, decode_audio
+from voxhost.audio.chunks import true_runs
 from voxhost.benchmarks.conversations import Conversation, Turn
 
 PACKAGE = "pyannote.audio==4.0.7"
@@ -259,12 +260,8 @@ def solo_runs(recording: RealRecording, speaker: str, shortest: float = 1.0) -> 
     """Every stretch of at least `shortest` s of the recording in which `speaker` speaks and nobody
     else does."""
     audio = recording.conversation.audio
-    edges = np.diff(np.concatenate([[0], _alone(recording, speaker).astype(np.int8), [0]]))
-    return [
-        audio[start:end]
-        for start, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)
-        if end - start >= shortest * SAMPLE_RATE
-    ]
+    runs = true_runs(_alone(recording, speaker))
+    return [audio[start:end] for start, end in runs if end - start >= shortest * SAMPLE_RATE]
 
 
 # Real voices with 9 s or more alone in one recording: (recording, speaker)

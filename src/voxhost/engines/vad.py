@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from voxhost.audio import SAMPLE_RATE
+from voxhost.audio.chunks import true_runs
 from voxhost.results import VadParameters
 
 FRAME = 512  # Silero's frame at 16 kHz; pieces start on the file's frame grid, as it would see them
@@ -59,7 +60,7 @@ def sounding(audio: np.ndarray, options: Any) -> list[tuple[int, int]]:
     silent = silent_frames(audio)
     spans: list[tuple[int, int]] = []
     start = 0  # the frame where the current span starts
-    for first, end in _runs(silent):
+    for first, end in true_runs(silent):
         if end - first < least:
             continue
         if first > 0:  # (a run at the very start needs no margin before it)
@@ -84,12 +85,6 @@ def digital_silence(rows: np.ndarray, level: float = SILENT) -> np.ndarray:
     """For each row of `rows` (pieces of audio), whether its peak is under `level`."""
     result: np.ndarray = (rows.max(axis=-1) < level) & (rows.min(axis=-1) > -level)
     return result
-
-
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    """[first, end) index ranges where `flags` is true."""
-    edges = np.diff(np.concatenate(([0], flags.astype(np.int8), [0])))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
 def _frames(seconds: float) -> int:
