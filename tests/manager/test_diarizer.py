@@ -140,3 +140,41 @@ def test_a_voice_with_too_few_units_for_the_graph_is_a_speaker_of_its_own() -> N
     assert len(np.unique(told)) == 2  # told the count, it is kept
     capped = cluster(points, threshold=0.5, maximum=2, strangers=cluster_module.STRANGER)
     assert len(np.unique(capped)) == 2  # and the most speakers asked for
+
+
+def test_blended_clips_are_the_speaker_they_are_like_and_a_voice_heard_only_over_others_stays() -> None:
+    """Two voices with 20 clean units each; two clips of both at once (each holds others' speech: mixed),
+    whose embedding is like both (a quick exchange the segmentation took for one local speaker, as on a
+    real telephone call); and a third voice heard only over the others (two mixed clips, 0.35 alike to
+    the second voice). Grouped apart (as the graph can), the blend is no voice of its own: its clips go
+    to the speaker they are most like; the third voice, unlike every speaker, stays. Controls: a blend
+    group with one clean clip is kept (a voice that also speaks alone), and so is every group when no
+    fewer speakers than there are groups are asked for."""
+    rng = np.random.default_rng(7)
+    voices = normalize(rng.standard_normal((3, 192)))
+    across = normalize(voices[2] - (voices[2] @ voices[1]) * voices[1])
+    voices[2] = 0.35 * voices[1] + np.sqrt(1 - 0.35**2) * across
+    clean = normalize(voices[np.repeat([0, 1], 20)] + 0.045 * rng.standard_normal((40, 192)))
+    blends = normalize(voices[0] + 0.8 * voices[1] + 0.1 * rng.standard_normal((2, 192)))
+    over = normalize(voices[2] + 0.05 * rng.standard_normal((2, 192)))
+    points = np.concatenate([clean, blends, over])
+    groups = np.repeat(np.arange(4), [20, 20, 2, 2])
+    mixed = groups >= 2
+    centres = centroids(points, groups)
+    assert min(float(centres[2] @ centres[k]) for k in (0, 1)) > cluster_module.BLEND  # like both
+    assert max(float(centres[3] @ centres[k]) for k in (0, 1)) < cluster_module.BLEND  # like neither
+
+    labels = cluster_module.without_blends(points, groups, mixed, cluster_module.BLEND)
+    assert len(np.unique(labels)) == 3
+    nearest = int(np.argmax(blends.mean(axis=0) @ centres[:2].T))
+    assert (labels[groups == 2] == labels[groups == nearest][0]).all()  # the blend: its nearest speaker
+    assert len(np.unique(labels[groups == 3])) == 1
+    assert labels[40 + 2] not in labels[:40]  # the third voice: kept
+    assert all(len(np.unique(labels[groups == k])) == 1 for k in (0, 1))
+
+    one_clean = mixed.copy()
+    one_clean[40] = False
+    kept = cluster_module.without_blends(points, groups, one_clean, cluster_module.BLEND)
+    assert len(np.unique(kept)) == 4
+    asked = cluster_module.without_blends(points, groups, mixed, cluster_module.BLEND, least=4)
+    assert len(np.unique(asked)) == 4

@@ -42,7 +42,7 @@ from voxhost.engines.base import (
     ModelInfo,
     package_source,
 )
-from voxhost.engines.speaker.cluster import SAME_SPEAKER, STRANGER
+from voxhost.engines.speaker.cluster import BLEND, SAME_SPEAKER, STRANGER
 from voxhost.engines.speaker.local import FLICKER, LONGEST, REUSE, SPLIT
 from voxhost.engines.speaker.naming import anchored, joined, match
 from voxhost.errors import BadRequest, ModelLoadError
@@ -269,6 +269,7 @@ class SpeakerDiarizer(DiarizeEngine):
         self.clustering = clustering  # how speakers are counted: "spectral" or "threshold" (cluster.py)
         self.strangers: float | None = STRANGER  # a unit less alike to every speaker is another (None: never)
         self.cluster_mixed = True  # units whose clips hold others' speech too are clustered (True) or not
+        self.blends: float | None = BLEND  # a group of such units alike to a speaker is theirs (None: kept)
         self.flicker: float | None = FLICKER  # shorter runs inside another's turn are theirs (None: kept)
         # known speakers' samples: "one" group each, "split" (every group alike enough to one), "anchors"
         # (split, and the samples anchor the segmentation pipeline's assignment)
@@ -431,7 +432,7 @@ class SpeakerDiarizer(DiarizeEngine):
     def _diarize_segmented(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
         """Local speakers of 10 s windows (segmentation), embedded, clustered, aggregated (`local.py`)."""
         from voxhost.engines.speaker import local
-        from voxhost.engines.speaker.cluster import centroids
+        from voxhost.engines.speaker.cluster import centroids, without_blends
         from voxhost.engines.speaker.features import fbank
 
         duration = len(audio) / SAMPLE_RATE
@@ -458,6 +459,10 @@ class SpeakerDiarizer(DiarizeEngine):
         # units of >= 1 s unlike every speaker found are somebody else (not on 1.5 s windows of the VAD's
         # speech: noisier, and one speaker each even where two overlap)
         labels = self._cluster(vectors, options, self.strangers)
+        # a group of clips that all hold others' speech too, alike to a speaker, is theirs blended
+        if self.blends is not None and options.num_speakers is None:
+            least = options.min_speakers or 1
+            labels = without_blends(vectors, labels, found.mixed[strong], self.blends, least)
         centres = centroids(vectors, labels)
         known: dict[int, int] = {}
         if options.known:
