@@ -15,8 +15,10 @@ The steps:
    being embedded again. Only each window's activity (uint8, 589 x 3) and the unit embeddings are kept:
    an hour is a few MB.
 3. The embeddings of units with enough speech are clustered (`cluster.py`: bounded at `MAX_POINTS`, the
-   number of speakers found by the threshold unless told); every unit then takes the nearest speaker's
-   centroid, two units of one window that share frames never the same speaker.
+   number of speakers found by spectral clustering unless told; a unit unlike every speaker is another,
+   a group of clips that all hold others' speech too and is alike to a speaker is theirs); every unit
+   then takes the nearest speaker's centroid, two units of one window that share frames never the same
+   speaker.
 4. Each file frame's speaker activity is the (Hamming-weighted) average of the windows covering it, and
    how many speak in it the average of the windows' local counts; each frame keeps that many of its most
    active speakers; runs of frames are the turns.
