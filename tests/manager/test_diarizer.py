@@ -144,12 +144,12 @@ def test_a_voice_with_too_few_units_for_the_graph_is_a_speaker_of_its_own() -> N
 
 def test_blended_clips_are_the_speaker_they_are_like_and_a_voice_heard_only_over_others_stays() -> None:
     """Two voices with 20 clean units each; two clips of both at once (each holds others' speech: mixed),
-    whose embedding is like both (a quick exchange the segmentation took for one local speaker, as on a
-    real telephone call); and a third voice heard only over the others (two mixed clips, 0.35 alike to
-    the second voice). Grouped apart (as the graph can), the blend is no voice of its own: its clips go
-    to the speaker they are most like; the third voice, unlike every speaker, stays. Controls: a blend
-    group with one clean clip is kept (a voice that also speaks alone), and so is every group when no
-    fewer speakers than there are groups are asked for."""
+    whose embedding is like both (an overlap on a real telephone call: cf4210, bench/diarization_real.py);
+    and a third voice heard only over the others (two mixed clips, 0.35 alike to the second voice).
+    Grouped apart (as the graph can), the blend is no voice of its own: its clips go to the speaker they
+    are most like; the third voice, unlike every speaker, stays. Controls: a blend group with one clean
+    clip is kept (a voice that also speaks alone), and so is every group when no fewer speakers than
+    there are groups are asked for."""
     rng = np.random.default_rng(7)
     voices = normalize(rng.standard_normal((3, 192)))
     across = normalize(voices[2] - (voices[2] @ voices[1]) * voices[1])
