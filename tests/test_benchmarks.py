@@ -4,10 +4,12 @@ real recordings' reference turns are read (issue 24)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from conftest import synthesize
+from voxhost.audio import g711
 from voxhost.benchmarks.common import SPEECH_FLOOR, slope, speech_end
-from voxhost.benchmarks.real_calls import segment_turns, trs_turns
+from voxhost.benchmarks.real_calls import segment_turns, sphere_channels, trs_turns
 
 
 def test_speech_ends_at_the_last_sample_above_minus_40_dbfs() -> None:
@@ -73,3 +75,38 @@ def test_segment_files_read_one_turn_a_line() -> None:
         (6.3, 11.3, "speakerB"),
         (11.3, 15.8, "speakerA"),
     ]
+
+
+def _sphere(fields: dict[str, str], payload: bytes) -> bytes:
+    header = (
+        b"NIST_1A\n   1024\n"
+        + b"".join(
+            f"{name} -{'i' if value.isdigit() else 's' + str(len(value))} {value}\n".encode()
+            for name, value in fields.items()
+        )
+        + b"end_head\n"
+    )
+    return header.ljust(1024, b" ") + payload
+
+
+def test_a_two_channel_sphere_file_is_read_a_channel_each() -> None:
+    """A call recorded a speaker a channel (as CallFriend's): each channel comes back apart, in order;
+    the control: a file that is not mu-law is refused, not read as noise."""
+    rate = 8000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate) * 32767).astype(np.int16)
+    quiet = np.zeros_like(tone)
+    interleaved = np.stack([quiet, tone], axis=1).reshape(-1)
+    fields = {
+        "sample_count": str(rate),
+        "channel_count": "2",
+        "sample_coding": "ulaw",
+        "sample_rate": str(rate),
+    }
+    samples, found_rate = sphere_channels(_sphere(fields, g711.encode(interleaved, "pcmu")))
+    assert found_rate == rate
+    assert samples.shape == (rate, 2)
+    assert np.abs(samples[:, 0]).max() < 0.001
+    assert np.abs(samples[:, 1]).max() == pytest.approx(0.5, abs=0.02)
+    assert np.corrcoef(samples[:, 1], tone)[0, 1] > 0.99
+    with pytest.raises(ValueError, match="mu-law"):
+        sphere_channels(_sphere({**fields, "sample_coding": "pcm"}, interleaved.tobytes()))

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxhost.audio import SAMPLE_RATE, decode_audio
+from voxhost.audio import SAMPLE_RATE, decode_audio, g711
 from voxhost.audio.chunks import true_runs
 from voxhost.benchmarks.conversations import Conversation, Turn
 
@@ -193,6 +193,25 @@ def fetch_more(cache: Path) -> Path:
         raise RuntimeError(f"{DEBIAN} and {archive.name} lack {sorted(missing)}")
     done.touch()
     return folder
+
+
+def sphere_channels(data: bytes) -> tuple[np.ndarray, int]:
+    """(samples, channels) float32 and the sample rate of a mu-law NIST SPHERE file, each channel apart
+    (cf4210 holds a speaker on each: bench/diarization_channels.py reads who speaks when from them)."""
+    lines = data[:1024].split(b"\n")
+    if lines[0].strip() != b"NIST_1A" or len(lines) < 2:
+        raise ValueError("not a NIST SPHERE file")
+    size = int(lines[1])
+    fields = {}
+    for line in data[:size].split(b"\n")[2:]:
+        parts = line.split()
+        if len(parts) == 3:
+            fields[parts[0].decode()] = parts[2].decode()
+    if fields.get("sample_coding") != "ulaw":
+        raise ValueError(f"not mu-law: {fields.get('sample_coding')}")
+    count = int(fields.get("channel_count", "1"))
+    samples = g711.decode(data[size:], "pcmu").astype(np.float32) / 32768
+    return samples[: len(samples) // count * count].reshape(-1, count), int(fields["sample_rate"])
 
 
 def trs_turns(data: bytes) -> list[Turn]:

@@ -43,7 +43,7 @@ from voxhost.engines.base import (
     package_source,
 )
 from voxhost.engines.speaker.cluster import BLEND, SAME_SPEAKER, STRANGER
-from voxhost.engines.speaker.local import FLICKER, LONGEST, REUSE, SPLIT
+from voxhost.engines.speaker.local import FLICKER, LONGEST, REUSE, SPLIT, LocalSpeakers
 from voxhost.engines.speaker.naming import anchored, joined, match
 from voxhost.errors import BadRequest, ModelLoadError
 
@@ -432,38 +432,14 @@ class SpeakerDiarizer(DiarizeEngine):
     def _diarize_segmented(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
         """Local speakers of 10 s windows (segmentation), embedded, clustered, aggregated (`local.py`)."""
         from voxhost.engines.speaker import local
-        from voxhost.engines.speaker.cluster import centroids, without_blends
-        from voxhost.engines.speaker.features import fbank
+        from voxhost.engines.speaker.cluster import centroids
 
         duration = len(audio) / SAMPLE_RATE
-        found = local.find_local(
-            audio,
-            self._segment,
-            lambda clips: self._embed_features([fbank(c) for c in clips]),
-            self.step,
-            self.longest,
-            self.split,
-            self.reuse,
-        )
-        if not found.owners:
+        grouped = self.speaker_groups(audio, options)
+        if grouped is None:
             return Diarization([], duration, [])
-        # each embedding clustered once (a unit that took an earlier window's embedding is not a new voice)
-        own = ~found.copied
-        # (with `cluster_mixed` off, nor a unit that speaks alone under a second: its clip holds others'
-        # speech too, a voice of nobody's; it still takes the nearest speaker's label)
-        clean = own if self.cluster_mixed else own & ~found.mixed
-        strong = np.flatnonzero((found.speech >= local.MIN_CLUSTERED) & clean)
-        if not len(strong):  # nobody speaks long in any window: cluster what there is
-            strong = np.flatnonzero(own)
-        vectors = found.vectors[strong]
-        # units of >= 1 s unlike every speaker found are somebody else (not on 1.5 s windows of the VAD's
-        # speech: noisier, and one speaker each even where two overlap)
-        labels = self._cluster(vectors, options, self.strangers)
-        # a group of clips that all hold others' speech too, alike to a speaker, is theirs blended
-        if self.blends is not None and options.num_speakers is None:
-            least = options.min_speakers or 1
-            labels = without_blends(vectors, labels, found.mixed[strong], self.blends, least)
-        centres = centroids(vectors, labels)
+        found, strong, groups = grouped
+        centres = centroids(found.vectors[strong], groups)
         known: dict[int, int] = {}
         if options.known:
             references = self._references(options)
@@ -475,6 +451,46 @@ class SpeakerDiarizer(DiarizeEngine):
         names = self._names(known, list(dict.fromkeys(speaker for _, _, speaker in spans)), options)
         turns = joined([SpeakerTurn(start, end, names[speaker]) for start, end, speaker in spans])
         return Diarization(turns, duration, list(dict.fromkeys(t.speaker for t in turns)))
+
+    def speaker_groups(
+        self, audio: np.ndarray, options: DiarizeOptions
+    ) -> tuple[LocalSpeakers, np.ndarray, np.ndarray] | None:
+        """The segmentation pipeline's steps 1-3 up to the clustering: every window's local speakers and
+        their units' embeddings, the units clustered (indices into `owners`) and each one's group (before
+        known speakers name them and the other units take the nearest group); None where nobody speaks.
+        (Also what bench/diarization_channels.py reads each group's units from.)"""
+        from voxhost.engines.speaker import local
+        from voxhost.engines.speaker.cluster import without_blends
+        from voxhost.engines.speaker.features import fbank
+
+        found = local.find_local(
+            audio,
+            self._segment,
+            lambda clips: self._embed_features([fbank(c) for c in clips]),
+            self.step,
+            self.longest,
+            self.split,
+            self.reuse,
+        )
+        if not found.owners:
+            return None
+        # each embedding clustered once (a unit that took an earlier window's embedding is not a new voice)
+        own = ~found.copied
+        # (with `cluster_mixed` off, nor a unit that speaks alone under a second: its clip holds others'
+        # speech too, a voice of nobody's; it still takes the nearest speaker's label)
+        clean = own if self.cluster_mixed else own & ~found.mixed
+        strong = np.flatnonzero((found.speech >= local.MIN_CLUSTERED) & clean)
+        if not len(strong):  # nobody speaks long in any window: cluster what there is
+            strong = np.flatnonzero(own)
+        vectors = found.vectors[strong]
+        # units of >= 1 s unlike every speaker found are somebody else (not on 1.5 s windows of the VAD's
+        # speech: noisier, and one speaker each even where two overlap)
+        groups = self._cluster(vectors, options, self.strangers)
+        # a group of clips that all hold others' speech too, alike to a speaker, is theirs blended
+        if self.blends is not None and options.num_speakers is None:
+            least = options.min_speakers or 1
+            groups = without_blends(vectors, groups, found.mixed[strong], self.blends, least)
+        return found, strong, groups
 
     def _cluster(
         self, vectors: np.ndarray, options: DiarizeOptions, strangers: float | None = None

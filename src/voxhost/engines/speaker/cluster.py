@@ -167,8 +167,8 @@ MERGE_ALIKE = 0.8
 STRANGER = 0.42
 # a group whose every clip holds others' speech too, this alike to another group, is that speaker's speech
 # blended with someone else's (`without_blends`): on the real telephone call cf4210 such a group (two
-# units of a quick exchange with overlap) is 0.58 alike to a speaker; on every other recording of both
-# benchmarks such groups sit at 0.23-0.38 to every other (a voice heard only over others)
+# units of a quick exchange with overlap) is 0.58 alike to a speaker (bench/diarization_channels.py); on
+# no other recording of either diarization benchmark does the rule move anything (the variant without it)
 BLEND = 0.5
 
 
