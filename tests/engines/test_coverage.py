@@ -93,7 +93,7 @@ def _capped_batches(monkeypatch: pytest.MonkeyPatch, tokens: int) -> None:
 def test_a_window_that_ends_early_is_decoded_again(
     engine: FasterWhisperEngine, reading: Recording, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    audio, sentences = tail(reading, 12)  # about 45 s: two windows
+    audio, sentences = tail(reading, 8)  # about 50 s: two windows
     options = TranscribeOptions(word_timestamps=True)
     _capped_batches(monkeypatch, 40)
     with monkeypatch.context() as off:
