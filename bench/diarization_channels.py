@@ -10,10 +10,10 @@ as a recording of a call would be. Read apart, the channels tell who speaks in e
 than the scribe's reference, which marks an overlap as a turn of both speakers for its whole span and
 counts the pauses inside a turn as speech. Printed:
 
-1. The channel reference: a speaker speaks in a 10 ms frame where their channel is above `--level` dBFS
-   and within `MARGIN` dB of the other channel (the line's echo and crosstalk are quieter), runs bridged
-   over pauses under `BRIDGE` s, none under 0.1 s; at three levels (breaths and line noise sit near the
-   lowest). Each such reference is also scored as a hypothesis against the scribe's turns: what a
+1. The channel reference: a speaker speaks in a 10 ms frame where their channel is above a level and
+   within `MARGIN` dB of the other channel (the line's echo and crosstalk are quieter), runs bridged over
+   pauses under `BRIDGE` s, none under 0.1 s; at each of `LEVELS` dBFS (breaths and line noise sit near
+   the lowest). Each such reference is also scored as a hypothesis against the scribe's turns: what a
    diarization that knew each speaker's channel would score against them.
 2. Each unit the default pipeline clusters (`SpeakerDiarizer.speaker_groups`): its window and span, its
    local speaker's frames there by the louder channel (by `PURE` dB: one voice's or the other's; else
@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from voxhost.audio.chunks import true_runs
 from voxhost.benchmarks import real_calls
 from voxhost.benchmarks.der import der
 from voxhost.diarization import DiarizeOptions
@@ -60,13 +61,13 @@ def levels(stereo: np.ndarray, rate: int) -> np.ndarray:
 
 def runs(flags: np.ndarray) -> list[tuple[float, float]]:
     """(start, end) seconds of the runs of true frames, bridged over short pauses, long enough."""
-    found: list[list[int]] = []
-    for frame in np.flatnonzero(flags):
-        if found and frame - found[-1][1] <= BRIDGE / HOP:
-            found[-1][1] = int(frame)
+    found: list[tuple[int, int]] = []
+    for start, end in true_runs(flags):
+        if found and start - found[-1][1] < BRIDGE / HOP:
+            found[-1] = (found[-1][0], end)
         else:
-            found.append([int(frame), int(frame)])
-    return [(a * HOP, (b + 1) * HOP) for a, b in found if (b + 1 - a) * HOP >= SHORTEST]
+            found.append((start, end))
+    return [(start * HOP, end * HOP) for start, end in found if (end - start) * HOP >= SHORTEST]
 
 
 def channel_reference(db: np.ndarray, level: float, names: tuple[str, str]) -> list[Span]:
