@@ -39,6 +39,7 @@ from voxhost.diarization import DiarizeOptions
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.diarizer import SpeakerDiarizer, convert_embedded
 from voxhost.engines.speaker.cluster import centroids
+from voxhost.engines.speaker.local import LocalSpeakers
 from voxhost.engines.speaker.segmentation import FRAME_SIZE, FRAME_STEP, SAMPLE_RATE
 
 HOP = 0.01  # seconds a channel frame
@@ -90,11 +91,11 @@ def line(label: str, score: dict[str, Any]) -> str:
             f"{score['der_collar']:6.1%}")  # fmt: skip
 
 
-def units(
-    engine: SpeakerDiarizer, audio: np.ndarray, db: np.ndarray, names: tuple[str, str]
-) -> list[dict[str, Any]]:
-    """The default pipeline's clustered units, each with its frames by the louder channel."""
-    grouped = engine.speaker_groups(audio, DiarizeOptions())
+Grouped = tuple[LocalSpeakers, np.ndarray, np.ndarray] | None  # what `SpeakerDiarizer.speaker_groups` gives
+
+
+def units(grouped: Grouped, db: np.ndarray, names: tuple[str, str]) -> list[dict[str, Any]]:
+    """The clustered units, each with its frames by the louder channel."""
     if grouped is None:
         return []
     found, strong, groups = grouped
@@ -121,10 +122,9 @@ def units(
     return rows
 
 
-def groups(engine: SpeakerDiarizer, audio: np.ndarray) -> list[dict[str, Any]]:
+def groups(grouped: Grouped) -> list[dict[str, Any]]:
     """The clustering's groups (before the other units take the nearest one): how many units, whether
     every clip holds others' speech too, and how alike the group is to the nearest other group."""
-    grouped = engine.speaker_groups(audio, DiarizeOptions())
     if grouped is None:
         return []
     found, strong, labels = grouped
@@ -162,7 +162,8 @@ def main() -> None:
     config = EngineConfig(cache_dir=models, threads=2, diarization_segmentation="on")
     engine = SpeakerDiarizer.load(str(convert_embedded(models)), config)
     audio = call.conversation.audio
-    out["units"] = units(engine, audio, db, names)
+    default = engine.speaker_groups(audio, DiarizeOptions())
+    out["units"] = units(default, db, names)
     for row in out["units"]:
         print(f"  unit of window {row['window']} {row['start']:5.1f}-{row['end']:5.1f} s: "
               f"{row[names[0]]:3d} frames {names[0]}, {row[names[1]]:3d} {names[1]}, {row['both']:3d} both, "
@@ -174,7 +175,10 @@ def main() -> None:
                                    ("a group of blended clips kept", DiarizeOptions(), None)):  # fmt: skip
         kept, engine.blends = engine.blends, blends
         found = engine.diarize(audio, options)
-        clustered = groups(engine, audio) if options.num_speakers is None else []
+        if options.num_speakers is not None:
+            clustered = []
+        else:
+            clustered = groups(default if blends == kept else engine.speaker_groups(audio, options))
         engine.blends = kept
         for g, group in enumerate(clustered):
             print(f"  {label}: group {g}: {group['units']} units, "
