@@ -66,7 +66,7 @@ from voxhost.diarization import Diarization, DiarizeOptions, KnownSpeaker, attri
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.diarizer import SpeakerDiarizer, convert_embedded
 from voxhost.engines.speaker.cluster import BLEND, STRANGER
-from voxhost.engines.speaker.local import FLICKER, REUSE
+from voxhost.engines.speaker.local import FLICKER, OVERHEARD, REUSE
 from voxhost.harness.wer import word_errors, words
 from voxhost.manager import ModelManager, speakers
 from voxhost.manager.layout import plan_layout
@@ -116,6 +116,7 @@ class Variant:
     strangers: float | None = STRANGER  # a unit unlike every speaker is another (segmentation; None: never)
     mixed: bool = True  # units whose clips hold others' speech too (under 1 s alone) are clustered
     blends: float | None = BLEND  # a group of only such units this alike to a speaker is theirs (None: kept)
+    overheard: float | None = OVERHEARD  # a speaker other windows hear as two others at once is theirs
     flicker: float | None = FLICKER  # a speaker's shorter runs inside another's turn are theirs
     threshold: float = 0.5
     min_share: float = 0.03
@@ -133,6 +134,7 @@ VARIANTS = (
     Variant("segmentation, spectral, no unit unlike every speaker counted apart", True, strangers=None),
     Variant("segmentation, spectral, units mixed with others' speech not clustered", True, mixed=False),
     Variant("segmentation, spectral, a group of blended clips kept as a speaker", True, blends=None),
+    Variant("segmentation, spectral, a speaker heard as two others at once kept", True, overheard=None),
     Variant(
         "segmentation, spectral, turns not steadied (0.1 s runs of another speaker kept)", True, flicker=None
     ),
@@ -220,7 +222,7 @@ def knobs(engine: SpeakerDiarizer, variant: Variant) -> None:
     engine.step, engine.split = variant.step, variant.split
     engine.clustering, engine.longest, engine.reuse = variant.clustering, variant.longest, variant.reuse
     engine.strangers, engine.cluster_mixed, engine.flicker = variant.strangers, variant.mixed, variant.flicker
-    engine.blends = variant.blends
+    engine.blends, engine.overheard = variant.blends, variant.overheard
 
 
 def engine_of(cache: Path) -> SpeakerDiarizer:

@@ -12,8 +12,9 @@ excerpt of a real English telephone call (CallFriend, 2 speakers, transcript), 2
 covers the whole file, pauses included).
 
 Variants: the default (segmentation-3.0, spectral clustering, a unit unlike every speaker found counted
-apart, a group of blended clips alike to a speaker theirs), without the first rule, with units mixed
-with others' speech left out of the clustering, with a group of only such clips kept as a speaker, told the
+apart, a group of blended clips alike to a speaker theirs, a speaker the other windows hear as two others
+at once theirs), without the first rule, with units mixed with others' speech left out of the clustering,
+with a group of only such clips kept as a speaker, with a speaker heard as two others kept, told the
 number of speakers, turns not steadied (0.1 s runs of another speaker inside a turn kept), the
 threshold instead of spectral clustering, and 1.5 s windows of the VAD's speech with either clustering.
 
@@ -57,7 +58,7 @@ from voxhost.diarization import Diarization, DiarizeOptions, KnownSpeaker, attri
 from voxhost.engines.base import EngineConfig
 from voxhost.engines.speaker import local
 from voxhost.engines.speaker.cluster import BLEND, STRANGER
-from voxhost.engines.speaker.local import FLICKER
+from voxhost.engines.speaker.local import FLICKER, OVERHEARD
 from voxhost.engines.speaker.segmentation import FRAME_SIZE, FRAME_STEP, SAMPLE_RATE
 from voxhost.harness.wer import word_errors, words
 from voxhost.manager.registry import parse_entry
@@ -79,6 +80,7 @@ class Variant:
     strangers: float | None = STRANGER  # a unit unlike every speaker found is another (None: never)
     mixed: bool = True  # units whose clips hold others' speech too (under 1 s alone) are clustered
     blends: float | None = BLEND  # a group of only such units this alike to a speaker is theirs (None: kept)
+    overheard: float | None = OVERHEARD  # a speaker other windows hear as two others at once is theirs
     told: bool = False  # num_speakers given (the reference's count)
     flicker: float | None = FLICKER  # a speaker's shorter runs inside another's turn are theirs
 
@@ -88,6 +90,7 @@ VARIANTS = (
     Variant("segmentation-3.0, spectral, no unit unlike every speaker counted apart", True, strangers=None),
     Variant("segmentation-3.0, spectral, units mixed with others' speech not clustered", True, mixed=False),
     Variant("segmentation-3.0, spectral, a group of blended clips kept as a speaker", True, blends=None),
+    Variant("segmentation-3.0, spectral, a speaker heard as two others at once kept", True, overheard=None),
     Variant("segmentation-3.0, told the number of speakers", True, told=True),
     Variant("segmentation-3.0, spectral, turns not steadied", True, flicker=None),
     Variant("segmentation-3.0, threshold 0.5", True, "threshold"),
@@ -101,7 +104,7 @@ def diarize(
 ) -> tuple[Diarization, float]:
     engine.clustering = variant.clustering
     engine.strangers, engine.cluster_mixed, engine.flicker = variant.strangers, variant.mixed, variant.flicker
-    engine.blends = variant.blends
+    engine.blends, engine.overheard = variant.blends, variant.overheard
     options = replace(options, segmentation=variant.segmentation)
     started = time.perf_counter()
     found = engine.diarize(audio, options)

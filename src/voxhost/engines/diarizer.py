@@ -43,7 +43,7 @@ from voxhost.engines.base import (
     package_source,
 )
 from voxhost.engines.speaker.cluster import BLEND, SAME_SPEAKER, STRANGER
-from voxhost.engines.speaker.local import FLICKER, LONGEST, REUSE, SPLIT, LocalSpeakers
+from voxhost.engines.speaker.local import FLICKER, LONGEST, OVERHEARD, REUSE, SPLIT, LocalSpeakers
 from voxhost.engines.speaker.naming import anchored, joined, match
 from voxhost.errors import BadRequest, ModelLoadError
 
@@ -270,6 +270,8 @@ class SpeakerDiarizer(DiarizeEngine):
         self.strangers: float | None = STRANGER  # a unit less alike to every speaker is another (None: never)
         self.cluster_mixed = True  # units whose clips hold others' speech too are clustered (True) or not
         self.blends: float | None = BLEND  # a group of such units alike to a speaker is theirs (None: kept)
+        # a speaker other windows hear as two others at once is theirs blended (None: kept)
+        self.overheard: float | None = OVERHEARD
         self.flicker: float | None = FLICKER  # shorter runs inside another's turn are theirs (None: kept)
         # known speakers' samples: "one" group each, "split" (every group alike enough to one), "anchors"
         # (split, and the samples anchor the segmentation pipeline's assignment)
@@ -490,6 +492,9 @@ class SpeakerDiarizer(DiarizeEngine):
         if self.blends is not None and options.num_speakers is None:
             least = options.min_speakers or 1
             groups = without_blends(vectors, groups, found.mixed[strong], self.blends, least)
+        # a speaker whose speech the other windows hear as two others at once is those two blended
+        if self.overheard is not None and options.num_speakers is None:
+            groups = local.without_overheard(found, strong, groups, self.overheard, options.min_speakers or 1)
         return found, strong, groups
 
     def _cluster(

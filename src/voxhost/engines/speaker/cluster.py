@@ -276,13 +276,18 @@ def without_blends(
         blended = [g for g in range(len(centres)) if mixed[labels == g].all() and sim[g].max() >= alike]
         if not blended:
             break
-        gone = max(blended, key=lambda g: float(sim[g].max()))
-        labels = labels.copy()
-        members = labels == gone
-        others = np.delete(np.arange(len(centres)), gone)
-        labels[members] = others[np.argmax(embeddings[members] @ centres[others].T, axis=1)]
-        labels = _dense(labels)
+        labels = folded(embeddings, labels, centres, max(blended, key=lambda g: float(sim[g].max())))
     return labels
+
+
+def folded(embeddings: np.ndarray, labels: np.ndarray, centres: np.ndarray, gone: int) -> np.ndarray:
+    """The labels with group `gone`'s embeddings given to the nearest other group (`centres`: the
+    groups' centroids), renumbered densely."""
+    labels = labels.copy()
+    members = labels == gone
+    others = np.delete(np.arange(len(centres)), gone)
+    labels[members] = others[np.argmax(embeddings[members] @ centres[others].T, axis=1)]
+    return _dense(labels)
 
 
 def _dense(labels: np.ndarray) -> np.ndarray:
