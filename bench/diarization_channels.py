@@ -19,8 +19,10 @@ counts the pauses inside a turn as speech. Printed:
    local speaker's frames there by the louder channel (by `PURE` dB: one voice's or the other's; else
    both or neither), whether its clip holds others' speech (mixed), its group, and how alike it is to its
    group's centroid and to the nearest other group's.
-3. The default, told 2 speakers, and the default with a group of blended clips kept as a speaker, against
-   the scribe's turns and the channel reference at each level (DER with no collar and a 0.25 s collar).
+3. The default, told 2 speakers, and the default without its rules against blends of two voices (a group
+   of blended clips kept as a speaker; a speaker the other windows hear as two others at once kept; both),
+   against the scribe's turns and the channel reference at each level (DER with no collar and a 0.25 s
+   collar).
 """
 
 from __future__ import annotations
@@ -170,16 +172,22 @@ def main() -> None:
               f"{row['neither']:3d} neither; {'mixed' if row['mixed'] else 'alone'}, "
               f"group {row['group']} ({row['alike_own']:.2f} alike to it, {row['alike_other']:.2f} to the "
               f"nearest other)")  # fmt: skip
-    for label, options, blends in (("default", DiarizeOptions(), engine.blends),
-                                   ("told 2 speakers", DiarizeOptions(num_speakers=2), engine.blends),
-                                   ("a group of blended clips kept", DiarizeOptions(), None)):  # fmt: skip
-        kept, engine.blends = engine.blends, blends
+    off = {"blends": None}, {"overheard": None}  # the two rules against blends, each off
+    for label, options, knobs in (("default", DiarizeOptions(), {}),
+                                  ("told 2 speakers", DiarizeOptions(num_speakers=2), {}),
+                                  ("a group of blended clips kept", DiarizeOptions(), off[0]),
+                                  ("a speaker heard as two others kept", DiarizeOptions(), off[1]),
+                                  ("both kept", DiarizeOptions(), off[0] | off[1])):  # fmt: skip
+        kept = {name: getattr(engine, name) for name in knobs}
+        for name, value in knobs.items():
+            setattr(engine, name, value)
         found = engine.diarize(audio, options)
         if options.num_speakers is not None:
             clustered = []
         else:
-            clustered = groups(default if blends == kept else engine.speaker_groups(audio, options))
-        engine.blends = kept
+            clustered = groups(engine.speaker_groups(audio, options) if knobs else default)
+        for name, value in kept.items():
+            setattr(engine, name, value)
         for g, group in enumerate(clustered):
             print(f"  {label}: group {g}: {group['units']} units, "
                   f"{'every clip mixed' if group['all_mixed'] else 'some speak alone'}, "

@@ -324,3 +324,84 @@ def test_a_turn_does_not_flicker_to_another_speaker_for_a_moment() -> None:
     kept = np.concatenate(kept)
     assert np.array_equal(_steady(kept, FLICKER), kept)
     assert not np.array_equal(_steady(result, None), steady)  # the control: not steadied without it
+
+
+def test_a_local_speaker_that_spans_two_voices_is_no_voice_of_its_own() -> None:
+    """One window takes a quick exchange of X and Y (both speaking) for one local speaker; its embedding is
+    like neither, and the clustering made it a group. Every other window hears those frames as X and Y at
+    once: the group is those two blended, and its unit goes to the nearer. The controls: Z, a voice the
+    other windows hear as itself; Q, a quiet voice one window hears where the others hear only X (a
+    far-field speaker the model merges); both stay. Asked for at least as many speakers, all four stay."""
+    from voxhost.engines.speaker.cluster import STRANGER, normalize
+    from voxhost.engines.speaker.local import (
+        MIN_OVERHEARD,
+        OVERHEARD,
+        LocalSpeakers,
+        overheard,
+        without_overheard,
+    )
+
+    rng = np.random.default_rng(5)
+    x, y, z, q, noise = normalize(rng.standard_normal((5, 192)))
+    blend = normalize(x + y + 2 * noise)  # like X and Y a little, as such blends are ...
+    assert max(float(blend @ v) for v in (x, y)) < STRANGER  # ... too little to be taken for either
+    total, per = 180, 60
+    # (X and Y at once over the first 40 frames; Q's 20 frames are heard only by the window at 40)
+    truth = [("x", 0, 39), ("y", 0, 39), ("x", 60, 109), ("q", 80, 99), ("y", 110, 149), ("z", 150, 179)]
+    voices = {"x": x, "y": y, "z": z, "q": q}
+    offsets = list(range(0, total - per + 1, 10))
+    activity: list[np.ndarray] = []
+    owners: list[tuple[int, int, int, int]] = []
+    vectors: list[np.ndarray] = []
+    names: list[str] = []
+    for w, offset in enumerate(offsets):
+        spans: dict[str, list[tuple[int, int]]] = {}
+        for name, a, b in truth:
+            lo, hi = max(a, offset), min(b, offset + per - 1)
+            if lo <= hi and (name != "q" or offset == 40):  # only the window at 40 hears Q
+                spans.setdefault(name, []).append((lo - offset, hi - offset))
+        if w == 0:  # the first window takes X and Y's exchange for one voice
+            spans = {"blend": spans["x"]}
+        local = np.zeros((per, 3), dtype=np.uint8)
+        for k, (name, parts) in enumerate(spans.items()):
+            for a, b in parts:
+                local[a : b + 1, k] = 1
+            first, last = min(a for a, _ in parts), max(b for _, b in parts)
+            owners.append((w, k, first, last))
+            vector = blend if name == "blend" else voices[name] + 0.2 * rng.standard_normal(192) / 14
+            vectors.append(vector)
+            names.append(name)
+        activity.append(local)
+    found = LocalSpeakers(
+        offsets,
+        activity,
+        owners,
+        normalize(np.stack(vectors)),
+        np.array([(o[3] - o[2] + 1) * segmentation.FRAME_STEP / segmentation.SAMPLE_RATE for o in owners]),
+        total,
+        np.zeros(len(owners), dtype=bool),
+        np.zeros(len(owners), dtype=bool),
+    )
+    order = ["x", "y", "z", "q", "blend"]
+    strong = np.arange(len(owners))
+    groups = np.array([order.index(n) for n in names])
+
+    counts = overheard(found, groups, strong, len(order))
+    share = counts[:, 1] / np.maximum(counts[:, 0], 1)
+    assert counts[order.index("blend"), 0] >= MIN_OVERHEARD
+    assert share[order.index("blend")] >= OVERHEARD  # heard as X and Y at once
+    assert share[order.index("q")] < OVERHEARD
+    assert counts[order.index("q"), 0] >= MIN_OVERHEARD
+    assert share[:3].max() < OVERHEARD
+
+    kept = without_overheard(found, strong, groups, OVERHEARD)
+    assert kept.max() + 1 == 4  # the blend's group is gone ...
+    for name in ("x", "y", "z", "q"):  # ... every voice's units still together, and apart from the others
+        assert len(set(kept[[n == name for n in names]])) == 1
+    assert len({int(kept[names.index(n)]) for n in ("x", "y", "z", "q")}) == 4
+    nearest = max(voices, key=lambda name: float(blend @ voices[name]))
+    assert nearest in ("x", "y")
+    assert kept[names.index("blend")] == kept[names.index(nearest)]
+    # asked for at least five speakers, nothing is folded; nor with the rule off (no blend to find)
+    assert np.array_equal(without_overheard(found, strong, groups, OVERHEARD, least=5), groups)
+    assert np.array_equal(without_overheard(found, strong, groups, 1.01), groups)
