@@ -16,7 +16,8 @@ The steps:
    an hour is a few MB.
 3. The embeddings of units with enough speech are clustered (`cluster.py`: bounded at `MAX_POINTS`, the
    number of speakers found by spectral clustering unless told; a unit unlike every speaker is another,
-   a group of clips that all hold others' speech too and is alike to a speaker is theirs); every unit
+   a group of clips that all hold others' speech too and is alike to a speaker is theirs, and so is a
+   speaker whose speech the other windows hear as two others at once: `without_overheard`); every unit
    then takes the nearest speaker's centroid, two units of one window that share frames never the same
    speaker.
 4. Each file frame's speaker activity is the (Hamming-weighted) average of the windows covering it, and
