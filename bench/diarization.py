@@ -30,7 +30,10 @@ to a sample; and the samples as anchors): each voice of a conversation is enroll
 does not say there (synthesized apart), with the voices not in it as strangers; the share of each
 voice's speech time given its own name (target >= 90 %), that share of the speech the pipeline found
 someone in, and the seconds given a stranger's name; then each voice enrolled alone (the others
-unknown): its share, and the seconds of other voices' speech given its name.
+unknown): its share, and the seconds of other voices' speech given its name. The same on the
+conversations of 2, 4 and 6 real voices built less one piece of each voice's solo speech, which is that
+voice's sample (`real_calls.enrolled_voices`: 2-6 s from the same recording, audio the conversation does
+not hold), the other real voices' pieces enrolled as strangers.
 
 Cost: through a `ModelManager` (the server's path, worker processes): a plain transcription of each
 conversation against the same request with speakers (`manager.speakers.transcribe_diarized`: the
@@ -249,25 +252,63 @@ def known_speakers(
     for naming, (name, talk) in itertools.product(NAMINGS, talks.items()):
         engine.naming = naming
         text = enrolment(talk, sentences)
-        reference = [(t.start, t.end, t.speaker) for t in talk.turns]
         strangers = [KnownSpeaker(v, say(v, text)) for v in VOICES if v not in talk.speakers]
         runs = [("all", list(talk.speakers), strangers)] + [("alone", [v], []) for v in talk.speakers]
         for mode, voices, others in runs:
             known = [KnownSpeaker(v, say(v, text)) for v in voices]
-            found = engine.diarize(talk.audio, DiarizeOptions(known=(*known, *others), segmentation=True))
-            hypothesis = [(t.start, t.end, t.speaker) for t in found.turns]
-            share, heard = named_shares(reference, hypothesis, set(voices))
-            wrong = sum(t.end - t.start for t in found.turns if t.speaker in {k.name for k in others})
-            row = {"naming": naming, "conversation": name, "mode": mode, "known": voices,
-                   "strangers": len(others), "named_share": round(100 * share, 1),
-                   "named_share_heard": round(100 * heard, 1), "strangers_named_s": round(wrong, 1),
-                   "others_named_s": round(misnamed(reference, hypothesis, set(voices)), 1),
-                   "found": found.speakers,
-                   "der": round(100 * der(reference, hypothesis).der, 1)}  # fmt: skip
-            print(json.dumps(row))
-            rows.append(row)
+            rows.append(named_row(engine, name, talk, naming, mode, known, others))
     engine.naming = NAMINGS[-1]
     return rows
+
+
+def real_known_speakers(
+    engine: SpeakerDiarizer, recordings: list[real_calls.RealRecording]
+) -> list[dict[str, Any]]:
+    """The same on conversations of 2, 4 and 6 real voices, each named from a piece of their own solo
+    speech the conversation does not hold (`real_calls.enrolled_voices`), the other real voices' pieces
+    enrolled as strangers ("all"); and each enrolled alone."""
+    knobs(engine, VARIANTS[0])
+    rows = []
+    for naming, count in itertools.product(NAMINGS, (2, 4, 6)):
+        engine.naming = naming
+        voices = real_calls.SOLO_VOICES[:count]
+        talk, samples = real_calls.enrolled_voices(recordings, voices, seed=count)
+        spare = real_calls.enrolled_voices(recordings, real_calls.SOLO_VOICES[count:])[1] if count < 6 else {}
+        strangers = [KnownSpeaker(v, sample) for v, sample in spare.items()]
+        name = f"real voices: {count} speakers, a piece of each held out"
+        runs = [("all", list(talk.speakers), strangers)] + [("alone", [v], []) for v in talk.speakers]
+        for mode, voices_known, others in runs:
+            known = [KnownSpeaker(v, samples[v]) for v in voices_known]
+            rows.append(named_row(engine, name, talk, naming, mode, known, others))
+    engine.naming = NAMINGS[-1]
+    return rows
+
+
+def named_row(
+    engine: SpeakerDiarizer,
+    name: str,
+    talk: Conversation,
+    naming: str,
+    mode: str,
+    known: list[KnownSpeaker],
+    others: list[KnownSpeaker],
+) -> dict[str, Any]:
+    """One diarization with known speakers (and strangers), scored: the share of the known speakers'
+    speech named right (and of what was heard), strangers' and known names on others' speech."""
+    found = engine.diarize(talk.audio, DiarizeOptions(known=(*known, *others), segmentation=True))
+    reference = [(t.start, t.end, t.speaker) for t in talk.turns]
+    hypothesis = [(t.start, t.end, t.speaker) for t in found.turns]
+    voices = {k.name for k in known}
+    share, heard = named_shares(reference, hypothesis, voices)
+    wrong = sum(t.end - t.start for t in found.turns if t.speaker in {k.name for k in others})
+    row = {"naming": naming, "conversation": name, "mode": mode, "known": [k.name for k in known],
+           "strangers": len(others), "named_share": round(100 * share, 1),
+           "named_share_heard": round(100 * heard, 1), "strangers_named_s": round(wrong, 1),
+           "others_named_s": round(misnamed(reference, hypothesis, voices), 1),
+           "found": found.speakers,
+           "der": round(100 * der(reference, hypothesis).der, 1)}  # fmt: skip
+    print(json.dumps(row))
+    return row
 
 
 def quality(
@@ -396,6 +437,8 @@ def main() -> None:
     short = {k: v for k, v in talks.items() if k != long_name}
     synthetic = {k: v for k, v in short.items() if set(v.speakers) <= set(VOICES)}  # samples to enrol
     named = [] if args.cost_only else known_speakers(engine, synthetic, sentences)
+    if not args.cost_only and not args.long_only:
+        named += real_known_speakers(engine, recordings)
     run_cost = short and not args.no_cost
     costs = asyncio.run(cost(short, args.cache_dir, args.repeat, args.model)) if run_cost else []
     if args.json:

@@ -110,3 +110,32 @@ def test_a_two_channel_sphere_file_is_read_a_channel_each() -> None:
     assert np.corrcoef(samples[:, 1], tone)[0, 1] > 0.99
     with pytest.raises(ValueError, match="mu-law"):
         sphere_channels(_sphere({**fields, "sample_coding": "pcm"}, interleaved.tobytes()))
+
+
+def test_a_known_speakers_sample_is_a_piece_of_their_speech_the_conversation_does_not_hold() -> None:
+    """`enrolled_voices`: each voice's longest solo piece is held out as its sample (a known speaker's
+    reference); the conversation is `real_voices`' less those pieces, the same turns drawn otherwise, and
+    none of a sample's audio is in it. A voice with no piece of 2 s to spare is refused."""
+    from voxhost.benchmarks.conversations import Conversation, Turn
+    from voxhost.benchmarks.real_calls import RealRecording, enrolled_voices, real_voices
+
+    rate = 16000
+    audio = (0.1 + 0.5 * np.arange(40 * rate) / (40 * rate)).astype(np.float32)  # each sample its own value
+    turns = [Turn(0, 9, "a", ""), Turn(9, 13, "b", ""), Turn(12, 14, "a", ""), Turn(14, 24, "b", ""),
+             Turn(24, 27.5, "a", ""), Turn(28, 29.2, "c", "")]  # fmt: skip
+    recording = RealRecording("room", Conversation(audio, turns), "meeting")
+    whole = real_voices([recording], [("room", "a"), ("room", "b")], seed=1)
+    talk, samples = enrolled_voices([recording], [("room", "a"), ("room", "b")], seed=1)
+    assert set(samples) == {"a", "b"}
+    for speaker, sample in samples.items():
+        assert 2 * rate <= len(sample) <= 6 * rate
+        start = int(np.flatnonzero(audio == sample[0])[0])  # where in the recording it was said
+        assert np.array_equal(audio[start : start + len(sample)], sample)
+        assert not np.isin(sample, talk.audio).any()  # the conversation does not hold it
+        assert np.isin(sample, whole.audio).all()  # (which the whole one does: the control)
+        pieces = [sum(t.speaker == speaker for t in c.turns) for c in (talk, whole)]
+        assert pieces[0] == pieces[1] - 1
+    heard = {t.speaker for t in talk.turns}
+    assert heard == {"a", "b"}
+    with pytest.raises(ValueError, match="c has no piece"):
+        enrolled_voices([recording], [("room", "a"), ("room", "c")])

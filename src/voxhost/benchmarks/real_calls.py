@@ -300,7 +300,32 @@ def real_voices(
     (`solo_runs`) cut into pieces of at most `longest` s, spoken in turns (drawn at random, seeded; never
     one speaker twice in a row while another has pieces left) until every piece is used, with pauses of
     silence drawn from `pauses`."""
-    rng = np.random.default_rng(seed)
+    return _spoken(_pieces(recordings, voices, longest), seed, pauses)
+
+
+def enrolled_voices(
+    recordings: Sequence[RealRecording],
+    voices: Sequence[tuple[str, str]],
+    seed: int = 0,
+    longest: float = 6.0,
+    pauses: tuple[float, float] = (0.3, 0.8),
+) -> tuple[Conversation, dict[str, np.ndarray]]:
+    """`real_voices`, less each speaker's longest piece, which is their sample to enrol as a known
+    speaker (2 to `longest` s; audio the conversation does not hold, from the same recording)."""
+    pieces = _pieces(recordings, voices, longest)
+    samples: dict[str, np.ndarray] = {}
+    for speaker, cut in pieces.items():
+        at = max(range(len(cut)), key=lambda i: len(cut[i]))
+        if len(cut) < 2 or len(cut[at]) < 2 * SAMPLE_RATE:
+            raise ValueError(f"{speaker} has no piece of 2 s to spare for a sample")
+        samples[speaker] = cut.pop(at)
+    return _spoken(pieces, seed, pauses), samples
+
+
+def _pieces(
+    recordings: Sequence[RealRecording], voices: Sequence[tuple[str, str]], longest: float
+) -> dict[str, list[np.ndarray]]:
+    """Each speaker's solo stretches cut into pieces of at most `longest` s."""
     by_name = {r.name: r for r in recordings}
     pieces: dict[str, list[np.ndarray]] = {}
     for name, speaker in voices:
@@ -310,6 +335,12 @@ def real_voices(
         if not cut:
             raise ValueError(f"{speaker} never speaks alone for a second in {name}")
         pieces[speaker] = cut
+    return pieces
+
+
+def _spoken(pieces: dict[str, list[np.ndarray]], seed: int, pauses: tuple[float, float]) -> Conversation:
+    """The pieces spoken in turns drawn at random (`real_voices`)."""
+    rng = np.random.default_rng(seed)
     clips: list[tuple[str, np.ndarray]] = []
     last = None
     while any(pieces.values()):
