@@ -280,10 +280,7 @@ def assign(found: LocalSpeakers, centres: np.ndarray) -> np.ndarray:
     one speaker (while there are speakers left)."""
     labels = np.zeros(len(found.owners), dtype=np.int64)
     scores = found.vectors @ centres.T
-    by_window: dict[int, list[int]] = {}
-    for i, (window, *_) in enumerate(found.owners):
-        by_window.setdefault(window, []).append(i)
-    for members in by_window.values():
+    for members in _by_window(found).values():
         done: list[int] = []
         for i in sorted(members, key=lambda m: -found.speech[m]):
             _, _, first, last = found.owners[i]
@@ -297,6 +294,14 @@ def assign(found: LocalSpeakers, centres: np.ndarray) -> np.ndarray:
     return labels
 
 
+def _by_window(found: LocalSpeakers) -> dict[int, list[int]]:
+    """Each window's units (indices into `owners`)."""
+    units: dict[int, list[int]] = {}
+    for i, (window, *_) in enumerate(found.owners):
+        units.setdefault(window, []).append(i)
+    return units
+
+
 def overheard(found: LocalSpeakers, labels: np.ndarray, units: np.ndarray, speakers: int) -> np.ndarray:
     """(speakers, 2): for each speaker, how often the other windows hear the frames its `units` (indices
     into `owners`) speak in, window by window (each frame once per window covering it), and how often of
@@ -304,9 +309,7 @@ def overheard(found: LocalSpeakers, labels: np.ndarray, units: np.ndarray, speak
     One pass over the windows; the counts are kept on the file's frame grid."""
     covered = np.zeros(found.frames, dtype=np.int32)
     twos = np.zeros((found.frames, speakers), dtype=np.int32)
-    mapped: dict[int, list[int]] = {}
-    for i, (window, *_) in enumerate(found.owners):
-        mapped.setdefault(window, []).append(i)
+    mapped = _by_window(found)
     for window, (offset, local) in enumerate(zip(found.offsets, found.activity, strict=True)):
         here = np.zeros((len(local), speakers), dtype=bool)
         for i in mapped.get(window, []):
@@ -328,7 +331,7 @@ def without_overheard(
     found: LocalSpeakers, strong: np.ndarray, groups: np.ndarray, level: float, least: int = 1
 ) -> np.ndarray:
     """The clustered units' groups (`groups`, one per index of `strong`), without the speakers whose
-    speech the other windows hear, `level` of the times or more, as two other speakers at once and never
+    speech the other windows hear, `level` of the times or more, as two other speakers at once and not
     as them: one window's local speaker that spans two voices (a quick exchange the model took for one
     voice) embeds like neither and can look like a voice of its own. Its units go to the nearest other
     speaker, most overheard first, while more than `least` speakers are left."""
@@ -357,15 +360,14 @@ def aggregate(
     active = np.zeros((total, speakers), dtype=np.float32)
     count = np.zeros(total, dtype=np.float32)
     covered = np.zeros(total, dtype=np.float32)
-    mapped: dict[int, list[tuple[int, int, int, int]]] = {}
-    for (window, speaker, first, last), label in zip(found.owners, labels, strict=True):
-        mapped.setdefault(window, []).append((speaker, first, last, int(label)))
+    mapped = _by_window(found)
     for window, (offset, local) in enumerate(zip(found.offsets, found.activity, strict=True)):
         span = slice(offset, offset + len(local))
         here = np.zeros((len(local), speakers), dtype=np.float32)
-        for k, first, last, label in mapped.get(window, []):
+        for i in mapped.get(window, []):
+            _, k, first, last = found.owners[i]
             part = slice(first, last + 1)
-            here[part, label] = np.maximum(here[part, label], local[part, k])
+            here[part, labels[i]] = np.maximum(here[part, labels[i]], local[part, k])
         active[span] += here * weight[:, None]
         count[span] += local.sum(axis=1) * weight
         covered[span] += weight
