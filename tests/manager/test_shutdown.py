@@ -13,9 +13,11 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psutil
@@ -233,3 +235,48 @@ def test_a_second_signal_exits_only_once_every_worker_is_reaped(
     assert "second signal" in server.log()
     assert not _still_there(started), f"outlived the server: {_still_there(started)} of {started}"
     request.thread.join(30)
+
+
+def test_a_server_that_decoded_leaves_no_semaphore_behind(
+    draining_server: ServerProcess, speech: Speech, orphans: _Orphans, tmp_path: Path
+) -> None:
+    """A worker ends with `os._exit`: whatever named semaphore it made is left to the server's resource
+    tracker, which reports "leaked semaphore objects" as the server exits (faster-whisper's progress
+    bar made one on every worker's first decode). After a decode and a stop, once every process of the
+    server is gone (the tracker writes as it ends), the log holds no such report. The control: a
+    spawned process that makes one and ends so is reported, in the words looked for."""
+    server = draining_server
+    _, started = orphans.watch(server)
+    response = httpx.post(
+        server.url + "/v1/audio/transcriptions",
+        files={"file": ("speech.wav", speech.encoded("wav"), "audio/wav")},
+        data={"model": "tiny.en"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    assert_transcript(response.json()["text"], speech.text)
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(60) in (0, -signal.SIGTERM)
+    assert all(_gone(pid) for pid in started), _still_there(started)
+    assert "leaked semaphore" not in server.log(), server.log()[-2000:]
+
+    script = tmp_path / "leaks_a_semaphore.py"
+    script.write_text(LEAKS_A_SEMAPHORE)
+    control = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert control.returncode == 0, control.stderr
+    assert "leaked semaphore" in control.stderr
+
+
+LEAKS_A_SEMAPHORE = """
+import multiprocessing, os
+
+def leave_one() -> None:
+    lock = multiprocessing.RLock()  # (held: a lock collected before the exit is unlinked)
+    os._exit(0 if lock else 1)
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method("spawn")  # as the server's workers are started
+    child = multiprocessing.Process(target=leave_one)
+    child.start()
+    child.join(30)
+"""

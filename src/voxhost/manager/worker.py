@@ -119,6 +119,18 @@ class _Worker:
                     return
 
 
+def _progress_bars_share_a_thread_lock() -> None:
+    """tqdm's bars (faster-whisper makes one, disabled, for every decode) share a lock between processes
+    by default: a named semaphore, which a worker ending with `os._exit` leaves to the server's resource
+    tracker, reported at the server's exit as "leaked semaphore objects" (one per worker that decoded).
+    A worker's bars are only ever its own threads': a thread lock is all they need."""
+    try:
+        from tqdm import tqdm
+    except ImportError:  # no library of this worker's uses it
+        return
+    tqdm.set_lock(threading.RLock())
+
+
 def worker_main(
     conn: Connection, spec: ModelSpec, config: EngineConfig, parallel: int, log_level: str
 ) -> None:
@@ -133,6 +145,7 @@ def worker_main(
         # one line per request is noise: faster-whisper's per-file info, phonemizer's per-text warning
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
         logging.getLogger("phonemizer").setLevel(logging.ERROR)
+    _progress_bars_share_a_thread_lock()
     started = time.perf_counter()
     try:
         engine = spec.load(config)
