@@ -238,13 +238,13 @@ def test_a_second_signal_exits_only_once_every_worker_is_reaped(
 
 
 def test_a_server_that_decoded_leaves_no_semaphore_behind(
-    draining_server: ServerProcess, speech: Speech, orphans: _Orphans, tmp_path: Path
+    draining_server: ServerProcess, speech: Speech, orphans: _Orphans
 ) -> None:
     """A worker ends with `os._exit`: whatever named semaphore it made is left to the server's resource
     tracker, which reports "leaked semaphore objects" as the server exits (faster-whisper's progress
     bar made one on every worker's first decode). After a decode and a stop, once every process of the
-    server is gone (the tracker writes as it ends), the log holds no such report. The control: a
-    spawned process that makes one and ends so is reported, in the words looked for."""
+    server is gone (the tracker writes as it ends), the log holds no such report. (The control is the
+    next test: such a semaphore is reported, in the words looked for.)"""
     server = draining_server
     _, started = orphans.watch(server)
     response = httpx.post(
@@ -260,6 +260,10 @@ def test_a_server_that_decoded_leaves_no_semaphore_behind(
     assert all(_gone(pid) for pid in started), _still_there(started)
     assert "leaked semaphore" not in server.log(), server.log()[-2000:]
 
+
+def test_a_semaphore_a_spawned_process_leaves_is_reported(tmp_path: Path) -> None:
+    """The control of the test above: a spawned process that makes a multiprocessing lock and ends with
+    `os._exit` leaves its semaphore to the resource tracker, which reports it as its parent exits."""
     script = tmp_path / "leaks_a_semaphore.py"
     script.write_text(LEAKS_A_SEMAPHORE)
     control = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
