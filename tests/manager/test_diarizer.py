@@ -1,6 +1,7 @@
 """The diarization model behind the manager: loaded once in its own worker on first use (not with
---preload), replaced after a crash, `embed` / `identify` for other features (who said a wake word), and
-clustering whose work stays bounded however long the audio."""
+--preload), at a lower CPU priority than the decode beside it, replaced after a crash, `embed` /
+`identify` for other features (who said a wake word), and clustering whose work stays bounded however
+long the audio."""
 
 from __future__ import annotations
 
@@ -11,18 +12,27 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from voxhost.benchmarks.conversations import EXCHANGE, converse
 from voxhost.diarization import DiarizeOptions
+from voxhost.engines.diarizer import SpeakerDiarizer
 from voxhost.engines.speaker import cluster as cluster_module
 from voxhost.engines.speaker.cluster import MAX_POINTS, centroids, cluster, normalize
 from voxhost.manager import ModelManager, speakers
 from voxhost.settings import Settings
 
 
+def _priorities(pid: int) -> set[int]:
+    """The nice value of every thread of a process."""
+    return {os.getpriority(os.PRIO_PROCESS, thread.id) for thread in psutil.Process(pid).threads()}
+
+
 def test_diarizer_worker_loads_on_first_use_and_survives_a_crash(cache_dir: Path) -> None:
     talk = converse(EXCHANGE)  # A: joe, B: jf_alpha, C: jm_kumo
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    lower = min(19, ours + SpeakerDiarizer.nice)  # the diarizer yields the cores to the decode beside it
 
     def turn(index: int) -> np.ndarray:
         t = talk.turns[index]
@@ -38,6 +48,12 @@ def test_diarizer_worker_loads_on_first_use_and_survives_a_crash(cache_dir: Path
             assert [t.speaker for t in first.turns] == ["A", "B", "A", "C", "B", "A", "C"]
             (status,) = manager.status("speakers")
             assert status.pid is not None
+            # every thread of the diarizer's worker (the model library's too) at the lower priority, the
+            # ASR worker's at the server's
+            assert _priorities(status.pid) == {lower}
+            (asr,) = manager.status("tiny.en")
+            assert asr.pid is not None
+            assert _priorities(asr.pid) == {ours} != {lower}
             os.kill(status.pid, signal.SIGKILL)
             deadline = time.monotonic() + 30
             while manager.status("speakers")[0].state != "crashed":
@@ -47,6 +63,8 @@ def test_diarizer_worker_loads_on_first_use_and_survives_a_crash(cache_dir: Path
             assert again.turns == first.turns
             (status,) = manager.status("speakers")
             assert (status.restarts, status.loads) == (1, 2)
+            assert status.pid is not None
+            assert _priorities(status.pid) == {lower}  # the new worker too
             # embed / identify: the voice of a clip against enrolled speakers
             joe = await speakers.embed(manager, turn(0))
             kumo = await speakers.embed(manager, turn(3))

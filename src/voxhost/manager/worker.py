@@ -8,6 +8,7 @@ rules are in `voxhost.manager.protocol`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -18,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
-from voxhost.engines import EngineConfig
+from voxhost.engines import EngineConfig, engine_class
 from voxhost.engines.base import Engine
 from voxhost.errors import BadRequest, to_wire
 from voxhost.manager import protocol
@@ -131,6 +132,19 @@ def _progress_bars_share_a_thread_lock() -> None:
     tqdm.set_lock(threading.RLock())
 
 
+def _lower_priority(engine: type[Engine]) -> None:
+    """Take the engine kind's lower CPU priority (`Engine.nice`) before the model loads. On Linux a nice
+    value is a thread's: the threads started later (the model library's) inherit this one's, and those
+    already running (numpy's BLAS threads, started when it was imported) are lowered one by one."""
+    if not engine.nice or not hasattr(os, "nice"):
+        return
+    priority = os.nice(engine.nice)
+    with contextlib.suppress(OSError):  # no /proc/self/task: the nice value is the whole process's
+        for task in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):  # a thread that has ended since
+                os.setpriority(os.PRIO_PROCESS, int(task), priority)
+
+
 def worker_main(
     conn: Connection, spec: ModelSpec, config: EngineConfig, parallel: int, log_level: str
 ) -> None:
@@ -148,6 +162,7 @@ def worker_main(
     _progress_bars_share_a_thread_lock()
     started = time.perf_counter()
     try:
+        _lower_priority(engine_class(spec.engine))  # before the model library starts its threads
         engine = spec.load(config)
         info = engine.describe()
     except BaseException as exc:
