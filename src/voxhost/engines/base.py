@@ -66,6 +66,7 @@ class EngineConfig:
     diarization_segmentation: str = "auto"
     segmentation_model: str = "segmentation-3.0"
     diarization_clustering: str = "spectral"  # how the speakers are counted (speaker/cluster.py)
+    diarization_nice: int = 5  # the diarizer's lower CPU priority (`DiarizeEngine.nice`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,11 +246,14 @@ class Engine(ABC):
     # The share of the machine's cores an inference's threads may take (a model whose inferences run
     # beside another model's takes less: `manager/layout.py`).
     core_share: ClassVar[float] = 1.0
-    # How much lower its worker's CPU priority is than the server's (a Unix nice increment): a model
-    # whose work runs beside another's on the same request lets that one keep the cores it is using.
-    nice: ClassVar[int] = 0
     # Whether `download` draws its own progress bars (else `voxhost models pull` shows a spinner).
     download_shows_progress: ClassVar[bool] = False
+
+    @classmethod
+    def nice(cls, config: EngineConfig) -> int:
+        """How much lower its worker's CPU priority is than the server's (a Unix nice increment): a model
+        whose work runs beside another's on the same request lets that one keep the cores it uses."""
+        return 0
 
     @classmethod
     def default_parallel(cls, device: str, cores: int) -> int:
@@ -439,12 +443,15 @@ class DiarizeEngine(Engine):
     # each. On 2 cores one thread does the same work with a quarter less CPU than two (threads that wait
     # on each other and on busy cores), CPU the decode beside it needs (docs/benchmarks.md).
     core_share: ClassVar[float] = 0.5
-    # ... and at a lower priority: the decode is the request's longer part, and its threads work in
-    # lockstep (each step waits for the slowest), so a diarization thread that takes a core from one of
-    # them stalls them all. Niced, the diarization runs in the cores the decode leaves idle, and still
-    # gets a quarter of a core against each busy thread of another model when the machine is full
-    # (docs/benchmarks.md, "What speakers cost a request").
-    nice: ClassVar[int] = 5
+
+    @classmethod
+    def nice(cls, config: EngineConfig) -> int:
+        """`--diarization-nice` (5): the decode is the request's longer part, and its threads work in
+        lockstep (each step waits for the slowest), so a diarization thread that takes a core from one of
+        them stalls them all. Niced, the diarization runs in the cores the decode leaves idle, and still
+        gets a quarter of a core against each busy thread of another model when the machine is full
+        (docs/benchmarks.md, "What speakers cost a request")."""
+        return config.diarization_nice
 
     @abstractmethod
     def diarize(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:

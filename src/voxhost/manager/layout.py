@@ -64,4 +64,5 @@ def engine_config(settings: Settings, layout: Layout | None = None) -> EngineCon
         diarization_segmentation=settings.diarization_segmentation,
         segmentation_model=settings.diarization_segmentation_model,
         diarization_clustering=settings.diarization_clustering,
+        diarization_nice=settings.diarization_nice,
     )

@@ -132,13 +132,13 @@ def _progress_bars_share_a_thread_lock() -> None:
     tqdm.set_lock(threading.RLock())
 
 
-def _lower_priority(engine: type[Engine]) -> None:
+def _lower_priority(nice: int) -> None:
     """Take the engine kind's lower CPU priority (`Engine.nice`) before the model loads. On Linux a nice
     value is a thread's: the threads started later (the model library's) inherit this one's, and those
     already running (numpy's BLAS threads, started when it was imported) are lowered one by one."""
-    if not engine.nice or not hasattr(os, "nice"):
+    if not nice or not hasattr(os, "nice"):
         return
-    priority = os.nice(engine.nice)
+    priority = os.nice(nice)
     with contextlib.suppress(OSError):  # no /proc/self/task: the nice value is the whole process's
         for task in os.listdir("/proc/self/task"):
             with contextlib.suppress(OSError):  # a thread that has ended since
@@ -162,7 +162,7 @@ def worker_main(
     _progress_bars_share_a_thread_lock()
     started = time.perf_counter()
     try:
-        _lower_priority(engine_class(spec.engine))  # before the model library starts its threads
+        _lower_priority(engine_class(spec.engine).nice(config))  # before the library starts threads
         engine = spec.load(config)
         info = engine.describe()
     except BaseException as exc:
