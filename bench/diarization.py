@@ -42,8 +42,10 @@ the diarizer at the server's own priority (`--diarization-nice 0`, a second mana
 `--repeat` times, with the diarization alone; medians of the wall time and of the CPU time the
 worker processes spend, and the ratios (target <= 1.3x); and the physical limit: the least a diarized
 request can take on this machine's cores (the CPU of the plain request and of the diarization alone,
-spread over every core; never less than either's own time). `--model` another ASR model, `--cost-only`
-nothing else. Nothing is asserted; compare within one run.
+spread over every core; never less than either's own time). Then two clients at once (`crowded`): a
+plain request and one with speakers of the same file started together, with the diarizer at either
+priority. `--model` another ASR model, `--cost-only` nothing else (`--no-crowded`: not the two clients).
+Nothing is asserted; compare within one run.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ import json
 import statistics
 import time
 import tracemalloc
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -412,6 +415,49 @@ async def cost(
     return rows
 
 
+async def crowded(
+    talks: dict[str, Conversation], cache: Path, repeat: int, model: str = "tiny.en"
+) -> list[dict[str, Any]]:
+    """Two clients at once: a plain request and one with speakers of the same file, started together,
+    with the diarizer at the default lower priority and at the server's own (`--diarization-nice 0`),
+    taking turns; each request's wall time (medians), against the plain request alone."""
+    settings = Settings(models=[model], cache_dir=cache, preload=True, diarization_segmentation="on")
+    level = settings.model_copy(update={"diarization_nice": 0})
+    rows = []
+    async with ModelManager(settings) as lower, ModelManager(level) as same:
+        servers = {"lower": lower, "same": same}
+        for server in servers.values():
+            await server.load("speakers")
+        for name, talk in talks.items():
+            request = TranscribeRequest(talk.audio, TranscribeOptions(language="en"))
+            for server in servers.values():  # warm every worker
+                await server.transcribe(request)
+                await speakers.transcribe_diarized(server, request, DiarizeOptions())
+            times: dict[str, list[float]] = {"alone": []}
+
+            async def timed(work: Awaitable[Any]) -> float:
+                started = time.perf_counter()
+                await work
+                return time.perf_counter() - started
+
+            for turn in range(repeat):
+                times["alone"].append(await timed(lower.transcribe(request)))
+                for priority in list(servers)[:: 1 if turn % 2 == 0 else -1]:
+                    server = servers[priority]
+                    diarized = speakers.transcribe_diarized(server, request, DiarizeOptions())
+                    both = await asyncio.gather(timed(diarized), timed(server.transcribe(request)))
+                    for kind, took in zip(("speakers", "plain"), both, strict=True):
+                        times.setdefault(f"{priority} {kind}", []).append(took)
+            wall = {kind: statistics.median(values) for kind, values in times.items()}
+            row = {"conversation": name, "plain_alone_s": round(wall["alone"], 2)}
+            for kind, took in wall.items():
+                if kind != "alone":
+                    row[kind.replace(" ", "_") + "_s"] = round(took, 2)
+            print(json.dumps(row))
+            rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -428,6 +474,9 @@ def main() -> None:
     parser.add_argument("--default-only", action="store_true", help="only the default pipeline's quality")
     parser.add_argument("--no-cost", action="store_true", help="no cost rounds (the server's path)")
     parser.add_argument("--no-long", action="store_true", help="without the long conversation")
+    parser.add_argument(
+        "--no-crowded", action="store_true", help="no rounds of two clients at once (the diarizer's priority)"
+    )
     args = parser.parse_args()
     lines = [ln.strip() for ln in TEXT.read_text(encoding="utf-8").splitlines()]
     sentences = [ln for ln in lines if ln and not ln.startswith("#")]
@@ -452,8 +501,11 @@ def main() -> None:
         named += real_known_speakers(engine, recordings)
     run_cost = short and not args.no_cost
     costs = asyncio.run(cost(short, args.cache_dir, args.repeat, args.model)) if run_cost else []
+    run_crowded = run_cost and not args.no_crowded
+    together = asyncio.run(crowded(short, args.cache_dir, args.repeat, args.model)) if run_crowded else []
     if args.json:
-        args.json.write_text(json.dumps({"quality": rows, "known": named, "cost": costs}, indent=2))
+        out = {"quality": rows, "known": named, "cost": costs, "crowded": together}
+        args.json.write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
