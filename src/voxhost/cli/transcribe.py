@@ -167,7 +167,8 @@ def run_local(job: TranscribeJob, settings: Settings, console: Console) -> int:
                 if diarizer is None:
                     result = asyncio.run(transcript)
                 else:
-                    result = asyncio.run(speakers.beside(transcript, diarizer, audio, who))
+                    nice = type(diarizer).nice(config)
+                    result = asyncio.run(speakers.beside(transcript, diarizer, audio, who, nice))
                 del audio  # not held while the next file is read and decoded
                 progress.refresh()  # the finished bar is drawn at least once, however fast the file was
             finally:

@@ -35,6 +35,7 @@ from voxhost.engines.base import DiarizeEngine
 from voxhost.errors import BadAudio, BadRequest, ModelNotFound
 from voxhost.manager import longform
 from voxhost.manager.cancel import Gone, unless_gone
+from voxhost.manager.priority import in_lower_thread
 from voxhost.manager.registry import parse_entry
 from voxhost.manager.requests import TranscribeRequest
 from voxhost.results import Segment, Transcription, TranscriptUpdate
@@ -248,12 +249,17 @@ def load_diarizer(settings: Settings, config: EngineConfig) -> DiarizeEngine:
 
 
 async def beside(
-    transcript: Awaitable[Transcription], diarizer: DiarizeEngine, audio: np.ndarray, options: DiarizeOptions
+    transcript: Awaitable[Transcription],
+    diarizer: DiarizeEngine,
+    audio: np.ndarray,
+    options: DiarizeOptions,
+    nice: int = 0,
 ) -> DiarizedTranscription:
-    """A transcription made in this process (with word timestamps) and, in another thread beside it,
-    who speaks when; the transcript split into speaker segments."""
+    """A transcription made in this process (with word timestamps) and, in another thread beside it
+    (`nice` lower in priority: the diarizer's `Engine.nice`), who speaks when; the transcript split into
+    speaker segments."""
     transcription, diarization = await asyncio.gather(
-        transcript, asyncio.to_thread(diarizer.diarize, audio, options)
+        transcript, in_lower_thread(nice, lambda: diarizer.diarize(audio, options))
     )
     return DiarizedTranscription(transcription, diarization, attribute(transcription, diarization))
 

@@ -8,7 +8,6 @@ rules are in `voxhost.manager.protocol`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -23,6 +22,7 @@ from voxhost.engines import EngineConfig, engine_class
 from voxhost.engines.base import Engine
 from voxhost.errors import BadRequest, to_wire
 from voxhost.manager import protocol
+from voxhost.manager.priority import lower_process
 from voxhost.manager.protocol import (
     Call,
     Cancel,
@@ -132,19 +132,6 @@ def _progress_bars_share_a_thread_lock() -> None:
     tqdm.set_lock(threading.RLock())
 
 
-def _lower_priority(nice: int) -> None:
-    """Take the engine kind's lower CPU priority (`Engine.nice`) before the model loads. On Linux a nice
-    value is a thread's: the threads started later (the model library's) inherit this one's, and those
-    already running (numpy's BLAS threads, started when it was imported) are lowered one by one."""
-    if not nice or not hasattr(os, "nice"):
-        return
-    priority = os.nice(nice)
-    with contextlib.suppress(OSError):  # no /proc/self/task: the nice value is the whole process's
-        for task in os.listdir("/proc/self/task"):
-            with contextlib.suppress(OSError):  # a thread that has ended since
-                os.setpriority(os.PRIO_PROCESS, int(task), priority)
-
-
 def worker_main(
     conn: Connection, spec: ModelSpec, config: EngineConfig, parallel: int, log_level: str
 ) -> None:
@@ -162,7 +149,7 @@ def worker_main(
     _progress_bars_share_a_thread_lock()
     started = time.perf_counter()
     try:
-        _lower_priority(engine_class(spec.engine).nice(config))  # before the library starts threads
+        lower_process(engine_class(spec.engine).nice(config))  # before the model's library starts threads
         engine = spec.load(config)
         info = engine.describe()
     except BaseException as exc:

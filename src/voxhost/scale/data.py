@@ -46,6 +46,7 @@ class Transcriber:
         self.options = options
         self.settings = settings
         self.diarizer = speakers.load_diarizer(settings, config) if diarize else None
+        self.nice = type(self.diarizer).nice(config) if self.diarizer else 0
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         # Plain string and number columns (one per output file), so that Arrow needs no nested types.
@@ -72,7 +73,8 @@ class Transcriber:
         assert self.diarizer is not None
         options = DiarizeOptions(threshold=self.settings.diarization_threshold)
         updates = longform.in_process_updates(self.engine, audio, self.options, self.settings, concurrency=1)
-        return asyncio.run(speakers.beside(longform.collect(updates), self.diarizer, audio, options))
+        transcript = longform.collect(updates)
+        return asyncio.run(speakers.beside(transcript, self.diarizer, audio, options, self.nice))
 
 
 def run_on_ray(

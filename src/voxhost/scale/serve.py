@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -30,6 +31,7 @@ from voxhost.engines import EngineConfig
 from voxhost.engines.base import Engine, ModelInfo, TaskKind
 from voxhost.errors import ModelLoadError, QueueFull, WorkerCrashed, WorkerTimeout, from_wire, to_wire
 from voxhost.manager.layout import Layout, engine_config, plan_layout
+from voxhost.manager.priority import in_lower_thread
 from voxhost.manager.protocol import Kind
 from voxhost.manager.registry import ModelRegistry, ModelSpec
 from voxhost.manager.worker import engine_call
@@ -121,7 +123,9 @@ class EngineReplica:
         try:
             spec, engine = await self._engine()
             started = time.monotonic()
-            result = await asyncio.to_thread(engine_call, engine, spec, method, kwargs)
+            # the diarizer at its lower priority (`Engine.nice`), in a thread of its own
+            work = functools.partial(engine_call, engine, spec, method, kwargs)
+            result = await in_lower_thread(type(engine).nice(self.config), work)
             return Kind.RESULT, (result, (started, time.monotonic()))
         except BaseException as exc:
             return Kind.ERROR, to_wire(exc)

@@ -1,0 +1,51 @@
+"""CPU priority: a model whose work runs beside another's on the same request (the diarizer, beside the
+decode of a diarized request) takes a lower one (`Engine.nice`, `--diarization-nice`), so that the
+other keeps the cores it is using (docs/benchmarks.md, "The diarizer at a lower priority").
+
+On Linux a nice value is a thread's: threads inherit their creator's, and one thread can be lowered
+without the rest of its process. Elsewhere it is the whole process's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def lower_process(nice: int) -> None:
+    """Lower this process's priority by `nice` (a worker, before its model loads): this thread, the
+    threads started later (the model library's) inherit it, and those already running (numpy's BLAS
+    threads, started when it was imported) are lowered one by one."""
+    if not nice or not hasattr(os, "nice"):
+        return
+    priority = os.nice(nice)
+    with contextlib.suppress(OSError):  # no /proc/self/task: the nice value is the whole process's
+        for task in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):  # a thread that has ended since
+                os.setpriority(os.PRIO_PROCESS, int(task), priority)
+
+
+def _lower_this_thread(nice: int) -> None:
+    me = threading.get_native_id()
+    os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + nice))
+
+
+async def in_lower_thread(nice: int, work: Callable[[], T]) -> T:
+    """`work()` in a thread of its own at a priority `nice` lower, in this process (the in-process
+    commands' diarization, beside their decode). A thread of its own: a lowered thread cannot be raised
+    again without privileges, so it is never one that other work reuses. Where one thread cannot be
+    lowered alone (not Linux), an ordinary thread at this process's priority."""
+    if not nice or sys.platform != "linux":
+        return await asyncio.to_thread(work)
+    executor = ThreadPoolExecutor(1, "lower", initializer=_lower_this_thread, initargs=(nice,))
+    try:
+        return await asyncio.get_running_loop().run_in_executor(executor, work)
+    finally:
+        executor.shutdown(wait=False)
