@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlparse
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -37,7 +38,8 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP API (0 picks a free one).")
     wyoming: bool = Field(True, description="Also serve the Wyoming protocol (Home Assistant).")
     wyoming_uri: str = Field(
-        "tcp://127.0.0.1:10300", description="Where Wyoming listens: tcp://HOST:PORT or unix://PATH."
+        "tcp://127.0.0.1:10300",
+        description="Where Wyoming listens: tcp://HOST:PORT (port 0 picks a free one) or unix://PATH.",
     )
     zeroconf: str | None = Field(
         None,
@@ -401,6 +403,12 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
+    @field_validator("wyoming_uri")
+    @classmethod
+    def _wyoming_uri(cls, value: str) -> str:
+        wyoming_address(value)  # refused here, with the flag's name, not when the server starts
+        return value
+
     @field_validator("models")
     @classmethod
     def _models_not_empty(cls, value: list[str]) -> list[str]:
@@ -465,6 +473,21 @@ def _shown(value: object) -> str:
     if isinstance(value, list):
         return "`" + ",".join(map(str, value)) + "`"
     return f"`{value}`"
+
+
+def wyoming_address(uri: str) -> tuple[str, int] | str:
+    """Where a `--wyoming-uri` listens: (host, port) for tcp://HOST:PORT (port 0: a free one), the path
+    for unix://PATH."""
+    parsed = urlparse(uri)
+    try:
+        port = parsed.port
+    except ValueError:  # not a number, or beyond 65535
+        port = None
+    if parsed.scheme == "tcp" and parsed.hostname and port is not None:
+        return parsed.hostname, port
+    if parsed.scheme == "unix" and parsed.path and not parsed.netloc:
+        return parsed.path
+    raise ValueError(f"Wyoming URI must be tcp://HOST:PORT or unix://PATH, not {uri!r}")
 
 
 def reference_markdown() -> str:

@@ -27,11 +27,11 @@ from wyoming.tts import (
 )
 
 from conftest import Recording, ServerFactory, ServerProcess, Speech, assert_transcript, start_server
-from voxhost.api.wyoming import info_event
+from voxhost.api.wyoming import WyomingServer, info_event
 from voxhost.audio.decode import float_to_pcm16
 from voxhost.harness.wer import missing_sentences, words
 from voxhost.manager import ModelManager
-from voxhost.settings import Settings
+from voxhost.settings import Settings, wyoming_address
 from wyoming_helpers import TIMEOUT, events_until, pcm_of, transcribe
 
 
@@ -354,3 +354,27 @@ def test_a_long_recording_streams_its_transcript_as_it_is_decoded(
     text = Transcript.from_event(events[-1]).text
     assert words(" ".join(chunks)) == words(text)
     assert missing_sentences(text, long_talk.sentences) == []
+
+
+def test_port_0_listens_on_a_free_port_and_says_which(cache_dir: Path) -> None:
+    """`--wyoming-uri tcp://127.0.0.1:0`, as `--port 0` for HTTP: a free port, in the log and the URI."""
+
+    async def main() -> None:
+        settings = Settings(models=["tiny.en"], cache_dir=cache_dir, wyoming_uri="tcp://127.0.0.1:0")
+        async with ModelManager(settings) as manager:
+            server = WyomingServer(manager, settings)
+            await server.start()
+            try:
+                address = wyoming_address(server.uri)
+                assert isinstance(address, tuple)
+                assert address[0] == "127.0.0.1"
+                assert address[1] != 0
+                async with AsyncClient.from_uri(server.uri) as client:
+                    await client.write_event(Describe().event())
+                    answer = await asyncio.wait_for(client.read_event(), TIMEOUT)
+                    assert answer is not None
+                    assert Info.is_type(answer.type)
+            finally:
+                await server.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 2 * TIMEOUT))

@@ -665,6 +665,8 @@ def other_value(field: str, tmp_path: Path) -> tuple[list[str], Any]:
     if kind is Path:
         return [flag, str(tmp_path / field)], tmp_path / field
     assert kind is str, f"{field}: no test value for {kind}"
+    if field == "wyoming_uri":  # one its validator takes
+        return [flag, f"unix://{tmp_path}/wyoming.sock"], f"unix://{tmp_path}/wyoming.sock"
     return [flag, f"x-{field}"], f"x-{field}"
 
 
@@ -732,6 +734,12 @@ def test_serve_flags_left_out_leave_the_environment_in_force(
         (["--port", "70000"], "Invalid value for '--port': Input should be less than or equal to 65535"),
         (["--beam-size", "0"], "Invalid value for '--beam-size': Input should be greater than or equal to 1"),
         (["--port", "http"], "Invalid value for '--port'"),
+        (
+            ["--wyoming-uri", "localhost:10300"],
+            "Invalid value for '--wyoming-uri': Value error, Wyoming URI must be tcp://HOST:PORT or "
+            "unix://PATH, not 'localhost:10300'",
+        ),
+        (["--wyoming-uri", "tcp://127.0.0.1:99999"], "Invalid value for '--wyoming-uri'"),
     ],
 )
 def test_a_bad_serve_flag_is_a_usage_error(served: list[Settings], args: list[str], message: str) -> None:

@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
@@ -55,7 +54,7 @@ from voxhost.manager.endpoint import Endpointer, answer_of
 from voxhost.manager.limits import PcmIntake
 from voxhost.manager.requests import ModelCard, SpeakRequest, TranscribeRequest, Voice
 from voxhost.results import TranscribeOptions, Transcription, TranscriptUpdate
-from voxhost.settings import Settings
+from voxhost.settings import Settings, wyoming_address
 
 log = logging.getLogger("voxhost.wyoming")
 GONE_POLL = 0.1  # seconds between checks that a waiting client is still connected
@@ -436,13 +435,13 @@ class WyomingServer:
         self._announcement = Announcement(settings) if settings.zeroconf is not None else None
 
     async def start(self) -> None:
-        parsed = urlparse(self.uri)
-        if parsed.scheme == "tcp" and parsed.hostname and parsed.port:
-            self._server = await asyncio.start_server(self._accept, parsed.hostname, parsed.port)
-        elif parsed.scheme == "unix" and parsed.path:
-            self._server = await asyncio.start_unix_server(self._accept, parsed.path)
+        address = wyoming_address(self.uri)
+        if isinstance(address, tuple):
+            self._server = await asyncio.start_server(self._accept, *address)
+            host, port = address[0], self._server.sockets[0].getsockname()[1]  # port 0: the one picked
+            self.uri = f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
         else:
-            raise ValueError(f"Wyoming URI must be tcp://HOST:PORT or unix://PATH, not {self.uri!r}")
+            self._server = await asyncio.start_unix_server(self._accept, address)
         log.info("Wyoming listening on %s", self.uri)
         if self._announcement is not None:
             await self._announcement.start(self._server.sockets)
