@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from voxhost.manager.priority import in_lower_thread
+from voxhost.manager.priority import in_lower_thread, lower_process
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
 
@@ -43,3 +43,19 @@ def test_work_runs_in_a_lowered_thread_of_its_own_and_leaves_every_other_thread_
         assert asyncio.run(in_lower_thread(5, _priority)) == lower
     # control: nice 0 is the caller's own priority
     assert asyncio.run(in_lower_thread(0, _priority)) == ours != lower
+
+
+def test_a_sandbox_that_forbids_lowering_still_gets_the_work_done(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def forbidden(*args: object) -> int:
+        raise PermissionError(1, "Operation not permitted")
+
+    ours = _priority()
+    monkeypatch.setattr(os, "nice", forbidden)
+    monkeypatch.setattr(os, "setpriority", forbidden)
+    lower_process(5)  # a worker about to load its model: goes on
+    assert asyncio.run(in_lower_thread(5, _priority)) == ours
+    assert _priority() == ours
+    warnings = [r.getMessage() for r in caplog.records if "could not lower" in r.getMessage()]
+    assert len(warnings) == 2, warnings

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -17,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("voxhost.priority")
 
 
 def lower_process(nice: int) -> None:
@@ -25,7 +27,11 @@ def lower_process(nice: int) -> None:
     threads, started when it was imported) are lowered one by one."""
     if not nice or not hasattr(os, "nice"):
         return
-    priority = os.nice(nice)
+    try:
+        priority = os.nice(nice)
+    except OSError as exc:  # a sandbox that forbids it: the model still serves, at the usual priority
+        log.warning("could not lower this worker's CPU priority by %d: %s", nice, exc)
+        return
     with contextlib.suppress(OSError):  # no /proc/self/task: the nice value is the whole process's
         for task in os.listdir("/proc/self/task"):
             with contextlib.suppress(OSError):  # a thread that has ended since
@@ -34,7 +40,10 @@ def lower_process(nice: int) -> None:
 
 def _lower_this_thread(nice: int) -> None:
     me = threading.get_native_id()
-    os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + nice))
+    try:
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + nice))
+    except OSError as exc:  # a sandbox that forbids it: the work still runs, at the usual priority
+        log.warning("could not lower a diarization thread's CPU priority by %d: %s", nice, exc)
 
 
 async def in_lower_thread(nice: int, work: Callable[[], T]) -> T:
