@@ -30,12 +30,12 @@ from voxhost.diarization import (
     attribute,
     attribute_segments,
 )
-from voxhost.engines import EngineConfig
+from voxhost.engines import EngineConfig, engine_class
 from voxhost.engines.base import DiarizeEngine
 from voxhost.errors import BadAudio, BadRequest, ModelNotFound
 from voxhost.manager import longform
 from voxhost.manager.cancel import Gone, unless_gone
-from voxhost.manager.priority import in_lower_thread
+from voxhost.manager.priority import in_lower_thread, load_lower
 from voxhost.manager.registry import parse_entry
 from voxhost.manager.requests import TranscribeRequest
 from voxhost.results import Segment, Transcription, TranscriptUpdate
@@ -238,11 +238,12 @@ async def _settled(
 
 # --- in this process: `voxhost transcribe --diarize`, Ray Data's actors --------------------------------
 def load_diarizer(settings: Settings, config: EngineConfig) -> DiarizeEngine:
-    """The diarization model (`--diarization-model`) loaded in this process."""
+    """The diarization model (`--diarization-model`) loaded in this process, in a thread at its lower
+    priority (`Engine.nice`: the threads its library starts keep it)."""
     if not settings.diarization_model:
         raise BadRequest("--diarize needs a diarization model (--diarization-model)")
     spec = parse_entry(settings.diarization_model)
-    engine = spec.load(config)
+    engine = load_lower(engine_class(spec.engine).nice(config), lambda: spec.load(config))
     if not isinstance(engine, DiarizeEngine):
         raise BadRequest(f"{spec.id} is not a speaker-diarization model")
     return engine

@@ -27,7 +27,7 @@ import time
 from collections.abc import AsyncGenerator, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from voxhost.engines import EngineConfig
+from voxhost.engines import EngineConfig, engine_class
 from voxhost.engines.base import Engine, ModelInfo, TaskKind
 from voxhost.errors import ModelLoadError, QueueFull, WorkerCrashed, WorkerTimeout, from_wire, to_wire
 from voxhost.manager.layout import Layout, engine_config, plan_layout
@@ -110,7 +110,9 @@ class EngineReplica:
     async def load_engine(self, model_id: str, task: TaskKind | None = None) -> Engine:
         spec = self.registry.get(model_id, task or self.task)
         log.info("loading %s in Ray Serve replica (pid %d)", spec.id, os.getpid())
-        return await asyncio.to_thread(lambda: spec.load(self.config))
+        # at the engine's lower priority (`Engine.nice`): the threads its library starts keep it
+        nice = engine_class(spec.engine).nice(self.config)
+        return await in_lower_thread(nice, lambda: spec.load(self.config))
 
     async def describe(self) -> tuple[str, Any]:
         try:
