@@ -450,7 +450,7 @@ class DiarizeEngine(Engine):
         lockstep (each step waits for the slowest), so a diarization thread that takes a core from one of
         them stalls them all. Niced, the diarization runs in the cores the decode leaves idle, and still
         gets a quarter of a core against each busy thread of another model when the machine is full
-        (docs/benchmarks.md, "What speakers cost a request")."""
+        (docs/benchmarks.md, "The diarizer at a lower priority")."""
         return config.diarization_nice
 
     @abstractmethod
