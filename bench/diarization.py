@@ -52,12 +52,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import statistics
 import time
 import tracemalloc
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -352,22 +353,35 @@ def quality(
     return rows
 
 
+@contextlib.asynccontextmanager
+async def two_servers(cache: Path, model: str) -> AsyncIterator[tuple[ModelManager, ModelManager]]:
+    """The server as configured by default, and a second whose diarizer runs at the server's own priority
+    (`--diarization-nice 0`): what the default's lower priority saves, measured in the same rounds (the
+    other's workers idle meanwhile). Both diarizers loaded."""
+    settings = Settings(models=[model], cache_dir=cache, preload=True, diarization_segmentation="on")
+    level = settings.model_copy(update={"diarization_nice": 0})
+    async with ModelManager(settings) as lower, ModelManager(level) as same:
+        for server in (lower, same):
+            await server.load("speakers")
+        yield lower, same
+
+
+async def warmed(servers: tuple[ModelManager, ...], talk: Conversation) -> TranscribeRequest:
+    """The plain request of a conversation, once through every worker of both servers."""
+    request = TranscribeRequest(talk.audio, TranscribeOptions(language="en"))
+    for server in servers:
+        await server.transcribe(request)
+        await speakers.transcribe_diarized(server, request, DiarizeOptions())
+    return request
+
+
 async def cost(
     talks: dict[str, Conversation], cache: Path, repeat: int, model: str = "tiny.en"
 ) -> list[dict[str, Any]]:
-    settings = Settings(models=[model], cache_dir=cache, preload=True, diarization_segmentation="on")
     rows = []
-    # a second server whose diarizer runs at the server's own priority (`--diarization-nice 0`): what
-    # the default's lower priority saves, measured in the same rounds (its workers idle meanwhile)
-    level = settings.model_copy(update={"diarization_nice": 0})
-    async with ModelManager(settings) as manager, ModelManager(level) as same_priority:
-        await manager.load("speakers")
-        await same_priority.load("speakers")
+    async with two_servers(cache, model) as (manager, same_priority):
         for name, talk in talks.items():
-            request = TranscribeRequest(talk.audio, TranscribeOptions(language="en"))
-            for server in (manager, same_priority):  # warm every worker
-                await server.transcribe(request)
-                await speakers.transcribe_diarized(server, request, DiarizeOptions())
+            request = await warmed((manager, same_priority), talk)
             # plain, with speakers by 1.5 s windows (no segmentation), with segmentation, the same with
             # the diarizer at the server's priority, and the diarization alone (segmentation); wall time
             # and the CPU time of the worker processes
@@ -421,18 +435,11 @@ async def crowded(
     """Two clients at once: a plain request and one with speakers of the same file, started together,
     with the diarizer at the default lower priority and at the server's own (`--diarization-nice 0`),
     taking turns; each request's wall time (medians), against the plain request alone."""
-    settings = Settings(models=[model], cache_dir=cache, preload=True, diarization_segmentation="on")
-    level = settings.model_copy(update={"diarization_nice": 0})
     rows = []
-    async with ModelManager(settings) as lower, ModelManager(level) as same:
+    async with two_servers(cache, model) as (lower, same):
         servers = {"lower": lower, "same": same}
-        for server in servers.values():
-            await server.load("speakers")
         for name, talk in talks.items():
-            request = TranscribeRequest(talk.audio, TranscribeOptions(language="en"))
-            for server in servers.values():  # warm every worker
-                await server.transcribe(request)
-                await speakers.transcribe_diarized(server, request, DiarizeOptions())
+            request = await warmed((lower, same), talk)
             times: dict[str, list[float]] = {"alone": []}
 
             async def timed(work: Awaitable[Any]) -> float:
