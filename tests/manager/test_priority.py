@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from voxhost.manager.priority import in_lower_thread, load_lower, lower_process
+from voxhost.manager.priority import in_lower_thread, lower_process, run_lower
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
 
@@ -43,12 +43,12 @@ def test_work_runs_in_a_lowered_thread_of_its_own_and_leaves_every_other_thread_
     for _ in range(3):  # never a pool thread another call reuses, lowered again
         assert asyncio.run(in_lower_thread(5, _priority)) == lower
     # a model loaded in this process: the threads its library starts there (onnxruntime's) lowered too
-    thread, priority, child = load_lower(5, _seen)
+    thread, priority, child = run_lower(5, _seen)
     assert thread != threading.get_native_id()
     assert (priority, child, _priority()) == (lower, lower, ours)
     # control: nice 0 is the caller's own priority
     assert asyncio.run(in_lower_thread(0, _priority)) == ours != lower
-    assert load_lower(0, _priority) == ours
+    assert run_lower(0, _priority) == ours
 
 
 def test_a_sandbox_that_forbids_lowering_still_gets_the_work_done(
@@ -62,7 +62,7 @@ def test_a_sandbox_that_forbids_lowering_still_gets_the_work_done(
     monkeypatch.setattr(os, "setpriority", forbidden)
     lower_process(5)  # a worker about to load its model: goes on
     assert asyncio.run(in_lower_thread(5, _priority)) == ours
-    assert load_lower(5, _priority) == ours
+    assert run_lower(5, _priority) == ours
     assert _priority() == ours
     warnings = [r.getMessage() for r in caplog.records if "could not lower" in r.getMessage()]
     assert len(warnings) == 3, warnings

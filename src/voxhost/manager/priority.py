@@ -46,28 +46,19 @@ def _lower_this_thread(nice: int) -> None:
         log.warning("could not lower a diarization thread's CPU priority by %d: %s", nice, exc)
 
 
-def _lowered() -> bool:
-    return sys.platform == "linux"  # where one thread can be lowered alone
+def run_lower(nice: int, work: Callable[[], T]) -> T:
+    """`work()` in a thread of its own at a priority `nice` lower, waited for (a model's loading or a
+    diarization, in this process): the threads it starts there (onnxruntime's pool, the segmentation's
+    look-ahead) inherit the lower priority. A thread of its own: a lowered thread cannot be raised again
+    without privileges, so it is never one that other work reuses. Where one thread cannot be lowered
+    alone (not Linux), `work()` as it is, at this process's priority."""
+    if not nice or sys.platform != "linux":
+        return work()
+    with ThreadPoolExecutor(1, "lower", initializer=_lower_this_thread, initargs=(nice,)) as executor:
+        return executor.submit(work).result()
 
 
 async def in_lower_thread(nice: int, work: Callable[[], T]) -> T:
-    """`work()` in a thread of its own at a priority `nice` lower, in this process (the in-process
-    commands' diarization, beside their decode). A thread of its own: a lowered thread cannot be raised
-    again without privileges, so it is never one that other work reuses. Where one thread cannot be
-    lowered alone (not Linux), an ordinary thread at this process's priority."""
-    if not nice or not _lowered():
-        return await asyncio.to_thread(work)
-    executor = ThreadPoolExecutor(1, "lower", initializer=_lower_this_thread, initargs=(nice,))
-    try:
-        return await asyncio.get_running_loop().run_in_executor(executor, work)
-    finally:
-        executor.shutdown(wait=False)
-
-
-def load_lower(nice: int, load: Callable[[], T]) -> T:
-    """`load()` (a model's, in this process) in a lowered thread of its own, waited for: the threads the
-    model's library starts there (onnxruntime's pool) inherit the lower priority."""
-    if not nice or not _lowered():
-        return load()
-    with ThreadPoolExecutor(1, "lower", initializer=_lower_this_thread, initargs=(nice,)) as executor:
-        return executor.submit(load).result()
+    """`run_lower(nice, work)` off the event loop (the in-process commands' diarization, beside their
+    decode)."""
+    return await asyncio.to_thread(run_lower, nice, work)

@@ -35,7 +35,7 @@ from voxhost.engines.base import DiarizeEngine
 from voxhost.errors import BadAudio, BadRequest, ModelNotFound
 from voxhost.manager import longform
 from voxhost.manager.cancel import Gone, unless_gone
-from voxhost.manager.priority import in_lower_thread, load_lower
+from voxhost.manager.priority import in_lower_thread, run_lower
 from voxhost.manager.registry import parse_entry
 from voxhost.manager.requests import TranscribeRequest
 from voxhost.results import Segment, Transcription, TranscriptUpdate
@@ -243,7 +243,7 @@ def load_diarizer(settings: Settings, config: EngineConfig) -> DiarizeEngine:
     if not settings.diarization_model:
         raise BadRequest("--diarize needs a diarization model (--diarization-model)")
     spec = parse_entry(settings.diarization_model)
-    engine = load_lower(engine_class(spec.engine).nice(config), lambda: spec.load(config))
+    engine = run_lower(engine_class(spec.engine).nice(config), lambda: spec.load(config))
     if not isinstance(engine, DiarizeEngine):
         raise BadRequest(f"{spec.id} is not a speaker-diarization model")
     return engine
