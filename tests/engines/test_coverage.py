@@ -11,6 +11,7 @@ back); and recordings cut at many lengths, each ending with a known sentence, on
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from voxhost.engines.faster_whisper import FasterWhisperEngine
 from voxhost.harness.wer import missing_sentences
 from voxhost.manager import longform
 from voxhost.manager.registry import parse_entry
-from voxhost.results import TranscribeOptions, Transcription
+from voxhost.results import Segment, TranscribeOptions, Transcription, Word
 from voxhost.settings import Settings
 
 RATE = 16000
@@ -39,6 +40,49 @@ def test_uncovered_finds_speech_no_word_reaches() -> None:
     assert chunks.uncovered([(0.0, 6.5)], [(0.4, 6.0)], pad=0.3, minimum=1.0) == []
     # a gap between words inside a region counts too
     assert chunks.uncovered([(0.0, 10.0)], [(0.0, 3.0), (8.0, 10.0)], pad=0.3, minimum=1.0) == [(3.3, 7.7)]
+
+
+def test_a_stretched_alignment_is_no_coverage() -> None:
+    """An alignment of text cut short (the words of "... except a small" when Whisper stopped before
+    "hole dug in the ground"): its next-to-last word stretched over the speech never decoded, its last
+    given no time. Such words account for what a slow speaker takes to say them; the words of a segment
+    decoded whole (the control) cover their segment as its own timestamps do."""
+
+    def segment(*words: tuple[str, float, float]) -> Segment:
+        found = [Word(text, start, end, 0.9) for text, start, end in words]
+        text = "".join(w.word for w in found)
+        return Segment(0, 0, found[0].start, found[-1].end, text, [], 0.0, -0.2, 1.0, 0.01, found)
+
+    speech = [(22.0, 31.0)]
+    cut = segment(
+        (" no", 26.4, 26.6),
+        (" cellar,", 26.6, 26.9),
+        (" except", 27.4, 27.6),
+        (" a", 27.6, 30.0),
+        (" small", 30.0, 30.0),
+    )
+    spans = whisper_coverage._spans(cut)
+    assert spans[-1] == (27.6, pytest.approx(28.3))  # "a": half a second and a letter's time
+    assert chunks.uncovered(speech, spans, pad=0.3, minimum=0.5)[-1] == (pytest.approx(28.6), 31.0)
+    assert (
+        chunks.uncovered(speech, [(cut.start, cut.end)], pad=0.3, minimum=0.5)[-1][0] > 30
+    )  # by the segment's end
+    whole = segment(
+        (" except", 27.4, 27.6),
+        (" a", 27.6, 27.7),
+        (" small", 27.7, 28.0),
+        (" hole", 28.0, 28.3),
+        (" dug", 28.3, 28.5),
+        (" in", 28.5, 28.6),
+        (" the", 28.6, 28.7),
+        (" ground.", 28.7, 30.8),
+    )
+    assert chunks.uncovered([(27.4, 30.8)], whisper_coverage._spans(whole), pad=0.3, minimum=0.5) == []
+    # a drawn-out long word reaches at most two seconds
+    assert whisper_coverage._spans(segment((" extraordinarily", 1.0, 5.0))) == [(1.0, 3.0)]
+    # a segment without words (no word timestamps asked) covers what its timestamps say
+    bare = dataclasses.replace(cut, words=None)
+    assert whisper_coverage._spans(bare) == [(26.4, 30.0)]
 
 
 def test_a_packed_time_maps_back_and_forth() -> None:

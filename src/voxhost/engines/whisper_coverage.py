@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,12 @@ COVER_PAD = 0.3
 MIN_UNCOVERED = 1.0
 GAP_SECONDS = 0.5
 MIN_SPEECH = 0.25
-MAX_WORD_SECONDS = 2.0  # a word reaches no further than this: a stretched last word is no coverage
+# A word reaches no further than a slow speaker takes to say it: `WORD_SECONDS` plus
+# `LETTER_SECONDS` a letter, at most `MAX_WORD_SECONDS` (an alignment of text cut short stretches the
+# window's last words over speech that was never decoded, and leaves the last of them no time at all).
+WORD_SECONDS = 0.5
+LETTER_SECONDS = 0.2
+MAX_WORD_SECONDS = 2.0
 RECOVERIES = 4  # decodes again, at most, of one call's sequential audio or one batched window
 
 log = logging.getLogger("voxhost.engines.faster_whisper")
@@ -65,7 +70,7 @@ class WhisperCoverage:
         duration = len(audio) / SAMPLE_RATE
         tried: set[float] = set()
         while len(tried) < RECOVERIES:
-            spans = [(seg.start, seg.end) for seg, _ in decoded]
+            spans = [span for seg, _ in decoded for span in _spans(seg)]
             gaps = uncovered([(0.0, duration)], spans, pad=COVER_PAD, minimum=GAP_SECONDS)
             found = (
                 (speech[0], hi) for lo, hi in gaps for speech in self._speech(audio, lo, hi, options.vad)
@@ -141,7 +146,7 @@ class WhisperCoverage:
             window_end = timeline.to_packed(regions[-1][1]) if regions else 0
             done = -1.0
             for _ in range(RECOVERIES):
-                covered = [_reach(w) for piece in pieces[index] for w in piece.words]
+                covered = _covered(w for piece in pieces[index] for w in piece.words)
                 gaps = uncovered(regions, covered, pad=COVER_PAD, minimum=MIN_UNCOVERED)
                 lo = next((start for start, _ in gaps if start > done), None)
                 if lo is None:
@@ -162,6 +167,21 @@ class WhisperCoverage:
 
 
 def _reach(word: Word) -> tuple[float, float]:
-    """The time a decoded word accounts for: at most `MAX_WORD_SECONDS` (an alignment can stretch a
-    window's last word over speech that was never decoded)."""
-    return word.start, min(word.end, word.start + MAX_WORD_SECONDS)
+    """The time a decoded word accounts for: what a slow speaker takes to say it at most (an alignment
+    can stretch a window's last words over speech that was never decoded). A word given no time at all
+    accounts for none (such a word ends an alignment that ran out of text; said anywhere else, the words
+    beside it reach its time)."""
+    letters = sum(char.isalnum() for char in word.word)
+    longest = min(MAX_WORD_SECONDS, WORD_SECONDS + LETTER_SECONDS * letters)
+    return word.start, word.start if word.end <= word.start else min(word.end, word.start + longest)
+
+
+def _covered(words: Iterable[Word]) -> list[tuple[float, float]]:
+    """The times decoded words account for (`_reach`), less the words given none."""
+    return [span for span in map(_reach, words) if span[1] > span[0]]
+
+
+def _spans(segment: Segment) -> list[tuple[float, float]]:
+    """The time a decoded segment accounts for: its words' where it has words, else its own (Whisper's
+    timestamp tokens, which no alignment stretches)."""
+    return _covered(segment.words) if segment.words else [(segment.start, segment.end)]
