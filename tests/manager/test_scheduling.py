@@ -7,6 +7,7 @@ is made deterministic by stopping it (SIGSTOP) while its request is in flight.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -25,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from conftest import (
+    LONG_TEXT,
     BackgroundRequest,
     ServerFactory,
     ServerProcess,
@@ -39,11 +41,12 @@ from conftest import (
 )
 from voxhost.audio import decode_audio
 from voxhost.cli import app
-from voxhost.errors import MemoryBudgetExceeded
+from voxhost.errors import MemoryBudgetExceeded, QueueTimeout
 from voxhost.manager import ModelManager, longform
 from voxhost.manager.layout import Layout, plan_layout
 from voxhost.manager.registry import parse_entry
-from voxhost.manager.requests import TranscribeRequest
+from voxhost.manager.requests import SpeakRequest, TranscribeRequest
+from voxhost.manager.requests import Speech as Speech_
 from voxhost.results import TranscribeOptions
 from voxhost.settings import Settings
 
@@ -658,3 +661,55 @@ def test_a_wyoming_client_that_hangs_up_while_queued_leaves_the_queue(
 
     asyncio.run(send_and_hang_up())
     _assert_dropped(one_slot_server, pid, first, before)
+
+
+# --- speech read ahead of slow clients -----------------------------------------------------------
+PIPER = "en_US-joe-medium"
+
+
+async def _spoken(speech: Speech_) -> list[np.ndarray]:
+    async with contextlib.aclosing(speech.chunks) as chunks:
+        return [chunk async for chunk in chunks]
+
+
+@pytest.mark.parametrize("budget_mb", [1024, 0.05], ids=["room", "no-room"])
+def test_a_client_that_reads_speech_slowly_does_not_hold_the_models_slot(
+    cache_dir: Path, budget_mb: float
+) -> None:
+    """One TTS slot; a client takes the first sentence of a long answer and reads no further. The rest
+    is synthesized ahead into the server's audio budget and the slot is free: the next client is
+    served. The control: with no room in the budget (less than a sentence), each sentence waits for the
+    slow client, the slot stays taken, and the next client gets 503 after the queue timeout. Either way
+    the slow client gets every sentence when it reads on, and the budget is given back."""
+    settings = Settings(
+        models=[PIPER], cache_dir=cache_dir, replicas=1, parallel=1, queue_timeout=2,
+        max_decoded_audio_mb=budget_mb,
+    )  # fmt: skip
+    room = budget_mb > 1
+
+    async def body(manager: ModelManager) -> None:
+        budget = manager.limits.audio_budget
+        whole = await _spoken(await manager.speak(SpeakRequest(LONG_TEXT, PIPER)))
+        assert len(whole) >= 5
+        slow = await manager.speak(SpeakRequest(LONG_TEXT, PIPER))
+        first = await anext(slow.chunks)
+        if room:
+            await _until(lambda: manager.status(PIPER)[0].in_flight == 0)
+            assert budget.held > 0  # what the slow client has not read yet
+            assert await _spoken(await manager.speak(SpeakRequest("Still here.", PIPER)))
+        else:
+            with pytest.raises(QueueTimeout):
+                await _spoken(await manager.speak(SpeakRequest("Still here.", PIPER)))
+            assert manager.status(PIPER)[0].in_flight == 1
+        rest = await _spoken(slow)
+        assert len([first, *rest]) == len(whole)
+        assert budget.held == 0
+        # a client that leaves part-way gives back the room its unread sentences held
+        leaving = await manager.speak(SpeakRequest(LONG_TEXT, PIPER))
+        await anext(leaving.chunks)
+        await _until(lambda: manager.status(PIPER)[0].in_flight == 0 or not room)
+        await leaving.aclose()
+        await _until(lambda: manager.status(PIPER)[0].in_flight == 0)
+        assert budget.held == 0
+
+    run_with_manager(settings, body)

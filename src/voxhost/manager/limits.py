@@ -199,6 +199,57 @@ class AudioBudget:
             self.held -= nbytes
             self._room.notify_all()
 
+    def try_take(self, nbytes: int) -> bool:
+        """Room for `nbytes` if there is some now (never waits)."""
+        with self._room:
+            if self.held and self.held + nbytes > self.limit:
+                return False
+            self.held += nbytes
+            return True
+
+    async def read_ahead(self, chunks: AsyncGenerator[np.ndarray, None]) -> AsyncGenerator[np.ndarray, None]:
+        """The chunks of a synthesis, taken from the model as fast as it makes them and held here for
+        a client that reads them more slowly: the model's slot is free once the synthesis is done, not
+        once the slowest client has read it. Held chunks take room in this budget; without room, a
+        chunk waits until the client has taken every chunk before it (one chunk at a time, as without
+        reading ahead). The synthesis ends with its client: closing this closes `chunks`."""
+        held: asyncio.Queue[tuple[np.ndarray, int] | BaseException | None] = asyncio.Queue()
+        taken = asyncio.Event()  # the client has taken every chunk held so far
+        taken.set()
+
+        async def produce() -> None:
+            try:
+                async with contextlib.aclosing(chunks):
+                    async for chunk in chunks:
+                        room = chunk.nbytes if self.try_take(chunk.nbytes) else 0
+                        if not room:
+                            await taken.wait()
+                        taken.clear()
+                        held.put_nowait((chunk, room))
+            except Exception as exc:  # the client gets it after the chunks made before it
+                held.put_nowait(exc)
+            else:
+                held.put_nowait(None)
+
+        producer = asyncio.create_task(produce())
+        try:
+            while (item := await held.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                chunk, room = item
+                if room:
+                    self.give(room)
+                if held.empty():
+                    taken.set()
+                yield chunk
+        finally:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+            while not held.empty():
+                if isinstance(left := held.get_nowait(), tuple) and left[1]:
+                    self.give(left[1])
+
 
 class HeldAudio:
     """One upload's decoded audio and the room it holds in the `AudioBudget`. Released once: a decode

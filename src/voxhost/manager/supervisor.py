@@ -571,6 +571,8 @@ class ModelManager:
             speed=request.speed,
             language=request.language,
         )
+        # read ahead of the client: a slow reader never holds the model's slot
+        chunks = self.limits.audio_budget.read_ahead(chunks)
         return Speech(entry.spec.id, voice, info.sample_rate, while_present(chunks, gone))
 
     async def voice(self, model: str | None, name: str | None) -> Voice:
