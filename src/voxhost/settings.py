@@ -285,8 +285,8 @@ class Settings(BaseSettings):
         gt=0,
         description="Decoded audio (float32, 16 kHz: 230 MB an hour) all uploads may hold at once, in "
         "MiB; an upload that does not fit waits for room (up to --queue-timeout), then gets 503. "
-        "Synthesized speech held for clients that read it more slowly than it is made counts too "
-        "(without room, a synthesis waits for its client).",
+        "Synthesized speech held for clients that read it more slowly than it is made counts too, up "
+        "to half the budget (past it, a synthesis waits for its client).",
     )
 
     # --- speaker diarization (issue 24) ---------------------------------------------------------

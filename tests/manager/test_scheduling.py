@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,8 +41,8 @@ from conftest import (
 )
 from voxhost.audio import decode_audio
 from voxhost.cli import app
-from voxhost.errors import MemoryBudgetExceeded, QueueTimeout
-from voxhost.manager import ModelManager, longform
+from voxhost.errors import MemoryBudgetExceeded, QueueTimeout, ServerBusy
+from voxhost.manager import ModelManager, limits, longform
 from voxhost.manager.layout import Layout, plan_layout
 from voxhost.manager.registry import parse_entry
 from voxhost.manager.requests import SpeakRequest, TranscribeRequest
@@ -715,3 +715,36 @@ def test_a_client_that_reads_speech_slowly_does_not_hold_the_models_slot(
         assert budget.held == 0
 
     run_with_manager(settings, body)
+
+
+@pytest.mark.parametrize("share", [limits.SPEECH_SHARE, 1.0], ids=["half", "all (control)"])
+def test_speech_read_ahead_leaves_uploads_the_rest_of_the_audio_budget(
+    share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Speech held for a client that stopped reading takes room only while the budget is less than
+    half full, so an upload always finds the other half. The control: were speech allowed the whole
+    budget, the upload would find none (503)."""
+    monkeypatch.setattr(limits, "SPEECH_SHARE", share)
+    budget = limits.AudioBudget(limit=1000, wait=0.01)
+    made: list[np.ndarray] = []
+
+    async def synthesis() -> AsyncGenerator[np.ndarray, None]:
+        for _ in range(10):
+            made.append(np.zeros(50, dtype=np.float32))  # 200 bytes a sentence
+            yield made[-1]
+
+    async def main() -> None:
+        speech = budget.read_ahead(synthesis())
+        await anext(speech)  # the client takes one sentence and reads no further
+        ahead = int(1000 * share) // 200  # sentences held for it, each taking room
+        await _until(lambda: len(made) == 1 + ahead + 1 and budget.held == 200 * ahead)
+        if share < 1:
+            budget.take(600)  # an upload's decoded audio
+            budget.give(600)
+        else:
+            with pytest.raises(ServerBusy):
+                budget.take(600)
+        assert len([chunk async for chunk in speech]) == 9
+        assert budget.held == 0
+
+    asyncio.run(main())

@@ -33,6 +33,9 @@ FORM_OVERHEAD = 64 * 1024  # room for a multipart form's text fields and part he
 JSON_BYTES_PER_CHAR = 12  # the most one character of text takes in JSON: a surrogate pair, \uXXXX\uXXXX
 JSON_OVERHEAD = 64 * 1024  # room for a JSON body's other fields
 BUDGET_WAIT = 120.0  # seconds an upload waits for room in the decoded-audio budget without --queue-timeout
+# Speech read ahead of slow clients takes room only while the budget is less full than this share of
+# it: uploads always find the rest, however many clients read speech slowly.
+SPEECH_SHARE = 0.5
 T = TypeVar("T")
 
 
@@ -199,10 +202,10 @@ class AudioBudget:
             self.held -= nbytes
             self._room.notify_all()
 
-    def try_take(self, nbytes: int) -> bool:
-        """Room for `nbytes` if there is some now (never waits)."""
+    def try_take(self, nbytes: int, share: float = 1.0) -> bool:
+        """Room for `nbytes` if there is some now within `share` of the budget (never waits)."""
         with self._room:
-            if self.held and self.held + nbytes > self.limit:
+            if self.held + nbytes > self.limit * share:
                 return False
             self.held += nbytes
             return True
@@ -210,22 +213,21 @@ class AudioBudget:
     async def read_ahead(self, chunks: AsyncGenerator[np.ndarray, None]) -> AsyncGenerator[np.ndarray, None]:
         """The chunks of a synthesis, taken from the model as fast as it makes them and held here for
         a client that reads them more slowly: the model's slot is free once the synthesis is done, not
-        once the slowest client has read it. Held chunks take room in this budget; without room, a
-        chunk waits until the client has taken every chunk before it (one chunk at a time, as without
-        reading ahead). The synthesis ends with its client: closing this closes `chunks`."""
+        once the slowest client has read it. Held chunks take room in this budget, up to
+        `SPEECH_SHARE` of it; a chunk without room waits for the client to take one (then tries again)
+        or to have taken them all (then it is held without room: one chunk ahead, as without reading
+        ahead). The synthesis ends with its client: closing this closes `chunks`."""
         held: asyncio.Queue[tuple[np.ndarray, int] | BaseException | None] = asyncio.Queue()
-        taken = asyncio.Event()  # the client has taken every chunk held so far
-        taken.set()
+        took = asyncio.Event()  # the client took a chunk
 
         async def produce() -> None:
             try:
                 async with contextlib.aclosing(chunks):
                     async for chunk in chunks:
-                        room = chunk.nbytes if self.try_take(chunk.nbytes) else 0
-                        if not room:
-                            await taken.wait()
-                        taken.clear()
-                        held.put_nowait((chunk, room))
+                        while not (room := self.try_take(chunk.nbytes, SPEECH_SHARE)) and not held.empty():
+                            took.clear()
+                            await took.wait()
+                        held.put_nowait((chunk, chunk.nbytes if room else 0))
             except Exception as exc:  # the client gets it after the chunks made before it
                 held.put_nowait(exc)
             else:
@@ -239,8 +241,7 @@ class AudioBudget:
                 chunk, room = item
                 if room:
                     self.give(room)
-                if held.empty():
-                    taken.set()
+                took.set()
                 yield chunk
         finally:
             producer.cancel()
