@@ -571,7 +571,7 @@ class ModelManager:
             speed=request.speed,
             language=request.language,
         )
-        # read ahead of the client: a slow reader never holds the model's slot
+        # read ahead of the client: a slow reader holds the budget's room, not the model's slot
         chunks = self.limits.audio_budget.read_ahead(chunks)
         return Speech(entry.spec.id, voice, info.sample_rate, while_present(chunks, gone))
 
