@@ -12,7 +12,7 @@ import logging
 
 from voxhost.errors import MemoryBudgetExceeded
 from voxhost.manager.process import Worker
-from voxhost.manager.state import Entry, Replica, is_idle, process_rss
+from voxhost.manager.state import Entry, Replica, is_idle, process_peak, process_rss
 from voxhost.settings import Settings
 
 log = logging.getLogger("voxhost.manager")
@@ -79,9 +79,10 @@ class MemoryBudget:
         return victim
 
     def over_budget(self, entry: Entry, worker: Worker) -> MemoryBudgetExceeded | None:
-        """The error for a loading worker that took the workers past the budget, else None. Notes the
-        largest RSS seen, so the next attempt is refused up front instead of loading again."""
-        rss = process_rss(worker.pid)
+        """The error for a loading worker that took the workers past the budget, else None: by the
+        most it has held so far (`process_peak`: a load's brief peak counts, every time). Notes it, so
+        that the next load makes room for that peak, or is refused up front instead of loading again."""
+        rss = process_peak(worker.pid)
         if rss is None:
             return None
         entry.rss_estimate = max(entry.rss_estimate or 0, rss)
