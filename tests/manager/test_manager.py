@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -99,12 +100,27 @@ def test_worker_memory_stays_flat(cache_dir: Path, audio16k: np.ndarray) -> None
         return samples
 
     samples = run_with_manager(settings, body)
-    # malloc's pools step RSS up and down by ~20 MB from call to call (a run of high readings is common);
-    # a leak raises the floor, so the lowest readings of the first and the second 10 calls are compared.
     # The bound is the worker's own size over 20: a server that reloaded the model per call would grow
     # by the model again and again (about a third of the worker a call for tiny.en), any CPU.
-    growth = min(samples[10:]) - min(samples[:10])
-    assert growth < min(samples) / 20, f"worker RSS grew {growth / 2**20:.1f} MB over 20 calls: {samples}"
+    bound = min(samples) / 20
+    growth = floor_growth(samples)
+    assert growth < bound, f"worker RSS grew {growth / 2**20:.1f} MB over 20 calls: {samples}"
+    # the controls: a leak of an eighth of the bound every call, or of 1.5 bounds every fifth call, is
+    # caught; one step up for good is not a leak
+    size = min(samples)
+    assert floor_growth([size + call * bound / 8 for call in range(20)]) >= bound
+    assert floor_growth([size + (call // 5) * bound * 1.5 for call in range(20)]) >= bound
+    assert floor_growth([size] * 3 + [size + 3 * bound] * 17) == 0
+
+
+def floor_growth(samples: list[int] | list[float]) -> float:
+    """How far a worker's RSS rose over the calls, leaving out one step: malloc's pools step RSS up and
+    down by ~20 MB from call to call (a run of high readings is common) and can step up once, for good,
+    at any call; a leak raises the floor again and again. The lowest readings of the first and the
+    second half are compared, less the largest rise from one call to the next."""
+    half = len(samples) // 2
+    rises = [b - a for a, b in itertools.pairwise(samples)]
+    return min(samples[half:]) - min(samples[:half]) - max(0, *rises)
 
 
 def test_preload_ttl_and_explicit_unload(cache_dir: Path, audio16k: np.ndarray) -> None:
