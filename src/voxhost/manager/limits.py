@@ -202,7 +202,7 @@ class AudioBudget:
             self.held -= nbytes
             self._room.notify_all()
 
-    def try_take(self, nbytes: int, share: float = 1.0) -> bool:
+    def try_take(self, nbytes: int, share: float) -> bool:
         """Room for `nbytes` if there is some now within `share` of the budget (never waits)."""
         with self._room:
             if self.held + nbytes > self.limit * share:
